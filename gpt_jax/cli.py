@@ -1,0 +1,51 @@
+"""What every command line shares: flag parsing and turning user errors into one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from absl import flags
+
+from gpt_jax.errors import Interrupted, UserError
+
+__all__ = ["UserError", "parse_flags", "run", "split_overrides"]
+
+FLAGS = flags.FLAGS
+CONFIG_OVERRIDE = "--config."
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Separates `--config.a.b=value` overrides from the flags absl parses."""
+    rest, overrides = [], {}
+    for arg in argv:
+        if arg.startswith(CONFIG_OVERRIDE):
+            dotted, eq, value = arg[len(CONFIG_OVERRIDE):].partition("=")
+            if not eq:
+                raise UserError(f"{arg}: an override needs a value, as in {arg}=VALUE")
+            overrides[dotted] = value
+        else:
+            rest.append(arg)
+    return rest, overrides
+
+
+def parse_flags(argv: Sequence[str]) -> None:
+    try:
+        FLAGS(list(argv))
+    except flags.Error as e:
+        raise UserError(str(e)) from None
+
+
+def run(main: Callable[[], None]) -> None:
+    """Runs `main`; a UserError or Ctrl-C becomes one line on stderr and a non-zero exit."""
+    try:
+        main()
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(130)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

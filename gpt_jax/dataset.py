@@ -1,0 +1,97 @@
+"""Text corpus → token stream → random (input, target) blocks, keyed by (seed, step).
+
+Every batch is a pure function of (seed, split, step): no global RNG state, so a resumed
+run sees exactly the batches an uninterrupted one would, on any device layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from gpt_jax.errors import UserError
+from gpt_jax.tokenizer import CharTokenizer
+
+TRAIN, VAL = 0, 1
+# Batches are drawn from independent random streams: stream 0 is training, keyed by step;
+# streams 1 + split hold the fixed evaluation batches, keyed by their index.
+TRAIN_STREAM = 0
+TRAIN_FRACTION = 0.9  # the lecture's 90/10 split of the token stream
+
+
+def default_corpus_path() -> Path:
+    """tiny Shakespeare, shipped inside the package."""
+    return Path(str(resources.files("gpt_jax") / "data" / "tinyshakespeare.txt"))
+
+
+def load_text(path: str) -> str:
+    """Reads a UTF-8 corpus ('' means tiny Shakespeare), with one clear error per failure."""
+    p = Path(path) if path else default_corpus_path()
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"data file not found: {p}") from None
+    except IsADirectoryError:
+        raise UserError(f"data path is a directory, not a text file: {p}") from None
+    except OSError as e:
+        raise UserError(f"cannot read data file {p}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"data file {p} is not UTF-8 text (bad byte at offset {e.start})") from None
+    if not text:
+        raise UserError(f"data file {p} is empty")
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """The tokenized corpus split into a train and a val stream."""
+
+    tokenizer: CharTokenizer
+    train: np.ndarray  # (N_train,) int32
+    val: np.ndarray  # (N_val,) int32
+
+    @classmethod
+    def from_text(cls, text: str, tokenizer: CharTokenizer | None = None) -> Corpus:
+        tokenizer = tokenizer or CharTokenizer.from_text(text)
+        data = tokenizer.encode(text)
+        n = int(TRAIN_FRACTION * len(data))
+        return cls(tokenizer, data[:n], data[n:])
+
+    def split(self, split: int) -> np.ndarray:
+        return self.train if split == TRAIN else self.val
+
+    def check_block_size(self, block_size: int) -> None:
+        """Both splits must hold at least one (block_size + 1)-token window."""
+        for name, data in (("train", self.train), ("val", self.val)):
+            if len(data) < block_size + 1:
+                raise UserError(
+                    f"the {name} split has {len(data)} tokens, fewer than block_size + 1 = "
+                    f"{block_size + 1}: use a longer text or a smaller --config.model.block_size")
+
+
+def eval_stream(split: int) -> int:
+    return 1 + split
+
+
+def batch_offsets(n_tokens: int, block_size: int, batch_size: int,
+                  seed: int, stream: int, index: int) -> np.ndarray:
+    """Start offsets (batch_size,) of global batch `index` of a stream; the same everywhere."""
+    rng = np.random.default_rng((seed, stream, index))
+    return rng.integers(0, n_tokens - block_size, size=batch_size)
+
+
+def get_batch(data: np.ndarray, block_size: int, batch_size: int, seed: int, stream: int,
+              index: int, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-token targets, both (rows, block_size), of global batch `index`.
+
+    `rows` selects this process's share; the offsets are drawn for the whole global batch so
+    that the data order does not depend on how many processes share it.
+    """
+    starts = batch_offsets(len(data), block_size, batch_size, seed, stream, index)[rows]
+    window_RxT1 = data[starts[:, None] + np.arange(block_size + 1)]
+    return window_RxT1[:, :-1], window_RxT1[:, 1:]

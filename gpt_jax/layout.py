@@ -1,0 +1,63 @@
+"""How one global batch is split over processes, local devices and micro-batches.
+
+The global batch and its order are fixed by the config; the layout only decides who
+computes which rows, so the same run gives the same numbers on any number of devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from gpt_jax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchLayout:
+    global_batch: int
+    num_processes: int
+    process_index: int
+    local_devices: int
+    grad_accum_steps: int = 1
+
+    def __post_init__(self):
+        parts = self.num_processes * self.local_devices * self.grad_accum_steps
+        if self.global_batch % parts:
+            raise UserError(
+                f"train.batch_size ({self.global_batch}) must be divisible by processes × "
+                f"devices per process × grad_accum_steps = {self.num_processes} × "
+                f"{self.local_devices} × {self.grad_accum_steps} = {parts}")
+
+    @classmethod
+    def current(cls, global_batch: int, grad_accum_steps: int = 1) -> BatchLayout:
+        """The layout of this process in the running jax (distributed) setup."""
+        return cls(global_batch, jax.process_count(), jax.process_index(),
+                   jax.local_device_count(), grad_accum_steps)
+
+    @property
+    def per_process(self) -> int:
+        return self.global_batch // self.num_processes
+
+    @property
+    def micro_batch(self) -> int:
+        """Rows one device computes at a time."""
+        return self.per_process // (self.local_devices * self.grad_accum_steps)
+
+    @property
+    def rows(self) -> slice:
+        """This process's rows of the global batch."""
+        start = self.process_index * self.per_process
+        return slice(start, start + self.per_process)
+
+    def for_train(self, x_RxT: np.ndarray) -> np.ndarray:
+        """(rows, T) → (devices, micro-batches, micro_batch, T), the train step's input."""
+        return x_RxT.reshape(self.local_devices, self.grad_accum_steps, self.micro_batch, -1)
+
+    def for_eval(self, x_NxRxT: np.ndarray) -> np.ndarray:
+        """(N batches, rows, T) → (devices, N·micro-batches, micro_batch, T)."""
+        n = x_NxRxT.shape[0]
+        x = x_NxRxT.reshape(n, self.local_devices, self.grad_accum_steps, self.micro_batch, -1)
+        return x.swapaxes(0, 1).reshape(self.local_devices, n * self.grad_accum_steps,
+                                        self.micro_batch, -1)

@@ -1,0 +1,60 @@
+"""Everything needed to use a trained run, read from its workdir alone."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import ml_collections
+
+from gpt_jax import run_dir
+from gpt_jax.checkpoint import Checkpoints
+from gpt_jax.errors import UserError
+from gpt_jax.models import build_model
+from gpt_jax.optim import make_optimizer
+from gpt_jax.state import TrainState, abstract_state
+from gpt_jax.tokenizer import CharTokenizer
+
+
+@dataclasses.dataclass
+class Run:
+    config: ml_collections.ConfigDict
+    tokenizer: CharTokenizer
+    model: nn.Module
+    state: TrainState  # host arrays
+    step: int
+
+    @property
+    def params(self) -> Any:
+        return self.state.params
+
+
+def load_run(workdir: str | Path, step: int | None = None) -> Run:
+    """Restores config and vocab (JSON) and the checkpoint at `step` (default: the latest),
+    without writing anything to the workdir."""
+    workdir = Path(workdir).expanduser().absolute()
+    if not workdir.is_dir():
+        raise UserError(f"workdir not found: {workdir}")
+    config, tokenizer = run_dir.load_config(workdir), run_dir.load_vocab(workdir)
+    if config is None or tokenizer is None:
+        raise UserError(f"{workdir} is not a training run: {run_dir.CONFIG} or "
+                        f"{run_dir.VOCAB} is missing")
+    if not (workdir / "checkpoints").is_dir():
+        raise UserError(f"workdir {workdir} has no checkpoints yet")
+    checkpoints = Checkpoints(workdir, read_only=True)
+    try:
+        steps = checkpoints.steps()
+        if not steps:
+            raise UserError(f"workdir {workdir} has no checkpoints yet")
+        step = steps[-1] if step is None else step
+        if step not in steps:
+            raise UserError(f"no checkpoint at step {step} in {workdir}; "
+                            f"available: {', '.join(map(str, steps))}")
+        model = build_model(config.model, tokenizer.vocab_size)
+        target = abstract_state(model, make_optimizer(config.train), config.model.block_size)
+        state = checkpoints.restore(step, target)
+    finally:
+        checkpoints.close()
+    return Run(config, tokenizer, model, state, step)

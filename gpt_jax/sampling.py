@@ -1,0 +1,106 @@
+"""Jitted autoregressive generation with a fixed-size key-value cache.
+
+One prefill of the prompt fills the cache, then a `lax.fori_loop` adds one token per
+iteration, attending to the cached keys and values instead of re-running the context.
+When the context fills the block, the oldest `slide` tokens are dropped and the rest are
+prefilled again (learned positions shift, so the cached keys cannot simply be reused).
+Legend: B samples, T block_size, V vocab, N new tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def filter_logits(logits_BxV: jax.Array, temperature, top_k, top_p) -> jax.Array:
+    """Scales by 1/temperature, then keeps the top_k most likely tokens (0 keeps all) and,
+    of those, the smallest set whose probability mass reaches top_p; the rest get -inf."""
+    logits_BxV = logits_BxV.astype(jnp.float32) / temperature
+    sorted_BxV = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
+    V = logits_BxV.shape[-1]
+    kth_Bx1 = jnp.take(sorted_BxV, jnp.where(top_k > 0, jnp.minimum(top_k, V), V) - 1, axis=-1)
+    sorted_BxV = jnp.where(sorted_BxV >= kth_Bx1[:, None], sorted_BxV, -jnp.inf)
+    probs_BxV = jax.nn.softmax(sorted_BxV, axis=-1)
+    # Keep a token if the mass of the more likely ones is still below p: that is the smallest
+    # prefix reaching p, and it always holds the most likely token.
+    keep_BxV = jnp.cumsum(probs_BxV, axis=-1) - probs_BxV < top_p
+    cutoff_Bx1 = jnp.min(jnp.where(keep_BxV, sorted_BxV, jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(logits_BxV >= cutoff_Bx1, logits_BxV, -jnp.inf)
+
+
+def prefill(model: nn.Module, params, window_BxT: jax.Array, length):
+    """Runs the (B, block_size) window, of which the first `length` tokens are real, and
+    returns the logits after the last real token and a fresh cache. Positions past `length`
+    hold padding; the causal mask keeps it out of every real position, and the decode steps
+    overwrite it before anything attends to it."""
+    logits_BxTxV, variables = model.apply({"params": params}, window_BxT, decode=True, start=0,
+                                          mutable=["cache"])
+    return logits_BxTxV[:, length - 1], variables.get("cache", {})
+
+
+def decode_step(model: nn.Module, params, cache, token_B: jax.Array, position):
+    """Adds one token at `position`: its logits and the cache with its key and value."""
+    logits_Bx1xV, variables = model.apply({"params": params, "cache": cache}, token_B[:, None],
+                                          decode=True, start=position, mutable=["cache"])
+    return logits_Bx1xV[:, 0], variables.get("cache", {})
+
+
+def full_forward(model: nn.Module, params, window_BxT: jax.Array, length):
+    """The uncached path: the whole window again, for the logits after its last real token."""
+    return model.apply({"params": params}, window_BxT)[:, length - 1]
+
+
+def _window(tokens_BxL: jax.Array, end, size: int, block_size: int) -> jax.Array:
+    """The `size` tokens before `end`, left-aligned in a (B, block_size) window."""
+    B = tokens_BxL.shape[0]
+    recent = jax.lax.dynamic_slice(tokens_BxL, (0, end - size), (B, size))
+    return jnp.zeros((B, block_size), tokens_BxL.dtype).at[:, :size].set(recent)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "block_size", "max_new_tokens",
+                                             "use_cache", "slide"))
+def generate(model: nn.Module, params, prompt_BxT: jax.Array, prompt_len, key: jax.Array,
+             temperature=1.0, top_k=0, top_p=1.0, *, block_size: int, max_new_tokens: int,
+             use_cache: bool = True, slide: int = 0) -> jax.Array:
+    """(B, N) new tokens after a prompt left-aligned in prompt_BxT, its first prompt_len real.
+
+    `slide` (default block_size // 2) tokens are dropped when the context is full; slide=1
+    keeps the context at exactly the last block_size tokens, as the uncached path does.
+    """
+    slide = slide or max(block_size // 2, 1)
+    keep = block_size - slide + 1  # context length right after a slide, new token included
+    B = prompt_BxT.shape[0]
+    tokens_BxL = jnp.zeros((B, block_size + max_new_tokens), jnp.int32)
+    tokens_BxL = tokens_BxL.at[:, :block_size].set(prompt_BxT)
+
+    if use_cache:
+        logits_BxV, cache = prefill(model, params, prompt_BxT, prompt_len)
+    else:
+        logits_BxV, cache = full_forward(model, params, prompt_BxT, prompt_len), {}
+
+    def body(i, carry):
+        tokens_BxL, logits_BxV, cache, context_len = carry
+        filtered_BxV = filter_logits(logits_BxV, temperature, top_k, top_p)
+        token_B = jax.random.categorical(jax.random.fold_in(key, i), filtered_BxV)
+        end = prompt_len + i + 1  # tokens so far, the new one included
+        tokens_BxL = jax.lax.dynamic_update_slice(tokens_BxL, token_B[:, None], (0, end - 1))
+        if not use_cache:
+            n = jnp.minimum(end, block_size)
+            window = jax.lax.dynamic_slice(tokens_BxL, (0, end - n), (B, block_size))
+            window = jnp.where(jnp.arange(block_size) < n, window, 0)
+            return tokens_BxL, full_forward(model, params, window, n), cache, n
+        return jax.lax.cond(
+            context_len < block_size,
+            lambda: (tokens_BxL,
+                     *decode_step(model, params, cache, token_B, context_len), context_len + 1),
+            lambda: (tokens_BxL,
+                     *prefill(model, params, _window(tokens_BxL, end, keep, block_size), keep),
+                     jnp.asarray(keep, jnp.int32)))
+
+    carry = (tokens_BxL, logits_BxV, cache, jnp.asarray(prompt_len, jnp.int32))
+    tokens_BxL, *_ = jax.lax.fori_loop(0, max_new_tokens, body, carry)
+    return jax.lax.dynamic_slice(tokens_BxL, (0, prompt_len), (B, max_new_tokens))

@@ -1,0 +1,97 @@
+"""The jitted, pmapped train and eval steps.
+
+Each device holds a full replica of the state and a slice of the global batch; gradients
+and losses are averaged over every device of every process with `lax.pmean`.
+Legend: A micro-batches (gradient accumulation), B per-device batch, T time, V vocab.
+"""
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gpt_jax.state import TrainState
+
+AXIS = "devices"  # the pmap axis; replicate() must use the same name or the step compiles twice
+
+
+def shard(x_Dx: np.ndarray) -> jax.Array:
+    """Puts row d of x on local device d, laid out as the pmapped steps expect their inputs."""
+    mesh = Mesh(np.array(jax.local_devices()), (AXIS,))
+    return jax.device_put(x_Dx, NamedSharding(mesh, PartitionSpec(AXIS)))
+
+
+def replicate(tree):
+    """One copy of every leaf on each local device, along the pmap axis."""
+    n = jax.local_device_count()
+    return jax.tree.map(lambda x: shard(np.broadcast_to(np.asarray(x), (n, *np.shape(x)))), tree)
+
+
+def unreplicate(tree):
+    """The first local replica of every leaf, as host arrays."""
+    return jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data)[0], tree)
+
+
+def cross_entropy(logits_BxTxV: jax.Array, targets_BxT: jax.Array) -> jax.Array:
+    """Mean next-token loss, computed in float32 whatever the compute dtype."""
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits_BxTxV.astype(jnp.float32), targets_BxT).mean()
+
+
+def make_loss_fn(model: nn.Module) -> Callable:
+    def loss_fn(params, x_BxT, y_BxT, dropout_key, train: bool = True):
+        logits_BxTxV = model.apply({"params": params}, x_BxT, train=train,
+                                   rngs={"dropout": dropout_key})
+        return cross_entropy(logits_BxTxV, y_BxT)
+    return loss_fn
+
+
+def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
+                    seed: int) -> Callable:
+    """(state, x_DxAxBxT, y_DxAxBxT) -> (state, metrics); D = local devices, state donated."""
+    grad_fn = jax.value_and_grad(make_loss_fn(model))
+
+    def train_step(state: TrainState, x_AxBxT, y_AxBxT):
+        # Dropout randomness from (seed, step, device, micro-batch): no RNG in the state, and a
+        # resumed run draws the very same masks.
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), state.step),
+                                 jax.lax.axis_index(AXIS))
+        num_micro = x_AxBxT.shape[0]
+        if num_micro == 1:
+            loss, grads = grad_fn(state.params, x_AxBxT[0], y_AxBxT[0], key)
+        else:
+            def accumulate(carry, micro):
+                i, x_BxT, y_BxT = micro
+                loss, grads = grad_fn(state.params, x_BxT, y_BxT, jax.random.fold_in(key, i))
+                return jax.tree.map(jnp.add, carry, (loss, grads)), None
+
+            zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
+            (loss, grads), _ = jax.lax.scan(
+                accumulate, zeros, (jnp.arange(num_micro), x_AxBxT, y_AxBxT))
+            loss, grads = jax.tree.map(lambda g: g / num_micro, (loss, grads))
+        loss, grads = jax.lax.pmean((loss, grads), AXIS)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        new_state = state.replace(step=state.step + 1,
+                                  params=optax.apply_updates(state.params, updates),
+                                  opt_state=opt_state)
+        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+    return jax.pmap(train_step, axis_name=AXIS, donate_argnums=(0,))
+
+
+def make_eval_step(model: nn.Module) -> Callable:
+    """(params, x_DxNxBxT, y_DxNxBxT) -> mean loss over N batches on every device, dropout off."""
+    loss_fn = make_loss_fn(model)
+
+    def eval_step(params, x_NxBxT, y_NxBxT):
+        def one(total, xy):
+            return total + loss_fn(params, *xy, jax.random.key(0), train=False), None
+
+        total, _ = jax.lax.scan(one, jnp.zeros((), jnp.float32), (x_NxBxT, y_NxBxT))
+        return jax.lax.pmean(total / x_NxBxT.shape[0], AXIS)
+
+    return jax.pmap(eval_step, axis_name=AXIS)

@@ -1,0 +1,276 @@
+"""train_and_evaluate: build or restore a run in a workdir, train it, evaluate, checkpoint.
+
+The loop never waits for the accelerator without need: step t is dispatched before step
+t-1's loss is fetched, so the host prepares the next batch while the device computes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from gpt_jax import run_dir
+from gpt_jax.checkpoint import Checkpoints
+from gpt_jax.config import validate
+from gpt_jax.dataset import TRAIN, VAL, TRAIN_STREAM, Corpus, eval_stream, get_batch, load_text
+from gpt_jax.errors import Interrupted, UserError
+from gpt_jax.layout import BatchLayout
+from gpt_jax.metrics import MetricsWriter
+from gpt_jax.models import build_model
+from gpt_jax.optim import learning_rate_schedule, make_optimizer
+from gpt_jax.sampling import generate
+from gpt_jax.state import abstract_state, count_params, init_state
+from gpt_jax.steps import make_eval_step, make_train_step, replicate, shard, unreplicate
+from gpt_jax.tokenizer import CharTokenizer
+
+
+def _log(*args) -> None:
+    if jax.process_index() == 0:
+        print(*args, flush=True)
+
+
+def _tokenizer_for(workdir: Path, text: str, resuming: bool) -> CharTokenizer:
+    """A resumed run keeps the vocabulary it was trained with; a new one builds it."""
+    stored = run_dir.load_vocab(workdir) if resuming else None
+    return stored or CharTokenizer.from_text(text)
+
+
+def _check_resume(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    """Refuses to resume a different model; reports the training settings that changed."""
+    stored = run_dir.load_config(workdir)
+    if stored is None:
+        return
+    changed_model = run_dir.config_differences(stored, config, "model")
+    if changed_model:
+        raise UserError(f"workdir {workdir} holds a checkpoint of a different model "
+                        f"({changed_model[0]}); use a new --workdir or the original config")
+    for change in run_dir.config_differences(stored, config, "train") + \
+            run_dir.config_differences(stored, config, "data"):
+        _log(f"resuming with a changed setting: {change}")
+
+
+class Trainer:
+    """One run: its data, model, compiled steps and state. `run()` trains to num_steps."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: Path):
+        validate(config)
+        self.config, self.workdir = config, workdir
+        self.is_main = jax.process_index() == 0
+        t, m = config.train, config.model
+        self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints)
+        resume_step = self.checkpoints.latest_step()
+        if resume_step is not None:
+            _check_resume(workdir, config)
+
+        text = load_text(config.data.path)
+        self.tokenizer = _tokenizer_for(workdir, text, resume_step is not None)
+        self.corpus = Corpus.from_text(text, self.tokenizer)
+        self.corpus.check_block_size(m.block_size)
+        self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
+
+        self.model = build_model(m, self.tokenizer.vocab_size)
+        self.optimizer = make_optimizer(t)
+        self.schedule = learning_rate_schedule(t)
+        if resume_step is None:
+            state = init_state(self.model, self.optimizer, t.seed, m.block_size)
+        else:
+            state = self.checkpoints.restore(
+                resume_step, abstract_state(self.model, self.optimizer, m.block_size))
+            _log(f"resumed from the checkpoint at step {resume_step}")
+        self.num_params = count_params(state.params)
+        self.state = replicate(state)
+        self.train_step = make_train_step(self.model, self.optimizer, t.seed)
+        self.eval_step = make_eval_step(self.model)
+        self.eval_batches = {split: self._eval_batches(split) for split in (TRAIN, VAL)}
+
+        if self.is_main:
+            run_dir.save_config(workdir, config)
+            run_dir.save_vocab(workdir, self.tokenizer)
+            self.metrics = MetricsWriter(workdir)
+            self.metrics.truncate_after(-1 if resume_step is None else resume_step)
+
+    @property
+    def step(self) -> int:
+        return int(unreplicate(self.state.step))
+
+    def _train_batch(self, step: int) -> tuple[jax.Array, jax.Array]:
+        t, layout = self.config.train, self.layout
+        x, y = get_batch(self.corpus.train, self.config.model.block_size, t.batch_size, t.seed,
+                         TRAIN_STREAM, step, layout.rows)
+        return shard(layout.for_train(x)), shard(layout.for_train(y))
+
+    def _eval_batches(self, split: int) -> tuple[jax.Array, jax.Array]:
+        """The same eval_iters batches at every evaluation, so the curves compare like with like."""
+        t = self.config.train
+        batches = [get_batch(self.corpus.split(split), self.config.model.block_size,
+                             t.batch_size, t.seed, eval_stream(split), i, self.layout.rows)
+                   for i in range(t.eval_iters)]
+        x, y = (np.stack(a) for a in zip(*batches))
+        return shard(self.layout.for_eval(x)), shard(self.layout.for_eval(y))
+
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss over the fixed eval batches of each split, dropout off."""
+        return {name: float(unreplicate(self.eval_step(self.state.params, *self.eval_batches[s])))
+                for name, s in (("train_loss", TRAIN), ("val_loss", VAL))}
+
+    def save(self) -> None:
+        self.checkpoints.save(self.step, unreplicate(self.state))
+
+    def sample(self, max_new_tokens: int, seed: int = 0) -> str:
+        """A short sample from the current params, starting from a newline."""
+        T = self.config.model.block_size
+        start = self.tokenizer.stoi.get("\n", 0)
+        prompt = np.zeros((1, T), np.int32)
+        prompt[0, 0] = start
+        params = jax.tree.map(np.asarray, unreplicate(self.state.params))
+        new = generate(self.model, params, prompt, 1, jax.random.key(seed), block_size=T,
+                       max_new_tokens=max_new_tokens)
+        return self.tokenizer.decode(np.asarray(new)[0])
+
+    def run(self) -> dict:
+        """Trains from the current step to train.num_steps; returns the last metrics record."""
+        t, m = self.config.train, self.config.model
+        step = self.step
+        _log(f"model {m.name}: {self.num_params:,} parameters | {jax.process_count()} "
+             f"process(es) × {jax.local_device_count()} {jax.devices()[0].platform} device(s) | "
+             f"batch {t.batch_size} × {m.block_size} tokens | steps {step} → {t.num_steps}")
+        if step >= t.num_steps:
+            return self._record(step, math.nan, math.nan, write=False)
+        record = self._record(step, math.nan, math.nan) if step == 0 else None
+        stop = _StopFlag() if jax.process_count() == 1 else contextlib.nullcontext()
+        with stop:
+            record = self._loop(step, stop) or record
+        self.checkpoints.wait()
+        return record
+
+    def _loop(self, step: int, stop) -> dict | None:
+        t = self.config.train
+        timer = _Throughput(t.batch_size * self.config.model.block_size)
+        record, pending = None, None
+
+        def flush():
+            nonlocal pending
+            if pending is not None:
+                self._check(*pending)
+                pending = None
+
+        while step < t.num_steps:
+            x, y = self._train_batch(step)
+            self.state, metrics = self.train_step(self.state, x, y)
+            step += 1
+            flush()  # step-1's loss: the device is busy with `step` meanwhile
+            pending = (step, metrics)
+            if timer.compiling:
+                flush()
+                timer.compiled(_log)
+            else:
+                timer.count()
+            if step % t.eval_interval == 0 or step == t.num_steps:
+                flush()
+                grad_norm = float(unreplicate(metrics["grad_norm"]))
+                record = self._record(step, timer.rate(), grad_norm)
+                timer.restart()
+            if step % t.checkpoint_every == 0 or step == t.num_steps:
+                self.save()
+            if getattr(stop, "requested", False):
+                flush()
+                self.save()
+                self.checkpoints.wait()
+                raise Interrupted(f"interrupted at step {step}: checkpoint saved in "
+                                  f"{self.checkpoints.directory}; run the same command to resume")
+        flush()
+        return record
+
+    def _check(self, step: int, metrics: dict) -> None:
+        """Fetches a step's loss; logs it now and then, and stops on a non-finite value."""
+        loss = float(unreplicate(metrics["loss"]))
+        if not math.isfinite(loss):
+            self.checkpoints.wait()
+            last = self.checkpoints.latest_step()
+            kept = f"the last good checkpoint (step {last}) is kept" if last is not None \
+                else "no checkpoint was written"
+            raise UserError(f"training loss is {loss} at step {step}: stopped; {kept}. Try a "
+                            f"lower --config.train.learning_rate")
+        if step % self.config.train.log_interval == 0:
+            _log(f"step {step:6d} | loss {loss:.4f} | lr {float(self.schedule(step - 1)):.2e}")
+
+    def _record(self, step: int, tokens_per_s: float, grad_norm: float,
+                write: bool = True) -> dict:
+        losses = self.evaluate()
+        record = {"step": step, **losses, "tokens_per_s": tokens_per_s,
+                  "lr": float(self.schedule(max(step - 1, 0))), "grad_norm": grad_norm}
+        _log(f"step {step:6d} | train loss {losses['train_loss']:.4f} | "
+             f"val loss {losses['val_loss']:.4f}" +
+             (f" | {tokens_per_s:,.0f} tokens/s" if math.isfinite(tokens_per_s) else ""))
+        if self.is_main and write:
+            self.metrics.write({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                                for k, v in record.items()})
+        return record
+
+
+class _Throughput:
+    """Training tokens per second between evaluations, excluding compilation and eval time."""
+
+    def __init__(self, tokens_per_step: int):
+        self.tokens_per_step = tokens_per_step
+        self.compiling = True
+        self.restart()
+
+    def compiled(self, log) -> None:
+        log(f"first step (compilation included) took {time.perf_counter() - self.start:.1f} s")
+        self.compiling = False
+        self.restart()
+
+    def count(self) -> None:
+        self.steps += 1
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        return self.steps * self.tokens_per_step / elapsed if self.steps > 0 else math.nan
+
+    def restart(self) -> None:
+        self.start, self.steps = time.perf_counter(), 0
+
+
+class _StopFlag:
+    """Turns the first Ctrl-C into a request to checkpoint and stop after the current step;
+    a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        _log("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)")
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+    """Trains `config` in `workdir` (resuming from its latest checkpoint), prints a sample at the
+    end, and returns the final metrics record."""
+    workdir = run_dir.prepare(workdir)
+    lock = run_dir.WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+    with lock:
+        trainer = Trainer(config, workdir)
+        try:
+            record = trainer.run()
+        finally:
+            trainer.checkpoints.close()
+        if config.sample.max_new_tokens > 0:
+            _log("sample:\n" + trainer.sample(config.sample.max_new_tokens))
+        return record

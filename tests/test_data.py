@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from gpt_jax.dataset import TRAIN_STREAM, Corpus, get_batch, load_text
+from gpt_jax.errors import UserError
+from gpt_jax.layout import BatchLayout
+
+
+def test_split_is_90_10(shakespeare):
+    corpus = Corpus.from_text(shakespeare)
+    n = len(shakespeare)
+    assert len(corpus.train) == int(0.9 * n) and len(corpus.train) + len(corpus.val) == n
+
+
+def test_targets_are_inputs_shifted_by_one(shakespeare):
+    data = Corpus.from_text(shakespeare).train
+    x, y = get_batch(data, 16, 8, seed=3, stream=TRAIN_STREAM, index=5)
+    assert x.shape == y.shape == (8, 16)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+
+
+def test_batches_depend_only_on_seed_and_step(shakespeare):
+    data = Corpus.from_text(shakespeare).train
+    a = get_batch(data, 8, 4, seed=1, stream=TRAIN_STREAM, index=7)
+    b = get_batch(data, 8, 4, seed=1, stream=TRAIN_STREAM, index=7)
+    c = get_batch(data, 8, 4, seed=1, stream=TRAIN_STREAM, index=8)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_process_shares_tile_the_global_batch(shakespeare):
+    data = Corpus.from_text(shakespeare).train
+    whole, _ = get_batch(data, 8, 12, 0, TRAIN_STREAM, 3)
+    layouts = [BatchLayout(12, 3, p, 2) for p in range(3)]
+    parts = [get_batch(data, 8, 12, 0, TRAIN_STREAM, 3, lay.rows)[0] for lay in layouts]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert layouts[0].for_train(parts[0]).shape == (2, 1, 2, 8)
+
+
+def test_layout_for_eval_keeps_micro_batches_together():
+    layout = BatchLayout(8, 1, 0, 2, grad_accum_steps=2)
+    x = np.arange(3 * 8 * 1).reshape(3, 8, 1)  # 3 batches of 8 rows
+    out = layout.for_eval(x)
+    assert out.shape == (2, 6, 2, 1)
+    assert sorted(out.ravel().tolist()) == list(range(24))
+
+
+def test_indivisible_batch_is_refused():
+    with pytest.raises(UserError, match=r"batch_size \(12\) must be divisible .* = 8"):
+        BatchLayout(12, 1, 0, 8)
+
+
+def test_corpus_shorter_than_a_block_is_refused():
+    corpus = Corpus.from_text("abcdefghij" * 2)
+    with pytest.raises(UserError, match="val split has 2 tokens"):
+        corpus.check_block_size(8)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "data file not found"),
+    (b"", "is empty"),
+    (b"ok \xff\xfe bad", "is not UTF-8 text"),
+])
+def test_bad_data_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "data.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        load_text(str(path))
+
+
+def test_any_utf8_file_loads(tmp_path):
+    path = tmp_path / "data.txt"
+    path.write_text("héllo wörld\n" * 10, encoding="utf-8")
+    corpus = Corpus.from_text(load_text(str(path)))
+    assert corpus.tokenizer.vocab_size == len(set("héllo wörld\n"))

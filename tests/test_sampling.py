@@ -1,0 +1,98 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from gpt_jax.models import build_model
+from gpt_jax.sampling import decode_step, filter_logits, generate, prefill
+
+V, T = 65, 8
+
+
+@pytest.fixture(scope="module")
+def gpt():
+    model = build_model(tiny_config(n_layer=2, n_embd=32, n_head=4).model, V)
+    params = model.init(jax.random.key(0), jnp.zeros((1, T), jnp.int32))["params"]
+    return model, params
+
+
+def test_cached_decode_matches_full_forward_at_every_step(gpt):
+    model, params = gpt
+    run_prefill = jax.jit(lambda w, n: prefill(model, params, w, n))
+    run_decode = jax.jit(lambda c, tok, pos: decode_step(model, params, c, tok, pos))
+    forward = jax.jit(lambda x: model.apply({"params": params}, x))
+    rng = np.random.default_rng(0)
+    for prompt_len in (1, 3, T - 1):
+        seq = rng.integers(0, V, size=(2, T)).astype(np.int32)  # the prompt, then what follows
+        window = np.where(np.arange(T) < prompt_len, seq, 0).astype(np.int32)
+        logits, cache = run_prefill(window, prompt_len)
+        for pos in range(prompt_len, T):
+            full = forward(seq[:, :pos])[:, -1]  # uncached: the whole prefix again
+            np.testing.assert_allclose(logits, full, rtol=1e-4, atol=1e-5)
+            logits, cache = run_decode(cache, seq[:, pos], pos)
+        np.testing.assert_allclose(logits, forward(seq)[:, -1], rtol=1e-4, atol=1e-5)
+
+
+def _prompt(ids):
+    window = np.zeros((1, T), np.int32)
+    window[0, : len(ids)] = ids[-T:]
+    return window, min(len(ids), T)
+
+
+@pytest.mark.parametrize("prompt", [[5], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]],
+                         ids=["short", "longer_than_block"])
+def test_greedy_cached_and_uncached_generate_the_same_text(gpt, prompt):
+    """With slide=1 both keep exactly the last block_size tokens, so greedy outputs agree."""
+    model, params = gpt
+    window, n = _prompt(prompt)
+    kwargs = dict(temperature=1.0, top_k=1, top_p=1.0, block_size=T, max_new_tokens=3 * T)
+    cached = generate(model, params, window, n, jax.random.key(0), use_cache=True, slide=1,
+                      **kwargs)
+    uncached = generate(model, params, window, n, jax.random.key(0), use_cache=False, **kwargs)
+    np.testing.assert_array_equal(cached, uncached)
+
+
+def test_default_slide_keeps_generating_past_the_block(gpt):
+    model, params = gpt
+    window, n = _prompt([3])
+    out = generate(model, params, window, n, jax.random.key(1), block_size=T,
+                   max_new_tokens=5 * T)
+    assert out.shape == (1, 5 * T) and out.min() >= 0 and out.max() < V
+
+
+def test_same_seed_same_samples_and_batched_samples_differ(gpt):
+    model, params = gpt
+    window, n = _prompt([3, 4])
+    windows = np.repeat(window, 4, axis=0)
+    kwargs = dict(block_size=T, max_new_tokens=20)
+    a = generate(model, params, windows, n, jax.random.key(7), **kwargs)
+    b = generate(model, params, windows, n, jax.random.key(7), **kwargs)
+    np.testing.assert_array_equal(a, b)
+    assert len({tuple(row) for row in np.asarray(a)}) > 1
+
+
+def test_top_k_1_is_greedy():
+    logits = jax.random.normal(jax.random.key(0), (3, V))
+    filtered = filter_logits(logits, 1.0, 1, 1.0)
+    kept = np.isfinite(np.asarray(filtered))
+    assert kept.sum(axis=1).tolist() == [1, 1, 1]
+    np.testing.assert_array_equal(kept.argmax(axis=1), np.argmax(logits, axis=1))
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = np.array([[0.5, 0.3, 0.15, 0.05]])
+    logits = jnp.log(jnp.asarray(probs))
+    keep = lambda p: np.isfinite(np.asarray(filter_logits(logits, 1.0, 0, p)))[0].tolist()
+    assert keep(0.5) == [True, False, False, False]
+    assert keep(0.6) == [True, True, False, False]
+    assert keep(0.8) == [True, True, False, False]
+    assert keep(0.81) == [True, True, True, False]
+    assert keep(1.0) == [True, True, True, True]
+
+
+def test_temperature_sharpens():
+    logits = jnp.array([[1.0, 2.0, 3.0]])
+    cold = jax.nn.softmax(filter_logits(logits, 0.5, 0, 1.0))
+    hot = jax.nn.softmax(filter_logits(logits, 2.0, 0, 1.0))
+    assert cold[0, 2] > jax.nn.softmax(logits)[0, 2] > hot[0, 2]
