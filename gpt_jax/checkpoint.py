@@ -41,7 +41,8 @@ def first_mismatch(saved, expected) -> str | None:
             return f"{path} is missing from the checkpoint"
         if saved[path] != (shape, dtype):
             s_shape, s_dtype = saved[path]
-            return f"{path} is {s_dtype}{list(s_shape)} in the checkpoint, {dtype}{list(shape)} here"
+            return (f"{path} is {s_dtype}{list(s_shape)} in the checkpoint, "
+                    f"{dtype}{list(shape)} here")
     extra = sorted(set(saved) - set(expected))
     return f"{extra[0]} is in the checkpoint but not in this model" if extra else None
 

@@ -19,7 +19,7 @@ import numpy as np
 from gpt_jax import run_dir
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
-from gpt_jax.dataset import TRAIN, VAL, TRAIN_STREAM, Corpus, eval_stream, get_batch, load_text
+from gpt_jax.dataset import TRAIN, TRAIN_STREAM, VAL, Corpus, eval_stream, get_batch, load_text
 from gpt_jax.errors import Interrupted, UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.metrics import MetricsWriter
@@ -112,7 +112,7 @@ class Trainer:
         batches = [get_batch(self.corpus.split(split), self.config.model.block_size,
                              t.batch_size, t.seed, eval_stream(split), i, self.layout.rows)
                    for i in range(t.eval_iters)]
-        x, y = (np.stack(a) for a in zip(*batches))
+        x, y = (np.stack(a) for a in zip(*batches, strict=True))
         return shard(self.layout.for_eval(x)), shard(self.layout.for_eval(y))
 
     def evaluate(self) -> dict[str, float]:

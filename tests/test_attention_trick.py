@@ -1,8 +1,11 @@
 import jax
 import numpy as np
 
-from gpt_jax.attention_trick import (running_average_loop, running_average_matmul,
-                                     running_average_softmax)
+from gpt_jax.attention_trick import (
+    running_average_loop,
+    running_average_matmul,
+    running_average_softmax,
+)
 
 
 def test_three_forms_agree():

@@ -88,8 +88,9 @@ class MultiHeadAttention(nn.Module):
         heads = nn.vmap(Head, variable_axes={"params": 0, "cache": 0},
                         split_rngs={"params": True, "dropout": True},
                         in_axes=None, out_axes=2, axis_size=self.n_head)
-        out_BxTxHxD = heads(self.head_size, self.block_size, self.causal, self.dropout,
-                            self.deterministic, self.decode, self.init_style, name="heads")(x_BxTxC, kv_BxSxC, start)
+        heads = heads(self.head_size, self.block_size, self.causal, self.dropout,
+                      self.deterministic, self.decode, self.init_style, name="heads")
+        out_BxTxHxD = heads(x_BxTxC, kv_BxSxC, start)
         out_BxTxHD = out_BxTxHxD.reshape(*out_BxTxHxD.shape[:2], -1)  # concatenate the heads
         if not self.projections:
             return out_BxTxHD
