@@ -5,6 +5,7 @@ A checkpoint holds host (unreplicated) arrays, so one saved on N devices restore
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,18 @@ from gpt_jax.errors import UserError
 
 # orbax logs every save and restore at INFO; a training log has no room for that.
 logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences orbax's warnings about the options we chose on purpose (read-only mode)."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _key_name(key) -> str:
@@ -52,11 +65,14 @@ class Checkpoints:
 
     def __init__(self, workdir: str | Path, keep: int = 3, read_only: bool = False):
         self.directory = Path(workdir).absolute() / "checkpoints"  # orbax wants absolute paths
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=not read_only, read_only=read_only,
-            enable_async_checkpointing=not read_only)
-        self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                              item_handlers=ocp.StandardCheckpointHandler())
+        if read_only:  # for sampling: touches nothing on disk
+            options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                                   save_interval_steps=0)
+        else:  # a save killed half-way leaves a temporary folder: clear it away at start
+            options = ocp.CheckpointManagerOptions(max_to_keep=keep, cleanup_tmp_directories=True)
+        with _quiet():
+            self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                                  item_handlers=ocp.StandardCheckpointHandler())
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())

@@ -14,6 +14,9 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from gpt_jax.tokenizer import CharTokenizer
 
 
 def filter_logits(logits_BxV: jax.Array, temperature, top_k, top_p) -> jax.Array:
@@ -104,3 +107,24 @@ def generate(model: nn.Module, params, prompt_BxT: jax.Array, prompt_len, key: j
     carry = (tokens_BxL, logits_BxV, cache, jnp.asarray(prompt_len, jnp.int32))
     tokens_BxL, *_ = jax.lax.fori_loop(0, max_new_tokens, body, carry)
     return jax.lax.dynamic_slice(tokens_BxL, (0, prompt_len), (B, max_new_tokens))
+
+
+def prompt_window(ids: np.ndarray, block_size: int, num_samples: int) -> tuple[np.ndarray, int]:
+    """The last block_size prompt ids, left-aligned in a (num_samples, block_size) window."""
+    ids = np.asarray(ids, np.int32)[-block_size:]
+    window_BxT = np.zeros((num_samples, block_size), np.int32)
+    window_BxT[:, : len(ids)] = ids
+    return window_BxT, len(ids)
+
+
+def sample_texts(model: nn.Module, params, tokenizer: CharTokenizer, block_size: int,
+                 prompt: str = "", max_new_tokens: int = 500, num_samples: int = 1,
+                 seed: int = 0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                 slide: int = 0, use_cache: bool = True) -> list[str]:
+    """`num_samples` continuations of `prompt` (a newline if empty), generated as one batch."""
+    ids = tokenizer.encode(prompt) if prompt else [tokenizer.stoi.get("\n", 0)]
+    window_BxT, n = prompt_window(ids, block_size, num_samples)
+    new_BxN = generate(model, params, window_BxT, n, jax.random.key(seed), temperature, top_k,
+                       top_p, block_size=block_size, max_new_tokens=max_new_tokens,
+                       use_cache=use_cache, slide=slide)
+    return [tokenizer.decode(row) for row in np.asarray(new_BxN)]

@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gpt_jax import run_dir
+from gpt_jax import faults, run_dir
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
 from gpt_jax.dataset import TRAIN, TRAIN_STREAM, VAL, Corpus, eval_stream, get_batch, load_text
@@ -25,7 +25,7 @@ from gpt_jax.layout import BatchLayout
 from gpt_jax.metrics import MetricsWriter
 from gpt_jax.models import build_model
 from gpt_jax.optim import learning_rate_schedule, make_optimizer
-from gpt_jax.sampling import generate
+from gpt_jax.sampling import sample_texts
 from gpt_jax.state import abstract_state, count_params, init_state
 from gpt_jax.steps import make_eval_step, make_train_step, replicate, shard, unreplicate
 from gpt_jax.tokenizer import CharTokenizer
@@ -121,18 +121,15 @@ class Trainer:
                 for name, s in (("train_loss", TRAIN), ("val_loss", VAL))}
 
     def save(self) -> None:
-        self.checkpoints.save(self.step, unreplicate(self.state))
+        step = self.step
+        self.checkpoints.save(step, unreplicate(self.state))
+        faults.maybe_kill("save", step)
 
     def sample(self, max_new_tokens: int, seed: int = 0) -> str:
         """A short sample from the current params, starting from a newline."""
-        T = self.config.model.block_size
-        start = self.tokenizer.stoi.get("\n", 0)
-        prompt = np.zeros((1, T), np.int32)
-        prompt[0, 0] = start
-        params = jax.tree.map(np.asarray, unreplicate(self.state.params))
-        new = generate(self.model, params, prompt, 1, jax.random.key(seed), block_size=T,
-                       max_new_tokens=max_new_tokens)
-        return self.tokenizer.decode(np.asarray(new)[0])
+        return sample_texts(self.model, unreplicate(self.state.params), self.tokenizer,
+                            self.config.model.block_size, max_new_tokens=max_new_tokens,
+                            seed=seed)[0]
 
     def run(self) -> dict:
         """Trains from the current step to train.num_steps; returns the last metrics record."""
@@ -165,6 +162,7 @@ class Trainer:
             x, y = self._train_batch(step)
             self.state, metrics = self.train_step(self.state, x, y)
             step += 1
+            faults.maybe_kill("step", step)
             flush()  # step-1's loss: the device is busy with `step` meanwhile
             pending = (step, metrics)
             if timer.compiling:

@@ -1,0 +1,70 @@
+"""`python -m gpt_jax.sample --workdir=DIR`: text from a trained run, restored from DIR alone."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from absl import flags
+
+from gpt_jax import cli
+from gpt_jax.errors import UserError
+
+flags.DEFINE_string("workdir", None, "A training run's folder.")
+flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).")
+flags.DEFINE_string("prompt", "", "Text to continue (default: a newline). Only its last "
+                    "block_size characters are used.")
+flags.DEFINE_integer("max_new_tokens", 500, "Characters to generate per sample.")
+flags.DEFINE_integer("num_samples", 1, "Samples, generated as one batch.")
+flags.DEFINE_float("temperature", 1.0, "Divides the logits: < 1 is more conservative.")
+flags.DEFINE_integer("top_k", None, "Sample among the k most likely characters only.")
+flags.DEFINE_float("top_p", 1.0, "Sample among the most likely characters whose mass reaches p.")
+flags.DEFINE_integer("seed", 0, "Same seed, same text.")
+flags.DEFINE_integer("slide", 0, "When the context fills the block, drop this many oldest "
+                     "tokens and prefill again (default block_size/2; 1 = exact, slowest).")
+flags.DEFINE_bool("no_cache", False, "Re-run the whole context for every token (slow; for "
+                  "comparison).")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def _main(argv: list[str]) -> None:
+    start = time.perf_counter()
+    cli.parse_flags(argv)
+    F = flags.FLAGS
+    _check(F.workdir is not None, "usage: python -m gpt_jax.sample --workdir=DIR [--prompt=...]")
+    _check(F.temperature > 0, f"--temperature must be > 0, got {F.temperature}")
+    _check(0 < F.top_p <= 1, f"--top_p must be in (0, 1], got {F.top_p}")
+    _check(F.top_k is None or F.top_k >= 1, f"--top_k must be >= 1, got {F.top_k}")
+    _check(F.max_new_tokens >= 1, f"--max_new_tokens must be >= 1, got {F.max_new_tokens}")
+    _check(F.num_samples >= 1, f"--num_samples must be >= 1, got {F.num_samples}")
+    _check(F.slide >= 0, f"--slide must be >= 0, got {F.slide}")
+
+    from gpt_jax.restore import load_run
+    from gpt_jax.sampling import sample_texts
+
+    run = load_run(F.workdir, F.step)
+    run.tokenizer.encode(F.prompt)  # names an unknown character before anything compiles
+    block_size = run.config.model.block_size
+    _check(F.slide < block_size, f"--slide must be < block_size ({block_size})")
+    texts = sample_texts(run.model, run.params, run.tokenizer, block_size, F.prompt,
+                         F.max_new_tokens, F.num_samples, F.seed, F.temperature, F.top_k or 0,
+                         F.top_p, F.slide, use_cache=not F.no_cache)
+    for i, text in enumerate(texts):
+        if i:
+            print("\n" + "-" * 40)
+        print(F.prompt + text, flush=True)
+    print(f"[{F.num_samples} × {F.max_new_tokens} tokens from step {run.step} in "
+          f"{time.perf_counter() - start:.1f} s, restore and compilation included]",
+          file=sys.stderr)
+
+
+def main() -> None:
+    cli.run(lambda: _main(sys.argv))
+
+
+if __name__ == "__main__":
+    main()
