@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,22 @@ def first_mismatch(saved, expected) -> str | None:
     return f"{extra[0]} is in the checkpoint but not in this model" if extra else None
 
 
+def _silence_orphaned_reads() -> None:
+    """After a failed restore, reads still in flight complete into orbax's closed event loop
+    and each prints a 'RuntimeError: Event loop is closed' traceback; drop exactly those."""
+    default = sys.unraisablehook
+    if getattr(default, "silences_orphaned_reads", False):
+        return
+
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_value, RuntimeError)
+                and str(unraisable.exc_value) == "Event loop is closed"):
+            default(unraisable)
+
+    hook.silences_orphaned_reads = True
+    sys.unraisablehook = hook
+
+
 class Checkpoints:
     """The step-numbered checkpoints of one run, under WORKDIR/checkpoints."""
 
@@ -97,6 +116,37 @@ class Checkpoints:
                             f"this config builds: {problem}")
         target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), target)
         return self._manager.restore(step, args=ocp.args.StandardRestore(target))
+
+    def restore_newest_good(self, target: Any, step: int | None = None,
+                            quarantine: bool = False) -> tuple[int, Any]:
+        """(step, tree) of the newest checkpoint that restores (or of `step`). A damaged one
+        (truncated or garbage files) is reported and skipped, and with `quarantine` moved to
+        WORKDIR/checkpoints_damaged/, never deleted, so that the run can save that step again."""
+        damaged = []
+        for candidate in ([step] if step is not None else self.steps()[::-1]):
+            try:
+                return candidate, self.restore(candidate, target)
+            except UserError:  # a different model, not damage: refuse, whatever else is there
+                raise
+            except Exception as e:  # orbax and tensorstore raise many types for bad bytes
+                _silence_orphaned_reads()
+                reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) \
+                    else type(e).__name__
+                damaged.append(candidate)
+                print(f"warning: the checkpoint at step {candidate} is damaged ({reason})",
+                      file=sys.stderr)
+                if quarantine:
+                    self._quarantine(candidate)
+        raise UserError(f"no checkpoint in {self.directory} can be restored: step(s) "
+                        f"{', '.join(map(str, damaged))} damaged")
+
+    def _quarantine(self, step: int) -> None:
+        aside = self.directory.with_name("checkpoints_damaged")
+        aside.mkdir(exist_ok=True)
+        destination = aside / f"{step}.{int(time.time())}"
+        os.replace(self.directory / str(step), destination)
+        print(f"warning: moved it to {destination}", file=sys.stderr)
+        self._manager.reload()
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from absl import flags
 
@@ -36,16 +38,23 @@ def parse_flags(argv: Sequence[str]) -> None:
         raise UserError(str(e)) from None
 
 
+def _exit(message: str, code: int) -> NoReturn:
+    """Prints one line and leaves at once: library threads still winding down (orbax's async
+    helpers) would otherwise print tracebacks during interpreter shutdown. Saves in flight
+    were waited for before the error reached here."""
+    print(message, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def run(main: Callable[[], None]) -> None:
     """Runs `main`; a UserError or Ctrl-C becomes one line on stderr and a non-zero exit."""
     try:
         main()
     except Interrupted as e:
-        print(str(e), file=sys.stderr)
-        sys.exit(130)
+        _exit(str(e), 130)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _exit(f"error: {e}", 2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        _exit("interrupted", 130)

@@ -11,14 +11,16 @@ import difflib
 import importlib.machinery
 import importlib.util
 import inspect
+import math
 from pathlib import Path
 
 import ml_collections
 
 from gpt_jax.errors import UserError
+from gpt_jax.models.feedforward import ACTIVATIONS
 from gpt_jax.models.init import STYLES
 
-MODEL_NAMES = ("bigram", "gpt")
+MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -30,13 +32,15 @@ def base_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict(dict(
         name="gpt",  # one of MODEL_NAMES
         block_size=8,  # context length T
-        n_embd=32,
+        n_embd=32,  # also the mlp's embedding size per character
+        context=3,  # ngram and mlp: previous characters seen (an n-gram has n = context + 1)
+        mlp_hidden=128,  # mlp: width of its hidden layer
         n_head=4,
         n_layer=1,
         pos_emb=True,
         ffwd=True,
         ffn_mult=4,
-        activation="relu",  # relu | gelu
+        activation="relu",  # relu | gelu | tanh
         residual=True,
         projections=True,
         layer_norm=True,
@@ -81,7 +85,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """Checks settings that would otherwise fail deep inside jax, or silently train nonsense."""
     m, t = config.model, config.train
     _require(m.name in MODEL_NAMES, f"model.name must be one of {MODEL_NAMES}, got {m.name!r}")
-    for section, fields in (("model", ("block_size", "n_embd", "n_head", "ffn_mult")),
+    for section, fields in (("model", ("block_size", "n_embd", "n_head", "ffn_mult", "context",
+                                       "mlp_hidden")),
                             ("train", ("num_steps", "batch_size", "grad_accum_steps",
                                        "eval_interval", "eval_iters", "log_interval",
                                        "checkpoint_every", "keep_checkpoints"))):
@@ -89,15 +94,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
             value = config[section][field]
             _require(value >= 1, f"{section}.{field} must be >= 1, got {value}")
     _require(m.n_layer >= 0, f"model.n_layer must be >= 0, got {m.n_layer}")
-    _require(m.n_embd % m.n_head == 0,
+    _require(m.name != "gpt" or m.n_embd % m.n_head == 0,
              f"model.n_embd ({m.n_embd}) must be divisible by model.n_head ({m.n_head})")
     _require(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
-    _require(m.activation in ("relu", "gelu"),
-             f"model.activation must be relu or gelu, got {m.activation!r}")
+    _require(m.activation in ACTIVATIONS,
+             f"model.activation must be one of {tuple(ACTIVATIONS)}, got {m.activation!r}")
     _require(m.init in STYLES, f"model.init must be one of {STYLES}, got {m.init!r}")
     _require(m.projections or not m.ffwd or m.ffn_mult == 1,
              "a feed-forward without projections must keep the width: set model.ffn_mult=1")
-    _require(t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}")
+    _require(0 < t.learning_rate < math.inf,
+             f"train.learning_rate must be a positive number, got {t.learning_rate}")
     _require(t.lr_schedule in ("constant", "cosine"),
              f"train.lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
     _require(0 <= t.warmup_steps, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")

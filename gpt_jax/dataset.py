@@ -67,6 +67,11 @@ class Corpus:
 
     def check_block_size(self, block_size: int) -> None:
         """Both splits must hold at least one (block_size + 1)-token window."""
+        total = len(self.train) + len(self.val)
+        if total < block_size + 1:
+            raise UserError(f"the corpus has {total} tokens, fewer than block_size + 1 = "
+                            f"{block_size + 1}: use a longer text or a smaller "
+                            f"--config.model.block_size")
         for name, data in (("train", self.train), ("val", self.val)):
             if len(data) < block_size + 1:
                 raise UserError(

@@ -48,13 +48,12 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
         steps = checkpoints.steps()
         if not steps:
             raise UserError(f"workdir {workdir} has no checkpoints yet")
-        step = steps[-1] if step is None else step
-        if step not in steps:
+        if step is not None and step not in steps:
             raise UserError(f"no checkpoint at step {step} in {workdir}; "
                             f"available: {', '.join(map(str, steps))}")
         model = build_model(config.model, tokenizer.vocab_size)
         target = abstract_state(model, make_optimizer(config.train), config.model.block_size)
-        state = checkpoints.restore(step, target)
+        step, state = checkpoints.restore_newest_good(target, step)
     finally:
         checkpoints.close()
     return Run(config, tokenizer, model, state, step)

@@ -34,5 +34,12 @@ def abstract_state(model: nn.Module, optimizer: optax.GradientTransformation,
     return jax.eval_shape(lambda: init_state(model, optimizer, 0, block_size))
 
 
+def param_shapes(model: nn.Module, block_size: int):
+    """Shapes and dtypes of the params alone, never allocated: even a table too large for any
+    memory has one."""
+    idx_1xT = jax.ShapeDtypeStruct((1, block_size), jnp.int32)
+    return jax.eval_shape(model.init, jax.random.key(0), idx_1xT)["params"]
+
+
 def count_params(params) -> int:
     return sum(int(p.size) for p in jax.tree.leaves(params))

@@ -28,18 +28,11 @@ from gpt_jax.optim import learning_rate_schedule, make_optimizer
 from gpt_jax.sampling import sample_texts
 from gpt_jax.state import abstract_state, count_params, init_state
 from gpt_jax.steps import make_eval_step, make_train_step, replicate, shard, unreplicate
-from gpt_jax.tokenizer import CharTokenizer
 
 
 def _log(*args) -> None:
     if jax.process_index() == 0:
         print(*args, flush=True)
-
-
-def _tokenizer_for(workdir: Path, text: str, resuming: bool) -> CharTokenizer:
-    """A resumed run keeps the vocabulary it was trained with; a new one builds it."""
-    stored = run_dir.load_vocab(workdir) if resuming else None
-    return stored or CharTokenizer.from_text(text)
 
 
 def _check_resume(workdir: Path, config: ml_collections.ConfigDict) -> None:
@@ -63,26 +56,38 @@ class Trainer:
         validate(config)
         self.config, self.workdir = config, workdir
         self.is_main = jax.process_index() == 0
-        t, m = config.train, config.model
+        t = config.train
+        # Everything that can fail on bad input fails before the checkpoint manager starts its
+        # background threads.
+        self.text = load_text(config.data.path)
+        self.corpus = Corpus.from_text(self.text)
+        self.corpus.check_block_size(config.model.block_size)
+        self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
         self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints)
+        try:
+            self._build()
+        except BaseException:
+            self.checkpoints.close()
+            raise
+
+    def _build(self) -> None:
+        t, m = self.config.train, self.config.model
         resume_step = self.checkpoints.latest_step()
         if resume_step is not None:
-            _check_resume(workdir, config)
-
-        text = load_text(config.data.path)
-        self.tokenizer = _tokenizer_for(workdir, text, resume_step is not None)
-        self.corpus = Corpus.from_text(text, self.tokenizer)
-        self.corpus.check_block_size(m.block_size)
-        self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
-
+            _check_resume(self.workdir, self.config)
+            stored = run_dir.load_vocab(self.workdir)  # a resumed run keeps its vocabulary
+            if stored is not None and stored.chars != self.corpus.tokenizer.chars:
+                self.corpus = Corpus.from_text(self.text, stored)
+        self.tokenizer = self.corpus.tokenizer
         self.model = build_model(m, self.tokenizer.vocab_size)
         self.optimizer = make_optimizer(t)
         self.schedule = learning_rate_schedule(t)
         if resume_step is None:
             state = init_state(self.model, self.optimizer, t.seed, m.block_size)
         else:
-            state = self.checkpoints.restore(
-                resume_step, abstract_state(self.model, self.optimizer, m.block_size))
+            resume_step, state = self.checkpoints.restore_newest_good(
+                abstract_state(self.model, self.optimizer, m.block_size),
+                quarantine=self.is_main)
             _log(f"resumed from the checkpoint at step {resume_step}")
         self.num_params = count_params(state.params)
         self.state = replicate(state)
@@ -91,9 +96,9 @@ class Trainer:
         self.eval_batches = {split: self._eval_batches(split) for split in (TRAIN, VAL)}
 
         if self.is_main:
-            run_dir.save_config(workdir, config)
-            run_dir.save_vocab(workdir, self.tokenizer)
-            self.metrics = MetricsWriter(workdir)
+            run_dir.save_config(self.workdir, self.config)
+            run_dir.save_vocab(self.workdir, self.tokenizer)
+            self.metrics = MetricsWriter(self.workdir)
             self.metrics.truncate_after(-1 if resume_step is None else resume_step)
 
     @property
@@ -176,6 +181,7 @@ class Trainer:
                 record = self._record(step, timer.rate(), grad_norm)
                 timer.restart()
             if step % t.checkpoint_every == 0 or step == t.num_steps:
+                flush()  # never save a state whose update was not checked to be finite
                 self.save()
             if getattr(stop, "requested", False):
                 flush()
@@ -187,15 +193,17 @@ class Trainer:
         return record
 
     def _check(self, step: int, metrics: dict) -> None:
-        """Fetches a step's loss; logs it now and then, and stops on a non-finite value."""
-        loss = float(unreplicate(metrics["loss"]))
-        if not math.isfinite(loss):
+        """Fetches a step's loss; logs it now and then, and stops on a non-finite value (of the
+        loss, or of the gradient, which would have turned the updated params into NaN)."""
+        loss, grad_norm = (float(unreplicate(metrics[k])) for k in ("loss", "grad_norm"))
+        if not math.isfinite(loss + grad_norm):
             self.checkpoints.wait()
             last = self.checkpoints.latest_step()
             kept = f"the last good checkpoint (step {last}) is kept" if last is not None \
                 else "no checkpoint was written"
-            raise UserError(f"training loss is {loss} at step {step}: stopped; {kept}. Try a "
-                            f"lower --config.train.learning_rate")
+            raise UserError(f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
+                            f"at step {step}: stopped; {kept}. Try a lower "
+                            f"--config.train.learning_rate")
         if step % self.config.train.log_interval == 0:
             _log(f"step {step:6d} | loss {loss:.4f} | lr {float(self.schedule(step - 1)):.2e}")
 

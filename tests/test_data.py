@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from gpt_jax.dataset import TRAIN_STREAM, Corpus, get_batch, load_text
 from gpt_jax.errors import UserError
@@ -51,9 +53,10 @@ def test_indivisible_batch_is_refused():
 
 
 def test_corpus_shorter_than_a_block_is_refused():
-    corpus = Corpus.from_text("abcdefghij" * 2)
-    with pytest.raises(UserError, match="val split has 2 tokens"):
-        corpus.check_block_size(8)
+    with pytest.raises(UserError, match="the corpus has 20 tokens, fewer than block_size"):
+        Corpus.from_text("abcdefghij" * 2).check_block_size(20)
+    with pytest.raises(UserError, match="the val split has 2 tokens"):
+        Corpus.from_text("abcdefghij" * 2).check_block_size(8)
 
 
 @pytest.mark.parametrize("content, message", [
@@ -74,3 +77,17 @@ def test_any_utf8_file_loads(tmp_path):
     path.write_text("héllo wörld\n" * 10, encoding="utf-8")
     corpus = Corpus.from_text(load_text(str(path)))
     assert corpus.tokenizer.vocab_size == len(set("héllo wörld\n"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(n_tokens=st.integers(2, 500), block=st.integers(1, 64), batch=st.integers(1, 16),
+       seed=st.integers(0, 2**31), step=st.integers(0, 10**9))
+def test_batch_sampler_properties(n_tokens, block, batch, seed, step):
+    """For any corpus, block and step: targets are inputs shifted by one, and every window
+    lies inside the corpus (the last target is at most the last token)."""
+    assume(n_tokens >= block + 1)
+    data = np.arange(n_tokens, dtype=np.int32)  # token value = its position
+    x, y = get_batch(data, block, batch, seed, TRAIN_STREAM, step)
+    assert x.shape == y.shape == (batch, block)
+    np.testing.assert_array_equal(y, x + 1)  # shifted by one, contiguous
+    assert x.min() >= 0 and y.max() <= n_tokens - 1

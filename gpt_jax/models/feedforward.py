@@ -5,7 +5,7 @@ import jax
 
 from gpt_jax.models.init import dense_init
 
-ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu}
+ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": nn.tanh}
 
 
 class FeedForward(nn.Module):

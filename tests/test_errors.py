@@ -1,0 +1,162 @@
+"""Bad input: one line on stderr, a non-zero exit, no traceback, and nothing lost.
+
+One table; each case runs the real command line in a subprocess, then checks that the
+checkpoints of an existing run are untouched and still restore.
+"""
+
+import re
+import shutil
+
+import pytest
+
+from conftest import REPO, run_python, tiny_config
+from gpt_jax.restore import load_run
+from gpt_jax.trainer import train_and_evaluate
+
+TINY = (REPO / "tests" / "tiny_config.py").as_posix()
+EIGHT_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Data files and a trained run that the cases point at."""
+    d = tmp_path_factory.mktemp("files")
+    (d / "empty.txt").write_bytes(b"")
+    (d / "latin1.txt").write_bytes("café crème".encode("latin-1"))
+    (d / "short.txt").write_text("to be or n")  # 10 characters: the train split has 9
+    (d / "small_val.txt").write_text("abcdefghij" * 10)  # val split of 10 < block_size + 1
+    (d / "greek.txt").write_text("αβγδεζηθικλμ" * 100)
+    (d / "a_file").write_text("")
+    run = d / "run"
+    config = tiny_config()
+    config.train.num_steps = 10
+    train_and_evaluate(config, run)
+    return d
+
+
+def _snapshot(workdir):
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in workdir.rglob("*") if p.name != "train.lock"}
+
+
+def train(*args):
+    return lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'run'}", *args]
+
+
+def sample(*args):
+    return lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'run'}", *args]
+
+
+CASES = {
+    # config files and overrides
+    "unknown_config_file": (lambda d: ["train.py", "--config=configs/nope.py",
+                                       f"--workdir={d / 'run'}"],
+                            "config file not found: configs/nope.py"),
+    "config_without_get_config": (lambda d: ["train.py", "--config=gpt_jax/__init__.py",
+                                             f"--workdir={d / 'run'}"],
+                                  "config file gpt_jax/__init__.py has no get_config"),
+    "unknown_variant": (lambda d: ["train.py", "--config=configs/ladder.py:transformer",
+                                   f"--workdir={d / 'run'}"],
+                        "unknown ladder step 'transformer'; choose one of bigram, head"),
+    "typo_override": (train("--config.model.n_layr=2"),
+                      r"unknown config field --config.model.n_layr \(did you mean "
+                      r"'model.n_layer'\?\)"),
+    "wrongly_typed_override": (train("--config.train.num_steps=ten"),
+                               r"--config.train.num_steps=ten: expected a int value"),
+    "unknown_flag": (train("--worker=3"), "Unknown command line flag 'worker'"),
+    # inconsistent model settings
+    "heads_do_not_divide_width": (train("--config.model.n_head=3"),
+                                  r"model.n_embd \(16\) must be divisible by model.n_head \(3\)"),
+    "block_size_0": (train("--config.model.block_size=0"), "model.block_size must be >= 1"),
+    "negative_width": (train("--config.model.n_embd=-8"), "model.n_embd must be >= 1"),
+    "dropout_1": (train("--config.model.dropout=1.0"), r"model.dropout must be in \[0, 1\)"),
+    "negative_dropout": (train("--config.model.dropout=-0.1"), r"must be in \[0, 1\)"),
+    "batch_not_divisible_by_devices": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fresh8'}",
+                   "--config.train.batch_size=12"],
+        r"train.batch_size \(12\) must be divisible by .* = 8", EIGHT_DEVICES),
+    # data
+    "missing_data_file": (train(f"--config.data.path={REPO / 'nope.txt'}"),
+                          "data file not found: .*nope.txt"),
+    "empty_data_file": (lambda d: train(f"--config.data.path={d / 'empty.txt'}")(d),
+                        "data file .*empty.txt is empty"),
+    "non_utf8_data": (lambda d: train(f"--config.data.path={d / 'latin1.txt'}")(d),
+                      r"latin1.txt is not UTF-8 text \(bad byte at offset 3\)"),
+    "corpus_shorter_than_a_block": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fresh_short'}",
+                   f"--config.data.path={d / 'short.txt'}", "--config.model.block_size=16"],
+        r"the corpus has 10 tokens, fewer than block_size \+ 1 = 17"),
+    "val_split_too_small": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fresh_val'}",
+                   f"--config.data.path={d / 'small_val.txt'}", "--config.model.block_size=16"],
+        r"the val split has 10 tokens, fewer than block_size \+ 1 = 17"),
+    "data_outside_the_runs_vocabulary": (
+        lambda d: train(f"--config.data.path={d / 'greek.txt'}")(d),
+        "character 'α' is not in the vocabulary"),
+    # workdir
+    "workdir_not_writable": (lambda d: ["train.py", f"--config={TINY}",
+                                        f"--workdir={d / 'a_file' / 'run'}"],
+                             "cannot create workdir .*a_file/run"),
+    "workdir_of_another_model": (train("--config.model.n_layer=3"),
+                                 r"holds a checkpoint of a different model \(model.n_layer: "
+                                 r"2 → 3\)"),
+    # sampling
+    "prompt_outside_vocabulary": (sample("--prompt=héllo"),
+                                  "character 'é' is not in the vocabulary of 65 characters"),
+    "temperature_0": (sample("--temperature=0"), "--temperature must be > 0, got 0.0"),
+    "top_p_0": (sample("--top_p=0"), r"--top_p must be in \(0, 1\], got 0.0"),
+    "top_p_above_1": (sample("--top_p=1.5"), r"--top_p must be in \(0, 1\], got 1.5"),
+    "top_k_0": (sample("--top_k=0"), "--top_k must be >= 1, got 0"),
+    "missing_step": (sample("--step=7"), "no checkpoint at step 7 in .*; available: 10"),
+    "workdir_without_checkpoints": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d}"],
+                                    "is not a training run: config.json or vocab.json"),
+    "missing_workdir": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'nope'}"],
+                        "workdir not found"),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_bad_input(files, case):
+    argv, message, *env = case
+    run = files / "run"
+    before = _snapshot(run)
+    result = run_python(argv(files), env=env[0] if env else None)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert _snapshot(run) == before
+    assert load_run(run).step == 10
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(files, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(files / "run", run)
+    result = run_python(train("--config.train.num_steps=20",
+                              "--config.train.checkpoint_every=5")(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for f in (run / "checkpoints" / "20").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(b"garbage")
+    sampled = run_python(sample("--max_new_tokens=5")(tmp_path))
+    assert sampled.returncode == 0, sampled.stderr
+    assert "the checkpoint at step 20 is damaged" in sampled.stderr
+    assert "from step 15" in sampled.stderr
+    resumed = run_python(train("--config.train.num_steps=20",
+                               "--config.train.checkpoint_every=5")(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from the checkpoint at step 15" in resumed.stdout
+    assert (run / "checkpoints_damaged").is_dir()  # moved aside, never deleted
+    assert load_run(run).step == 20
+
+
+def test_all_checkpoints_damaged_names_the_steps(files, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(files / "run", run)
+    for f in (run / "checkpoints").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(b"garbage")
+    result = run_python(sample()(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: no checkpoint in ") and "step(s) 10 damaged" in result.stderr

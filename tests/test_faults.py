@@ -1,0 +1,137 @@
+"""Faults lose nothing: SIGKILL anywhere, Ctrl-C, NaN, two trainers on one workdir.
+
+Every test here runs the real CLI in a subprocess and kills it for real.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_python
+from gpt_jax.faults import ENV
+from gpt_jax.restore import load_run
+
+TINY = (REPO / "tests" / "tiny_config.py").as_posix()
+ARGS = ["--config.train.num_steps=40", "--config.train.checkpoint_every=10",
+        "--config.train.eval_interval=20", "--config.model.dropout=0.1"]
+
+
+def _train(workdir, *extra, kill_at=None, args=ARGS):
+    env = {ENV: kill_at} if kill_at else {}
+    return run_python(["train.py", f"--config={TINY}", f"--workdir={workdir}", *args, *extra],
+                      env=env)
+
+
+def _start(workdir, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-u", "train.py", f"--config={TINY}",
+                             f"--workdir={workdir}", *extra], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_line(proc: subprocess.Popen, text: str) -> None:
+    for line in proc.stdout:
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} never printed; stderr: {proc.stderr.read()}")
+
+
+def _assert_identical(run_a, run_b):
+    import jax
+    leaves_a = jax.tree_util.tree_flatten_with_path(run_a.state)[0]
+    leaves_b = jax.tree_util.tree_flatten_with_path(run_b.state)[0]
+    assert len(leaves_a) == len(leaves_b)
+    for (path, a), (_, b) in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """40 steps without interruption: the reference every resumed run must equal, bit for bit."""
+    workdir = tmp_path_factory.mktemp("straight")
+    result = _train(workdir)
+    assert result.returncode == 0, result.stderr
+    return load_run(workdir)
+
+
+# Killed after step 25, the save of step 20 may still have been in flight: then the run
+# resumes from 10. When the save of 30 has started, that of 20 has finished (orbax finishes
+# one save before starting the next), and 30 itself is lost.
+@pytest.mark.parametrize("kill_at, resumed_from", [("step:25", (10, 20)), ("save:30", (20,))],
+                         ids=["between_saves", "during_async_save"])
+def test_sigkill_then_resume_is_bit_exact(tmp_path, straight, kill_at, resumed_from):
+    killed = _train(tmp_path, kill_at=kill_at)
+    assert killed.returncode == -signal.SIGKILL  # a real SIGKILL, not an exception
+    resumed = _train(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert any(f"resumed from the checkpoint at step {s}\n" in resumed.stdout
+               for s in resumed_from), resumed.stdout
+    run = load_run(tmp_path)
+    assert run.step == 40
+    _assert_identical(run, straight)
+
+
+def test_killed_again_and_again_still_ends_where_a_straight_run_does(tmp_path, straight):
+    """Five kills at different points, saves included, then one run to the end."""
+    for kill_at in ("step:5", "save:10", "step:17", "save:20", "step:38"):
+        killed = _train(tmp_path, kill_at=kill_at)
+        assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr)
+        load_run(tmp_path) if (tmp_path / "checkpoints").exists() and any(
+            p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir()) else None
+    rng = np.random.default_rng(0)  # and one kill from outside at a random moment
+    proc = _start(tmp_path, *ARGS)
+    _wait_for_line(proc, "first step")
+    time.sleep(rng.uniform(0.0, 0.3))
+    proc.kill()
+    proc.wait()
+    finished = _train(tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    _assert_identical(load_run(tmp_path), straight)
+
+
+def test_ctrl_c_saves_the_current_step_and_resumes_exactly(tmp_path, straight):
+    proc = _start(tmp_path, *ARGS[:-1], "--config.model.dropout=0.1",
+                  "--config.train.num_steps=40")
+    _wait_for_line(proc, "first step")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "Traceback" not in err
+    stopped_at = int(err.split("interrupted at step ")[1].split(":")[0])
+    if stopped_at < 40:
+        assert load_run(tmp_path).step == stopped_at
+    resumed = _train(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_identical(load_run(tmp_path), straight)
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    result = _train(tmp_path, args=["--config.train.num_steps=30",
+                                    "--config.train.learning_rate=1e30",
+                                    "--config.train.checkpoint_every=1"])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "non-finite training loss (nan)" in lines[0], result.stderr
+    bad_step = int(lines[0].split(" at step ")[1].split(":")[0])
+    run = load_run(tmp_path)
+    assert run.step < bad_step
+    assert all(np.isfinite(np.asarray(p)).all() for p in __import__("jax").tree.leaves(run.state))
+
+
+def test_a_second_trainer_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
+    first = _start(tmp_path, "--config.train.num_steps=1000000")
+    try:
+        _wait_for_line(first, "first step")
+        second = _train(tmp_path, args=[])
+        assert second.returncode == 2
+        assert second.stderr.strip().splitlines() == [
+            f"error: workdir {tmp_path} is in use by a running trainer (pid {first.pid}); "
+            "wait for it or choose another --workdir"]
+    finally:
+        first.kill()
+        first.wait()
+    third = _train(tmp_path, args=["--config.train.num_steps=5"])
+    assert third.returncode == 0, third.stderr
