@@ -22,12 +22,17 @@ from gpt_jax.config import validate
 from gpt_jax.dataset import TRAIN, TRAIN_STREAM, VAL, Corpus, eval_stream, get_batch, load_text
 from gpt_jax.errors import Interrupted, UserError
 from gpt_jax.layout import BatchLayout
-from gpt_jax.metrics import MetricsWriter
+from gpt_jax.metrics import MetricsWriter, read_metrics
 from gpt_jax.models import build_model
 from gpt_jax.optim import learning_rate_schedule, make_optimizer
+from gpt_jax.plots import plot_losses
+from gpt_jax.progress import Progress
 from gpt_jax.sampling import sample_texts
 from gpt_jax.state import abstract_state, count_params, init_state
 from gpt_jax.steps import make_eval_step, make_train_step, replicate, shard, unreplicate
+
+LOSS_PLOT = "loss.png"
+SAMPLES = "samples"
 
 
 def _log(*args) -> None:
@@ -90,6 +95,7 @@ class Trainer:
                 quarantine=self.is_main)
             _log(f"resumed from the checkpoint at step {resume_step}")
         self.num_params = count_params(state.params)
+        self.last_sample: str | None = None
         self.state = replicate(state)
         self.train_step = make_train_step(self.model, self.optimizer, t.seed)
         self.eval_step = make_eval_step(self.model)
@@ -136,20 +142,39 @@ class Trainer:
                             self.config.model.block_size, max_new_tokens=max_new_tokens,
                             seed=seed)[0]
 
+    def summary(self) -> str:
+        """Parameters per top-level module and in total, and how the batch is laid out."""
+        t, m = self.config.train, self.config.model
+        params = unreplicate(self.state.params)
+        width = max(len(name) for name in params)
+        lines = [f"model {m.name}: {self.num_params:,} parameters"]
+        lines += [f"  {name:<{width}}  {count_params(tree):>12,}" for name, tree in params.items()]
+        lines.append(f"{jax.process_count()} process(es) × {jax.local_device_count()} "
+                     f"{jax.devices()[0].platform} device(s) | batch {t.batch_size} × "
+                     f"{m.block_size} tokens | steps {self.step} → {t.num_steps}")
+        return "\n".join(lines)
+
     def run(self) -> dict:
         """Trains from the current step to train.num_steps; returns the last metrics record."""
-        t, m = self.config.train, self.config.model
+        t = self.config.train
         step = self.step
-        _log(f"model {m.name}: {self.num_params:,} parameters | {jax.process_count()} "
-             f"process(es) × {jax.local_device_count()} {jax.devices()[0].platform} device(s) | "
-             f"batch {t.batch_size} × {m.block_size} tokens | steps {step} → {t.num_steps}")
-        if step >= t.num_steps:
-            return self._record(step, math.nan, math.nan, write=False)
-        record = self._record(step, math.nan, math.nan) if step == 0 else None
-        stop = _StopFlag() if jax.process_count() == 1 else contextlib.nullcontext()
-        with stop:
-            record = self._loop(step, stop) or record
+        self.progress = Progress(step, t.num_steps, t.batch_size * self.config.model.block_size,
+                                 t.log_interval, enabled=self.is_main)
+        self.progress.write(self.summary())
+        try:
+            if step >= t.num_steps:
+                return self._record(step, math.nan, math.nan, write=False)
+            record = self._record(step, math.nan, math.nan) if step == 0 else None
+            stop = _StopFlag(self.progress) if jax.process_count() == 1 \
+                else contextlib.nullcontext()
+            with stop:
+                record = self._loop(step, stop) or record
+        finally:
+            self.progress.close()
         self.checkpoints.wait()
+        if self.is_main:
+            plot_losses(read_metrics(self.workdir), self.workdir / LOSS_PLOT,
+                        self.config.description or self.config.model.name)
         return record
 
     def _loop(self, step: int, stop) -> dict | None:
@@ -172,7 +197,9 @@ class Trainer:
             pending = (step, metrics)
             if timer.compiling:
                 flush()
-                timer.compiled(_log)
+                self.progress.write(f"first step (compilation included) took "
+                                    f"{timer.compiled():.1f} s")
+                self.progress.restart_clock(step)
             else:
                 timer.count()
             if step % t.eval_interval == 0 or step == t.num_steps:
@@ -180,6 +207,7 @@ class Trainer:
                 grad_norm = float(unreplicate(metrics["grad_norm"]))
                 record = self._record(step, timer.rate(), grad_norm)
                 timer.restart()
+                self.progress.restart_clock(step)
             if step % t.checkpoint_every == 0 or step == t.num_steps:
                 flush()  # never save a state whose update was not checked to be finite
                 self.save()
@@ -193,8 +221,8 @@ class Trainer:
         return record
 
     def _check(self, step: int, metrics: dict) -> None:
-        """Fetches a step's loss; logs it now and then, and stops on a non-finite value (of the
-        loss, or of the gradient, which would have turned the updated params into NaN)."""
+        """Fetches a step's loss; reports it, and stops on a non-finite value (of the loss, or
+        of the gradient, which would have turned the updated params into NaN)."""
         loss, grad_norm = (float(unreplicate(metrics[k])) for k in ("loss", "grad_norm"))
         if not math.isfinite(loss + grad_norm):
             self.checkpoints.wait()
@@ -204,21 +232,35 @@ class Trainer:
             raise UserError(f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
                             f"at step {step}: stopped; {kept}. Try a lower "
                             f"--config.train.learning_rate")
-        if step % self.config.train.log_interval == 0:
-            _log(f"step {step:6d} | loss {loss:.4f} | lr {float(self.schedule(step - 1)):.2e}")
+        lr = float(self.schedule(step - 1))
+        self.progress.update(step, loss, lr)
+        if self.is_main and step % self.config.train.log_interval == 0:
+            self.metrics.scalars(step, {"step_loss": loss, "step_grad_norm": grad_norm})
 
     def _record(self, step: int, tokens_per_s: float, grad_norm: float,
                 write: bool = True) -> dict:
+        """Evaluates; logs, writes the metrics record and a sample (process 0)."""
         losses = self.evaluate()
         record = {"step": step, **losses, "tokens_per_s": tokens_per_s,
                   "lr": float(self.schedule(max(step - 1, 0))), "grad_norm": grad_norm}
-        _log(f"step {step:6d} | train loss {losses['train_loss']:.4f} | "
-             f"val loss {losses['val_loss']:.4f}" +
-             (f" | {tokens_per_s:,.0f} tokens/s" if math.isfinite(tokens_per_s) else ""))
+        self.progress.write(
+            f"step {step:6d} | train loss {losses['train_loss']:.4f} | "
+            f"val loss {losses['val_loss']:.4f}" +
+            (f" | {tokens_per_s:,.0f} tokens/s" if math.isfinite(tokens_per_s) else ""))
+        if self.is_main and self.config.sample.max_new_tokens > 0:
+            self.last_sample = self.sample(self.config.sample.max_new_tokens)
         if self.is_main and write:
-            self.metrics.write({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                                for k, v in record.items()})
+            self.metrics.write(record)
+            if self.last_sample is not None:
+                samples = self.workdir / SAMPLES
+                samples.mkdir(exist_ok=True)
+                run_dir.write_atomic(samples / f"step_{step:06d}.txt", self.last_sample + "\n")
         return record
+
+    def close(self) -> None:
+        self.checkpoints.close()
+        if self.is_main:
+            self.metrics.close()
 
 
 class _Throughput:
@@ -229,10 +271,12 @@ class _Throughput:
         self.compiling = True
         self.restart()
 
-    def compiled(self, log) -> None:
-        log(f"first step (compilation included) took {time.perf_counter() - self.start:.1f} s")
+    def compiled(self) -> float:
+        """Ends the first step, whose time is mostly compilation; returns that time."""
+        seconds = time.perf_counter() - self.start
         self.compiling = False
         self.restart()
+        return seconds
 
     def count(self) -> None:
         self.steps += 1
@@ -249,14 +293,16 @@ class _StopFlag:
     """Turns the first Ctrl-C into a request to checkpoint and stop after the current step;
     a second one interrupts at once."""
 
-    def __init__(self):
+    def __init__(self, progress: Progress):
         self.requested = False
+        self.progress = progress
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        _log("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)")
+        self.progress.write("interrupt: saving a checkpoint after this step "
+                            "(Ctrl-C again to abort)")
 
     def __enter__(self):
         self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -276,7 +322,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         try:
             record = trainer.run()
         finally:
-            trainer.checkpoints.close()
-        if config.sample.max_new_tokens > 0:
-            _log("sample:\n" + trainer.sample(config.sample.max_new_tokens))
+            trainer.close()
+        if trainer.last_sample is not None:
+            _log("sample:\n" + trainer.last_sample)
         return record

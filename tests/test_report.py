@@ -1,0 +1,57 @@
+"""What a run shows: metrics.jsonl, TensorBoard events, loss.png, samples; the ladder report."""
+
+import json
+
+from conftest import tiny_config
+from gpt_jax.ladder import report, run_step
+from gpt_jax.trainer import train_and_evaluate
+
+
+def _tiny(steps=20):
+    config = tiny_config()
+    config.description, config.reference_val_loss = "a tiny GPT", 3.0
+    config.train.num_steps = steps
+    config.sample.max_new_tokens = 20
+    return config
+
+
+def test_a_run_writes_metrics_events_plot_and_samples(tmp_path, capsys):
+    train_and_evaluate(_tiny(), tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 10, 20]
+    for record in records:
+        assert set(record) == {"step", "train_loss", "val_loss", "tokens_per_s", "lr",
+                               "grad_norm"}
+    assert records[0]["tokens_per_s"] is None and records[-1]["tokens_per_s"] > 0
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    samples = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert samples == ["step_000000.txt", "step_000010.txt", "step_000020.txt"]
+    out = capsys.readouterr().out
+    assert "model gpt: 8,769 parameters" in out and "block_0" in out  # the model summary
+    assert "step     10 | loss" in out  # plain progress lines when not on a terminal
+
+
+def test_ladder_step_is_read_back_when_finished(tmp_path, capsys):
+    first = run_step("tiny", _tiny(), tmp_path / "tiny")
+    assert first["num_steps"] == 20 and first["params"] == 8769
+    assert [p["step"] for p in first["curve"]] == [0, 10, 20]
+    mtime = (tmp_path / "tiny" / "metrics.jsonl").stat().st_mtime_ns
+    again = run_step("tiny", _tiny(), tmp_path / "tiny")
+    assert again == first
+    assert (tmp_path / "tiny" / "metrics.jsonl").stat().st_mtime_ns == mtime
+    assert "finished before, read back" in capsys.readouterr().out
+    longer = run_step("tiny", _tiny(steps=30), tmp_path / "tiny")  # more steps: trains on
+    assert longer["num_steps"] == 30 and longer["curve"][-1]["step"] == 30
+
+
+def test_report_table_has_a_row_per_step():
+    row = {"step": "head", "description": "one head", "params": 7553, "num_steps": 5000,
+           "train_loss": 2.38, "val_loss": 2.40, "reference_val_loss": 2.4, "wall_s": 21.0,
+           "sample": "To be |or\nnot"}
+    table = report([row, {**row, "step": "multihead"}])
+    lines = table.splitlines()
+    assert lines[0].startswith("| step | adds | params")
+    assert "| head | one head | 7,553 | 5,000 | 2.380 | 2.400 | 2.40 | 21 s | " \
+           "`To be \\|or⏎not` |" in table
+    assert "Total wall time of the steps: 42 s." in table
