@@ -132,6 +132,9 @@ def report(vocab_size: int, steps: int, workdir: Path) -> str:
 def _main(argv: list[str]) -> None:
     start = time.perf_counter()
     cli.parse_flags(argv)
+    from gpt_jax import compilation_cache
+
+    compilation_cache.enable()
     F = flags.FLAGS
     if F.workdir is None:
         raise UserError("usage: python -m gpt_jax.context_report --workdir=DIR [--steps=N]")

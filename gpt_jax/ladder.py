@@ -95,10 +95,11 @@ def _main(argv: list[str]) -> None:
     F = flags.FLAGS
     if not F.workdir:
         raise UserError("usage: python -m gpt_jax.ladder --workdir=DIR [--full]")
-    from gpt_jax import run_dir
+    from gpt_jax import compilation_cache, run_dir
     from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.plots import plot_ladder
 
+    compilation_cache.enable()
     configs = _configs_dir(F.configs_dir)
     overrides = dict(o.split("=", 1) for o in F.override if "=" in o)
     if len(overrides) != len(F.override):

@@ -46,13 +46,19 @@ def save_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
 
 
 def load_config(workdir: str | Path) -> ml_collections.ConfigDict | None:
+    """The run's config; fields added to the schema after it was saved take their defaults."""
+    from gpt_jax.config import base_config
+
     path = Path(workdir) / CONFIG
     if not path.exists():
         return None
     try:
-        return ml_collections.ConfigDict(json.loads(path.read_text(encoding="utf-8")))
+        stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read {path}: {e}") from None
+    config = base_config()
+    config.update(stored)
+    return config
 
 
 def save_vocab(workdir: Path, tokenizer: CharTokenizer) -> None:

@@ -43,6 +43,9 @@ def _main(argv: list[str]) -> None:
     _check(F.num_samples >= 1, f"--num_samples must be >= 1, got {F.num_samples}")
     _check(F.slide >= 0, f"--slide must be >= 0, got {F.slide}")
 
+    from gpt_jax import compilation_cache
+
+    compilation_cache.enable()
     from gpt_jax.restore import load_run
     from gpt_jax.sampling import sample_texts
 

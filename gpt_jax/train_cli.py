@@ -27,13 +27,14 @@ def _main(argv: list[str]) -> None:
         raise cli.UserError("usage: python train.py --config=configs/NAME.py --workdir=DIR "
                             "[--config.section.field=value ...]")
     # Importing jax is fine; calling it is not until jax.distributed has started.
-    from gpt_jax import distributed
+    from gpt_jax import compilation_cache, distributed
     from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.trainer import train_and_evaluate
 
     config = load_config_file(FLAGS.config)
     apply_overrides(config, overrides)
     validate(config)  # a typo fails now, not after waiting for the other processes
+    compilation_cache.enable()
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                            FLAGS.distributed, FLAGS.distributed_timeout)
     train_and_evaluate(config, FLAGS.workdir)

@@ -3,10 +3,17 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import jax
-import ml_collections
+# Compiling dominates these tests, and many subprocesses compile the same tiny programs: share
+# them through XLA's persistent cache (set before jax is imported; subprocesses inherit it).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(Path(tempfile.gettempdir()) / "gpt_jax_tests_xla_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
 import numpy as np
 import pytest
 

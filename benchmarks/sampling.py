@@ -1,0 +1,114 @@
+"""Sampling speed: our cached sampler against our own uncached path, and the time from
+command start to the first sampled token.
+
+    python benchmarks/sampling.py [--out=benchmarks/results/sampling.json]
+
+For the CPU GPT (4 layers, 128 wide, block 64) and the scaled GPT (6 layers, 384 wide,
+block 256), untrained: 500 new tokens, batch 1. Figures depend on the machine; rerun both
+paths in the same run to compare.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "sampling.json"), "JSON out.")
+flags.DEFINE_integer("new_tokens", 500, "Tokens to generate.")
+flags.DEFINE_integer("repeats", 3, "Timed runs per path (after one compiling run).")
+flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
+                          "Config files under configs/.")
+
+
+def _time(fn, repeats: int) -> tuple[float, float]:
+    """(first call in seconds, median of the next `repeats`) with results on the host."""
+    import jax
+
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+def make_untrained_run(spec: str, workdir: Path):
+    """A workdir holding an untrained checkpoint of `spec`, as the trainer would write it."""
+    from gpt_jax import run_dir
+    from gpt_jax.checkpoint import Checkpoints
+    from gpt_jax.config import load_config_file
+    from gpt_jax.dataset import default_corpus_path
+    from gpt_jax.models import build_model
+    from gpt_jax.optim import make_optimizer
+    from gpt_jax.state import init_state
+    from gpt_jax.tokenizer import CharTokenizer
+
+    config = load_config_file(str(REPO / "configs" / spec))
+    tokenizer = CharTokenizer.from_text(default_corpus_path().read_text(encoding="utf-8"))
+    model = build_model(config.model, tokenizer.vocab_size)
+    state = init_state(model, make_optimizer(config.train), 0, config.model.block_size)
+    workdir.mkdir(parents=True)
+    run_dir.save_config(workdir, config)
+    run_dir.save_vocab(workdir, tokenizer)
+    checkpoints = Checkpoints(workdir)
+    checkpoints.save(0, state)
+    checkpoints.close()
+    return config, tokenizer, model, state.params
+
+
+def main(argv):
+    del argv
+    import jax
+    import numpy as np
+
+    from gpt_jax.sampling import generate, prompt_window
+
+    F = flags.FLAGS
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in F.configs:
+            workdir = Path(tmp) / spec.removesuffix(".py")
+            config, tokenizer, model, params = make_untrained_run(spec, workdir)
+            T = config.model.block_size
+            window, n = prompt_window(tokenizer.encode("\n"), T, 1)
+            row = {"config": spec, "block_size": T, "new_tokens": F.new_tokens}
+            for name, use_cache in (("cached", True), ("uncached", False)):
+                fn = functools.partial(generate, model, params, window, n, jax.random.key(0),
+                                       block_size=T, max_new_tokens=F.new_tokens,
+                                       use_cache=use_cache)
+                first, median = _time(fn, F.repeats if use_cache else 1)
+                row[f"{name}_compile_and_run_s"] = first
+                row[f"{name}_tokens_per_s"] = F.new_tokens / median
+            row["speedup"] = row["cached_tokens_per_s"] / row["uncached_tokens_per_s"]
+            start = time.perf_counter()  # the CLI, from a cold interpreter to one new token
+            subprocess.run([sys.executable, "-m", "gpt_jax.sample", f"--workdir={workdir}",
+                            "--max_new_tokens=1"], check=True, capture_output=True, cwd=REPO)
+            row["command_to_first_token_s"] = time.perf_counter() - start
+            rows.append(row)
+            print(f"{spec}: cached {row['cached_tokens_per_s']:,.0f} tokens/s, uncached "
+                  f"{row['uncached_tokens_per_s']:,.0f} tokens/s ({row['speedup']:.1f}×); "
+                  f"command start to first token {row['command_to_first_token_s']:.1f} s",
+                  flush=True)
+    result = {"device": str(jax.devices()[0].device_kind), "devices": jax.device_count(),
+              "jax": jax.__version__, "rows": rows, "numpy": np.__version__}
+    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(F.out).write_text(json.dumps(result, indent=1))
+    print(f"written {F.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
