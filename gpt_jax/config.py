@@ -47,6 +47,7 @@ def base_config() -> ml_collections.ConfigDict:
         dropout=0.0,
         tie_embeddings=False,
         init="gpt2",  # gpt2 | torch: see gpt_jax/models/init.py
+        compute_dtype="float32",  # float32 | bfloat16 (matmuls only; params stay float32)
     ))
     config.data = ml_collections.ConfigDict(dict(
         path="",  # a UTF-8 text file; "" is tiny Shakespeare, shipped with the package
@@ -56,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
         num_steps=5000,
         batch_size=32,  # global batch, split over every device of every process
         grad_accum_steps=1,  # micro-batches per device per step (same global batch, less memory)
+        steps_per_call=10,  # steps run on the device per dispatch from Python (fewer host stalls)
         learning_rate=1e-3,
         lr_schedule="constant",  # constant | cosine (linear warmup, then cosine to min)
         warmup_steps=0,
@@ -88,6 +90,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for section, fields in (("model", ("block_size", "n_embd", "n_head", "ffn_mult", "context",
                                        "mlp_hidden")),
                             ("train", ("num_steps", "batch_size", "grad_accum_steps",
+                                       "steps_per_call",
                                        "eval_interval", "eval_iters", "log_interval",
                                        "checkpoint_every", "keep_checkpoints"))):
         for field in fields:
@@ -99,6 +102,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
     _require(m.activation in ACTIVATIONS,
              f"model.activation must be one of {tuple(ACTIVATIONS)}, got {m.activation!r}")
+    _require(m.compute_dtype in ("float32", "bfloat16"),
+             f"model.compute_dtype must be float32 or bfloat16, got {m.compute_dtype!r}")
     _require(m.init in STYLES, f"model.init must be one of {STYLES}, got {m.init!r}")
     _require(m.projections or not m.ffwd or m.ffn_mult == 1,
              "a feed-forward without projections must keep the width: set model.ffn_mult=1")

@@ -55,6 +55,12 @@ class BatchLayout:
         """(rows, T) → (devices, micro-batches, micro_batch, T), the train step's input."""
         return x_RxT.reshape(self.local_devices, self.grad_accum_steps, self.micro_batch, -1)
 
+    def for_chunk(self, starts_KxR: np.ndarray) -> np.ndarray:
+        """Start offsets of K steps, (K, rows) → (devices, K, micro-batches, micro_batch)."""
+        K = starts_KxR.shape[0]
+        starts = starts_KxR.reshape(K, self.local_devices, self.grad_accum_steps, self.micro_batch)
+        return starts.swapaxes(0, 1)
+
     def for_eval(self, x_NxRxT: np.ndarray) -> np.ndarray:
         """(N batches, rows, T) → (devices, N·micro-batches, micro_batch, T)."""
         n = x_NxRxT.shape[0]

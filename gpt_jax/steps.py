@@ -50,9 +50,9 @@ def make_loss_fn(model: nn.Module) -> Callable:
     return loss_fn
 
 
-def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
-                    seed: int) -> Callable:
-    """(state, x_DxAxBxT, y_DxAxBxT) -> (state, metrics); D = local devices, state donated."""
+def _train_step(model: nn.Module, optimizer: optax.GradientTransformation,
+                seed: int) -> Callable:
+    """One update on one device's rows: (state, x_AxBxT, y_AxBxT) -> (state, metrics)."""
     grad_fn = jax.value_and_grad(make_loss_fn(model))
 
     def train_step(state: TrainState, x_AxBxT, y_AxBxT):
@@ -80,7 +80,38 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
                                   opt_state=opt_state)
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
-    return jax.pmap(train_step, axis_name=AXIS, donate_argnums=(0,))
+    return train_step
+
+
+def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
+                    seed: int) -> Callable:
+    """(state, x_DxAxBxT, y_DxAxBxT) -> (state, metrics); D = local devices, state donated."""
+    return jax.pmap(_train_step(model, optimizer, seed), axis_name=AXIS, donate_argnums=(0,))
+
+
+def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, seed: int,
+                     block_size: int) -> Callable:
+    """(state, tokens_DxN, starts_DxKxAxB, n) -> (state, metrics_DxKx2): n <= K steps in one
+    call, each on the windows of `block_size + 1` tokens at its batch's start offsets.
+
+    The token stream stays on the device and the loop runs there, so the host pays the cost
+    of a dispatch, a transfer and a metrics fetch once per K steps instead of every step.
+    metrics[k] = (loss, grad_norm) of the k-th step; rows past n are NaN.
+    """
+    train_step = _train_step(model, optimizer, seed)
+    offsets = jnp.arange(block_size + 1)
+
+    def chunk(state: TrainState, tokens_N, starts_KxAxB, n):
+        def one_step(k, carry):
+            state, metrics_Kx2 = carry
+            window_AxBxT1 = tokens_N[starts_KxAxB[k][..., None] + offsets]
+            state, m = train_step(state, window_AxBxT1[..., :-1], window_AxBxT1[..., 1:])
+            return state, metrics_Kx2.at[k].set(jnp.stack([m["loss"], m["grad_norm"]]))
+
+        metrics_Kx2 = jnp.full((starts_KxAxB.shape[0], 2), jnp.nan, jnp.float32)
+        return jax.lax.fori_loop(0, n, one_step, (state, metrics_Kx2))
+
+    return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None), donate_argnums=(0,))
 
 
 def make_eval_step(model: nn.Module) -> Callable:

@@ -19,7 +19,16 @@ import numpy as np
 from gpt_jax import faults, run_dir
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
-from gpt_jax.dataset import TRAIN, TRAIN_STREAM, VAL, Corpus, eval_stream, get_batch, load_text
+from gpt_jax.dataset import (
+    TRAIN,
+    TRAIN_STREAM,
+    VAL,
+    Corpus,
+    batch_offsets,
+    eval_stream,
+    get_batch,
+    load_text,
+)
 from gpt_jax.errors import Interrupted, UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.metrics import MetricsWriter, read_metrics
@@ -29,7 +38,7 @@ from gpt_jax.plots import plot_losses
 from gpt_jax.progress import Progress
 from gpt_jax.sampling import sample_texts
 from gpt_jax.state import abstract_state, count_params, init_state
-from gpt_jax.steps import make_eval_step, make_train_step, replicate, shard, unreplicate
+from gpt_jax.steps import make_eval_step, make_train_chunk, replicate, shard, unreplicate
 
 LOSS_PLOT = "loss.png"
 SAMPLES = "samples"
@@ -96,8 +105,10 @@ class Trainer:
             _log(f"resumed from the checkpoint at step {resume_step}")
         self.num_params = count_params(state.params)
         self.last_sample: str | None = None
+        self._last_grad_norm = math.nan
         self.state = replicate(state)
-        self.train_step = make_train_step(self.model, self.optimizer, t.seed)
+        self.train_chunk = make_train_chunk(self.model, self.optimizer, t.seed, m.block_size)
+        self.tokens = replicate(self.corpus.train)  # the train stream, on every device
         self.eval_step = make_eval_step(self.model)
         self.eval_batches = {split: self._eval_batches(split) for split in (TRAIN, VAL)}
 
@@ -110,12 +121,6 @@ class Trainer:
     @property
     def step(self) -> int:
         return int(unreplicate(self.state.step))
-
-    def _train_batch(self, step: int) -> tuple[jax.Array, jax.Array]:
-        t, layout = self.config.train, self.layout
-        x, y = get_batch(self.corpus.train, self.config.model.block_size, t.batch_size, t.seed,
-                         TRAIN_STREAM, step, layout.rows)
-        return shard(layout.for_train(x)), shard(layout.for_train(y))
 
     def _eval_batches(self, split: int) -> tuple[jax.Array, jax.Array]:
         """The same eval_iters batches at every evaluation, so the curves compare like with like."""
@@ -189,23 +194,24 @@ class Trainer:
                 pending = None
 
         while step < t.num_steps:
-            x, y = self._train_batch(step)
-            self.state, metrics = self.train_step(self.state, x, y)
-            step += 1
-            faults.maybe_kill("step", step)
-            flush()  # step-1's loss: the device is busy with `step` meanwhile
-            pending = (step, metrics)
+            n = min(t.steps_per_call, self._steps_to_next_event(step))
+            self.state, metrics = self.train_chunk(self.state, self.tokens,
+                                                   self._chunk_starts(step, n), n)
+            for s in range(step + 1, step + n + 1):
+                faults.maybe_kill("step", s)
+            flush()  # the previous chunk's losses: the device is busy with this one meanwhile
+            pending = (step, n, metrics)
+            step += n
             if timer.compiling:
                 flush()
-                self.progress.write(f"first step (compilation included) took "
+                self.progress.write(f"compiling and the first {n} step(s) took "
                                     f"{timer.compiled():.1f} s")
                 self.progress.restart_clock(step)
             else:
-                timer.count()
+                timer.count(n)
             if step % t.eval_interval == 0 or step == t.num_steps:
                 flush()
-                grad_norm = float(unreplicate(metrics["grad_norm"]))
-                record = self._record(step, timer.rate(), grad_norm)
+                record = self._record(step, timer.rate(), self._last_grad_norm)
                 timer.restart()
                 self.progress.restart_clock(step)
             if step % t.checkpoint_every == 0 or step == t.num_steps:
@@ -220,10 +226,30 @@ class Trainer:
         flush()
         return record
 
-    def _check(self, step: int, metrics: dict) -> None:
-        """Fetches a step's loss; reports it, and stops on a non-finite value (of the loss, or
-        of the gradient, which would have turned the updated params into NaN)."""
-        loss, grad_norm = (float(unreplicate(metrics[k])) for k in ("loss", "grad_norm"))
+    def _steps_to_next_event(self, step: int) -> int:
+        """Steps until the next evaluation, checkpoint or the end: a chunk never crosses one."""
+        t = self.config.train
+        return min(t.num_steps, *((step // every + 1) * every
+                                  for every in (t.eval_interval, t.checkpoint_every))) - step
+
+    def _chunk_starts(self, step: int, n: int) -> jax.Array:
+        """Start offsets of steps step .. step+n-1 (padded to steps_per_call), laid out per
+        device: the same batches, drawn from (seed, step), as a step-at-a-time loop would use."""
+        t, m = self.config.train, self.config.model
+        starts_KxR = np.zeros((t.steps_per_call, self.layout.per_process), np.int32)
+        for k in range(n):
+            starts_KxR[k] = batch_offsets(len(self.corpus.train), m.block_size, t.batch_size,
+                                          t.seed, TRAIN_STREAM, step + k)[self.layout.rows]
+        return shard(self.layout.for_chunk(starts_KxR))
+
+    def _check(self, first: int, n: int, metrics_Kx2) -> None:
+        """Fetches the losses of steps first+1 .. first+n; reports them, and stops on a
+        non-finite value (of a loss, or of a gradient, which would have made the params NaN)."""
+        for k, (loss, grad_norm) in enumerate(unreplicate(metrics_Kx2)[:n].tolist()):
+            self._check_step(first + k + 1, loss, grad_norm)
+
+    def _check_step(self, step: int, loss: float, grad_norm: float) -> None:
+        self._last_grad_norm = grad_norm
         if not math.isfinite(loss + grad_norm):
             self.checkpoints.wait()
             last = self.checkpoints.latest_step()
@@ -272,14 +298,14 @@ class _Throughput:
         self.restart()
 
     def compiled(self) -> float:
-        """Ends the first step, whose time is mostly compilation; returns that time."""
+        """Ends the first call, whose time is mostly compilation; returns that time."""
         seconds = time.perf_counter() - self.start
         self.compiling = False
         self.restart()
         return seconds
 
-    def count(self) -> None:
-        self.steps += 1
+    def count(self, n: int) -> None:
+        self.steps += n
 
     def rate(self) -> float:
         elapsed = time.perf_counter() - self.start

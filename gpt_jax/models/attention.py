@@ -27,13 +27,14 @@ class Head(nn.Module):
     deterministic: bool = True
     decode: bool = False
     init_style: str = "gpt2"
+    dtype: jnp.dtype = jnp.float32  # of the matmuls; softmax always runs in float32
 
     @nn.compact
     def __call__(self, x_BxTxC: jax.Array, kv_BxSxC: jax.Array | None = None,
                  start: jax.Array | int = 0) -> jax.Array:
         source_BxSxC = x_BxTxC if kv_BxSxC is None else kv_BxSxC
         dense = lambda name: nn.Dense(self.head_size, use_bias=False, name=name,
-                                      kernel_init=dense_init(self.init_style))
+                                      kernel_init=dense_init(self.init_style), dtype=self.dtype)
         q_BxTxD = dense("query")(x_BxTxC)
         k_BxSxD = dense("key")(source_BxSxC)
         v_BxSxD = dense("value")(source_BxSxC)
@@ -80,6 +81,7 @@ class MultiHeadAttention(nn.Module):
     deterministic: bool = True
     decode: bool = False
     init_style: str = "gpt2"
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxTxC: jax.Array, kv_BxSxC: jax.Array | None = None,
@@ -89,11 +91,12 @@ class MultiHeadAttention(nn.Module):
                         split_rngs={"params": True, "dropout": True},
                         in_axes=None, out_axes=2, axis_size=self.n_head)
         heads = heads(self.head_size, self.block_size, self.causal, self.dropout,
-                      self.deterministic, self.decode, self.init_style, name="heads")
+                      self.deterministic, self.decode, self.init_style, self.dtype,
+                      name="heads")
         out_BxTxHxD = heads(x_BxTxC, kv_BxSxC, start)
         out_BxTxHD = out_BxTxHxD.reshape(*out_BxTxHxD.shape[:2], -1)  # concatenate the heads
         if not self.projections:
             return out_BxTxHD
         out_BxTxC = nn.Dense(self.n_embd, kernel_init=dense_init(self.init_style, self.n_layer),
-                             name="proj")(out_BxTxHD)
+                             dtype=self.dtype, name="proj")(out_BxTxHD)
         return nn.Dropout(self.dropout)(out_BxTxC, deterministic=self.deterministic)

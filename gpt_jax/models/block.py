@@ -28,6 +28,8 @@ class GPTConfig:
     dropout: float = 0.0
     tie_embeddings: bool = False  # the LM head reuses the token embedding matrix
     init: str = "gpt2"  # gpt2 | torch (see models/init.py)
+    compute_dtype: str = "float32"  # of the matmuls: bfloat16 is mixed precision, params stay
+    # float32 and so do the residual stream, LayerNorm, softmax and the loss
 
     @property
     def head_size(self) -> int:
@@ -53,11 +55,12 @@ class Block(nn.Module):
         attention = MultiHeadAttention(
             cfg.n_head, cfg.head_size, cfg.block_size, cfg.n_embd, cfg.n_layer,
             causal=True, dropout=cfg.dropout, projections=cfg.projections,
-            deterministic=self.deterministic, decode=self.decode, init_style=cfg.init, name="sa")
+            deterministic=self.deterministic, decode=self.decode, init_style=cfg.init,
+            dtype=cfg.compute_dtype, name="sa")
         x_BxTxC = sublayer(lambda h: attention(h, None, start), norm("ln1"), x_BxTxC)
         if cfg.ffwd:
             ffwd = FeedForward(cfg.n_embd, cfg.ffn_mult, cfg.activation, cfg.n_layer,
                                cfg.dropout, cfg.projections, self.deterministic, cfg.init,
-                               name="ffwd")
+                               cfg.compute_dtype, name="ffwd")
             x_BxTxC = sublayer(ffwd, norm("ln2"), x_BxTxC)
         return x_BxTxC

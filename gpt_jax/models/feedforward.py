@@ -2,6 +2,7 @@
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from gpt_jax.models.init import dense_init
 
@@ -20,14 +21,15 @@ class FeedForward(nn.Module):
     projections: bool = True
     deterministic: bool = True
     init_style: str = "gpt2"
+    dtype: jnp.dtype = jnp.float32  # of the matmuls
 
     @nn.compact
     def __call__(self, x_BxTxC: jax.Array) -> jax.Array:
         h_BxTxF = nn.Dense(self.mult * self.n_embd, kernel_init=dense_init(self.init_style),
-                           name="fc")(x_BxTxC)
+                           dtype=self.dtype, name="fc")(x_BxTxC)
         h_BxTxF = ACTIVATIONS[self.activation](h_BxTxF)
         if not self.projections:
             return h_BxTxF
         out_BxTxC = nn.Dense(self.n_embd, kernel_init=dense_init(self.init_style, self.n_layer),
-                             name="proj")(h_BxTxF)
+                             dtype=self.dtype, name="proj")(h_BxTxF)
         return nn.Dropout(self.dropout)(out_BxTxC, deterministic=self.deterministic)
