@@ -1,0 +1,192 @@
+"""Training and sampling speed, against this machine's own matmul peak and, optionally,
+karpathy/nanoGPT measured side by side in the same run.
+
+    python benchmarks/bench.py [--nanogpt=/path/to/nanoGPT --nanogpt_python=/path/to/python]
+
+Per config (the CPU GPT and the scaled GPT): compile time of the train step, steady-state
+time per step (median and spread after warm-up), tokens/s, model FLOPs per token, MFU against
+a jitted large matmul timed in the same run, sampling tokens/s with and without the KV cache.
+Prints a table; writes JSON (--out). Nothing here is a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
+                          "Config files under configs/.")
+flags.DEFINE_integer("steps", 20, "Timed steps per config, after warm-up.")
+flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT with "
+                    "data/shakespeare_char prepared, to time side by side.")
+flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
+flags.DEFINE_bool("sampling", True, "Also time sampling (cached and uncached).")
+flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "bench.json"), "JSON out.")
+
+
+def matmul_peak_flops(n: int = 4096, repeats: int = 5) -> float:
+    """FLOP/s of a jitted n×n float32 matmul: the machine's practical peak for MFU."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+def flops_per_token(config, params) -> float:
+    """6·N for the matmul parameters (a forward and a backward pass) plus the attention
+    scores and their use, 12·n_layer·block_size·n_embd: nanoGPT's count, so MFUs compare."""
+    from gpt_jax.state import count_params
+
+    m = config.model
+    n = count_params(params) - count_params(params.get("position_embedding_table", {}))
+    if not m.tie_embeddings:
+        n -= count_params(params["token_embedding_table"])  # a lookup, not a matmul
+    return 6 * n + 12 * m.n_layer * m.block_size * m.n_embd
+
+
+def time_training(spec: str, steps: int) -> dict:
+    """Compile time and per-step times of our train step on the config's real batches."""
+    import jax
+    import numpy as np
+
+    from gpt_jax.config import load_config_file
+    from gpt_jax.dataset import TRAIN_STREAM, Corpus, batch_offsets, load_text
+    from gpt_jax.layout import BatchLayout
+    from gpt_jax.models import build_model
+    from gpt_jax.optim import make_optimizer
+    from gpt_jax.state import init_state
+    from gpt_jax.steps import make_train_chunk, replicate, shard
+
+    config = load_config_file(str(REPO / "configs" / spec))
+    t, m = config.train, config.model
+    corpus = Corpus.from_text(load_text(""))
+    layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
+    model = build_model(m, corpus.tokenizer.vocab_size)
+    optimizer = make_optimizer(t)
+    state = init_state(model, optimizer, t.seed, m.block_size)
+    params = state.params
+    # One step per call when a step is slow, so that every step is timed on its own.
+    k = t.steps_per_call if m.block_size * t.batch_size < 8192 else 1
+    chunk = make_train_chunk(model, optimizer, t.seed, m.block_size)
+    state, tokens = replicate(state), replicate(corpus.train)
+
+    def starts(step):
+        rows = [batch_offsets(len(corpus.train), m.block_size, t.batch_size, t.seed,
+                              TRAIN_STREAM, step + i)[layout.rows] for i in range(k)]
+        return shard(layout.for_chunk(np.stack(rows)))
+
+    start = time.perf_counter()
+    compiled = chunk.lower(state, tokens, starts(0), k).compile()
+    compile_s = time.perf_counter() - start
+    del compiled
+    per_step, step = [], 0
+    warmup = max(1, 2 // k)
+    for call in range(warmup + -(-steps // k)):
+        batch = starts(step)
+        start = time.perf_counter()
+        state, metrics = chunk(state, tokens, batch, k)
+        jax.block_until_ready(metrics)
+        if call >= warmup:
+            per_step.append((time.perf_counter() - start) / k)
+        step += k
+    median = statistics.median(per_step)
+    tokens_per_step = t.batch_size * m.block_size
+    return {"config": spec, "batch_size": t.batch_size, "block_size": m.block_size,
+            "steps_timed": len(per_step) * k, "steps_per_call": k, "compile_s": compile_s,
+            "step_ms_median": 1000 * median, "step_ms_min": 1000 * min(per_step),
+            "step_ms_max": 1000 * max(per_step), "tokens_per_s": tokens_per_step / median,
+            "flops_per_token": flops_per_token(config, params)}
+
+
+NANOGPT_ARGS = {
+    "shakespeare_char_cpu.py": ["--block_size=64", "--batch_size=12", "--n_layer=4",
+                                "--n_head=4", "--n_embd=128", "--dropout=0.0"],
+    "shakespeare_char.py": [],  # its config file's own settings
+}
+
+
+def time_nanogpt(spec: str, steps: int) -> dict:
+    """nanoGPT's own train.py on the CPU, eager, with its own per-iteration timer."""
+    F = flags.FLAGS
+    warmup = 5  # nanoGPT itself skips 5 iterations before it estimates its MFU
+    cmd = [F.nanogpt_python, "train.py", "config/train_shakespeare_char.py", "--device=cpu",
+           "--compile=False", "--eval_iters=1", "--log_interval=1", "--eval_interval=100000",
+           f"--max_iters={warmup + steps}", *NANOGPT_ARGS[spec]]
+    out = subprocess.run(cmd, cwd=F.nanogpt, capture_output=True, text=True, check=True).stdout
+    times = [float(ms) for ms in re.findall(r"^iter \d+: .*time ([\d.]+)ms", out, re.M)]
+    timed = times[warmup + 1:]  # iteration 0 also pays for the first evaluation
+    median = statistics.median(timed)
+    return {"step_ms_median": median, "step_ms_min": min(timed), "step_ms_max": max(timed),
+            "steps_timed": len(timed)}
+
+
+def main(argv):
+    del argv
+    F = flags.FLAGS
+    import jax
+    import jaxlib
+    from sampling import time_sampling
+
+    peak = matmul_peak_flops()
+    print(f"fp32 matmul peak (jitted 4096² matmul): {peak / 1e9:.1f} GFLOP/s", flush=True)
+    rows = []
+    for spec in F.configs:
+        row = time_training(spec, F.steps)
+        row["mfu"] = row["flops_per_token"] * row["tokens_per_s"] / peak
+        if F.sampling:
+            row.update(time_sampling(spec))
+        if F.nanogpt:
+            nano = time_nanogpt(spec, F.steps)
+            row["nanogpt"] = nano
+            row["speedup_vs_nanogpt"] = nano["step_ms_median"] / row["step_ms_median"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    header = ("| config | compile | step (median, min–max) | tokens/s | MFLOP/token | MFU "
+              "| nanoGPT step | speed-up | sampling cached / uncached tokens/s |")
+    lines = [header, "|" + "---|" * 9]
+    for r in rows:
+        nano = r.get("nanogpt")
+        lines.append(
+            f"| {r['config']} | {r['compile_s']:.1f} s | {r['step_ms_median']:.1f} ms "
+            f"({r['step_ms_min']:.1f}–{r['step_ms_max']:.1f}) | {r['tokens_per_s']:,.0f} | "
+            f"{r['flops_per_token'] / 1e6:.2f} | {100 * r['mfu']:.0f}% | "
+            + (f"{nano['step_ms_median']:.1f} ms | {r['speedup_vs_nanogpt']:.2f}× | "
+               if nano else "— | — | ")
+            + (f"{r['cached_tokens_per_s']:,.0f} / {r['uncached_tokens_per_s']:,.0f} |"
+               if "cached_tokens_per_s" in r else "— |"))
+    table = "\n".join(lines)
+    env = {"device": jax.devices()[0].device_kind, "platform": jax.devices()[0].platform,
+           "device_count": jax.device_count(), "jax": jax.__version__,
+           "jaxlib": jaxlib.__version__, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+           "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+           "matmul_peak_gflops": peak / 1e9}
+    print(f"\n{table}\n\n{json.dumps(env)}")
+    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(F.out).write_text(json.dumps({"environment": env, "rows": rows, "table": table},
+                                      indent=1))
+    print(f"written {F.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
