@@ -80,33 +80,52 @@ def generate(model: nn.Module, params, prompt_BxT: jax.Array, prompt_len, key: j
     tokens_BxL = jnp.zeros((B, block_size + max_new_tokens), jnp.int32)
     tokens_BxL = tokens_BxL.at[:, :block_size].set(prompt_BxT)
 
-    if use_cache:
-        logits_BxV, cache = prefill(model, params, prompt_BxT, prompt_len)
-    else:
-        logits_BxV, cache = full_forward(model, params, prompt_BxT, prompt_len), {}
-
-    def body(i, carry):
-        tokens_BxL, logits_BxV, cache, context_len = carry
+    def sample(i, tokens_BxL, logits_BxV):
+        """Draws new token i and appends it; returns the tokens and their count so far."""
         filtered_BxV = filter_logits(logits_BxV, temperature, top_k, top_p)
         token_B = jax.random.categorical(jax.random.fold_in(key, i), filtered_BxV)
-        end = prompt_len + i + 1  # tokens so far, the new one included
-        tokens_BxL = jax.lax.dynamic_update_slice(tokens_BxL, token_B[:, None], (0, end - 1))
-        if not use_cache:
+        end = prompt_len + i + 1
+        return jax.lax.dynamic_update_slice(tokens_BxL, token_B[:, None], (0, end - 1)), end
+
+    if not use_cache:
+        def uncached(i, carry):
+            tokens_BxL, logits_BxV = carry
+            tokens_BxL, end = sample(i, tokens_BxL, logits_BxV)
             n = jnp.minimum(end, block_size)
             window = jax.lax.dynamic_slice(tokens_BxL, (0, end - n), (B, block_size))
             window = jnp.where(jnp.arange(block_size) < n, window, 0)
-            return tokens_BxL, full_forward(model, params, window, n), cache, n
-        return jax.lax.cond(
-            context_len < block_size,
-            lambda: (tokens_BxL,
-                     *decode_step(model, params, cache, token_B, context_len), context_len + 1),
-            lambda: (tokens_BxL,
-                     *prefill(model, params, _window(tokens_BxL, end, keep, block_size), keep),
-                     jnp.asarray(keep, jnp.int32)))
+            return tokens_BxL, full_forward(model, params, window, n)
 
-    carry = (tokens_BxL, logits_BxV, cache, jnp.asarray(prompt_len, jnp.int32))
-    tokens_BxL, *_ = jax.lax.fori_loop(0, max_new_tokens, body, carry)
-    return jax.lax.dynamic_slice(tokens_BxL, (0, prompt_len), (B, max_new_tokens))
+        carry = (tokens_BxL, full_forward(model, params, prompt_BxT, prompt_len))
+        tokens_BxL, _ = jax.lax.fori_loop(0, max_new_tokens, uncached, carry)
+        return jax.lax.dynamic_slice(tokens_BxL, (0, prompt_len), (B, max_new_tokens))
+
+    # Segments: decode one token at a time until the cache is full, then slide and prefill
+    # once. The decode loop holds no branch, so the cache is updated in place.
+    def decode(_, carry):
+        i, tokens_BxL, logits_BxV, cache, context_len = carry
+        tokens_BxL, end = sample(i, tokens_BxL, logits_BxV)
+        logits_BxV, cache = decode_step(model, params, cache, tokens_BxL[:, end - 1],
+                                        context_len)
+        return i + 1, tokens_BxL, logits_BxV, cache, context_len + 1
+
+    def slide_and_prefill(carry):
+        i, tokens_BxL, logits_BxV, cache, _ = carry
+        tokens_BxL, end = sample(i, tokens_BxL, logits_BxV)
+        window = _window(tokens_BxL, end, keep, block_size)
+        return (i + 1, tokens_BxL, *prefill(model, params, window, keep),
+                jnp.asarray(keep, jnp.int32))
+
+    def segment(carry):
+        i, _, _, _, context_len = carry
+        steps = jnp.minimum(max_new_tokens - i, block_size - context_len)
+        carry = jax.lax.fori_loop(0, steps, decode, carry)
+        return jax.lax.cond(carry[0] < max_new_tokens, slide_and_prefill, lambda c: c, carry)
+
+    carry = (jnp.asarray(0, jnp.int32), tokens_BxL,
+             *prefill(model, params, prompt_BxT, prompt_len), jnp.asarray(prompt_len, jnp.int32))
+    carry = jax.lax.while_loop(lambda c: c[0] < max_new_tokens, segment, carry)
+    return jax.lax.dynamic_slice(carry[1], (0, prompt_len), (B, max_new_tokens))
 
 
 def prompt_window(ids: np.ndarray, block_size: int, num_samples: int) -> tuple[np.ndarray, int]:

@@ -119,5 +119,5 @@ def test_dropout_only_in_training():
 def test_heads_are_independent_and_concatenated():
     model = build_model(tiny_config(n_head=4, n_embd=16).model, V)
     heads = init(model)["params"]["block_0"]["sa"]["heads"]
-    assert heads["query"]["kernel"].shape == (4, 16, 4)  # (H, C, head_size)
-    assert not np.allclose(heads["query"]["kernel"][0], heads["query"]["kernel"][1])
+    assert heads["query"]["kernel"].shape == (16, 4, 4)  # (C, H, head_size)
+    assert not np.allclose(heads["query"]["kernel"][:, 0], heads["query"]["kernel"][:, 1])
