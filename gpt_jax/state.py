@@ -21,11 +21,17 @@ class TrainState:
 
 def init_state(model: nn.Module, optimizer: optax.GradientTransformation, seed: int,
                block_size: int) -> TrainState:
-    """Fresh parameters from `seed`; the same on every device layout."""
+    """Fresh parameters from `seed`; the same on every device layout. Jitted: flax's init runs
+    a forward pass, which op by op takes longer than compiling it."""
     idx_1xT = jnp.zeros((1, block_size), jnp.int32)
-    params = model.init(jax.random.key(seed), idx_1xT)["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=optimizer.init(params))
+
+    @jax.jit
+    def init(key):
+        params = model.init(key, idx_1xT)["params"]
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=optimizer.init(params))
+
+    return init(jax.random.key(seed))
 
 
 def abstract_state(model: nn.Module, optimizer: optax.GradientTransformation,

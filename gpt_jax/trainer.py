@@ -34,7 +34,6 @@ from gpt_jax.layout import BatchLayout
 from gpt_jax.metrics import MetricsWriter, read_metrics
 from gpt_jax.models import build_model
 from gpt_jax.optim import learning_rate_schedule, make_optimizer
-from gpt_jax.plots import plot_losses
 from gpt_jax.progress import Progress
 from gpt_jax.sampling import sample_texts
 from gpt_jax.state import abstract_state, count_params, init_state
@@ -178,6 +177,8 @@ class Trainer:
             self.progress.close()
         self.checkpoints.wait()
         if self.is_main:
+            from gpt_jax.plots import plot_losses  # matplotlib: imported only when needed
+
             plot_losses(read_metrics(self.workdir), self.workdir / LOSS_PLOT,
                         self.config.description or self.config.model.name)
         return record

@@ -1,0 +1,84 @@
+"""Wall time to a validation loss, ours against nanoGPT's 2,000 steps, measured side by side.
+
+    python benchmarks/time_to_loss.py --nanogpt=/path/to/nanoGPT --nanogpt_python=/path/to/python
+
+Runs nanoGPT's own train.py with its CPU settings for shakespeare_char (2,000 steps), then
+ours (`train.py --config=configs/shakespeare_char_cpu.py`), each as a fresh process with a
+cold compilation cache, and timestamps every evaluation line each prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+REPO = Path(__file__).resolve().parents[1]
+
+flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT, data prepared.")
+flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
+flags.DEFINE_float("target", 1.88, "The validation loss to reach.")
+flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "time_to_loss.json"), "JSON.")
+
+NANOGPT_CPU = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False",
+               "--eval_iters=20", "--log_interval=100", "--block_size=64", "--batch_size=12",
+               "--n_layer=4", "--n_head=4", "--n_embd=128", "--max_iters=2000",
+               "--lr_decay_iters=2000", "--dropout=0.0"]
+
+
+def timed_evaluations(cmd: list[str], cwd: Path, pattern: str, env=None) -> dict:
+    """Runs cmd, timestamping each (step, val loss) its output matches; total wall time."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    evals = []
+    for line in proc.stdout:
+        match = re.search(pattern, line)
+        if match:
+            evals.append({"step": int(match["step"]), "val_loss": float(match["val"]),
+                          "elapsed_s": time.perf_counter() - start})
+    if proc.wait():
+        raise RuntimeError(f"{cmd} failed")
+    return {"evaluations": evals, "wall_s": time.perf_counter() - start}
+
+
+def first_below(result: dict, target: float) -> dict | None:
+    return next((e for e in result["evaluations"] if e["val_loss"] <= target), None)
+
+
+def main(argv):
+    del argv
+    F = flags.FLAGS
+    nano = timed_evaluations([F.nanogpt_python, "train.py", *NANOGPT_CPU], Path(F.nanogpt),
+                             r"^step (?P<step>\d+): train loss [\d.]+, val loss (?P<val>[\d.]+)")
+    with tempfile.TemporaryDirectory() as workdir:
+        ours = timed_evaluations(
+            [sys.executable, "train.py", "--config=configs/shakespeare_char_cpu.py",
+             f"--workdir={workdir}"], REPO,
+            r"^step\s+(?P<step>\d+) \| train loss [\d.]+ \| val loss (?P<val>[\d.]+)",
+            env={"GPT_JAX_CACHE_DIR": "off"})
+    hit = first_below(ours, F.target)
+    result = {"target": F.target, "nanogpt": nano, "ours": ours, "ours_first_below": hit,
+              "nanogpt_first_below": first_below(nano, F.target),
+              "ratio_to_nanogpt_wall": hit["elapsed_s"] / nano["wall_s"] if hit else None}
+    print(f"nanoGPT: 2,000 steps in {nano['wall_s']:.0f} s, final val loss "
+          f"{nano['evaluations'][-1]['val_loss']:.4f}")
+    print(f"ours: 2,000 steps in {ours['wall_s']:.0f} s, final val loss "
+          f"{ours['evaluations'][-1]['val_loss']:.4f}")
+    if hit:
+        print(f"ours reached val loss {hit['val_loss']:.4f} <= {F.target} at step {hit['step']} "
+              f"after {hit['elapsed_s']:.0f} s = {100 * result['ratio_to_nanogpt_wall']:.0f}% "
+              f"of nanoGPT's 2,000-step wall time")
+    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(F.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)
