@@ -187,6 +187,6 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
         try:
             value = _parse_value(text, current)
         except (ValueError, SyntaxError) as e:
-            raise UserError(f"--config.{dotted}={text}: expected a {type(current).__name__} "
-                            f"value ({e})") from None
+            raise UserError(f"--config.{dotted}={text}: expected a value of type "
+                            f"{type(current).__name__} ({e})") from None
         node[keys[-1]] = value

@@ -39,9 +39,9 @@ def test_overrides_are_typed():
 @pytest.mark.parametrize("overrides, message", [
     ({"model.n_layr": "4"}, "unknown config field --config.model.n_layr .*'model.n_layer'"),
     ({"modle.n_layer": "4"}, "unknown config field --config.modle.n_layer .*'model'"),
-    ({"train.num_steps": "abc"}, "expected a int value"),
-    ({"train.num_steps": "1.5"}, "expected a int value"),
-    ({"model.residual": "maybe"}, "expected a bool value"),
+    ({"train.num_steps": "abc"}, "expected a value of type int"),
+    ({"train.num_steps": "1.5"}, "expected a value of type int"),
+    ({"model.residual": "maybe"}, "expected a value of type bool"),
     ({"model": "3"}, "is a section"),
 ])
 def test_bad_overrides_are_named(overrides, message):

@@ -62,7 +62,7 @@ CASES = {
                       r"unknown config field --config.model.n_layr \(did you mean "
                       r"'model.n_layer'\?\)"),
     "wrongly_typed_override": (train("--config.train.num_steps=ten"),
-                               r"--config.train.num_steps=ten: expected a int value"),
+                               "--config.train.num_steps=ten: expected a value of type int"),
     "unknown_flag": (train("--worker=3"), "Unknown command line flag 'worker'"),
     # inconsistent model settings
     "heads_do_not_divide_width": (train("--config.model.n_head=3"),
