@@ -90,7 +90,11 @@ class Trainer:
             _check_resume(self.workdir, self.config)
             stored = run_dir.load_vocab(self.workdir)  # a resumed run keeps its vocabulary
             if stored is not None and stored.chars != self.corpus.tokenizer.chars:
-                self.corpus = Corpus.from_text(self.text, stored)
+                try:
+                    self.corpus = Corpus.from_text(self.text, stored)
+                except UserError as e:
+                    raise UserError(f"the data does not fit the vocabulary this run was trained "
+                                    f"with: {e}") from None
         self.tokenizer = self.corpus.tokenizer
         self.model = build_model(m, self.tokenizer.vocab_size)
         self.optimizer = make_optimizer(t)

@@ -92,7 +92,8 @@ CASES = {
         r"the val split has 10 tokens, fewer than block_size \+ 1 = 17"),
     "data_outside_the_runs_vocabulary": (
         lambda d: train(f"--config.data.path={d / 'greek.txt'}")(d),
-        "character 'α' is not in the vocabulary"),
+        "the data does not fit the vocabulary this run was trained with: character 'α' is "
+        "not in the vocabulary"),
     # workdir
     "workdir_not_writable": (lambda d: ["train.py", f"--config={TINY}",
                                         f"--workdir={d / 'a_file' / 'run'}"],
