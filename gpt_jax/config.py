@@ -48,6 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
         tie_embeddings=False,
         init="gpt2",  # gpt2 | torch: see gpt_jax/models/init.py
         compute_dtype="float32",  # float32 | bfloat16 (matmuls only; params stay float32)
+        query_chunk=0,  # > 0: causal attention by chunks of queries, skipping the masked half
     ))
     config.data = ml_collections.ConfigDict(dict(
         path="",  # a UTF-8 text file; "" is tiny Shakespeare, shipped with the package
@@ -104,6 +105,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"model.activation must be one of {tuple(ACTIVATIONS)}, got {m.activation!r}")
     _require(m.compute_dtype in ("float32", "bfloat16"),
              f"model.compute_dtype must be float32 or bfloat16, got {m.compute_dtype!r}")
+    _require(m.query_chunk >= 0, f"model.query_chunk must be >= 0, got {m.query_chunk}")
     _require(m.init in STYLES, f"model.init must be one of {STYLES}, got {m.init!r}")
     _require(m.projections or not m.ffwd or m.ffn_mult == 1,
              "a feed-forward without projections must keep the width: set model.ffn_mult=1")

@@ -57,9 +57,8 @@ def _train_step(model: nn.Module, optimizer: optax.GradientTransformation,
 
     def train_step(state: TrainState, x_AxBxT, y_AxBxT):
         # Dropout randomness from (seed, step, device, micro-batch): no RNG in the state, and a
-        # resumed run draws the very same masks. "rbg" keys draw the masks' bits with XLA's
-        # RngBitGenerator, several times cheaper on a CPU than the default threefry.
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed, impl="rbg"),
+        # resumed run draws the very same masks (models/dropout.py hashes them from this key).
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed),
                                                     state.step), jax.lax.axis_index(AXIS))
         num_micro = x_AxBxT.shape[0]
         if num_micro == 1:

@@ -30,6 +30,7 @@ class GPTConfig:
     init: str = "gpt2"  # gpt2 | torch (see models/init.py)
     compute_dtype: str = "float32"  # of the matmuls: bfloat16 is mixed precision, params stay
     # float32 and so do the residual stream, LayerNorm, softmax and the loss
+    query_chunk: int = 0  # > 0: causal attention by chunks of this many queries (same math)
 
     @property
     def head_size(self) -> int:
@@ -56,7 +57,7 @@ class Block(nn.Module):
             cfg.n_head, cfg.head_size, cfg.block_size, cfg.n_embd, cfg.n_layer,
             causal=True, dropout=cfg.dropout, projections=cfg.projections,
             deterministic=self.deterministic, decode=self.decode, init_style=cfg.init,
-            dtype=cfg.compute_dtype, name="sa")
+            dtype=cfg.compute_dtype, query_chunk=cfg.query_chunk, name="sa")
         x_BxTxC = sublayer(lambda h: attention(h, None, start), norm("ln1"), x_BxTxC)
         if cfg.ffwd:
             ffwd = FeedForward(cfg.n_embd, cfg.ffn_mult, cfg.activation, cfg.n_layer,

@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gpt_jax.models.dropout import Dropout
 from gpt_jax.models.init import dense_init
 
 ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": nn.tanh}
@@ -32,4 +33,4 @@ class FeedForward(nn.Module):
             return h_BxTxF
         out_BxTxC = nn.Dense(self.n_embd, kernel_init=dense_init(self.init_style, self.n_layer),
                              dtype=self.dtype, name="proj")(h_BxTxF)
-        return nn.Dropout(self.dropout)(out_BxTxC, deterministic=self.deterministic)
+        return Dropout(self.dropout)(out_BxTxC, deterministic=self.deterministic)
