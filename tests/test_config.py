@@ -5,7 +5,8 @@ from gpt_jax.config import apply_overrides, load_config_file, validate
 from gpt_jax.errors import UserError
 
 LADDER = ["bigram", "head", "multihead", "ffwd", "residual", "layernorm", "gpt_cpu", "gpt"]
-FILES = ["configs/bigram.py", "configs/shakespeare_char.py", "configs/shakespeare_char_cpu.py"]
+FILES = ["configs/bigram.py", "configs/shakespeare_char.py", "configs/shakespeare_char_cpu.py",
+         "configs/shakespeare_char_cpu.py:short"]
 
 
 @pytest.mark.parametrize("spec", FILES + [f"configs/ladder.py:{s}" for s in LADDER])
@@ -74,3 +75,18 @@ def test_inconsistent_settings_are_refused(field, value, message):
 def test_bad_config_files_are_named(spec, message):
     with pytest.raises(UserError, match=message):
         load_config_file(str(REPO / spec))
+
+
+def test_short_cpu_run_decays_its_learning_rate_by_its_last_step():
+    from gpt_jax.optim import learning_rate_schedule
+
+    full = load_config_file(str(REPO / "configs/shakespeare_char_cpu.py"))
+    short = load_config_file(str(REPO / "configs/shakespeare_char_cpu.py:short"))
+    assert (short.model, short.train.learning_rate) == (full.model, full.train.learning_rate)
+    end = short.train.num_steps
+    assert end < full.train.num_steps
+    assert float(learning_rate_schedule(short.train)(end)) == pytest.approx(
+        short.train.min_learning_rate, rel=1e-6)
+    assert float(learning_rate_schedule(full.train)(end)) > 10 * full.train.min_learning_rate
+    with pytest.raises(UserError, match="unknown variant 'long'"):
+        load_config_file(str(REPO / "configs/shakespeare_char_cpu.py:long"))
