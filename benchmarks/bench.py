@@ -73,9 +73,9 @@ CPU_OVERRIDES = {"shakespeare_char.py": {"train.grad_accum_steps": "4"}}
 flags.DEFINE_bool("cpu_overrides", True, "On a CPU, apply CPU_OVERRIDES.")
 
 
-def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
-    """Compile time and per-step times of our train step on the config's real batches."""
-    import jax
+def training_setup(spec: str, overrides: dict[str, str]) -> dict:
+    """The config's train chunk, replicated state and token stream, ready to call:
+    `run(state, step)` runs `k` steps from `step` and returns (state, metrics)."""
     import numpy as np
 
     from gpt_jax.config import apply_overrides, load_config_file
@@ -94,27 +94,36 @@ def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
     model = build_model(m, corpus.tokenizer.vocab_size)
     optimizer = make_optimizer(t)
     state = init_state(model, optimizer, t.seed, m.block_size)
-    params = state.params
     # One step per call when a step is slow, so that every step is timed on its own.
     k = t.steps_per_call if m.block_size * t.batch_size < 8192 else 1
     chunk = make_train_chunk(model, optimizer, t.seed, m.block_size)
-    state, tokens = replicate(state), replicate(corpus.train)
+    tokens = replicate(corpus.train)
 
     def starts(step):
         rows = [batch_offsets(len(corpus.train), m.block_size, t.batch_size, t.seed,
                               TRAIN_STREAM, step + i)[layout.rows] for i in range(k)]
         return shard(layout.for_chunk(np.stack(rows)))
 
+    return {"config": config, "params": state.params, "state": replicate(state), "k": k,
+            "compile": lambda state: chunk.lower(state, tokens, starts(0), k).compile(),
+            "run": lambda state, step: chunk(state, tokens, starts(step), k)}
+
+
+def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
+    """Compile time and per-step times of our train step on the config's real batches."""
+    import jax
+
+    setup = training_setup(spec, overrides)
+    config, state, k = setup["config"], setup["state"], setup["k"]
+    t, m = config.train, config.model
     start = time.perf_counter()
-    compiled = chunk.lower(state, tokens, starts(0), k).compile()
+    setup["compile"](state)
     compile_s = time.perf_counter() - start
-    del compiled
     per_step, step = [], 0
     warmup = 3 if k > 1 else 2  # calls: the first tens of steps run slower (allocation)
     for call in range(warmup + -(-steps // k)):
-        batch = starts(step)
         start = time.perf_counter()
-        state, metrics = chunk(state, tokens, batch, k)
+        state, metrics = setup["run"](state, step)
         jax.block_until_ready(metrics)
         if call >= warmup:
             per_step.append((time.perf_counter() - start) / k)
@@ -126,7 +135,7 @@ def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
             "steps_timed": len(per_step) * k, "steps_per_call": k, "compile_s": compile_s,
             "step_ms_median": 1000 * median, "step_ms_min": 1000 * min(per_step),
             "step_ms_max": 1000 * max(per_step), "tokens_per_s": tokens_per_step / median,
-            "flops_per_token": flops_per_token(config, params)}
+            "flops_per_token": flops_per_token(config, setup["params"])}
 
 
 NANOGPT_ARGS = {

@@ -1,0 +1,77 @@
+"""Where a train step's time goes: a jax.profiler trace of a few steps, summed by XLA op.
+
+    python benchmarks/profile_step.py [--config=shakespeare_char.py --override=train.batch_size=16]
+
+Prints the ops with the most time per step (fusions grouped by kind, then the single
+largest ones; run with XLA_FLAGS=--xla_dump_to=DIR to look their HLO up) and leaves the trace in
+--trace_dir for TensorBoard's profile plugin. Op time is summed over XLA's worker threads, so
+it can exceed the wall time of a step.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import gzip
+import json
+import re
+import sys
+from pathlib import Path
+
+from absl import app, flags
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+flags.DEFINE_string("config", "shakespeare_char.py", "Config file under configs/.")
+flags.DEFINE_multi_string("override", [], "field=value, as --config.field=value in train.py.")
+flags.DEFINE_integer("calls", 2, "Train-chunk calls to trace, after 2 untraced ones.")
+flags.DEFINE_integer("top", 25, "Rows to print.")
+flags.DEFINE_string("trace_dir", "/tmp/gpt_jax_profile", "Where the trace is written.")
+
+
+def op_times(trace_dir: str) -> collections.Counter:
+    """Microseconds per XLA op name, from the newest chrome-trace file jax wrote."""
+    path = sorted(glob.glob(f"{trace_dir}/plugins/profile/*/*.trace.json.gz"))[-1]
+    events = json.load(gzip.open(path))["traceEvents"]
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+               if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    times = collections.Counter()
+    for e in events:
+        thread = threads.get((e.get("pid"), e.get("tid")), "")
+        if e.get("ph") == "X" and "Eigen" in thread and e["name"] != "ThunkExecutor::Execute":
+            times[e["name"]] += e["dur"]
+    return times
+
+
+def main(argv):
+    del argv
+    import jax
+    from bench import training_setup
+
+    F = flags.FLAGS
+    setup = training_setup(F.config, dict(o.split("=", 1) for o in F.override))
+    state, k = setup["state"], setup["k"]
+    for call in range(2 + F.calls):
+        if call == 2:
+            jax.profiler.start_trace(F.trace_dir)
+        state, metrics = setup["run"](state, call * k)
+        jax.block_until_ready(metrics)
+    jax.profiler.stop_trace()
+
+    per_op = op_times(F.trace_dir)
+    steps = F.calls * k
+    by_kind = collections.Counter()
+    for name, us in per_op.items():
+        by_kind[re.sub(r"\.\d+$", "", name)] += us
+    print(f"op time per step, summed over threads: {sum(per_op.values()) / 1e3 / steps:.1f} ms")
+    print("by kind:")
+    for kind, us in by_kind.most_common(F.top):
+        print(f"  {us / 1e3 / steps:9.2f} ms  {kind}")
+    print("largest single ops:")
+    for name, us in per_op.most_common(F.top):
+        print(f"  {us / 1e3 / steps:9.2f} ms  {name}")
+
+
+if __name__ == "__main__":
+    app.run(main)
