@@ -25,6 +25,7 @@ from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
 
 flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
                           "Config files under configs/.")
@@ -138,20 +139,12 @@ def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
             "flops_per_token": flops_per_token(config, setup["params"])}
 
 
-NANOGPT_ARGS = {
-    "shakespeare_char_cpu.py": ["--block_size=64", "--batch_size=12", "--n_layer=4",
-                                "--n_head=4", "--n_embd=128", "--dropout=0.0"],
-    "shakespeare_char.py": [],  # its config file's own settings
-}
-
-
 def time_nanogpt(spec: str, steps: int) -> dict:
     """nanoGPT's own train.py on the CPU, eager, with its own per-iteration timer."""
     F = flags.FLAGS
     warmup = 5  # nanoGPT itself skips 5 iterations before it estimates its MFU
-    cmd = [F.nanogpt_python, "train.py", "config/train_shakespeare_char.py", "--device=cpu",
-           "--compile=False", "--eval_iters=1", "--log_interval=1", "--eval_interval=100000",
-           f"--max_iters={warmup + steps}", *NANOGPT_ARGS[spec]]
+    cmd = [F.nanogpt_python, *nanogpt.TRAIN, "--eval_iters=1", "--log_interval=1",
+           "--eval_interval=100000", f"--max_iters={warmup + steps}", *nanogpt.MODEL_ARGS[spec]]
     out = subprocess.run(cmd, cwd=F.nanogpt, capture_output=True, text=True, check=True).stdout
     times = [float(ms) for ms in re.findall(r"^iter \d+: .*time ([\d.]+)ms", out, re.M)]
     timed = times[warmup + 1:]  # iteration 0 also pays for the first evaluation

@@ -23,6 +23,8 @@ from pathlib import Path
 from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
 
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT, data prepared.")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
@@ -31,10 +33,8 @@ flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "time_to_loss.j
 
 OURS = ["--config=configs/shakespeare_char_cpu.py:short", "--config.train.eval_iters=20",
         "--config.sample.max_new_tokens=0"]
-NANOGPT_CPU = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False",
-               "--eval_iters=20", "--log_interval=100", "--block_size=64", "--batch_size=12",
-               "--n_layer=4", "--n_head=4", "--n_embd=128", "--max_iters=2000",
-               "--lr_decay_iters=2000", "--dropout=0.0"]
+NANOGPT_CPU = [*nanogpt.TRAIN, "--eval_iters=20", "--log_interval=100", "--max_iters=2000",
+               "--lr_decay_iters=2000", *nanogpt.MODEL_ARGS["shakespeare_char_cpu.py"]]
 
 
 def timed_evaluations(cmd: list[str], cwd: Path, pattern: str, env=None) -> dict:
@@ -60,7 +60,7 @@ def first_below(result: dict, target: float) -> dict | None:
 def main(argv):
     del argv
     F = flags.FLAGS
-    nano = timed_evaluations([F.nanogpt_python, "train.py", *NANOGPT_CPU], Path(F.nanogpt),
+    nano = timed_evaluations([F.nanogpt_python, *NANOGPT_CPU], Path(F.nanogpt),
                              r"^step (?P<step>\d+): train loss [\d.]+, val loss (?P<val>[\d.]+)")
     with tempfile.TemporaryDirectory() as workdir:
         ours = timed_evaluations(

@@ -37,11 +37,7 @@ def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
     size = int(np.prod(shape))
     if size >= 2**32:
         raise ValueError(f"dropout over {size} elements: the uint32 counter would wrap")
-    index = jnp.zeros(shape, jnp.uint32)
-    stride = 1
-    for axis in reversed(range(len(shape))):
-        index = index + jax.lax.broadcasted_iota(jnp.uint32, shape, axis) * np.uint32(stride)
-        stride *= shape[axis]
+    index = jax.lax.iota(jnp.uint32, size).reshape(shape)
     bits, _ = threefry2x32(jax.random.bits(key, (2,), jnp.uint32), index,
                            jnp.zeros(shape, jnp.uint32))
     return bits >= np.uint32(round(rate * 2**32))  # P(bits < threshold) = rate
