@@ -6,6 +6,7 @@ Legend: A micro-batches (gradient accumulation), B per-device batch, T time, V v
 """
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 import flax.linen as nn
 import jax
@@ -29,6 +30,25 @@ def replicate(tree):
     """One copy of every leaf on each local device, along the pmap axis."""
     n = jax.local_device_count()
     return jax.tree.map(lambda x: shard(np.broadcast_to(np.asarray(x), (n, *np.shape(x)))), tree)
+
+
+def replicated_shapes(tree):
+    """What replicate(tree) would hold, as shapes, dtypes and shardings: a step can be compiled
+    for a state that does not exist yet."""
+    mesh = Mesh(np.array(jax.local_devices()), (AXIS,))
+    n = jax.local_device_count()
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+        (n, *x.shape), x.dtype, sharding=NamedSharding(mesh, PartitionSpec(AXIS))), tree)
+
+
+def compile_ahead(pool: Executor, step: Callable, *args) -> Callable[[], Callable]:
+    """Starts compiling `step` on `pool` for arguments like `args` (arrays or shapes); returns a
+    function that waits for it and gives the compiled step, callable as `step` is. XLA releases
+    the GIL while it compiles, so the host builds the state meanwhile. Across processes a pmap
+    cannot be lowered for shapes alone; there the step compiles at its first call, as usual."""
+    if jax.process_count() > 1:
+        return lambda: step
+    return pool.submit(lambda: step.lower(*args).compile()).result
 
 
 def unreplicate(tree):

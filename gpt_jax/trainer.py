@@ -10,6 +10,7 @@ import contextlib
 import math
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -37,7 +38,15 @@ from gpt_jax.optim import learning_rate_schedule, make_optimizer
 from gpt_jax.progress import Progress
 from gpt_jax.sampling import sample_texts
 from gpt_jax.state import abstract_state, count_params, init_state
-from gpt_jax.steps import make_eval_step, make_train_chunk, replicate, shard, unreplicate
+from gpt_jax.steps import (
+    compile_ahead,
+    make_eval_step,
+    make_train_chunk,
+    replicate,
+    replicated_shapes,
+    shard,
+    unreplicate,
+)
 
 LOSS_PLOT = "loss.png"
 SAMPLES = "samples"
@@ -98,22 +107,35 @@ class Trainer:
         self.tokenizer = self.corpus.tokenizer
         self.model = build_model(m, self.tokenizer.vocab_size)
         self.optimizer = make_optimizer(t)
-        self.schedule = learning_rate_schedule(t)
-        if resume_step is None:
-            state = init_state(self.model, self.optimizer, t.seed, m.block_size)
-        else:
-            resume_step, state = self.checkpoints.restore_newest_good(
-                abstract_state(self.model, self.optimizer, m.block_size),
-                quarantine=self.is_main)
-            _log(f"resumed from the checkpoint at step {resume_step}")
+        # Every step's learning rate, computed once: asking the schedule (a jax function) for
+        # one step at a time would queue behind the running train steps, and the host would wait
+        # for them instead of dispatching the next ones.
+        schedule = jax.vmap(learning_rate_schedule(t))
+        self.learning_rates = np.asarray(schedule(np.arange(t.num_steps)))
+        self.tokens = replicate(self.corpus.train)  # the train stream, on every device
+        self.eval_batches = {split: self._eval_batches(split) for split in (TRAIN, VAL)}
+        # The train and eval steps compile on two other threads while this one builds the
+        # state (itself a jitted init, or a restore): each XLA compile keeps one core busy, so
+        # a run on a 2-core laptop starts seconds sooner than compiling one after the other.
+        shapes = abstract_state(self.model, self.optimizer, m.block_size)
+        replicated = replicated_shapes(shapes)
+        with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
+            train_chunk = compile_ahead(
+                pool, make_train_chunk(self.model, self.optimizer, t.seed, m.block_size),
+                replicated, self.tokens, self._chunk_starts(0, 0), 0)
+            eval_step = compile_ahead(pool, make_eval_step(self.model), replicated.params,
+                                      *self.eval_batches[VAL])
+            if resume_step is None:
+                state = init_state(self.model, self.optimizer, t.seed, m.block_size)
+            else:
+                resume_step, state = self.checkpoints.restore_newest_good(
+                    shapes, quarantine=self.is_main)
+                _log(f"resumed from the checkpoint at step {resume_step}")
+            self.train_chunk, self.eval_step = train_chunk(), eval_step()
         self.num_params = count_params(state.params)
         self.last_sample: str | None = None
         self._last_grad_norm = math.nan
         self.state = replicate(state)
-        self.train_chunk = make_train_chunk(self.model, self.optimizer, t.seed, m.block_size)
-        self.tokens = replicate(self.corpus.train)  # the train stream, on every device
-        self.eval_step = make_eval_step(self.model)
-        self.eval_batches = {split: self._eval_batches(split) for split in (TRAIN, VAL)}
 
         if self.is_main:
             run_dir.save_config(self.workdir, self.config)
@@ -247,6 +269,11 @@ class Trainer:
                                           t.seed, TRAIN_STREAM, step + k)[self.layout.rows]
         return shard(self.layout.for_chunk(starts_KxR))
 
+    def _learning_rate(self, step: int) -> float:
+        """The rate of the update that ended at `step`; every schedule holds its last value
+        past num_steps (a run resumed with fewer steps than it has done)."""
+        return float(self.learning_rates[min(max(step - 1, 0), len(self.learning_rates) - 1)])
+
     def _check(self, first: int, n: int, metrics_Kx2) -> None:
         """Fetches the losses of steps first+1 .. first+n; reports them, and stops on a
         non-finite value (of a loss, or of a gradient, which would have made the params NaN)."""
@@ -263,7 +290,7 @@ class Trainer:
             raise UserError(f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
                             f"at step {step}: stopped; {kept}. Try a lower "
                             f"--config.train.learning_rate")
-        lr = float(self.schedule(step - 1))
+        lr = self._learning_rate(step)
         self.progress.update(step, loss, lr)
         if self.is_main and step % self.config.train.log_interval == 0:
             self.metrics.scalars(step, {"step_loss": loss, "step_grad_norm": grad_norm})
@@ -273,7 +300,7 @@ class Trainer:
         """Evaluates; logs, writes the metrics record and a sample (process 0)."""
         losses = self.evaluate()
         record = {"step": step, **losses, "tokens_per_s": tokens_per_s,
-                  "lr": float(self.schedule(max(step - 1, 0))), "grad_norm": grad_norm}
+                  "lr": self._learning_rate(step), "grad_norm": grad_norm}
         self.progress.write(
             f"step {step:6d} | train loss {losses['train_loss']:.4f} | "
             f"val loss {losses['val_loss']:.4f}" +

@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
 from conftest import tiny_config
 from gpt_jax.ladder import report, run_step
+from gpt_jax.optim import learning_rate_schedule
 from gpt_jax.trainer import train_and_evaluate
 
 
@@ -16,12 +19,17 @@ def _tiny(steps=20):
 
 
 def test_a_run_writes_metrics_events_plot_and_samples(tmp_path, capsys):
-    train_and_evaluate(_tiny(), tmp_path)
+    config = _tiny()
+    config.train.update(dict(lr_schedule="cosine", warmup_steps=5))
+    train_and_evaluate(config, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 10, 20]
+    schedule = learning_rate_schedule(config.train)
     for record in records:
         assert set(record) == {"step", "train_loss", "val_loss", "tokens_per_s", "lr",
                                "grad_norm"}
+        # the rate of the update that ended at this step (the trainer reads it from a table)
+        assert record["lr"] == pytest.approx(float(schedule(max(record["step"] - 1, 0))))
     assert records[0]["tokens_per_s"] is None and records[-1]["tokens_per_s"] > 0
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
