@@ -6,10 +6,12 @@ for its 384-wide model, and Adam's best rate scales about as 1/width (μP): 1e-3
 Measured here at step 2000: lr 1e-3 → 1.90, 1.5e-3 → 1.84, 2e-3 → 1.80, 3e-3 → 1.76,
 5e-3 → 1.76. `--config.train.learning_rate=1e-3` gives nanoGPT's settings exactly.
 
-`configs/shakespeare_char_cpu.py:short` trains the same model for 1,300 steps, with the cosine
+`configs/shakespeare_char_cpu.py:short` trains the same model for 1,200 steps, with the cosine
 schedule ending there: a run that stops early should have decayed its learning rate by then,
-not be cut off mid-schedule. Measured here: val loss 1.859 at step 1,300, against 1.91 for the
-2,000-step schedule at the same step.
+not be cut off mid-schedule. A shorter run also takes a higher peak rate (4e-3) and a shorter
+warmup (50 steps): the best rate grows as the horizon shrinks. Measured here at step 1,200
+(val loss on 20 batches, seeds 1337 / 1 / 2): 1.870 / 1.818 / 1.890; with lr 3e-3:
+1.865 / 1.870 for seeds 1337 / 1; with warmup 100 and lr 3e-3: 1.881.
 """
 
 from gpt_jax.config import base_config
@@ -29,7 +31,7 @@ def get_config(variant: str = ""):
     t.weight_decay, t.beta2 = 0.1, 0.99
     t.eval_interval, t.eval_iters, t.checkpoint_every = 250, 50, 500
     if variant == "short":
-        t.num_steps = 1300
+        t.num_steps, t.learning_rate, t.warmup_steps = 1200, 4e-3, 50
     elif variant:
         raise UserError(f"unknown variant {variant!r} of shakespeare_char_cpu.py; choose short")
     config.lock()

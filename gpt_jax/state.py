@@ -1,5 +1,6 @@
 """The training state (params, optimizer state, step count) and its construction."""
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -19,25 +20,35 @@ class TrainState:
     opt_state: Any
 
 
-def init_state(model: nn.Module, optimizer: optax.GradientTransformation, seed: int,
-               block_size: int) -> TrainState:
-    """Fresh parameters from `seed`; the same on every device layout. Jitted: flax's init runs
-    a forward pass, which op by op takes longer than compiling it."""
+def _init(model: nn.Module, optimizer: optax.GradientTransformation,
+          block_size: int) -> Callable[[jax.Array], TrainState]:
+    """key -> a fresh state: flax's init (a forward pass on a dummy batch), then the optimizer's."""
     idx_1xT = jnp.zeros((1, block_size), jnp.int32)
 
-    @jax.jit
     def init(key):
         params = model.init(key, idx_1xT)["params"]
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=optimizer.init(params))
 
+    return init
+
+
+def init_state(model: nn.Module, optimizer: optax.GradientTransformation, seed: int,
+               block_size: int) -> TrainState:
+    """Fresh parameters from `seed`; the same on every device layout. Jitted: the forward pass
+    op by op takes longer than compiling it. It runs once, so on a CPU XLA compiles it without
+    LLVM's optimizations: 0.7 of its 2 s to compile, for a few milliseconds more to run (and
+    random draws that may differ from an optimized build's in the last bit)."""
+    cpu = jax.default_backend() == "cpu"
+    init = jax.jit(_init(model, optimizer, block_size),
+                   compiler_options={"xla_backend_optimization_level": 0} if cpu else None)
     return init(jax.random.key(seed))
 
 
 def abstract_state(model: nn.Module, optimizer: optax.GradientTransformation,
                    block_size: int) -> TrainState:
     """Shapes and dtypes of the state, without computing it: the target a restore must match."""
-    return jax.eval_shape(lambda: init_state(model, optimizer, 0, block_size))
+    return jax.eval_shape(_init(model, optimizer, block_size), jax.random.key(0))
 
 
 def param_shapes(model: nn.Module, block_size: int):

@@ -82,9 +82,10 @@ def test_short_cpu_run_decays_its_learning_rate_by_its_last_step():
 
     full = load_config_file(str(REPO / "configs/shakespeare_char_cpu.py"))
     short = load_config_file(str(REPO / "configs/shakespeare_char_cpu.py:short"))
-    assert (short.model, short.train.learning_rate) == (full.model, full.train.learning_rate)
+    assert short.model == full.model
     end = short.train.num_steps
     assert end < full.train.num_steps
+    assert short.train.learning_rate >= full.train.learning_rate  # a shorter horizon
     assert float(learning_rate_schedule(short.train)(end)) == pytest.approx(
         short.train.min_learning_rate, rel=1e-6)
     assert float(learning_rate_schedule(full.train)(end)) > 5 * full.train.min_learning_rate
