@@ -119,6 +119,7 @@ class Trainer:
         # a run on a 2-core laptop starts seconds sooner than compiling one after the other.
         shapes = abstract_state(self.model, self.optimizer, m.block_size)
         replicated = replicated_shapes(shapes)
+        start = time.perf_counter()
         with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
             train_chunk = compile_ahead(
                 pool, make_train_chunk(self.model, self.optimizer, t.seed, m.block_size),
@@ -132,6 +133,7 @@ class Trainer:
                     shapes, quarantine=self.is_main)
                 _log(f"resumed from the checkpoint at step {resume_step}")
             self.train_chunk, self.eval_step = train_chunk(), eval_step()
+        self.build_seconds = time.perf_counter() - start
         self.num_params = count_params(state.params)
         self.last_sample: str | None = None
         self._last_grad_norm = math.nan
@@ -182,6 +184,7 @@ class Trainer:
         lines.append(f"{jax.process_count()} process(es) × {jax.local_device_count()} "
                      f"{jax.devices()[0].platform} device(s) | batch {t.batch_size} × "
                      f"{m.block_size} tokens | steps {self.step} → {t.num_steps}")
+        lines.append(f"state built and steps compiled in {self.build_seconds:.1f} s")
         return "\n".join(lines)
 
     def run(self) -> dict:
@@ -231,8 +234,7 @@ class Trainer:
             step += n
             if timer.compiling:
                 flush()
-                self.progress.write(f"compiling and the first {n} step(s) took "
-                                    f"{timer.compiled():.1f} s")
+                self.progress.write(f"the first {n} step(s) took {timer.compiled():.1f} s")
                 self.progress.restart_clock(step)
             else:
                 timer.count(n)
@@ -322,7 +324,7 @@ class Trainer:
 
 
 class _Throughput:
-    """Training tokens per second between evaluations, excluding compilation and eval time."""
+    """Training tokens per second between evaluations, excluding the first call and eval time."""
 
     def __init__(self, tokens_per_step: int):
         self.tokens_per_step = tokens_per_step
@@ -330,7 +332,8 @@ class _Throughput:
         self.restart()
 
     def compiled(self) -> float:
-        """Ends the first call, whose time is mostly compilation; returns that time."""
+        """Ends the first call (slower: allocation, and compiling where it was not done
+        ahead); returns its time."""
         seconds = time.perf_counter() - self.start
         self.compiling = False
         self.restart()

@@ -83,7 +83,7 @@ def test_killed_again_and_again_still_ends_where_a_straight_run_does(tmp_path, s
             p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir()) else None
     rng = np.random.default_rng(0)  # and one kill from outside at a random moment
     proc = _start(tmp_path, *ARGS)
-    _wait_for_line(proc, "compiling and the first")
+    _wait_for_line(proc, "step(s) took")
     time.sleep(rng.uniform(0.0, 0.3))
     proc.kill()
     proc.wait()
@@ -95,7 +95,7 @@ def test_killed_again_and_again_still_ends_where_a_straight_run_does(tmp_path, s
 def test_ctrl_c_saves_the_current_step_and_resumes_exactly(tmp_path, straight):
     proc = _start(tmp_path, *ARGS[:-1], "--config.model.dropout=0.1",
                   "--config.train.num_steps=40")
-    _wait_for_line(proc, "compiling and the first")
+    _wait_for_line(proc, "step(s) took")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -124,7 +124,7 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_a_second_trainer_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
     first = _start(tmp_path, "--config.train.num_steps=1000000")
     try:
-        _wait_for_line(first, "compiling and the first")
+        _wait_for_line(first, "step(s) took")
         second = _train(tmp_path, args=[])
         assert second.returncode == 2
         assert second.stderr.strip().splitlines() == [
