@@ -121,9 +121,11 @@ class Trainer:
         replicated = replicated_shapes(shapes)
         start = time.perf_counter()
         with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
-            train_chunk = compile_ahead(
-                pool, make_train_chunk(self.model, self.optimizer, t.seed, m.block_size),
-                replicated, self.tokens, self._chunk_starts(0, 0), 0)
+            chunk = make_train_chunk(self.model, self.optimizer, t.seed, m.block_size)
+            # A finished run only evaluates: it need not wait for its train step to compile.
+            finished = resume_step is not None and resume_step >= t.num_steps
+            train_chunk = (lambda: chunk) if finished else compile_ahead(
+                pool, chunk, replicated, self.tokens, self._chunk_starts(0, 0), 0)
             eval_step = compile_ahead(pool, make_eval_step(self.model), replicated.params,
                                       *self.eval_batches[VAL])
             if resume_step is None:
@@ -184,7 +186,7 @@ class Trainer:
         lines.append(f"{jax.process_count()} process(es) × {jax.local_device_count()} "
                      f"{jax.devices()[0].platform} device(s) | batch {t.batch_size} × "
                      f"{m.block_size} tokens | steps {self.step} → {t.num_steps}")
-        lines.append(f"state built and steps compiled in {self.build_seconds:.1f} s")
+        lines.append(f"state and compiled steps ready in {self.build_seconds:.1f} s")
         return "\n".join(lines)
 
     def run(self) -> dict:
