@@ -20,10 +20,14 @@ from gpt_jax.state import TrainState
 AXIS = "devices"  # the pmap axis; replicate() must use the same name or the step compiles twice
 
 
+def _per_device() -> NamedSharding:
+    """Row d on local device d: how the pmapped steps expect their inputs laid out."""
+    return NamedSharding(Mesh(np.array(jax.local_devices()), (AXIS,)), PartitionSpec(AXIS))
+
+
 def shard(x_Dx: np.ndarray) -> jax.Array:
-    """Puts row d of x on local device d, laid out as the pmapped steps expect their inputs."""
-    mesh = Mesh(np.array(jax.local_devices()), (AXIS,))
-    return jax.device_put(x_Dx, NamedSharding(mesh, PartitionSpec(AXIS)))
+    """Puts row d of x on local device d."""
+    return jax.device_put(x_Dx, _per_device())
 
 
 def replicate(tree):
@@ -35,10 +39,9 @@ def replicate(tree):
 def replicated_shapes(tree):
     """What replicate(tree) would hold, as shapes, dtypes and shardings: a step can be compiled
     for a state that does not exist yet."""
-    mesh = Mesh(np.array(jax.local_devices()), (AXIS,))
-    n = jax.local_device_count()
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-        (n, *x.shape), x.dtype, sharding=NamedSharding(mesh, PartitionSpec(AXIS))), tree)
+    n, sharding = jax.local_device_count(), _per_device()
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct((n, *x.shape), x.dtype,
+                                                       sharding=sharding), tree)
 
 
 def compile_ahead(pool: Executor, step: Callable, *args) -> Callable[[], Callable]:
