@@ -160,6 +160,10 @@ def main(argv):
     import jaxlib
     from sampling import time_sampling
 
+    from gpt_jax.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # as train.py does (gpt_jax/cli.py)
+
     peak = matmul_peak_flops()
     print(f"fp32 matmul peak (jitted 4096² matmul): {peak / 1e9:.1f} GFLOP/s", flush=True)
     rows = []

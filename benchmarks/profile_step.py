@@ -49,6 +49,10 @@ def main(argv):
     import jax
     from bench import training_setup
 
+    from gpt_jax.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # as train.py does
+
     F = flags.FLAGS
     setup = training_setup(F.config, dict(o.split("=", 1) for o in F.override))
     state, k = setup["state"], setup["k"]

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from absl import flags
 
+from gpt_jax import host_memory
 from gpt_jax.errors import Interrupted, UserError
 
 __all__ = ["UserError", "parse_flags", "run", "split_overrides"]
@@ -50,6 +51,7 @@ def _exit(message: str, code: int) -> NoReturn:
 
 def run(main: Callable[[], None]) -> None:
     """Runs `main`; a UserError or Ctrl-C becomes one line on stderr and a non-zero exit."""
+    host_memory.keep_freed_memory()
     try:
         main()
     except Interrupted as e:

@@ -1,0 +1,33 @@
+"""Keeping freed host memory for reuse, so that every call does not page-fault its buffers.
+
+XLA:CPU mallocs each call's temporary buffers (the activations a train chunk keeps for its
+backward pass: 46 MB for the CPU GPT) and frees them when the call ends. glibc serves blocks
+that large with mmap and hands them back with munmap, so the next call writes to fresh pages
+and the kernel zeroes each one on first touch: measured here, 11,800 page faults a call, about
+20 ms, 5% of a 10-step chunk of the CPU GPT. Served from glibc's heap and kept there after
+free, the same memory is reused warm. The price: the process holds its peak heap until exit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+# From glibc's <malloc.h>.
+M_TRIM_THRESHOLD = -1  # free heap kept at the top before glibc returns it to the OS
+M_MMAP_MAX = -4  # how many blocks may be served by mmap; 0 serves all of them from the heap
+KEEP_BYTES = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Makes glibc serve big blocks from its heap and keep them after free; True where that
+    took effect (Linux with glibc). Elsewhere it changes nothing: other allocators (macOS,
+    musl) have no mallopt. Call it before the first computation; blocks already mapped are
+    unaffected."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
