@@ -95,8 +95,12 @@ def training_setup(spec: str, overrides: dict[str, str]) -> dict:
     model = build_model(m, corpus.tokenizer.vocab_size)
     optimizer = make_optimizer(t)
     state = init_state(model, optimizer, t.seed, m.block_size)
-    # One step per call when a step is slow, so that every step is timed on its own.
-    k = t.steps_per_call if m.block_size * t.batch_size < 8192 else 1
+    # Steps per call as the trainer runs them: each call also pays for mapping its temporary
+    # buffers afresh where the allocator will not keep them (see gpt_jax/host_memory.py).
+    k = t.steps_per_call
+    # Warm-up calls: the first tens of steps run slower (allocation); one call of a slow step
+    # is tens of them already.
+    warmup = 1 if m.block_size * t.batch_size >= 8192 else 3
     chunk = make_train_chunk(model, optimizer, t.seed, m.block_size)
     tokens = replicate(corpus.train)
 
@@ -106,6 +110,7 @@ def training_setup(spec: str, overrides: dict[str, str]) -> dict:
         return shard(layout.for_chunk(np.stack(rows)))
 
     return {"config": config, "params": state.params, "state": replicate(state), "k": k,
+            "warmup": warmup,
             "compile": lambda state: chunk.lower(state, tokens, starts(0), k).compile(),
             "run": lambda state, step: chunk(state, tokens, starts(step), k)}
 
@@ -121,7 +126,7 @@ def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
     setup["compile"](state)
     compile_s = time.perf_counter() - start
     per_step, step = [], 0
-    warmup = 3 if k > 1 else 2  # calls: the first tens of steps run slower (allocation)
+    warmup = setup["warmup"]
     for call in range(warmup + -(-steps // k)):
         start = time.perf_counter()
         state, metrics = setup["run"](state, step)
