@@ -5,18 +5,21 @@ backward pass: 46 MB for the CPU GPT) and frees them when the call ends. glibc s
 that large with mmap and hands them back with munmap, so the next call writes to fresh pages
 and the kernel zeroes each one on first touch: measured here, 11,800 page faults a call, about
 20 ms, 5% of a 10-step chunk of the CPU GPT. Served from glibc's heap and kept there after
-free, the same memory is reused warm. The price: the process holds its peak heap until exit.
+free, the same memory is reused warm. The price: the process holds its peak heap until exit;
+GPT_JAX_KEEP_FREED_MEMORY=0 turns it off (and lets you measure what it saves).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 # From glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1  # free heap kept at the top before glibc returns it to the OS
 M_MMAP_MAX = -4  # how many blocks may be served by mmap; 0 serves all of them from the heap
 KEEP_BYTES = 1 << 30
+SWITCH = "GPT_JAX_KEEP_FREED_MEMORY"
 
 
 def keep_freed_memory() -> bool:
@@ -24,7 +27,7 @@ def keep_freed_memory() -> bool:
     took effect (Linux with glibc). Elsewhere it changes nothing: other allocators (macOS,
     musl) have no mallopt. Call it before the first computation; blocks already mapped are
     unaffected."""
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.environ.get(SWITCH, "1") == "0":
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from conftest import run_python
+from gpt_jax.host_memory import SWITCH
 
 # A fresh process, so that glibc starts from its defaults. The 48 MB output of x * 2 is over
 # glibc's largest mmap threshold (32 MB): by default every call maps it anew.
@@ -31,14 +32,25 @@ print(json.dumps({"default": default, "took": took, "kept": faults_per_call()}))
 """
 
 
+def _faults(env=None) -> dict:
+    proc = run_python(["-c", SCRIPT], env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
 def test_freed_buffers_are_reused_without_page_faults():
-    proc = run_python(["-c", SCRIPT])
-    assert proc.returncode == 0, proc.stderr
-    faults = json.loads(proc.stdout.strip().splitlines()[-1])
+    faults = _faults()
     assert faults["took"]
     if faults["default"] < 1000:
         pytest.skip(f"this allocator already reuses freed memory ({faults['default']} faults)")
     # Each call's buffer may come from another thread's malloc arena, and now and then one is
     # mapped afresh (seen: 1 call in 10); by default every one is.
     assert faults["kept"] * 2 < faults["default"], faults
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
+def test_the_switch_turns_it_off():
+    faults = _faults({SWITCH: "0"})
+    assert not faults["took"]
+    assert faults["kept"] > faults["default"] / 2, faults
