@@ -50,7 +50,8 @@ def _exit(message: str, code: int) -> NoReturn:
 
 
 def run(main: Callable[[], None]) -> None:
-    """Runs `main`; a UserError or Ctrl-C becomes one line on stderr and a non-zero exit."""
+    """Runs `main`; a UserError or Ctrl-C becomes one line on stderr and a non-zero exit.
+    Freed host memory is kept for reuse first (see host_memory.py), before jax allocates."""
     host_memory.keep_freed_memory()
     try:
         main()

@@ -4,9 +4,10 @@ XLA:CPU mallocs each call's temporary buffers (the activations a train chunk kee
 backward pass: 46 MB for the CPU GPT) and frees them when the call ends. glibc serves blocks
 that large with mmap and hands them back with munmap, so the next call writes to fresh pages
 and the kernel zeroes each one on first touch: measured here, 11,800 page faults a call, about
-20 ms, 5% of a 10-step chunk of the CPU GPT. Served from glibc's heap and kept there after
-free, the same memory is reused warm. The price: the process holds its peak heap until exit;
-GPT_JAX_KEEP_FREED_MEMORY=0 turns it off (and lets you measure what it saves).
+15 ms of a 10-step chunk of the CPU GPT (335 ms). Served from glibc's heap and kept there
+after free, the same memory is reused warm. Not reached: blocks over 64 MB that a worker
+thread allocates, which glibc always maps. The price: the process holds its peak heap until
+exit; GPT_JAX_KEEP_FREED_MEMORY=0 turns it off (and lets you measure what it saves).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ SWITCH = "GPT_JAX_KEEP_FREED_MEMORY"
 
 def keep_freed_memory() -> bool:
     """Makes glibc serve big blocks from its heap and keep them after free; True where that
-    took effect (Linux with glibc). Elsewhere it changes nothing: other allocators (macOS,
-    musl) have no mallopt. Call it before the first computation; blocks already mapped are
-    unaffected."""
+    took effect (Linux with glibc). Elsewhere it changes nothing: macOS has no libc.so.6, and
+    musl's mallopt is a stub that returns 0. Call it before the first computation; blocks
+    already mapped are unaffected."""
     if not sys.platform.startswith("linux") or os.environ.get(SWITCH, "1") == "0":
         return False
     try:
