@@ -77,10 +77,8 @@ flags.DEFINE_bool("cpu_overrides", True, "On a CPU, apply CPU_OVERRIDES.")
 def training_setup(spec: str, overrides: dict[str, str]) -> dict:
     """The config's train chunk, replicated state and token stream, ready to call:
     `run(state, step)` runs `k` steps from `step` and returns (state, metrics)."""
-    import numpy as np
-
     from gpt_jax.config import apply_overrides, load_config_file
-    from gpt_jax.dataset import TRAIN_STREAM, Corpus, batch_offsets, load_text
+    from gpt_jax.dataset import Corpus, load_text
     from gpt_jax.layout import BatchLayout
     from gpt_jax.models import build_model
     from gpt_jax.optim import make_optimizer
@@ -105,14 +103,13 @@ def training_setup(spec: str, overrides: dict[str, str]) -> dict:
     tokens = replicate(corpus.train)
 
     def starts(step):
-        rows = [batch_offsets(len(corpus.train), m.block_size, t.batch_size, t.seed,
-                              TRAIN_STREAM, step + i)[layout.rows] for i in range(k)]
-        return shard(layout.for_chunk(np.stack(rows)))
+        return shard(layout.chunk_starts(len(corpus.train), m.block_size, t.seed, step, k, k))
 
+    # `run` calls `chunk`, which compiles at its first call, or the executable `compile` made.
     return {"config": config, "params": state.params, "state": replicate(state), "k": k,
             "warmup": warmup,
             "compile": lambda state: chunk.lower(state, tokens, starts(0), k).compile(),
-            "run": lambda state, step: chunk(state, tokens, starts(step), k)}
+            "run": lambda state, step, fn=chunk: fn(state, tokens, starts(step), k)}
 
 
 def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
@@ -123,13 +120,13 @@ def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
     config, state, k = setup["config"], setup["state"], setup["k"]
     t, m = config.train, config.model
     start = time.perf_counter()
-    setup["compile"](state)
+    compiled = setup["compile"](state)
     compile_s = time.perf_counter() - start
     per_step, step = [], 0
     warmup = setup["warmup"]
     for call in range(warmup + -(-steps // k)):
         start = time.perf_counter()
-        state, metrics = setup["run"](state, step)
+        state, metrics = setup["run"](state, step, compiled)
         jax.block_until_ready(metrics)
         if call >= warmup:
             per_step.append((time.perf_counter() - start) / k)

@@ -11,6 +11,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from gpt_jax.dataset import TRAIN_STREAM, batch_offsets
 from gpt_jax.errors import UserError
 
 
@@ -60,6 +61,16 @@ class BatchLayout:
         K = starts_KxR.shape[0]
         starts = starts_KxR.reshape(K, self.local_devices, self.grad_accum_steps, self.micro_batch)
         return starts.swapaxes(0, 1)
+
+    def chunk_starts(self, n_tokens: int, block_size: int, seed: int, step: int, n: int,
+                     k: int) -> np.ndarray:
+        """Start offsets of train steps step .. step+n-1, padded to k steps, as `for_chunk`
+        lays them out: the same batches, drawn from (seed, step), as one step at a time."""
+        starts_KxR = np.zeros((k, self.per_process), np.int32)
+        for i in range(n):
+            starts_KxR[i] = batch_offsets(n_tokens, block_size, self.global_batch, seed,
+                                          TRAIN_STREAM, step + i)[self.rows]
+        return self.for_chunk(starts_KxR)
 
     def for_eval(self, x_NxRxT: np.ndarray) -> np.ndarray:
         """(N batches, rows, T) → (devices, N·micro-batches, micro_batch, T)."""

@@ -22,10 +22,8 @@ from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
 from gpt_jax.dataset import (
     TRAIN,
-    TRAIN_STREAM,
     VAL,
     Corpus,
-    batch_offsets,
     eval_stream,
     get_batch,
     load_text,
@@ -264,14 +262,10 @@ class Trainer:
                                   for every in (t.eval_interval, t.checkpoint_every))) - step
 
     def _chunk_starts(self, step: int, n: int) -> jax.Array:
-        """Start offsets of steps step .. step+n-1 (padded to steps_per_call), laid out per
-        device: the same batches, drawn from (seed, step), as a step-at-a-time loop would use."""
+        """Start offsets of steps step .. step+n-1 (padded to steps_per_call), on the devices."""
         t, m = self.config.train, self.config.model
-        starts_KxR = np.zeros((t.steps_per_call, self.layout.per_process), np.int32)
-        for k in range(n):
-            starts_KxR[k] = batch_offsets(len(self.corpus.train), m.block_size, t.batch_size,
-                                          t.seed, TRAIN_STREAM, step + k)[self.layout.rows]
-        return shard(self.layout.for_chunk(starts_KxR))
+        return shard(self.layout.chunk_starts(len(self.corpus.train), m.block_size, t.seed,
+                                              step, n, t.steps_per_call))
 
     def _learning_rate(self, step: int) -> float:
         """The rate of the update that ended at `step`; every schedule holds its last value
