@@ -1,5 +1,11 @@
-"""keep_freed_memory: after it, a call's big buffers reuse freed memory instead of page-faulting
-fresh pages (counted by the kernel, so the check does not depend on timing)."""
+"""keep_freed_memory: after it, big blocks reuse freed memory instead of page-faulting fresh
+pages (counted by the kernel, so the check does not depend on timing).
+
+The blocks are malloc'd from Python's main thread: XLA's own buffers come from whichever worker
+thread runs the call, and a block from another thread's arena is now and then mapped afresh
+all the same (in the CPU GPT's train chunk: 0-2,000 faults a call against 11,800), which would
+make a check through jax depend on thread scheduling.
+"""
 
 import json
 import sys
@@ -9,26 +15,31 @@ import pytest
 from conftest import run_python
 from gpt_jax.host_memory import SWITCH
 
-# A fresh process, so that glibc starts from its defaults. The 48 MB output of x * 2 is over
-# glibc's largest mmap threshold (32 MB): by default every call maps it anew.
+# A fresh process, so that glibc starts from its defaults. 48 MB is over glibc's largest mmap
+# threshold (32 MB): by default every malloc maps it anew, and every first write faults.
 SCRIPT = """
-import json, resource
-import jax, jax.numpy as jnp
+import ctypes, json, resource
 from gpt_jax.host_memory import keep_freed_memory
 
-double = jax.jit(lambda x: x * 2)
-x = jnp.ones(12 << 20, jnp.float32)
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+SIZE = 48 << 20
 
-def faults_per_call(calls=10):
-    double(x).block_until_ready()  # the result is dropped at once, freeing its buffer
+def faults_per_block(blocks=10):
+    def one():
+        p = libc.malloc(SIZE)
+        ctypes.memset(p, 1, SIZE)
+        libc.free(p)
+    one()  # the heap may grow once
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(calls):
-        double(x).block_until_ready()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+    for _ in range(blocks):
+        one()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / blocks
 
-default = faults_per_call()
+default = faults_per_block()
 took = keep_freed_memory()
-print(json.dumps({"default": default, "took": took, "kept": faults_per_call()}))
+print(json.dumps({"default": default, "took": took, "kept": faults_per_block()}))
 """
 
 
@@ -44,9 +55,7 @@ def test_freed_buffers_are_reused_without_page_faults():
     assert faults["took"]
     if faults["default"] < 1000:
         pytest.skip(f"this allocator already reuses freed memory ({faults['default']} faults)")
-    # Each call's buffer may come from another thread's malloc arena, and now and then one is
-    # mapped afresh (seen: 1 call in 10); by default every one is.
-    assert faults["kept"] * 2 < faults["default"], faults
+    assert faults["kept"] * 100 < faults["default"], faults
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
