@@ -70,13 +70,16 @@ def flops_per_token(config, params) -> float:
 # GPT's batch of 64 as 4 accumulated micro-batches of 16, whose activations stay in the cache
 # (measured here: 12 s a step as one batch, 8.6 s as four). Pass --cpu_overrides=false to
 # time the configs exactly as written.
-CPU_OVERRIDES = {"shakespeare_char.py": {"train.grad_accum_steps": "4"}}
+CPU_OVERRIDES = {"shakespeare_char.py": {"train.grad_accum_steps": 4}}
 flags.DEFINE_bool("cpu_overrides", True, "On a CPU, apply CPU_OVERRIDES.")
 
 
-def training_setup(spec: str, overrides: dict[str, str]) -> dict:
+def training_setup(spec: str, overrides: dict) -> dict:
     """The config's train chunk, replicated state and token stream, ready to call:
     `run(state, step)` runs `k` steps from `step` and returns (state, metrics)."""
+    import jax
+    import numpy as np
+
     from gpt_jax.config import apply_overrides, load_config_file
     from gpt_jax.dataset import Corpus, load_text
     from gpt_jax.layout import BatchLayout
@@ -101,6 +104,7 @@ def training_setup(spec: str, overrides: dict[str, str]) -> dict:
     warmup = 1 if m.block_size * t.batch_size >= 8192 else 3
     chunk = make_train_chunk(model, optimizer, t.seed, m.block_size)
     tokens = replicate(corpus.train)
+    no_stop = shard(np.zeros(jax.local_device_count(), np.int32))
 
     def starts(step):
         return shard(layout.chunk_starts(len(corpus.train), m.block_size, t.seed, step, k, k))
@@ -108,11 +112,11 @@ def training_setup(spec: str, overrides: dict[str, str]) -> dict:
     # `run` calls `chunk`, which compiles at its first call, or the executable `compile` made.
     return {"config": config, "params": state.params, "state": replicate(state), "k": k,
             "warmup": warmup,
-            "compile": lambda state: chunk.lower(state, tokens, starts(0), k).compile(),
-            "run": lambda state, step, fn=chunk: fn(state, tokens, starts(step), k)}
+            "compile": lambda state: chunk.lower(state, tokens, starts(0), k, no_stop).compile(),
+            "run": lambda state, step, fn=chunk: fn(state, tokens, starts(step), k, no_stop)[:2]}
 
 
-def time_training(spec: str, steps: int, overrides: dict[str, str]) -> dict:
+def time_training(spec: str, steps: int, overrides: dict) -> dict:
     """Compile time and per-step times of our train step on the config's real batches."""
     import jax
 

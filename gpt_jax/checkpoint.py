@@ -5,9 +5,9 @@ A checkpoint holds host (unreplicated) arrays, so one saved on N devices restore
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,21 +18,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from gpt_jax.errors import UserError
-
-# orbax logs every save and restore at INFO; a training log has no room for that.
-logging.getLogger("absl").setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silences orbax's warnings about the options we chose on purpose (read-only mode)."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _key_name(key) -> str:
@@ -63,20 +48,23 @@ def first_mismatch(saved, expected) -> str | None:
     return f"{extra[0]} is in the checkpoint but not in this model" if extra else None
 
 
-def _silence_orphaned_reads() -> None:
-    """After a failed restore, reads still in flight complete into orbax's closed event loop
-    and each prints a 'RuntimeError: Event loop is closed' traceback; drop exactly those."""
-    default = sys.unraisablehook
-    if getattr(default, "silences_orphaned_reads", False):
-        return
-
-    def hook(unraisable):
-        if not (isinstance(unraisable.exc_value, RuntimeError)
-                and str(unraisable.exc_value) == "Event loop is closed"):
-            default(unraisable)
-
-    hook.silences_orphaned_reads = True
-    sys.unraisablehook = hook
+def describe_failure(error: BaseException) -> str:
+    """The reason a save or restore failed, in a few words: the OS error under orbax's and
+    tensorstore's wrappers ('No space left on device', 'Permission denied') when there is one."""
+    seen, todo = set(), [error]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        code = re.search(r"os_error_code='(\d+)'", str(e))
+        if code:
+            return os.strerror(int(code.group(1)))
+        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:160]}" if text else type(error).__name__
 
 
 class Checkpoints:
@@ -89,9 +77,14 @@ class Checkpoints:
                                                    save_interval_steps=0)
         else:  # a save killed half-way leaves a temporary folder: clear it away at start
             options = ocp.CheckpointManagerOptions(max_to_keep=keep, cleanup_tmp_directories=True)
-        with _quiet():
-            self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                                  item_handlers=ocp.StandardCheckpointHandler())
+        self._pending: int | None = None  # the step of the save in flight
+        self._failed = False
+        try:
+            self._manager = ocp.CheckpointManager(
+                self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
+        except OSError as e:
+            raise UserError(f"cannot open the checkpoints in {self.directory}: "
+                            f"{describe_failure(e)}") from None
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -101,9 +94,53 @@ class Checkpoints:
 
     def save(self, step: int, tree: Any) -> None:
         """Starts writing `tree` in the background; the previous checkpoint stays intact until
-        this one is complete (orbax writes to a temporary folder and renames it)."""
+        this one is complete (orbax writes to a temporary folder and renames it). A failure of
+        this save or of the one before is raised as one UserError, here or at `check()`."""
+        self._finish_pending()
         tree = jax.tree.map(np.asarray, tree)
-        self._manager.save(step, args=ocp.args.StandardSave(tree))
+        self._pending = step
+        try:
+            self._manager.save(step, args=ocp.args.StandardSave(tree))
+        except Exception as e:
+            self._fail(step, e)
+
+    def check(self) -> None:
+        """Raises if the save in flight has failed; cheap, so the trainer calls it every chunk
+        and a failed save stops the run within one chunk."""
+        if self._pending is not None and not self._manager.is_saving_in_progress():
+            self._finish_pending()
+
+    def _finish_pending(self) -> None:
+        """Waits for the save in flight and checks that its folder was written."""
+        step, self._pending = self._pending, None
+        if step is None:
+            return
+        try:
+            self._manager.wait_until_finished()
+            self._manager.check_for_errors()
+        except Exception as e:
+            self._fail(step, e)
+        if not (self.directory / str(step)).is_dir():
+            self._fail(step, None)
+
+    def _fail(self, step: int, error: BaseException | None):
+        """Raises the one line that says which save failed, why, and what is kept; clears the
+        half-written folder away, so that a full disk gets its space back."""
+        self._failed = True
+        shutil.rmtree(self.directory / f"{step}.orbax-checkpoint-tmp", ignore_errors=True)
+        reason = describe_failure(error) if error is not None else "its folder was not written"
+        kept = [s for s in self._on_disk() if s != step]
+        kept_text = (f"the checkpoint of step {kept[-1]} is kept" if kept
+                     else "no earlier checkpoint exists")
+        raise UserError(f"cannot save the checkpoint of step {step} in {self.directory}: "
+                        f"{reason}; {kept_text}")
+
+    def _on_disk(self) -> list[int]:
+        """Steps whose checkpoint folder is complete on disk (orbax renames it when done)."""
+        try:
+            return sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
+        except OSError:
+            return []
 
     def restore(self, step: int, target: Any) -> Any:
         """The checkpoint at `step` as host arrays shaped like `target` (arrays or
@@ -129,7 +166,6 @@ class Checkpoints:
             except UserError:  # a different model, not damage: refuse, whatever else is there
                 raise
             except Exception as e:  # orbax and tensorstore raise many types for bad bytes
-                _silence_orphaned_reads()
                 reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) \
                     else type(e).__name__
                 damaged.append(candidate)
@@ -149,7 +185,13 @@ class Checkpoints:
         self._manager.reload()
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        """Waits for the save in flight; raises if it failed."""
+        self._finish_pending()
 
     def close(self) -> None:
+        """Waits for the save in flight and stops orbax's threads. After a failure it does not
+        wait: the error is on its way to the user and the process is about to exit."""
+        if self._failed:
+            return
+        self._finish_pending()
         self._manager.close()

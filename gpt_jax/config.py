@@ -1,20 +1,21 @@
 """The config schema: every field a run reads, with the lecture's small-model defaults.
 
-Config files in `configs/` start from `base_config()` and change a few fields. `validate`
-turns impossible settings into one clear UserError before anything compiles.
+Config files in `configs/` start from `base_config()` (locked: a mistyped field is an error,
+not a new field) and change a few fields. `validate` turns impossible settings into one clear
+UserError before anything compiles, whatever the config came from (a file, flags, config.json).
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
-import importlib.machinery
-import importlib.util
-import inspect
 import math
+import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import ml_collections
+from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from gpt_jax.errors import UserError
 from gpt_jax.models.feedforward import ACTIVATIONS
@@ -76,7 +77,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.sample = ml_collections.ConfigDict(dict(
         max_new_tokens=300,  # the sample printed at the end of training
     ))
+    config.lock()
     return config
+
+
+INT32_MAX = 2**31 - 1  # the step counter and the token ids are int32
+SEED_MAX = 2**63 - 1  # jax.random.key takes an int64
 
 
 def _require(ok: bool, message: str) -> None:
@@ -84,20 +90,64 @@ def _require(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
+def _require_count(name: str, value: int, minimum: int) -> None:
+    _require(value >= minimum, f"{name} must be >= {minimum}, got {value}")
+    _require(value <= INT32_MAX, f"{name} must be <= {INT32_MAX} (2^31 - 1), got {value}")
+
+
+def _did_you_mean(name: str, known) -> str:
+    near = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def check_schema(config: ml_collections.ConfigDict, source: str = "the config") -> None:
+    """Every field of `config` is a field of base_config() with the same type, and none is
+    missing: a mistyped name or value is refused wherever it came from."""
+    def walk(node, schema, prefix: str) -> None:
+        for key in node:
+            path = prefix + key
+            if key not in schema:
+                known = [prefix + k for k in schema]
+                raise UserError(f"{source} has an unknown field {path}"
+                                f"{_did_you_mean(path, known)}")
+            value, expected = node[key], schema[key]
+            if isinstance(expected, ml_collections.ConfigDict):
+                if not isinstance(value, (ml_collections.ConfigDict, dict)):
+                    raise UserError(f"{source}: {path} must be a section, got {value!r}")
+                walk(value, expected, path + ".")
+            elif not _same_type(value, expected):
+                raise UserError(f"{source}: {path} must be of type {type(expected).__name__}, "
+                                f"got {value!r}")
+        missing = [prefix + k for k in schema if k not in node]
+        if missing:
+            raise UserError(f"{source} lacks the field {missing[0]}: start config files from "
+                            f"gpt_jax.config.base_config()")
+
+    walk(config, base_config(), "")
+
+
+def _same_type(value: Any, expected: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(expected, bool)
+    if isinstance(expected, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(expected))
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks settings that would otherwise fail deep inside jax, or silently train nonsense."""
+    check_schema(config)
     m, t = config.model, config.train
     _require(m.name in MODEL_NAMES, f"model.name must be one of {MODEL_NAMES}, got {m.name!r}")
     for section, fields in (("model", ("block_size", "n_embd", "n_head", "ffn_mult", "context",
                                        "mlp_hidden")),
                             ("train", ("num_steps", "batch_size", "grad_accum_steps",
-                                       "steps_per_call",
-                                       "eval_interval", "eval_iters", "log_interval",
-                                       "checkpoint_every", "keep_checkpoints"))):
+                                       "steps_per_call", "eval_interval", "eval_iters",
+                                       "log_interval", "checkpoint_every",
+                                       "keep_checkpoints"))):
         for field in fields:
-            value = config[section][field]
-            _require(value >= 1, f"{section}.{field} must be >= 1, got {value}")
-    _require(m.n_layer >= 0, f"model.n_layer must be >= 0, got {m.n_layer}")
+            _require_count(f"{section}.{field}", config[section][field], 1)
+    _require_count("model.n_layer", m.n_layer, 0)
     _require(m.name != "gpt" or m.n_embd % m.n_head == 0,
              f"model.n_embd ({m.n_embd}) must be divisible by model.n_head ({m.n_head})")
     _require(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
@@ -105,90 +155,96 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"model.activation must be one of {tuple(ACTIVATIONS)}, got {m.activation!r}")
     _require(m.compute_dtype in ("float32", "bfloat16"),
              f"model.compute_dtype must be float32 or bfloat16, got {m.compute_dtype!r}")
-    _require(m.query_chunk >= 0, f"model.query_chunk must be >= 0, got {m.query_chunk}")
+    _require_count("model.query_chunk", m.query_chunk, 0)
     _require(m.init in STYLES, f"model.init must be one of {STYLES}, got {m.init!r}")
     _require(m.projections or not m.ffwd or m.ffn_mult == 1,
              "a feed-forward without projections must keep the width: set model.ffn_mult=1")
     _require(0 < t.learning_rate < math.inf,
              f"train.learning_rate must be a positive number, got {t.learning_rate}")
+    _require(0 <= t.min_learning_rate < math.inf,
+             f"train.min_learning_rate must be a number >= 0, got {t.min_learning_rate}")
     _require(t.lr_schedule in ("constant", "cosine"),
              f"train.lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
-    _require(0 <= t.warmup_steps, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
-    _require(t.seed >= 0, f"train.seed must be >= 0, got {t.seed}")
-    _require(t.grad_clip >= 0, f"train.grad_clip must be >= 0, got {t.grad_clip}")
+    _require_count("train.warmup_steps", t.warmup_steps, 0)
+    _require(0 <= t.seed <= SEED_MAX, f"train.seed must be in [0, 2^63 - 1], got {t.seed}")
+    _require(0 <= t.grad_clip < math.inf, f"train.grad_clip must be >= 0, got {t.grad_clip}")
+    _require(0 <= t.weight_decay < math.inf,
+             f"train.weight_decay must be a number >= 0, got {t.weight_decay}")
+    for beta in ("beta1", "beta2"):
+        _require(0 <= t[beta] < 1, f"train.{beta} must be in [0, 1), got {t[beta]}")
+    _require_count("sample.max_new_tokens", config.sample.max_new_tokens, 0)
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """Runs `get_config()` of a config file, as `path.py` or `path.py:variant`.
+    """`get_config()` of a config file, as `path.py` or `path.py:variant`, loaded the way
+    `--config` loads it (ml_collections.config_flags); for commands that load several.
 
     Config files are the user's own Python (never anything read from a workdir: a run's
     config is stored as JSON there).
     """
-    path, _, variant = spec.partition(":")
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"config file not found: {path}")
-    loader = importlib.machinery.SourceFileLoader(f"_config_{file.stem}", str(file))
-    module_spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(module_spec)
+    path = Path(spec.partition(":")[0]).expanduser()
+    if not path.is_file():
+        raise UserError(f"config file not found: {spec.partition(':')[0]}")
+    # config_flags loads every file as the module "config_config" with the deprecated
+    # load_module(), which re-executes into a module already in sys.modules: a second file
+    # without get_config() would silently reuse the first one's.
+    sys.modules.pop("config_config", None)
     try:
-        module_spec.loader.exec_module(module)
+        config = ConfigFileFlagParser("config").parse(spec)
+        config.lock()  # an _ErrorConfig (the file failed to import) raises here
     except UserError:
         raise
-    except Exception as e:  # a config file that does not even import
-        raise UserError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
-    get_config = getattr(module, "get_config", None)
-    if not callable(get_config):
-        raise UserError(f"config file {path} has no get_config() function")
-    n_params = len(inspect.signature(get_config).parameters)
-    if variant and n_params == 0:
-        raise UserError(f"config file {path} takes no ':variant', got {variant!r}")
-    config = get_config(variant) if variant else get_config()
+    except Exception as e:
+        raise UserError(config_file_error(spec, e)) from None
     if not isinstance(config, ml_collections.ConfigDict):
-        raise UserError(f"get_config() of {path} must return a ConfigDict")
+        raise UserError(f"get_config() of {spec} must return a ConfigDict")
     return config
 
 
-def _parse_value(text: str, current):
-    """`text` as the type of the field it replaces."""
-    if isinstance(current, bool):
-        lowered = text.lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise ValueError("expected true or false")
-    if isinstance(current, int):
-        return int(text)
-    if isinstance(current, float):
-        return float(text)
-    if isinstance(current, (tuple, list)):
-        value = ast.literal_eval(text)
-        if not isinstance(value, (tuple, list)):
-            raise ValueError("expected a list")
-        return type(current)(value)
-    return text
+def config_file_error(spec: str, error: BaseException) -> str:
+    """One line for an exception raised while loading a config file."""
+    path = spec.partition(":")[0]
+    text = str(error.args[0] if isinstance(error, (KeyError, AttributeError)) and error.args
+               else error)
+    unknown = re.search(r'Key "(.+?)" does not exist', text)
+    if unknown:
+        near = re.search(r'Did you mean "(.+?)"', text)
+        hint = f" (did you mean {near.group(1)!r}?)" if near else ""
+        return f"config file {path} sets an unknown field {unknown.group(1)!r}{hint}"
+    if "get_config" in text and isinstance(error, AttributeError):
+        return f"config file {path} has no get_config() function"
+    if re.search(r"get_config\(\) takes 0 positional arguments", text):
+        return f"config file {path} takes no ':variant', got {spec.partition(':')[2]!r}"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    if "No such file or directory" in text and "earlier failure to load" in text:
+        return f"config file not found: {path}"
+    if isinstance(error, OSError) and "earlier failure to load" in text:
+        causes = [line for line in lines if line.startswith("[Errno")]
+        return f"config file {path} failed to load: {causes[-1] if causes else last}"
+    if not re.match(r"\w+(Error|Exception|Warning)\b", last):  # the traceback's last line has it
+        last = f"{type(error).__name__}: {last}"
+    return f"config file {path} failed to load: {last}"
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]) -> None:
-    """Applies {'model.n_layer': '4'} to a config, typed like the field, naming bad ones."""
-    for dotted, text in overrides.items():
-        node = config
-        keys = dotted.split(".")
-        for depth, key in enumerate(keys):
-            if not isinstance(node, ml_collections.ConfigDict) or key not in node:
-                known = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-                near = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {'.'.join(keys[:depth] + near)!r}?)" if near else ""
-                raise UserError(f"unknown config field --config.{dotted}{hint}")
-            if depth < len(keys) - 1:
-                node = node[key]
-        current = node[keys[-1]]
-        if isinstance(current, ml_collections.ConfigDict):
-            raise UserError(f"--config.{dotted} is a section; set one of its fields")
+def set_field(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+    """config[a][b] = value for 'a.b', naming an unknown field with a did-you-mean."""
+    node, keys = config, dotted.split(".")
+    for depth, key in enumerate(keys):
+        if not isinstance(node, ml_collections.ConfigDict) or key not in node:
+            known = [".".join(keys[:depth] + [k]) for k in node] \
+                if isinstance(node, ml_collections.ConfigDict) else []
+            raise UserError(f"unknown config field --config.{dotted}"
+                            f"{_did_you_mean('.'.join(keys[:depth + 1]), known)}")
+        if depth < len(keys) - 1:
+            node = node[key]
+    node[keys[-1]] = value
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]) -> None:
+    """Sets {'train.num_steps': 100}: typed values, as config_flags parses them."""
+    for dotted, value in overrides.items():
         try:
-            value = _parse_value(text, current)
-        except (ValueError, SyntaxError) as e:
-            raise UserError(f"--config.{dotted}={text}: expected a value of type "
-                            f"{type(current).__name__} ({e})") from None
-        node[keys[-1]] = value
+            set_field(config, dotted, value)
+        except TypeError as e:
+            raise UserError(f"--config.{dotted}={value!r}: {e}") from None

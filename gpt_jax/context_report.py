@@ -19,17 +19,19 @@ import ml_collections
 from absl import flags
 
 from gpt_jax import cli
-from gpt_jax.config import load_config_file
+from gpt_jax.config import INT32_MAX, load_config_file
 from gpt_jax.dataset import load_text
 from gpt_jax.errors import UserError
+from gpt_jax.memory import available_memory
 from gpt_jax.metrics import read_metrics
 from gpt_jax.models import build_model
-from gpt_jax.models.ngram import BYTES_PER_PARAM, available_memory, require_table_fits, sci
+from gpt_jax.models.ngram import BYTES_PER_PARAM, require_table_fits, sci
 from gpt_jax.run_dir import prepare, write_atomic
 from gpt_jax.state import count_params, param_shapes
 from gpt_jax.tokenizer import CharTokenizer
 from gpt_jax.trainer import train_and_evaluate
 
+USAGE = "usage: python -m gpt_jax.context_report --workdir=DIR [--steps=N]"
 flags.DEFINE_string("workdir", None, "Folder for context.md and one training run per model.")
 flags.DEFINE_integer("steps", 1000, "Training steps of every run; 0 tabulates parameters only.")
 
@@ -131,15 +133,15 @@ def report(vocab_size: int, steps: int, workdir: Path) -> str:
 
 def _main(argv: list[str]) -> None:
     start = time.perf_counter()
-    cli.parse_flags(argv)
+    cli.parse_flags(argv, USAGE, __name__)
     from gpt_jax import compilation_cache
 
     compilation_cache.enable()
     F = flags.FLAGS
     if F.workdir is None:
-        raise UserError("usage: python -m gpt_jax.context_report --workdir=DIR [--steps=N]")
-    if F.steps < 0:
-        raise UserError(f"--steps must be >= 0, got {F.steps}")
+        raise UserError(USAGE)
+    if not 0 <= F.steps <= INT32_MAX:
+        raise UserError(f"--steps must be in [0, {INT32_MAX}], got {F.steps}")
 
     workdir = prepare(F.workdir)
     vocab_size = CharTokenizer.from_text(load_text(family_config("gpt", 1).data.path)).vocab_size

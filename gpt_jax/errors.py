@@ -1,9 +1,14 @@
-"""The one exception type for mistakes a user can fix (bad flags, files, configs)."""
+"""The exceptions a command turns into one line on stderr and a non-zero exit."""
 
 
 class UserError(Exception):
-    """Raised at the boundary; the CLI prints it as one line and exits non-zero."""
+    """A mistake the user can fix (bad flags, files, configs, resources): exit status 2."""
 
 
-class Interrupted(UserError):
-    """Training was stopped by SIGINT after saving a checkpoint; the same command resumes."""
+class Stopped(Exception):
+    """Training stopped on a signal (Ctrl-C, or SIGTERM from a scheduler) after saving a
+    checkpoint of the step it reached; the same command resumes from there."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

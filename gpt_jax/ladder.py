@@ -13,16 +13,21 @@ import time
 from pathlib import Path
 
 from absl import flags
+from ml_collections import config_flags
 
 from gpt_jax import cli
+from gpt_jax.config import base_config
 from gpt_jax.errors import UserError
 
+USAGE = ("usage: python -m gpt_jax.ladder --workdir=DIR [--full] "
+         "[--config.section.field=value ...]")
 flags.DEFINE_string("workdir", None, "Folder for the report and one run per step.")
 flags.DEFINE_bool("full", False, "Also train the scaled-up GPT (configs/shakespeare_char.py): "
                   "a GPU job, tens of seconds per step on a CPU.")
 flags.DEFINE_string("configs_dir", None, "The configs/ folder (default: the repository's).")
-flags.DEFINE_multi_string("override", [], "A config override for every step, e.g. "
-                          "--override=train.num_steps=100 (repeatable).")
+config_flags.DEFINE_config_dict(
+    "config", base_config(), "Overrides for every step, as --config.train.num_steps=100 "
+    "(any field of gpt_jax/config.py; repeatable).")
 
 # (step, config spec relative to configs/), in the lecture's order.
 STEPS = [("bigram", "bigram.py"), ("head", "ladder.py:head"),
@@ -42,14 +47,25 @@ def _configs_dir(given: str | None) -> Path:
 
 
 def run_step(name: str, config, workdir: Path) -> dict:
-    """Trains one step (or reads back its finished result): the row of the table."""
+    """Trains one step (or reads back its finished result): the row of the table. A step that
+    finished, or started, with other settings is refused rather than reused or overwritten."""
+    from gpt_jax import run_dir
     from gpt_jax.metrics import read_metrics
     from gpt_jax.trainer import train_and_evaluate
 
+    asked = json.loads(config.to_json())
+    stored = run_dir.load_config(workdir)
+    differences = run_dir.config_differences(stored, config) if stored is not None else []
+    if differences:
+        raise UserError(f"{workdir} holds the ladder step {name!r} trained with other settings "
+                        f"({differences[0]}); use another --workdir, or remove {workdir}")
     result_file = workdir / RESULT
     if result_file.exists():
-        result = json.loads(result_file.read_text())
-        if result["num_steps"] == config.train.num_steps:
+        try:
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            result = None
+        if isinstance(result, dict) and result.get("config") == asked:
             print(f"== {name}: finished before, read back from {workdir}", flush=True)
             return result
     print(f"== {name}: {config.description}", flush=True)
@@ -67,8 +83,8 @@ def run_step(name: str, config, workdir: Path) -> dict:
               "val_loss": record["val_loss"], "reference_val_loss": config.reference_val_loss,
               "wall_s": wall_s, "sample": sample[:SAMPLE_CHARS],
               "curve": [{"step": r["step"], "val_loss": r["val_loss"]}
-                        for r in read_metrics(workdir)]}
-    result_file.write_text(json.dumps(result, indent=1))
+                        for r in read_metrics(workdir)], "config": asked}
+    run_dir.write_atomic(result_file, json.dumps(result, indent=1))
     return result
 
 
@@ -91,19 +107,17 @@ def report(results: list[dict]) -> str:
 
 
 def _main(argv: list[str]) -> None:
-    cli.parse_flags(argv)
+    cli.parse_flags(argv, USAGE, __name__)
     F = flags.FLAGS
     if not F.workdir:
-        raise UserError("usage: python -m gpt_jax.ladder --workdir=DIR [--full]")
+        raise UserError(USAGE)
     from gpt_jax import compilation_cache, run_dir
     from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.plots import plot_ladder
 
     compilation_cache.enable()
     configs = _configs_dir(F.configs_dir)
-    overrides = dict(o.split("=", 1) for o in F.override if "=" in o)
-    if len(overrides) != len(F.override):
-        raise UserError("--override takes section.field=value")
+    overrides = config_flags.get_override_values(F["config"])
     workdir = run_dir.prepare(F.workdir)
     steps = STEPS + [FULL_STEP] if F.full else STEPS
     planned = []
@@ -116,7 +130,7 @@ def _main(argv: list[str]) -> None:
     for name, config in planned:
         results.append(run_step(name, config, workdir / name))
         table = report(results)
-        (workdir / "ladder.md").write_text("# The ladder\n\n" + table, encoding="utf-8")
+        run_dir.write_atomic(workdir / "ladder.md", "# The ladder\n\n" + table)
         plot_ladder({r["step"]: r["curve"] for r in results},
                     {r["step"]: r["reference_val_loss"] for r in results},
                     workdir / "ladder.png")

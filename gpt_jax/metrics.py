@@ -1,29 +1,55 @@
 """Metrics of a run: JSON lines in WORKDIR/metrics.jsonl, one object per evaluation, and the
-same scalars as TensorBoard events in WORKDIR/tensorboard (tensorboardX, no TensorFlow)."""
+same scalars as TensorBoard events in WORKDIR/tensorboard (tensorboardX, no TensorFlow).
+
+Both are written synchronously by the training process, so a disk that is full or a file that
+cannot be written stops the run with one line instead of failing in a background thread.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import sys
+import time
 from pathlib import Path
 
-from tensorboardX import SummaryWriter
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto import event_pb2
+from tensorboardX.summary import scalar
 
-from gpt_jax.run_dir import METRICS
+from gpt_jax.errors import UserError
+from gpt_jax.run_dir import METRICS, write_atomic
 
 TENSORBOARD = "tensorboard"
 
 
+def _is_record(value) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("step"), int) \
+        and not isinstance(value.get("step"), bool)
+
+
 def read_metrics(workdir: str | Path) -> list[dict]:
+    """The records of metrics.jsonl; a line that is not a record (cut short by a killed
+    process, or edited by hand) is skipped with a warning."""
     path = Path(workdir) / METRICS
-    if not path.exists():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return []
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         try:
-            records.append(json.loads(line))
-        except ValueError:  # a line cut short by a killed process
-            continue
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if _is_record(record):
+            records.append(record)
+        elif line.strip():
+            print(f"warning: {path} line {number} is not a metrics record; skipped",
+                  file=sys.stderr)
     return records
 
 
@@ -32,26 +58,65 @@ class MetricsWriter:
 
     def __init__(self, workdir: Path):
         self.path = workdir / METRICS
-        self.tensorboard = SummaryWriter(str(workdir / TENSORBOARD), flush_secs=10)
+        self._tensorboard: EventsWriter | None = None
+        self._tensorboard_dir = workdir / TENSORBOARD
+        try:  # fail now, before training, if the files cannot be written
+            self._tensorboard_dir.mkdir(exist_ok=True)
+            self._tensorboard = EventsWriter(str(self._tensorboard_dir / "events"))
+            self.path.open("a", encoding="utf-8").close()
+        except OSError as e:
+            raise UserError(f"cannot write {e.filename or self.path}: {e.strerror}") from None
 
     def truncate_after(self, step: int) -> None:
         """Drops records past `step`: a resumed run rewrites them instead of repeating them."""
-        if self.path.exists():
-            kept = [r for r in read_metrics(self.path.parent) if r["step"] <= step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        kept = [r for r in read_metrics(self.path.parent) if r["step"] <= step]
+        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict) -> None:
         """One evaluation: non-finite values (no throughput yet at step 0) become null."""
         record = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                   for k, v in record.items()}
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise UserError(f"cannot write {self.path}: {e.strerror}") from None
         self.scalars(record["step"], {k: v for k, v in record.items() if k != "step"})
+        self.flush()
 
     def scalars(self, step: int, values: dict) -> None:
         for name, value in values.items():
             if value is not None:
-                self.tensorboard.add_scalar(name, value, step)
+                event = event_pb2.Event(wall_time=time.time(), step=step,
+                                        summary=scalar(name, value))
+                self._tensorboard_call(lambda e=event: self._tensorboard.write_event(e))
+
+    def flush(self) -> None:
+        self._tensorboard_call(lambda: self._tensorboard.flush())
+
+    def _tensorboard_call(self, write) -> None:
+        try:
+            write()
+        except OSError as e:
+            raise UserError(f"cannot write the TensorBoard events in {self._tensorboard_dir}: "
+                            f"{e.strerror}") from None
 
     def close(self) -> None:
-        self.tensorboard.close()
+        if self._tensorboard is not None:
+            try:
+                self._tensorboard.close()
+            except OSError:
+                pass  # closing after a failed write: the error already reached the user
+            self._tensorboard = None
+
+
+def keep_aside(path: Path, suffix: str) -> Path | None:
+    """Renames `path` to PATH.SUFFIX (numbered if taken), so nothing is overwritten."""
+    if not path.exists():
+        return None
+    target, n = path.with_name(f"{path.name}.{suffix}"), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{suffix}{n}")
+    os.replace(path, target)
+    return target

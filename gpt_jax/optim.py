@@ -2,6 +2,7 @@
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 
 
@@ -31,3 +32,35 @@ def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransforma
     if train.grad_clip > 0:
         return optax.chain(optax.clip_by_global_norm(train.grad_clip), adamw)
     return adamw
+
+
+class LearningRates:
+    """Each step's learning rate, read from a table computed a block of steps at a time.
+
+    Asking the schedule (a jax function) for one step at a time would queue behind the train
+    steps running on the device, so the host would wait for them instead of dispatching the
+    next ones. A block of 65,536 steps is one small computation; a run of a billion steps
+    never holds its whole table.
+    """
+
+    BLOCK = 1 << 16
+
+    def __init__(self, train: ml_collections.ConfigDict):
+        self.num_steps = train.num_steps
+        self._schedule = jax.vmap(learning_rate_schedule(train))
+        self._block = (-1, np.zeros(0, np.float32))
+
+    def at(self, step: int) -> float:
+        """The rate of the update that step `step` applies (0-based, as optax counts)."""
+        index, table = self._block
+        if step // self.BLOCK != index:
+            index = step // self.BLOCK
+            table = np.asarray(self._schedule(np.arange(index * self.BLOCK,
+                                                        (index + 1) * self.BLOCK)))
+            self._block = (index, table)
+        return float(table[step % self.BLOCK])
+
+    def after(self, step: int) -> float:
+        """The rate of the update that ended at `step`; every schedule holds its last value
+        past num_steps (a run resumed with fewer steps than it has done)."""
+        return self.at(min(max(step - 1, 0), self.num_steps - 1))

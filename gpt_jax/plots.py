@@ -9,6 +9,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gpt_jax.errors import UserError  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    """Writes the figure as a PNG; a file that cannot be written is one UserError."""
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    finally:
+        plt.close(fig)
+
 
 def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
     """Train and val loss against step, from metrics.jsonl records."""
@@ -20,9 +33,7 @@ def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
     ax.set(xlabel="step", ylabel="cross-entropy loss", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], path: Path) -> None:
@@ -41,6 +52,4 @@ def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], pat
     ax.set(xlabel="step", ylabel="val loss", title="The ladder: validation loss by step")
     ax.grid(alpha=0.3)
     ax.legend(ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)

@@ -6,6 +6,7 @@ and sampled from. Nothing here is pickled or executed: config and vocab are plai
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -25,6 +26,8 @@ LOCK = "train.lock"
 def prepare(workdir: str | Path) -> Path:
     """Creates the workdir (absolute), or says why it cannot be written."""
     path = Path(workdir).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"workdir {path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -35,10 +38,16 @@ def prepare(workdir: str | Path) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write-then-rename, so a crash never leaves a half-written file behind."""
+    """Write-then-rename, so a crash never leaves a half-written file behind; a file that
+    cannot be written (disk full, permissions) is one UserError naming it."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
 
 
 def save_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
@@ -47,7 +56,7 @@ def save_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
 
 def load_config(workdir: str | Path) -> ml_collections.ConfigDict | None:
     """The run's config; fields added to the schema after it was saved take their defaults."""
-    from gpt_jax.config import base_config
+    from gpt_jax.config import base_config, check_schema
 
     path = Path(workdir) / CONFIG
     if not path.exists():
@@ -55,14 +64,30 @@ def load_config(workdir: str | Path) -> ml_collections.ConfigDict | None:
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {path}: {e}") from None
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    if not isinstance(stored, dict):
+        raise UserError(f"{path} is damaged: it holds no config")
     config = base_config()
+    check_schema(_with_defaults(stored, config), source=str(path))
     config.update(stored)
     return config
 
 
+def _with_defaults(stored: dict, schema: ml_collections.ConfigDict) -> dict:
+    """`stored` with the fields it lacks taken from `schema`: a run saved before a field was
+    added to the schema is not damaged."""
+    merged = {}
+    for key, default in schema.items():
+        value = stored.get(key, default)
+        if isinstance(default, ml_collections.ConfigDict) and isinstance(value, dict):
+            value = _with_defaults(value, default)
+        merged[key] = value
+    merged.update({k: v for k, v in stored.items() if k not in merged})
+    return merged
+
+
 def save_vocab(workdir: Path, tokenizer: CharTokenizer) -> None:
-    tokenizer.save(workdir / VOCAB)
+    write_atomic(workdir / VOCAB, json.dumps({"chars": tokenizer.chars}, ensure_ascii=False))
 
 
 def load_vocab(workdir: str | Path) -> CharTokenizer | None:
@@ -71,31 +96,62 @@ def load_vocab(workdir: str | Path) -> CharTokenizer | None:
 
 
 def config_differences(old: ml_collections.ConfigDict, new: ml_collections.ConfigDict,
-                       section: str) -> list[str]:
-    """'train.num_steps: 2000 → 3000' for every field of `section` that changed."""
-    old_s, new_s = old.get(section, {}), new.get(section, {})
-    return [f"{section}.{key}: {old_s.get(key)!r} → {new_s.get(key)!r}"
-            for key in sorted(set(old_s) | set(new_s)) if old_s.get(key) != new_s.get(key)]
+                       section: str | None = None) -> list[str]:
+    """'train.num_steps: 2000 → 3000' for every field (of `section`, or of the whole config)
+    that differs between two configs."""
+    old_f, new_f = _flatten(old.to_dict()), _flatten(new.to_dict())
+    if section is not None:
+        old_f = {k: v for k, v in old_f.items() if k.startswith(section + ".")}
+        new_f = {k: v for k, v in new_f.items() if k.startswith(section + ".")}
+    return [f"{key}: {old_f.get(key)!r} → {new_f.get(key)!r}"
+            for key in sorted(set(old_f) | set(new_f)) if old_f.get(key) != new_f.get(key)]
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 class WorkdirLock:
     """An exclusive lock on the workdir, held while training. The OS drops it when the
-    process dies, however it dies, so a crash never leaves the workdir locked."""
+    process dies, however it dies, so a crash never leaves the workdir locked. The lock file
+    holds the owner's pid and is removed on release; a workdir the run created and left empty
+    (it failed before writing anything) is removed too."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, created: bool = False):
         self.path = workdir / LOCK
+        self.created = created
         self._file = None
 
     def __enter__(self) -> WorkdirLock:
-        self._file = open(self.path, "a+")
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.seek(0)
-            holder = self._file.read().strip() or "another process"
+        while True:
+            try:
+                self._file = open(self.path, "a+")
+            except OSError as e:
+                raise UserError(f"cannot write {self.path}: {e.strerror}") from None
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._file.seek(0)
+                holder = self._file.read().strip() or "another process"
+                self._file.close()
+                raise UserError(
+                    f"workdir {self.path.parent} is in use by a running trainer (pid {holder}); "
+                    "wait for it or choose another --workdir") from None
+            # The holder before us may have removed the file between our open and our lock:
+            # then we hold a lock on a file nobody else can see, and must take the new one.
+            try:
+                same = os.path.samestat(os.fstat(self._file.fileno()), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             self._file.close()
-            raise UserError(f"workdir {self.path.parent} is in use by a running trainer "
-                            f"(pid {holder}); wait for it or choose another --workdir") from None
         self._file.seek(0)
         self._file.truncate()
         self._file.write(str(os.getpid()))
@@ -103,4 +159,9 @@ class WorkdirLock:
         return self
 
     def __exit__(self, *exc) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()  # while still holding the lock: see __enter__
         self._file.close()
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()  # only if empty: nothing was written

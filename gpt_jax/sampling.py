@@ -10,6 +10,7 @@ Legend: B samples, T block_size, V vocab, N new tokens.
 from __future__ import annotations
 
 import functools
+import time
 
 import flax.linen as nn
 import jax
@@ -146,4 +147,12 @@ def sample_texts(model: nn.Module, params, tokenizer: CharTokenizer, block_size:
     new_BxN = generate(model, params, window_BxT, n, jax.random.key(seed), temperature, top_k,
                        top_p, block_size=block_size, max_new_tokens=max_new_tokens,
                        use_cache=use_cache, slide=slide)
+    wait_interruptibly(new_BxN)
     return [tokenizer.decode(row) for row in np.asarray(new_BxN)]
+
+
+def wait_interruptibly(x: jax.Array, poll_s: float = 0.05) -> None:
+    """Waits for an asynchronously dispatched result in short sleeps: a blocking fetch would
+    hold Ctrl-C until a long generation ends, a sleep lets it through at once."""
+    while not x.is_ready():
+        time.sleep(poll_s)

@@ -114,17 +114,20 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
 
 def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, seed: int,
                      block_size: int) -> Callable:
-    """(state, tokens_DxN, starts_DxKxAxB, n) -> (state, metrics_DxKx2): n <= K steps in one
-    call, each on the windows of `block_size + 1` tokens at its batch's start offsets.
+    """(state, tokens_DxN, starts_DxKxAxB, n, stop_D) -> (state, metrics_DxKx2, stop_D): n <= K
+    steps in one call, each on the windows of `block_size + 1` tokens at its batch's start
+    offsets.
 
     The token stream stays on the device and the loop runs there, so the host pays the cost
     of a dispatch, a transfer and a metrics fetch once per K steps instead of every step.
-    metrics[k] = (loss, grad_norm) of the k-th step; rows past n are NaN.
+    metrics[k] = (loss, grad_norm) of the k-th step; rows past n are NaN. `stop` carries each
+    process's stop request (a signal number, 0 for none) out as the largest over every
+    device of every process, so all processes learn of a signal in the same chunk.
     """
     train_step = _train_step(model, optimizer, seed)
     offsets = jnp.arange(block_size + 1)
 
-    def chunk(state: TrainState, tokens_N, starts_KxAxB, n):
+    def chunk(state: TrainState, tokens_N, starts_KxAxB, n, stop):
         def one_step(k, carry):
             state, metrics_Kx2 = carry
             window_AxBxT1 = tokens_N[starts_KxAxB[k][..., None] + offsets]
@@ -132,9 +135,10 @@ def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, 
             return state, metrics_Kx2.at[k].set(jnp.stack([m["loss"], m["grad_norm"]]))
 
         metrics_Kx2 = jnp.full((starts_KxAxB.shape[0], 2), jnp.nan, jnp.float32)
-        return jax.lax.fori_loop(0, n, one_step, (state, metrics_Kx2))
+        state, metrics_Kx2 = jax.lax.fori_loop(0, n, one_step, (state, metrics_Kx2))
+        return state, metrics_Kx2, jax.lax.pmax(stop, AXIS)
 
-    return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None), donate_argnums=(0,))
+    return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None, 0), donate_argnums=(0,))
 
 
 def make_eval_step(model: nn.Module) -> Callable:

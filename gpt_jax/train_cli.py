@@ -5,10 +5,15 @@ from __future__ import annotations
 import sys
 
 from absl import flags
+from ml_collections import config_flags
 
 from gpt_jax import cli
 
-flags.DEFINE_string("config", None, "Config file, as path.py or path.py:variant.")
+USAGE = ("usage: python train.py --config=configs/NAME.py[:variant] --workdir=DIR "
+         "[--config.section.field=value ...]")
+config_flags.DEFINE_config_file(
+    "config", None, "Config file, as path.py or path.py:variant; any field can be overridden "
+    "as --config.section.field=value.")
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and samples of the run.")
 flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, for a multi-process "
                     "run (with --num_processes and --process_id).")
@@ -20,24 +25,21 @@ flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other pr
 
 
 def _main(argv: list[str]) -> None:
-    args, overrides = cli.split_overrides(argv)
-    cli.parse_flags(args)
-    FLAGS = flags.FLAGS
-    if not FLAGS.config or not FLAGS.workdir:
-        raise cli.UserError("usage: python train.py --config=configs/NAME.py --workdir=DIR "
-                            "[--config.section.field=value ...]")
+    cli.parse_flags(argv, USAGE, __name__)
+    F = flags.FLAGS
+    if not F.config or not F.workdir:
+        raise cli.UserError(USAGE)
     # Importing jax is fine; calling it is not until jax.distributed has started.
     from gpt_jax import compilation_cache, distributed
-    from gpt_jax.config import apply_overrides, load_config_file, validate
+    from gpt_jax.config import validate
     from gpt_jax.trainer import train_and_evaluate
 
-    config = load_config_file(FLAGS.config)
-    apply_overrides(config, overrides)
+    config = cli.loaded_config()
     validate(config)  # a typo fails now, not after waiting for the other processes
     compilation_cache.enable()
-    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
-                           FLAGS.distributed, FLAGS.distributed_timeout)
-    train_and_evaluate(config, FLAGS.workdir)
+    distributed.initialize(F.coordinator_address, F.num_processes, F.process_id,
+                           F.distributed, F.distributed_timeout)
+    train_and_evaluate(config, F.workdir)
 
 
 def main() -> None:

@@ -1,14 +1,13 @@
 """train_and_evaluate: build or restore a run in a workdir, train it, evaluate, checkpoint.
 
-The loop never waits for the accelerator without need: step t is dispatched before step
-t-1's loss is fetched, so the host prepares the next batch while the device computes.
+The loop never waits for the accelerator without need: chunk i+1 is dispatched before chunk
+i's losses are fetched, so the host prepares the next steps while the device computes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,23 +16,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from gpt_jax import faults, run_dir
+from gpt_jax import faults, memory, resume, run_dir
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
-from gpt_jax.dataset import (
-    TRAIN,
-    VAL,
-    Corpus,
-    eval_stream,
-    get_batch,
-    load_text,
-)
-from gpt_jax.errors import Interrupted, UserError
+from gpt_jax.dataset import TRAIN, VAL, Corpus, load_text
+from gpt_jax.errors import Stopped, UserError
 from gpt_jax.layout import BatchLayout
-from gpt_jax.metrics import MetricsWriter, read_metrics
 from gpt_jax.models import build_model
-from gpt_jax.optim import learning_rate_schedule, make_optimizer
-from gpt_jax.progress import Progress
+from gpt_jax.optim import LearningRates, make_optimizer
+from gpt_jax.reporting import ChunkClock, Reporter, eval_batches
 from gpt_jax.sampling import sample_texts
 from gpt_jax.state import abstract_state, count_params, init_state
 from gpt_jax.steps import (
@@ -45,28 +36,12 @@ from gpt_jax.steps import (
     shard,
     unreplicate,
 )
-
-LOSS_PLOT = "loss.png"
-SAMPLES = "samples"
+from gpt_jax.stop import StopRequest
 
 
 def _log(*args) -> None:
     if jax.process_index() == 0:
         print(*args, flush=True)
-
-
-def _check_resume(workdir: Path, config: ml_collections.ConfigDict) -> None:
-    """Refuses to resume a different model; reports the training settings that changed."""
-    stored = run_dir.load_config(workdir)
-    if stored is None:
-        return
-    changed_model = run_dir.config_differences(stored, config, "model")
-    if changed_model:
-        raise UserError(f"workdir {workdir} holds a checkpoint of a different model "
-                        f"({changed_model[0]}); use a new --workdir or the original config")
-    for change in run_dir.config_differences(stored, config, "train") + \
-            run_dir.config_differences(stored, config, "data"):
-        _log(f"resuming with a changed setting: {change}")
 
 
 class Trainer:
@@ -76,13 +51,20 @@ class Trainer:
         validate(config)
         self.config, self.workdir = config, workdir
         self.is_main = jax.process_index() == 0
-        t = config.train
+        t, m = config.train, config.model
         # Everything that can fail on bad input fails before the checkpoint manager starts its
         # background threads.
         self.text = load_text(config.data.path)
         self.corpus = Corpus.from_text(self.text)
-        self.corpus.check_block_size(config.model.block_size)
+        self.corpus.check_block_size(m.block_size)
         self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
+        memory.require_fits(
+            memory.training_bytes(config, self.corpus.tokenizer.vocab_size,
+                                  self.layout.micro_batch,
+                                  self.layout.per_process // self.layout.local_devices,
+                                  len(self.corpus.train)),
+            "training this config", "lower train.batch_size or model.block_size, raise "
+            "train.grad_accum_steps, or use a smaller model")
         self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints)
         try:
             self._build()
@@ -94,27 +76,20 @@ class Trainer:
         t, m = self.config.train, self.config.model
         resume_step = self.checkpoints.latest_step()
         if resume_step is not None:
-            _check_resume(self.workdir, self.config)
-            stored = run_dir.load_vocab(self.workdir)  # a resumed run keeps its vocabulary
-            if stored is not None and stored.chars != self.corpus.tokenizer.chars:
-                try:
-                    self.corpus = Corpus.from_text(self.text, stored)
-                except UserError as e:
-                    raise UserError(f"the data does not fit the vocabulary this run was trained "
-                                    f"with: {e}") from None
+            resume.check_config(self.workdir, self.config, _log)
+            self.corpus = resume.resumed_corpus(self.workdir, self.corpus, self.text)
+        elif self.is_main:
+            resume.starting_over(self.workdir)
         self.tokenizer = self.corpus.tokenizer
         self.model = build_model(m, self.tokenizer.vocab_size)
         self.optimizer = make_optimizer(t)
-        # Every step's learning rate, computed once: asking the schedule (a jax function) for
-        # one step at a time would queue behind the running train steps, and the host would wait
-        # for them instead of dispatching the next ones.
-        schedule = jax.vmap(learning_rate_schedule(t))
-        self.learning_rates = np.asarray(schedule(np.arange(t.num_steps)))
+        self.learning_rates = LearningRates(t)
         self.tokens = replicate(self.corpus.train)  # the train stream, on every device
-        self.eval_batches = {split: self._eval_batches(split) for split in (TRAIN, VAL)}
+        self.eval_batches = {split: eval_batches(self.corpus, split, self.config, self.layout)
+                             for split in (TRAIN, VAL)}
         # The train and eval steps compile on two other threads while this one builds the
-        # state (itself a jitted init, or a restore). XLA compiles mostly on one core, so on a
-        # 2-core laptop the CPU GPT's steps are ready about a second sooner than one by one.
+        # state (itself a jitted init, or a restore): on a 2-core laptop the CPU GPT's steps
+        # are ready about a second sooner than one by one.
         shapes = abstract_state(self.model, self.optimizer, m.block_size)
         replicated = replicated_shapes(shapes)
         start = time.perf_counter()
@@ -123,40 +98,39 @@ class Trainer:
             # A finished run only evaluates: it need not wait for its train step to compile.
             finished = resume_step is not None and resume_step >= t.num_steps
             train_chunk = (lambda: chunk) if finished else compile_ahead(
-                pool, chunk, replicated, self.tokens, self._chunk_starts(0, 0), 0)
+                pool, chunk, replicated, self.tokens, self._chunk_starts(0, 0), 0,
+                self._stop_signal(None))
             eval_step = compile_ahead(pool, make_eval_step(self.model), replicated.params,
                                       *self.eval_batches[VAL])
             if resume_step is None:
                 state = init_state(self.model, self.optimizer, t.seed, m.block_size)
             else:
-                resume_step, state = self.checkpoints.restore_newest_good(
-                    shapes, quarantine=self.is_main)
-                _log(f"resumed from the checkpoint at step {resume_step}")
+                resume_step, state = self._restore(shapes)
             self.train_chunk, self.eval_step = train_chunk(), eval_step()
         self.build_seconds = time.perf_counter() - start
         self.num_params = count_params(state.params)
-        self.last_sample: str | None = None
         self._last_grad_norm = math.nan
         self.state = replicate(state)
-
         if self.is_main:
             run_dir.save_config(self.workdir, self.config)
             run_dir.save_vocab(self.workdir, self.tokenizer)
-            self.metrics = MetricsWriter(self.workdir)
-            self.metrics.truncate_after(-1 if resume_step is None else resume_step)
+        self.reporter = Reporter(self.workdir, self.config, self.is_main, self.step)
+
+    def _restore(self, shapes):
+        try:
+            step, state = self.checkpoints.restore_newest_good(shapes, quarantine=self.is_main)
+        except UserError as e:
+            if "damaged" not in str(e):
+                raise
+            raise UserError(f"{e}; they were moved to {self.workdir / resume.DAMAGED}. Run the "
+                            f"same command again to start from step 0 (the metrics so far "
+                            f"are kept)") from None
+        _log(f"resumed from the checkpoint at step {step}")
+        return step, state
 
     @property
     def step(self) -> int:
         return int(unreplicate(self.state.step))
-
-    def _eval_batches(self, split: int) -> tuple[jax.Array, jax.Array]:
-        """The same eval_iters batches at every evaluation, so the curves compare like with like."""
-        t = self.config.train
-        batches = [get_batch(self.corpus.split(split), self.config.model.block_size,
-                             t.batch_size, t.seed, eval_stream(split), i, self.layout.rows)
-                   for i in range(t.eval_iters)]
-        x, y = (np.stack(a) for a in zip(*batches, strict=True))
-        return shard(self.layout.for_eval(x)), shard(self.layout.for_eval(y))
 
     def evaluate(self) -> dict[str, float]:
         """Mean loss over the fixed eval batches of each split, dropout off."""
@@ -191,69 +165,71 @@ class Trainer:
         """Trains from the current step to train.num_steps; returns the last metrics record."""
         t = self.config.train
         step = self.step
-        self.progress = Progress(step, t.num_steps, t.batch_size * self.config.model.block_size,
-                                 t.log_interval, enabled=self.is_main)
-        self.progress.write(self.summary())
+        self.reporter.progress.write(self.summary())
         try:
             if step >= t.num_steps:
-                return self._record(step, math.nan, math.nan, write=False)
-            record = self._record(step, math.nan, math.nan) if step == 0 else None
-            stop = _StopFlag(self.progress) if jax.process_count() == 1 \
-                else contextlib.nullcontext()
-            with stop:
+                return self._record(step, math.nan, write=False)
+            record = self._record(step, math.nan) if step == 0 else None
+            with StopRequest(self.reporter.progress.write) as stop:
                 record = self._loop(step, stop) or record
         finally:
-            self.progress.close()
+            self.reporter.progress.close()
         self.checkpoints.wait()
-        if self.is_main:
-            from gpt_jax.plots import plot_losses  # matplotlib: imported only when needed
-
-            plot_losses(read_metrics(self.workdir), self.workdir / LOSS_PLOT,
-                        self.config.description or self.config.model.name)
+        self.reporter.finish()
         return record
 
-    def _loop(self, step: int, stop) -> dict | None:
+    def _loop(self, step: int, stop: StopRequest) -> dict | None:
         t = self.config.train
-        timer = _Throughput(t.batch_size * self.config.model.block_size)
-        record, pending = None, None
+        clock = ChunkClock(t.batch_size * self.config.model.block_size)
+        record, pending, first_call = None, None, True
+        loop_start = time.perf_counter()
+        agreed_stop = 0  # the signal any process received, as all processes learn it
 
         def flush():
-            nonlocal pending
+            nonlocal pending, agreed_stop
             if pending is not None:
-                self._check(*pending)
+                agreed_stop = max(agreed_stop, self._check(*pending, clock))
                 pending = None
 
         while step < t.num_steps:
             n = min(t.steps_per_call, self._steps_to_next_event(step))
-            self.state, metrics = self.train_chunk(self.state, self.tokens,
-                                                   self._chunk_starts(step, n), n)
+            self.state, metrics, stop_signal = self.train_chunk(
+                self.state, self.tokens, self._chunk_starts(step, n), n,
+                self._stop_signal(stop.signum))
             for s in range(step + 1, step + n + 1):
                 faults.maybe_kill("step", s)
             flush()  # the previous chunk's losses: the device is busy with this one meanwhile
-            pending = (step, n, metrics)
+            pending = (step, n, metrics, stop_signal)
             step += n
-            if timer.compiling:
+            self.checkpoints.check()
+            if first_call:
+                first_call = False
                 flush()
-                self.progress.write(f"the first {n} step(s) took {timer.compiled():.1f} s")
-                self.progress.restart_clock(step)
-            else:
-                timer.count(n)
+                self.reporter.progress.write(
+                    f"the first {n} step(s) took {time.perf_counter() - loop_start:.1f} s")
+                clock.restart()
             if step % t.eval_interval == 0 or step == t.num_steps:
                 flush()
-                record = self._record(step, timer.rate(), self._last_grad_norm)
-                timer.restart()
-                self.progress.restart_clock(step)
+                record = self._record(step, clock.rate())
+                clock.restart()
             if step % t.checkpoint_every == 0 or step == t.num_steps:
                 flush()  # never save a state whose update was not checked to be finite
                 self.save()
-            if getattr(stop, "requested", False):
+                clock.restart()
+            if agreed_stop and step < t.num_steps:
                 flush()
-                self.save()
-                self.checkpoints.wait()
-                raise Interrupted(f"interrupted at step {step}: checkpoint saved in "
-                                  f"{self.checkpoints.directory}; run the same command to resume")
+                self._stop(step, agreed_stop)
         flush()
         return record
+
+    def _stop(self, step: int, signum: int) -> None:
+        """Saves the step every process has reached and leaves with the signal's exit status."""
+        if step % self.config.train.checkpoint_every:
+            self.save()
+        self.checkpoints.wait()
+        word, code = StopRequest.describe(signum)
+        raise Stopped(f"{word} at step {step}: checkpoint saved in {self.checkpoints.directory};"
+                      f" run the same command to resume", code)
 
     def _steps_to_next_event(self, step: int) -> int:
         """Steps until the next evaluation, checkpoint or the end: a chunk never crosses one."""
@@ -265,20 +241,25 @@ class Trainer:
         """Start offsets of steps step .. step+n-1 (padded to steps_per_call), on the devices."""
         t, m = self.config.train, self.config.model
         return shard(self.layout.chunk_starts(len(self.corpus.train), m.block_size, t.seed,
-                                              step, n, t.steps_per_call))
+                                              step, n, min(t.steps_per_call, t.num_steps)))
 
-    def _learning_rate(self, step: int) -> float:
-        """The rate of the update that ended at `step`; every schedule holds its last value
-        past num_steps (a run resumed with fewer steps than it has done)."""
-        return float(self.learning_rates[min(max(step - 1, 0), len(self.learning_rates) - 1)])
+    @staticmethod
+    def _stop_signal(signum: int | None) -> jax.Array:
+        """This process's stop request, one value per local device, for the train chunk to
+        share with every other process (a pmax)."""
+        return shard(np.full(jax.local_device_count(), signum or 0, np.int32))
 
-    def _check(self, first: int, n: int, metrics_Kx2) -> None:
+    def _check(self, first: int, n: int, metrics_Kx2, stop_signal, clock: ChunkClock) -> int:
         """Fetches the losses of steps first+1 .. first+n; reports them, and stops on a
-        non-finite value (of a loss, or of a gradient, which would have made the params NaN)."""
-        for k, (loss, grad_norm) in enumerate(unreplicate(metrics_Kx2)[:n].tolist()):
-            self._check_step(first + k + 1, loss, grad_norm)
+        non-finite value (of a loss, or of a gradient, which would have made the params NaN).
+        Returns the stop signal that the processes agreed on in that chunk (0: none)."""
+        losses = unreplicate(metrics_Kx2)[:n].tolist()
+        tokens_per_s = clock.chunk_done(n)
+        for k, (loss, grad_norm) in enumerate(losses):
+            self._check_step(first + k + 1, loss, grad_norm, tokens_per_s)
+        return int(unreplicate(stop_signal))
 
-    def _check_step(self, step: int, loss: float, grad_norm: float) -> None:
+    def _check_step(self, step: int, loss: float, grad_norm: float, tokens_per_s: float) -> None:
         self._last_grad_norm = grad_norm
         if not math.isfinite(loss + grad_norm):
             self.checkpoints.wait()
@@ -288,92 +269,35 @@ class Trainer:
             raise UserError(f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
                             f"at step {step}: stopped; {kept}. Try a lower "
                             f"--config.train.learning_rate")
-        lr = self._learning_rate(step)
-        self.progress.update(step, loss, lr)
-        if self.is_main and step % self.config.train.log_interval == 0:
-            self.metrics.scalars(step, {"step_loss": loss, "step_grad_norm": grad_norm})
+        self.reporter.step(step, loss, grad_norm, self.learning_rates.after(step), tokens_per_s)
 
-    def _record(self, step: int, tokens_per_s: float, grad_norm: float,
-                write: bool = True) -> dict:
+    def _record(self, step: int, tokens_per_s: float, write: bool = True) -> dict:
         """Evaluates; logs, writes the metrics record and a sample (process 0)."""
-        losses = self.evaluate()
-        record = {"step": step, **losses, "tokens_per_s": tokens_per_s,
-                  "lr": self._learning_rate(step), "grad_norm": grad_norm}
-        self.progress.write(
-            f"step {step:6d} | train loss {losses['train_loss']:.4f} | "
-            f"val loss {losses['val_loss']:.4f}" +
-            (f" | {tokens_per_s:,.0f} tokens/s" if math.isfinite(tokens_per_s) else ""))
+        record = {"step": step, **self.evaluate(), "tokens_per_s": tokens_per_s,
+                  "lr": self.learning_rates.after(step), "grad_norm": self._last_grad_norm}
+        sample = None
         if self.is_main and self.config.sample.max_new_tokens > 0:
-            self.last_sample = self.sample(self.config.sample.max_new_tokens)
-        if self.is_main and write:
-            self.metrics.write(record)
-            if self.last_sample is not None:
-                samples = self.workdir / SAMPLES
-                samples.mkdir(exist_ok=True)
-                run_dir.write_atomic(samples / f"step_{step:06d}.txt", self.last_sample + "\n")
+            sample = self.sample(self.config.sample.max_new_tokens)
+        self.reporter.record(record, sample, write)
         return record
 
     def close(self) -> None:
         self.checkpoints.close()
-        if self.is_main:
-            self.metrics.close()
+        if hasattr(self, "reporter"):
+            self.reporter.close()
 
-
-class _Throughput:
-    """Training tokens per second between evaluations, excluding the first call and eval time."""
-
-    def __init__(self, tokens_per_step: int):
-        self.tokens_per_step = tokens_per_step
-        self.compiling = True
-        self.restart()
-
-    def compiled(self) -> float:
-        """Ends the first call (slower: allocation, and compiling where it was not done
-        ahead); returns its time."""
-        seconds = time.perf_counter() - self.start
-        self.compiling = False
-        self.restart()
-        return seconds
-
-    def count(self, n: int) -> None:
-        self.steps += n
-
-    def rate(self) -> float:
-        elapsed = time.perf_counter() - self.start
-        return self.steps * self.tokens_per_step / elapsed if self.steps > 0 else math.nan
-
-    def restart(self) -> None:
-        self.start, self.steps = time.perf_counter(), 0
-
-
-class _StopFlag:
-    """Turns the first Ctrl-C into a request to checkpoint and stop after the current step;
-    a second one interrupts at once."""
-
-    def __init__(self, progress: Progress):
-        self.requested = False
-        self.progress = progress
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.progress.write("interrupt: saving a checkpoint after this step "
-                            "(Ctrl-C again to abort)")
-
-    def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
+    @property
+    def last_sample(self) -> str | None:
+        return self.reporter.last_sample if hasattr(self, "reporter") else None
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Trains `config` in `workdir` (resuming from its latest checkpoint), prints a sample at the
     end, and returns the final metrics record."""
+    created = not Path(workdir).expanduser().exists()
     workdir = run_dir.prepare(workdir)
-    lock = run_dir.WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+    lock = run_dir.WorkdirLock(workdir, created) if jax.process_index() == 0 \
+        else contextlib.nullcontext()
     with lock:
         trainer = Trainer(config, workdir)
         try:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import tiny_config
+from gpt_jax.errors import UserError
 from gpt_jax.ladder import report, run_step
 from gpt_jax.optim import learning_rate_schedule
 from gpt_jax.trainer import train_and_evaluate
@@ -49,8 +50,14 @@ def test_ladder_step_is_read_back_when_finished(tmp_path, capsys):
     assert again == first
     assert (tmp_path / "tiny" / "metrics.jsonl").stat().st_mtime_ns == mtime
     assert "finished before, read back" in capsys.readouterr().out
-    longer = run_step("tiny", _tiny(steps=30), tmp_path / "tiny")  # more steps: trains on
-    assert longer["num_steps"] == 30 and longer["curve"][-1]["step"] == 30
+    for field, value in (("train.num_steps", 30), ("train.learning_rate", 3e-3),
+                         ("model.n_embd", 32)):
+        other = _tiny()
+        section, name = field.split(".")
+        other[section][name] = value
+        with pytest.raises(UserError, match=f"trained with other settings \\({field}: "):
+            run_step("tiny", other, tmp_path / "tiny")  # never reused, never overwritten
+    assert (tmp_path / "tiny" / "metrics.jsonl").stat().st_mtime_ns == mtime
 
 
 def test_report_table_has_a_row_per_step():

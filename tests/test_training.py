@@ -17,8 +17,8 @@ from gpt_jax.trainer import train_and_evaluate
 
 def test_bigram_learns_below_2_6(tmp_path):
     config = load_config_file(str(REPO / "configs/bigram.py"))
-    apply_overrides(config, {"train.num_steps": "500", "train.eval_interval": "500",
-                             "train.eval_iters": "20", "sample.max_new_tokens": "0"})
+    apply_overrides(config, {"train.num_steps": 500, "train.eval_interval": 500,
+                             "train.eval_iters": 20, "sample.max_new_tokens": 0})
     record = train_and_evaluate(config, tmp_path)
     assert record["step"] == 500 and record["val_loss"] < 2.6
 

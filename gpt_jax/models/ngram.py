@@ -6,12 +6,12 @@ Legend: B batch, T time, V vocab, K context = n-1, W = K-1+T window.
 """
 
 import decimal
-import os
 
 import flax.linen as nn
 import jax
 
 from gpt_jax.errors import UserError
+from gpt_jax.memory import available_memory
 from gpt_jax.models.init import embed_init
 from gpt_jax.models.window import ContextWindow, shifted
 
@@ -44,19 +44,6 @@ class NGramLanguageModel(nn.Module):
 def sci(count: int) -> str:
     """7.5e10: a count in one short form, even one too large for a float."""
     return f"{decimal.Decimal(count):.1e}".replace("e+", "e")
-
-
-def available_memory() -> tuple[int, str]:
-    """Bytes one replica of the training state may use, and a phrase saying whose they are:
-    the accelerator's own memory, or else this machine's RAM shared by its local devices."""
-    devices = jax.local_devices()
-    stats = devices[0].memory_stats() or {}
-    if "bytes_limit" in stats:
-        return stats["bytes_limit"], f"each {devices[0].device_kind} has"
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if len(devices) == 1:
-        return ram, "this machine has"
-    return ram // len(devices), f"each of the {len(devices)} devices sharing this machine's RAM has"
 
 
 def require_table_fits(vocab_size: int, context: int,

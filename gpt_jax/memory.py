@@ -1,0 +1,121 @@
+"""What a config needs in memory, estimated from its shapes before anything is allocated, so
+that a config that cannot fit is refused with the figures instead of being killed by the OS.
+
+The estimates are lower bounds (the arrays a step must hold at once, in float32): a config
+refused here could not have run; one accepted may still need more (XLA's temporaries).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import ml_collections
+
+from gpt_jax.errors import UserError
+
+GiB = 2**30
+FLOAT = 4  # bytes of a float32 or an int32
+STATE_FLOATS_PER_PARAM = 4  # the param, its gradient and Adam's two moments
+
+
+def available_memory() -> tuple[int, str]:
+    """Bytes one replica of the training state may use, and a phrase saying whose they are:
+    the accelerator's own memory, or else this machine's RAM shared by its local devices."""
+    devices = jax.local_devices()
+    stats = devices[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return stats["bytes_limit"], f"each {devices[0].device_kind} has"
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if len(devices) == 1:
+        return ram, "this machine has"
+    return ram // len(devices), f"each of the {len(devices)} devices sharing this machine's RAM has"
+
+
+def param_count(model: ml_collections.ConfigDict, vocab_size: int) -> int:
+    """Parameters of the model a config builds, from shapes alone. The blocks of a GPT are
+    alike, so its count is taken at 1 and 2 layers and extended: a config of a million layers
+    is counted without tracing a million blocks."""
+    from gpt_jax.models import build_model
+    from gpt_jax.state import count_params, param_shapes
+
+    if model.name == "ngram":
+        return vocab_size ** (model.context + 1)
+
+    def count(n_layer: int) -> int:
+        config = model.copy_and_resolve_references()
+        config.n_layer = n_layer
+        return count_params(param_shapes(build_model(config, vocab_size, check_memory=False),
+                                         model.block_size))
+
+    if model.name != "gpt" or model.n_layer <= 2:
+        return count(model.n_layer)
+    one, two = count(1), count(2)
+    return one + (model.n_layer - 1) * (two - one)
+
+
+def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: int) -> int:
+    """Floats a forward pass of `rows` sequences keeps for its backward pass: the residual
+    stream's tensors of every layer, the (T, T) attention weights of every head, the logits."""
+    B, T, V = rows, model.block_size, vocab_size
+    logits = 2 * B * T * V  # the logits and their gradient
+    if model.name == "bigram":
+        return logits
+    if model.name == "ngram":
+        return logits + B * T * (model.context + 1)
+    if model.name == "mlp":
+        return logits + B * T * (model.context * model.n_embd + 2 * model.mlp_hidden)
+    C, H = model.n_embd, model.n_head
+    per_layer = B * T * C * (6 + 2 * model.ffn_mult) + 2 * B * H * T * T
+    return logits + B * T * C + model.n_layer * per_layer
+
+
+def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_batch: int,
+                   eval_rows: int, train_tokens: int) -> dict[str, int]:
+    """The parts of one device's memory a training run needs, in bytes."""
+    m, t = config.model, config.train
+    params = param_count(m, vocab_size)
+    steps_per_call = min(t.steps_per_call, t.num_steps)
+    return {
+        "parameters, gradients and Adam's moments": FLOAT * STATE_FLOATS_PER_PARAM * params,
+        f"activations of {micro_batch} sequences of {m.block_size} tokens":
+            FLOAT * activation_floats(m, vocab_size, micro_batch),
+        f"{t.eval_iters} evaluation batches of both splits": FLOAT * 2 * 2 * t.eval_iters
+            * eval_rows * m.block_size,
+        "the train token stream": FLOAT * train_tokens,
+        f"the batch offsets of {steps_per_call} steps per call": FLOAT * steps_per_call
+            * eval_rows,
+    }
+
+
+def sampling_bytes(model: ml_collections.ConfigDict, vocab_size: int, num_samples: int,
+                   max_new_tokens: int) -> dict[str, int]:
+    """The parts of the memory that generating `num_samples` texts at once needs, in bytes."""
+    params = param_count(model, vocab_size)
+    T = model.block_size
+    cache = 2 * model.n_layer * num_samples * T * model.n_embd if model.name == "gpt" else 0
+    return {"parameters": FLOAT * params,
+            f"{num_samples} × {max_new_tokens} generated tokens":
+                FLOAT * num_samples * (T + max_new_tokens),
+            "the key/value cache and the logits": FLOAT * (cache + num_samples * vocab_size
+                                                           + num_samples * T * model.n_embd)}
+
+
+def require_fits(parts: dict[str, int], what: str, advice: str,
+                 memory: tuple[int, str] | None = None) -> None:
+    """Refuses, with the figures, a job whose lower-bound estimate exceeds the memory."""
+    limit, owner = memory or available_memory()
+    need = sum(parts.values())
+    if need <= limit:
+        return
+    largest = max(parts, key=parts.get)
+    raise UserError(f"{what} needs at least {_size(need)} of memory ({largest}: "
+                    f"{_size(parts[largest])}); {owner} {_size(limit)}: {advice}")
+
+
+def _size(n_bytes: int) -> str:
+    if n_bytes >= 10**6 * GiB:
+        return f"{n_bytes / GiB:.1e} GiB"
+    if n_bytes >= GiB:
+        return f"{n_bytes / GiB:,.1f} GiB"
+    return f"{n_bytes / 2**20:,.0f} MiB"

@@ -1,0 +1,46 @@
+"""Stopping a run cleanly on a signal: Ctrl-C (SIGINT) or a scheduler's SIGTERM (SLURM,
+Kubernetes, Docker and preemptible cloud VMs all stop jobs with SIGTERM).
+
+The first signal only raises a flag; the trainer saves a checkpoint at the next step boundary
+and exits. Across processes the flag travels inside the train step (a `pmax` over every
+device), so all processes learn of it at the same chunk and save the same step, even when the
+signal reached one host only. A second signal aborts at once.
+"""
+
+from __future__ import annotations
+
+import signal
+
+SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+
+
+class StopRequest:
+    """Installed while training; `requested` becomes True at the first SIGINT or SIGTERM."""
+
+    def __init__(self, notify=print):
+        self.requested = False
+        self.signum: int | None = None
+        self._notify = notify
+        self._previous: dict[int, object] = {}
+
+    @staticmethod
+    def describe(signum: int) -> tuple[str, int]:
+        """('interrupted', 130) or ('terminated', 143): the word for the message and the exit
+        status a shell gives a process ended by that signal."""
+        return SIGNALS.get(signum, SIGNALS[signal.SIGINT])
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # the second signal: stop now, without saving
+            raise KeyboardInterrupt
+        self.requested, self.signum = True, signum
+        self._notify(f"{signal.Signals(signum).name}: saving a checkpoint at the next step "
+                     f"boundary, then stopping (send it again to abort)")
+
+    def __enter__(self) -> StopRequest:
+        for signum in SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
