@@ -19,6 +19,8 @@ import orbax.checkpoint as ocp
 
 from gpt_jax.errors import UserError
 
+DAMAGED = "checkpoints_damaged"  # where damaged checkpoints are moved, never deleted
+
 
 def _key_name(key) -> str:
     for attr in ("key", "name", "idx"):
@@ -158,31 +160,35 @@ class Checkpoints:
                             quarantine: bool = False) -> tuple[int, Any]:
         """(step, tree) of the newest checkpoint that restores (or of `step`). A damaged one
         (truncated or garbage files) is reported and skipped, and with `quarantine` moved to
-        WORKDIR/checkpoints_damaged/, never deleted, so that the run can save that step again."""
-        damaged = []
+        WORKDIR/checkpoints_damaged/, never deleted, so that the run can save that step again.
+        When none restores, the one error names them all (and no warning precedes it)."""
+        damaged, warnings = [], []
         for candidate in ([step] if step is not None else self.steps()[::-1]):
             try:
-                return candidate, self.restore(candidate, target)
+                tree = self.restore(candidate, target)
             except UserError:  # a different model, not damage: refuse, whatever else is there
                 raise
             except Exception as e:  # orbax and tensorstore raise many types for bad bytes
-                reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) \
-                    else type(e).__name__
                 damaged.append(candidate)
-                print(f"warning: the checkpoint at step {candidate} is damaged ({reason})",
-                      file=sys.stderr)
+                warnings.append(f"warning: the checkpoint at step {candidate} is damaged "
+                                f"({describe_failure(e)})")
                 if quarantine:
-                    self._quarantine(candidate)
+                    warnings.append(f"warning: moved it to {self._quarantine(candidate)}")
+                continue
+            for line in warnings:
+                print(line, file=sys.stderr)
+            return candidate, tree
+        moved = f"; moved to {self.directory.with_name(DAMAGED)}" if quarantine else ""
         raise UserError(f"no checkpoint in {self.directory} can be restored: step(s) "
-                        f"{', '.join(map(str, damaged))} damaged")
+                        f"{', '.join(map(str, damaged))} damaged{moved}")
 
-    def _quarantine(self, step: int) -> None:
-        aside = self.directory.with_name("checkpoints_damaged")
+    def _quarantine(self, step: int) -> Path:
+        aside = self.directory.with_name(DAMAGED)
         aside.mkdir(exist_ok=True)
         destination = aside / f"{step}.{int(time.time())}"
         os.replace(self.directory / str(step), destination)
-        print(f"warning: moved it to {destination}", file=sys.stderr)
         self._manager.reload()
+        return destination
 
     def wait(self) -> None:
         """Waits for the save in flight; raises if it failed."""

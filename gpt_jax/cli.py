@@ -27,11 +27,12 @@ HELP = ("--help", "-h", "-help", "--helpfull", "--helpshort", "-?")
 EXIT_USER_ERROR = 2
 
 
-def parse_flags(argv: Sequence[str], usage: str, module: str) -> None:
-    """Parses argv into FLAGS; --help prints `usage` and the flags `module` defines."""
+def parse_flags(argv: Sequence[str], usage: str, own_flag: str) -> None:
+    """Parses argv into FLAGS; --help prints `usage` and the flags of the command, found as
+    those of the module that defines `own_flag` (under `python -m` its name is __main__)."""
     if any(arg in HELP for arg in argv[1:]):
         print(usage + "\n")
-        print(FLAGS.module_help(module) if module in FLAGS.flags_by_module_dict() else "")
+        print(FLAGS.module_help(FLAGS.find_module_defining_flag(own_flag)))
         sys.exit(0)
     overrides = [arg for arg in argv[1:] if arg.startswith("--config.")]
     try:

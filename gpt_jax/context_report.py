@@ -133,7 +133,7 @@ def report(vocab_size: int, steps: int, workdir: Path) -> str:
 
 def _main(argv: list[str]) -> None:
     start = time.perf_counter()
-    cli.parse_flags(argv, USAGE, __name__)
+    cli.parse_flags(argv, USAGE, "workdir")
     from gpt_jax import compilation_cache
 
     compilation_cache.enable()

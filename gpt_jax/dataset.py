@@ -27,21 +27,39 @@ def default_corpus_path() -> Path:
     return Path(str(resources.files("gpt_jax") / "data" / "tinyshakespeare.txt"))
 
 
+# Bytes of memory per byte of text while it is loaded: the bytes, the decoded str (up to 4
+# bytes a character), and the int32 token stream.
+MEMORY_PER_TEXT_BYTE = 9
+
+
 def load_text(path: str) -> str:
-    """Reads a UTF-8 corpus ('' means tiny Shakespeare), with one clear error per failure."""
-    p = Path(path) if path else default_corpus_path()
+    """Reads a UTF-8 corpus ('' means tiny Shakespeare), with one clear error per failure.
+    A byte-order mark at its start is not text, and is dropped."""
+    from gpt_jax.memory import available_memory
+
+    p = Path(path).expanduser() if path else default_corpus_path()
+    if p.is_dir():
+        raise UserError(f"data path is a directory, not a text file: {p}")
+    if p.exists() and not p.is_file():  # a pipe or a device would be read forever
+        raise UserError(f"data path is not a regular file: {p}")
     try:
+        size = p.stat().st_size
+        limit, owner = available_memory()
+        if size * MEMORY_PER_TEXT_BYTE > limit:
+            raise UserError(f"data file {p} ({size / 2**30:.1f} GiB) would need about "
+                            f"{size * MEMORY_PER_TEXT_BYTE / 2**30:.0f} GiB of memory to load; "
+                            f"{owner} {limit / 2**30:.0f} GiB: prepare it for streaming with "
+                            f"python -m gpt_jax.prepare and pass the prepared folder")
         raw = p.read_bytes()
     except FileNotFoundError:
         raise UserError(f"data file not found: {p}") from None
-    except IsADirectoryError:
-        raise UserError(f"data path is a directory, not a text file: {p}") from None
     except OSError as e:
         raise UserError(f"cannot read data file {p}: {e.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"data file {p} is not UTF-8 text (bad byte at offset {e.start})") from None
+    text = text.removeprefix("\ufeff")
     if not text:
         raise UserError(f"data file {p} is empty")
     return text

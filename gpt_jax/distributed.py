@@ -6,22 +6,49 @@ jax detects Cloud TPU VMs, SLURM and Open MPI by itself.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import sys
+import threading
 import time
+from collections.abc import Iterator
 
 from gpt_jax.errors import UserError
 
 
-def _wait_for_coordinator(address: str, timeout_s: float) -> None:
+def _parse_address(address: str) -> tuple[str, int]:
+    """HOST:PORT, with a host that resolves: a typo fails now, not after the timeout."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--coordinator_address must be HOST:PORT, got {address!r}")
+    try:
+        socket.getaddrinfo(host.strip("[]"), int(port))
+    except (socket.gaierror, UnicodeError) as e:
+        raise UserError(f"--coordinator_address {address}: the host {host!r} does not resolve "
+                        f"({getattr(e, 'strerror', None) or e})") from None
+    return host, int(port)
+
+
+def _require_free_port(port: int) -> None:
+    """Process 0 serves the coordinator on `port`; jax aborts the process (no Python
+    exception) when it is taken, so check first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError as e:
+            raise UserError(f"process 0 cannot serve the coordinator on port {port}: "
+                            f"{e.strerror}; choose another port in --coordinator_address") from None
+
+
+def _wait_for_coordinator(address: str, host: str, port: int, timeout_s: float) -> None:
     """jax aborts the whole process (no Python exception) when the coordinator never answers;
     checking that its port accepts connections first turns that into one clear error."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--coordinator_address must be HOST:PORT, got {address!r}")
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            socket.create_connection((host, int(port)), timeout=1.0).close()
+            socket.create_connection((host.strip("[]"), port), timeout=1.0).close()
             return
         except OSError as e:
             if time.monotonic() >= deadline:
@@ -31,25 +58,57 @@ def _wait_for_coordinator(address: str, timeout_s: float) -> None:
             time.sleep(0.25)
 
 
+@contextlib.contextmanager
+def _watchdog(timeout_s: float, message: str) -> Iterator[None]:
+    """Ends the process with one line if the block has not finished after `timeout_s`: when a
+    peer never joins, jax's own timeout is a C++ check failure, not an exception."""
+    def expire():
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        os._exit(2)
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None, auto: bool = False,
                timeout_s: float = 300) -> None:
     """Joins the processes of a multi-process run; does nothing for a single process."""
     import jax
 
+    if not 0 < timeout_s <= 10**6:
+        raise UserError(f"--distributed_timeout must be in (0, 1e6] seconds, got {timeout_s}")
+    # jax's own timeout, later than ours: ours ends the process with a message, jax's aborts.
+    jax_timeout = int(timeout_s) + 60
     explicit = (coordinator_address, num_processes, process_id)
     if any(a is not None for a in explicit):
         if any(a is None for a in explicit):
             raise UserError("--coordinator_address, --num_processes and --process_id go "
                             "together (or pass --distributed alone to auto-detect)")
+        if not 1 <= num_processes <= 2**20:
+            raise UserError(f"--num_processes must be in [1, 2^20], got {num_processes}")
         if not 0 <= process_id < num_processes:
             raise UserError(f"--process_id must be in [0, {num_processes}), got {process_id}")
-        if process_id != 0:  # process 0 starts the coordinator; the others must reach it
-            _wait_for_coordinator(coordinator_address, timeout_s)
-        jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                                   initialization_timeout=int(timeout_s))
+        host, port = _parse_address(coordinator_address)
+        if process_id == 0:
+            _require_free_port(port)
+        else:  # process 0 starts the coordinator; the others must reach it
+            _wait_for_coordinator(coordinator_address, host, port, timeout_s)
+        with _watchdog(timeout_s, f"only some of the {num_processes} processes joined "
+                                  f"within --distributed_timeout={timeout_s:g} s: start the "
+                                  f"same command with every --process_id in 0 .. "
+                                  f"{num_processes - 1}"):
+            jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                                       initialization_timeout=jax_timeout)
     elif auto:
-        try:
-            jax.distributed.initialize(initialization_timeout=int(timeout_s))
-        except (ValueError, RuntimeError) as e:
-            raise UserError(f"--distributed could not detect a cluster: {e}") from None
+        with _watchdog(timeout_s, f"the processes of the cluster did not all join within "
+                                  f"--distributed_timeout={timeout_s:g} s"):
+            try:
+                jax.distributed.initialize(initialization_timeout=jax_timeout)
+            except (ValueError, RuntimeError) as e:
+                raise UserError(f"--distributed could not detect a cluster: {e}") from None

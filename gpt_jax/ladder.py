@@ -107,7 +107,7 @@ def report(results: list[dict]) -> str:
 
 
 def _main(argv: list[str]) -> None:
-    cli.parse_flags(argv, USAGE, __name__)
+    cli.parse_flags(argv, USAGE, "workdir")
     F = flags.FLAGS
     if not F.workdir:
         raise UserError(USAGE)

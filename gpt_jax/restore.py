@@ -35,6 +35,8 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
     """Restores config and vocab (JSON) and the checkpoint at `step` (default: the latest),
     without writing anything to the workdir."""
     workdir = Path(workdir).expanduser().absolute()
+    if workdir.exists() and not workdir.is_dir():
+        raise UserError(f"workdir {workdir} is a file, not a run folder")
     if not workdir.is_dir():
         raise UserError(f"workdir not found: {workdir}")
     config, tokenizer = run_dir.load_config(workdir), run_dir.load_vocab(workdir)

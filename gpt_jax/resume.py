@@ -14,13 +14,13 @@ from pathlib import Path
 import ml_collections
 
 from gpt_jax import run_dir
+from gpt_jax.checkpoint import DAMAGED
 from gpt_jax.dataset import Corpus
 from gpt_jax.errors import UserError
 from gpt_jax.metrics import keep_aside, read_metrics
 
 # Model fields that change how the same parameters are computed with, not the parameters.
 PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype")
-DAMAGED = "checkpoints_damaged"
 
 
 def check_config(workdir: Path, config: ml_collections.ConfigDict,

@@ -37,7 +37,7 @@ def _check(ok: bool, message: str) -> None:
 
 def _main(argv: list[str]) -> None:
     start = time.perf_counter()
-    cli.parse_flags(argv, USAGE, __name__)
+    cli.parse_flags(argv, USAGE, "workdir")
     F = flags.FLAGS
     _check(F.workdir is not None, USAGE)
     _check(0 < F.temperature < math.inf, f"--temperature must be > 0, got {F.temperature}")
@@ -66,7 +66,7 @@ def _main(argv: list[str]) -> None:
     memory.require_fits(
         memory.sampling_bytes(run.config.model, run.tokenizer.vocab_size, F.num_samples,
                               F.max_new_tokens),
-        "sampling", "lower --num_samples or --max_new_tokens")
+        "sampling")
     texts = sample_texts(run.model, run.params, run.tokenizer, block_size, F.prompt,
                          F.max_new_tokens, F.num_samples, F.seed, F.temperature, F.top_k or 0,
                          F.top_p, F.slide, use_cache=not F.no_cache)

@@ -1,17 +1,35 @@
-"""Character tokenizer: every distinct character of the corpus is one token."""
+"""Tokenizers: characters (every distinct character of the corpus is one token), or a
+byte-level BPE vocabulary trained on the corpus with Hugging Face `tokenizers`."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import DTypeLike
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from gpt_jax.errors import UserError
+
+BYTE_SYMBOLS = 256  # a byte-level BPE vocabulary starts from one symbol per byte value
+PIECE_CHARS = 1 << 15  # text is encoded in parallel pieces of about this many characters
+FORCED_CUT_CHARS = 1 << 22  # text this long without a boundary is cut anyway, bounding memory
+
+# Where text can be cut without changing its BPE tokens: before one space or newline that
+# stands between two non-space characters. GPT-2's split pattern, which the byte-level
+# pre-tokenizer applies, starts a new word there whatever follows, and no word ending before
+# it depends on what comes after (its only look-ahead is at runs of whitespace). Python's
+# whitespace includes all of Unicode's, so its \S is never whitespace to the pattern.
+_PIECE_BOUNDARY = re.compile(r"(?<=\S)(?=[ \n]\S)")
 
 
 class CharTokenizer:
     """Maps characters to ids by their rank in the sorted vocabulary (65 for tiny Shakespeare)."""
+
+    kind = "char"
 
     def __init__(self, chars: list[str]):
         if not chars:
@@ -40,7 +58,12 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
+    def to_json(self) -> str:
+        """The tokenizer.json form, which says its kind (vocab.json keeps the legacy form)."""
+        return json.dumps({"type": self.kind, "chars": self.chars}, ensure_ascii=False)
+
     def save(self, path: str | Path) -> None:
+        """Writes the legacy {"chars": [...]} form that run folders' vocab.json holds."""
         Path(path).write_text(json.dumps({"chars": self.chars}, ensure_ascii=False))
 
     @classmethod
@@ -49,3 +72,114 @@ class CharTokenizer:
             return cls(json.loads(Path(path).read_text(encoding="utf-8"))["chars"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UserError(f"cannot read the vocabulary {path}: {e}") from None
+
+
+class BPETokenizer:
+    """A byte-level BPE vocabulary: any Unicode text encodes and decodes back exactly, seen in
+    training or not, because every byte value is a symbol of its own."""
+
+    kind = "bpe"
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of `text` as int32, the same as encoding it whole; pieces run in parallel."""
+        return self.encode_pieces(split_pieces(text))
+
+    def encode_pieces(self, pieces: list[str], dtype: DTypeLike = np.int32) -> np.ndarray:
+        """Ids of the concatenated `pieces` (cut as split_pieces cuts), encoded in parallel."""
+        encodings = self.tokenizer.encode_batch_fast(pieces)
+        return np.concatenate([np.zeros(0, dtype)] + [np.array(e.ids, dtype) for e in encodings])
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def to_json(self) -> str:
+        return self.tokenizer.to_str()
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> BPETokenizer:
+        tokenizer = load_tokenizer(path)
+        if not isinstance(tokenizer, cls):
+            raise UserError(f"{path} holds a {tokenizer.kind} tokenizer, not a BPE one")
+        return tokenizer
+
+
+def split_pieces(text: str, piece_chars: int = PIECE_CHARS) -> list[str]:
+    """`text` cut into pieces of about `piece_chars` characters (one piece where it has no
+    boundary), only where a cut leaves the BPE tokens as they are."""
+    pieces, start = [], 0
+    while len(text) - start > piece_chars:
+        cut = _PIECE_BOUNDARY.search(text, start + piece_chars)
+        if cut is None:
+            break
+        pieces.append(text[start:cut.start()])
+        start = cut.start()
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+def stream_pieces(texts: Iterable[str], piece_chars: int = PIECE_CHARS) -> Iterator[list[str]]:
+    """The pieces of the concatenated `texts`, a list per text, cut only at boundaries, so
+    encoding them gives the tokens of the whole stream. Text that runs on for more than
+    FORCED_CUT_CHARS without a boundary is cut there all the same, to bound memory."""
+    carry = ""
+    for text in texts:
+        pieces = split_pieces(carry + text, piece_chars)
+        carry = pieces.pop() if pieces else ""
+        if len(carry) > FORCED_CUT_CHARS:
+            pieces.append(carry)
+            carry = ""
+        if pieces:
+            yield pieces
+    if carry:
+        yield [carry]
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
+    """Learns `vocab_size` byte-level BPE symbols (256 bytes + merges) from `texts`, offline.
+    A corpus with fewer distinct pairs to merge gives a smaller vocabulary."""
+    if vocab_size < BYTE_SYMBOLS:
+        raise UserError(f"a byte-level BPE vocabulary needs at least {BYTE_SYMBOLS} symbols "
+                        f"(one per byte), got vocab_size={vocab_size}")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    pieces = (piece for batch in stream_pieces(texts) for piece in batch)
+    tokenizer.train_from_iterator(pieces, trainer=trainer)
+    return BPETokenizer(tokenizer)
+
+
+def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
+    """Reads a tokenizer.json of either kind, or a run folder's legacy vocab.json."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        spec = json.loads(text)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the tokenizer {path}: {e}") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"{path} is not a tokenizer file (a JSON object)")
+    if spec.get("type", CharTokenizer.kind) == CharTokenizer.kind and "chars" in spec:
+        if not isinstance(spec["chars"], list):
+            raise UserError(f"{path}: 'chars' must be a list of characters")
+        return CharTokenizer(spec["chars"])
+    model, pre_tokenizer = spec.get("model"), spec.get("pre_tokenizer")
+    if not (isinstance(model, dict) and model.get("type") == "BPE"
+            and isinstance(pre_tokenizer, dict) and pre_tokenizer.get("type") == "ByteLevel"):
+        raise UserError(f"{path} is neither a character vocabulary nor a byte-level BPE "
+                        f"tokenizer")
+    try:
+        return BPETokenizer(Tokenizer.from_str(text))
+    except Exception as e:  # tokenizers raises plain Exceptions for malformed files
+        raise UserError(f"cannot read the tokenizer {path}: {str(e).splitlines()[0]}") from None

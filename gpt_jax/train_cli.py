@@ -25,7 +25,7 @@ flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other pr
 
 
 def _main(argv: list[str]) -> None:
-    cli.parse_flags(argv, USAGE, __name__)
+    cli.parse_flags(argv, USAGE, "workdir")
     F = flags.FLAGS
     if not F.config or not F.workdir:
         raise cli.UserError(USAGE)

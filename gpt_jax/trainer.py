@@ -63,8 +63,7 @@ class Trainer:
                                   self.layout.micro_batch,
                                   self.layout.per_process // self.layout.local_devices,
                                   len(self.corpus.train)),
-            "training this config", "lower train.batch_size or model.block_size, raise "
-            "train.grad_accum_steps, or use a smaller model")
+            "training this config")
         self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints)
         try:
             self._build()
@@ -122,9 +121,8 @@ class Trainer:
         except UserError as e:
             if "damaged" not in str(e):
                 raise
-            raise UserError(f"{e}; they were moved to {self.workdir / resume.DAMAGED}. Run the "
-                            f"same command again to start from step 0 (the metrics so far "
-                            f"are kept)") from None
+            raise UserError(f"{e}. Run the same command again to start from step 0 (the "
+                            f"metrics so far are kept)") from None
         _log(f"resumed from the checkpoint at step {step}")
         return step, state
 
@@ -208,13 +206,15 @@ class Trainer:
                 self.reporter.progress.write(
                     f"the first {n} step(s) took {time.perf_counter() - loop_start:.1f} s")
                 clock.restart()
-            if step % t.eval_interval == 0 or step == t.num_steps:
-                flush()
-                record = self._record(step, clock.rate())
-                clock.restart()
-            if step % t.checkpoint_every == 0 or step == t.num_steps:
+            checkpoint = step % t.checkpoint_every == 0 or step == t.num_steps
+            evaluate = step % t.eval_interval == 0 or step == t.num_steps
+            if checkpoint or evaluate:
                 flush()  # never save a state whose update was not checked to be finite
-                self.save()
+                tokens_per_s = clock.rate()
+                if checkpoint:
+                    self.save()  # first: the evaluation runs while it is written
+                if evaluate:
+                    record = self._record(step, tokens_per_s)
                 clock.restart()
             if agreed_stop and step < t.num_steps:
                 flush()

@@ -1,6 +1,7 @@
 """Multi-process training on one machine: 2 processes × 2 fake CPU devices over 127.0.0.1."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,3 +69,34 @@ def test_partial_distributed_flags_are_refused(tmp_path):
     result = run_python(["train.py", f"--config={TINY}", f"--workdir={tmp_path}",
                          "--num_processes=2"], timeout=60)
     assert result.returncode != 0 and "go together" in result.stderr
+
+
+def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_path):
+    """A scheduler's SIGTERM that reaches one host only: the other learns of it inside the
+    train step, and both save the same step and exit, instead of waiting on each other."""
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
+         "--config.train.num_steps=1000000", "--config.train.batch_size=16",
+         "--config.train.checkpoint_every=1000000", "--config.train.eval_interval=1000000",
+         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
+         "--distributed_timeout=60"],
+        cwd=REPO, env={**os.environ, **_devices(2)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        for line in procs[0].stdout:
+            if "step(s) took" in line:
+                break
+        procs[1].send_signal(signal.SIGTERM)
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    steps = []
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 143, err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("terminated at step "), err
+        steps.append(int(last.split("terminated at step ")[1].split(":")[0]))
+    assert steps[0] == steps[1]
+    assert load_run(tmp_path).step == steps[0]

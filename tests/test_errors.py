@@ -4,8 +4,10 @@ One table; each case runs the real command line in a subprocess, then checks tha
 checkpoints of an existing run are untouched and still restore.
 """
 
+import os
 import re
 import shutil
+import socket
 
 import pytest
 
@@ -27,11 +29,31 @@ def files(tmp_path_factory):
     (d / "small_val.txt").write_text("abcdefghij" * 10)  # val split of 10 < block_size + 1
     (d / "greek.txt").write_text("αβγδεζηθικλμ" * 100)
     (d / "a_file").write_text("")
+    os.mkfifo(d / "fifo")
     run = d / "run"
     config = tiny_config()
     config.train.num_steps = 10
     train_and_evaluate(config, run)
     return d
+
+
+_BUSY: list[socket.socket] = []
+
+
+def _busy_port() -> int:
+    """A port some socket is listening on, for as long as the tests run."""
+    if not _BUSY:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        _BUSY.append(s)
+    return _BUSY[0].getsockname()[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _snapshot(workdir):
@@ -101,6 +123,76 @@ CASES = {
     "workdir_of_another_model": (train("--config.model.n_layer=3"),
                                  r"holds a checkpoint of a different model \(model.n_layer: "
                                  r"2 → 3\)"),
+    "typo_in_config_file": (lambda d: ["train.py", f"--config={REPO / 'tests/config_with_typo.py'}",
+                                       f"--workdir={d / 'run'}"],
+                            r"sets an unknown field 'n_layers' \(did you mean 'n_layer'\?\)"),
+    "override_of_a_section": (train("--config.model=3"), "--config.model is a section"),
+    "override_without_value": (train("--config.model.n_layer"), "Missing value"),
+    "bool_override_not_a_bool": (train("--config.model.pos_emb=maybe"),
+                                 "expected a value of type bool"),
+    "override_float_for_int": (train("--config.train.num_steps=1e3"),
+                               "expected a value of type int"),
+    # out-of-range numbers
+    "negative_seed": (train("--config.train.seed=-1"), r"train.seed must be in \[0, 2\^63 - 1\]"),
+    "seed_beyond_int64": (train(f"--config.train.seed={2**64}"), "train.seed must be in"),
+    "steps_beyond_int32": (train(f"--config.train.num_steps={2**31}"),
+                           "train.num_steps must be <= 2147483647"),
+    "negative_layers": (train("--config.model.n_layer=-1"), "model.n_layer must be >= 0"),
+    "nan_learning_rate": (train("--config.train.learning_rate=nan"),
+                          "train.learning_rate must be a positive number, got nan"),
+    "infinite_learning_rate": (train("--config.train.learning_rate=inf"),
+                               "train.learning_rate must be a positive number"),
+    "beta2_of_1": (train("--config.train.beta2=1.0"), r"train.beta2 must be in \[0, 1\)"),
+    "negative_weight_decay": (train("--config.train.weight_decay=-0.1"),
+                              "train.weight_decay must be a number >= 0"),
+    "nan_grad_clip": (train("--config.train.grad_clip=nan"), "train.grad_clip must be >= 0"),
+    "zero_eval_iters": (train("--config.train.eval_iters=0"), "train.eval_iters must be >= 1"),
+    "negative_warmup": (train("--config.train.warmup_steps=-5"),
+                        "train.warmup_steps must be >= 0"),
+    "negative_sample_length": (train("--config.sample.max_new_tokens=-1"),
+                               "sample.max_new_tokens must be >= 0"),
+    # resources: refused with the estimate before anything is allocated
+    "block_that_cannot_fit_in_memory": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fresh_block'}",
+                   "--config.model.block_size=100000"],
+        r"training this config needs about [\d,.]+ GiB of memory \(activations of 8 sequences "
+        r"of 100000 tokens.*lower train.batch_size or model.block_size"),
+    "batch_that_cannot_fit_in_memory": (
+        lambda d: ["train.py", "--config=configs/shakespeare_char_cpu.py",
+                   f"--workdir={d / 'fresh_batch'}", "--config.train.batch_size=100000"],
+        r"needs about [\d,.]+ GiB of memory \(activations of 100000 sequences"),
+    "eval_batches_that_cannot_fit": (train("--config.train.eval_iters=100000000"),
+                                     r"evaluation batches.*lower train.eval_iters"),
+    "model_that_cannot_fit": (train("--config.model.n_embd=1000000", "--config.model.n_head=1"),
+                              r"parameters, gradients and Adam's moments.*smaller model"),
+    "data_path_is_a_pipe": (lambda d: train(f"--config.data.path={d / 'fifo'}")(d),
+                            "data path is not a regular file: .*fifo"),
+    # distributed
+    "coordinator_that_does_not_resolve": (
+        train("--coordinator_address=no-such-host.invalid:1234", "--num_processes=2",
+              "--process_id=1"), "the host 'no-such-host.invalid' does not resolve"),
+    "coordinator_port_taken": (
+        lambda d: train(f"--coordinator_address=127.0.0.1:{_busy_port()}", "--num_processes=2",
+                        "--process_id=0")(d),
+        "process 0 cannot serve the coordinator on port .*: Address already in use"),
+    "peer_that_never_arrives": (
+        lambda d: train(f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2",
+                        "--process_id=0", "--distributed_timeout=3")(d),
+        r"only some of the 2 processes joined within --distributed_timeout=3 s"),
+    "zero_processes": (train("--coordinator_address=127.0.0.1:1", "--num_processes=0",
+                             "--process_id=0"), r"--num_processes must be in \[1, 2\^20\]"),
+    "negative_timeout": (train("--distributed_timeout=-1"),
+                         r"--distributed_timeout must be in \(0, 1e6\]"),
+    # sampling
+    "sample_workdir_is_a_file": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'a_file'}"],
+                                 "is a file, not a run folder"),
+    "sample_negative_seed": (sample("--seed=-1"), r"--seed must be in \[0, 2\^63 - 1\]"),
+    "sample_huge_seed": (sample(f"--seed={2**64}"), r"--seed must be in"),
+    "sample_zero_tokens": (sample("--max_new_tokens=0"), "--max_new_tokens must be in"),
+    "sample_that_cannot_fit_in_memory": (sample("--num_samples=100000000",
+                                                "--max_new_tokens=100000"),
+                                         r"sampling needs about [\d,.]+ GiB of memory"),
+    "sample_infinite_temperature": (sample("--temperature=inf"), "--temperature must be > 0"),
     # sampling
     "prompt_outside_vocabulary": (sample("--prompt=héllo"),
                                   "character 'é' is not in the vocabulary of 65 characters"),
@@ -161,3 +253,14 @@ def test_all_checkpoints_damaged_names_the_steps(files, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: no checkpoint in ") and "step(s) 10 damaged" in result.stderr
+
+
+@pytest.mark.parametrize("command, flag", [
+    (["train.py"], "--workdir"), (["-m", "gpt_jax.sample"], "--top_k"),
+    (["-m", "gpt_jax.ladder"], "--full"), (["-m", "gpt_jax.context_report"], "--steps"),
+    (["-m", "gpt_jax.prepare"], "--val_fraction"), (["-m", "gpt_jax.tasks.dates"], "--out"),
+], ids=lambda v: v[-1] if isinstance(v, list) else v)
+def test_every_command_answers_help_with_its_usage_and_flags(command, flag):
+    result = run_python([*command, "--help"], timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: ") and flag in result.stdout

@@ -3,6 +3,7 @@
 Every test here runs the real CLI in a subprocess and kills it for real.
 """
 
+import json
 import signal
 import subprocess
 import sys
@@ -92,15 +93,19 @@ def test_killed_again_and_again_still_ends_where_a_straight_run_does(tmp_path, s
     _assert_identical(load_run(tmp_path), straight)
 
 
-def test_ctrl_c_saves_the_current_step_and_resumes_exactly(tmp_path, straight):
+@pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
+                                                (signal.SIGTERM, "terminated", 143)])
+def test_a_signal_saves_the_current_step_and_resumes_exactly(tmp_path, straight, signum, word,
+                                                              code):
+    """Ctrl-C, or the SIGTERM a scheduler sends: save at the next step boundary, then exit."""
     proc = _start(tmp_path, *ARGS[:-1], "--config.model.dropout=0.1",
                   "--config.train.num_steps=40")
     _wait_for_line(proc, "step(s) took")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted at step" in err and "Traceback" not in err
-    stopped_at = int(err.split("interrupted at step ")[1].split(":")[0])
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1].startswith(f"{word} at step ") and "Traceback" not in err
+    stopped_at = int(err.split(f"{word} at step ")[1].split(":")[0])
     if stopped_at < 40:
         assert load_run(tmp_path).step == stopped_at
     resumed = _train(tmp_path)
@@ -135,3 +140,67 @@ def test_a_second_trainer_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
         first.wait()
     third = _train(tmp_path, args=["--config.train.num_steps=5"])
     assert third.returncode == 0, third.stderr
+
+
+def test_the_sampler_stops_promptly_on_ctrl_c(tmp_path):
+    trained = _train(tmp_path, args=["--config.train.num_steps=10"])
+    assert trained.returncode == 0, trained.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "gpt_jax.sample", f"--workdir={tmp_path}",
+                             "--max_new_tokens=10000000", "--num_samples=8"], cwd=REPO,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(8)  # restored and compiled; generating for minutes
+    assert proc.poll() is None
+    start = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.perf_counter() - start < 3, "Ctrl-C waited for the generation to end"
+    assert proc.returncode == 130 and err.strip().splitlines() == ["interrupted"]
+
+
+def test_log_interval_1_prints_the_rate_of_each_chunk(tmp_path):
+    """Steps reach the host a chunk at a time: each line carries its chunk's rate, not the
+    time between two steps fetched together (which read millions of tokens/s)."""
+    result = _train(tmp_path, args=["--config.train.num_steps=60", "--config.train.log_interval=1",
+                                    "--config.train.eval_interval=30"])
+    assert result.returncode == 0, result.stderr
+    rates = [float(line.split("| ")[-1].split(" tokens/s")[0].replace(",", ""))
+             for line in result.stdout.splitlines() if line.startswith("step") and "| lr " in line]
+    assert len(rates) == 60
+    steady = rates[10:]  # after the first chunk, which includes allocation
+    record = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()][-1]
+    assert max(steady) < 5 * record["tokens_per_s"] and min(steady) > record["tokens_per_s"] / 5
+
+
+def test_when_every_checkpoint_is_damaged_the_run_says_so_then_starts_over(tmp_path):
+    assert _train(tmp_path, args=["--config.train.num_steps=20"]).returncode == 0
+    for f in (tmp_path / "checkpoints").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(b"garbage")
+    refused = _train(tmp_path, args=["--config.train.num_steps=20"])
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]  # one line
+    assert "step(s) 20, 10 damaged; moved to" in refused.stderr
+    assert "Run the same command again to start from step 0" in refused.stderr
+    restarted = _train(tmp_path, args=["--config.train.num_steps=20"])
+    assert restarted.returncode == 0, restarted.stderr
+    assert "training starts again from step 0" in restarted.stderr
+    old = [json.loads(x)["step"] for x in
+           (tmp_path / "metrics.jsonl.before_restart").read_text().splitlines()]
+    assert old == [0, 10, 20]  # the earlier metrics are kept, not overwritten
+    assert load_run(tmp_path).step == 20
+
+
+def test_a_failed_run_leaves_no_workdir_behind(tmp_path):
+    result = _train(tmp_path / "new", args=["--config.data.path=/no/such/file.txt"])
+    assert result.returncode == 2
+    assert not (tmp_path / "new").exists()
+
+
+def test_data_path_expands_home_and_drops_a_byte_order_mark(tmp_path):
+    (tmp_path / "data.txt").write_bytes("\ufeff".encode() + b"hello world, " * 50)
+    result = run_python(["train.py", f"--config={TINY}", f"--workdir={tmp_path / 'run'}",
+                         "--config.data.path=~/data.txt", "--config.train.num_steps=2"],
+                        env={"HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    chars = json.loads((tmp_path / "run" / "vocab.json").read_text())["chars"]
+    assert chars == sorted(set("hello world, "))  # no U+FEFF token

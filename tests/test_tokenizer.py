@@ -1,9 +1,20 @@
+import json
+import random
+
+import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpt_jax.errors import UserError
-from gpt_jax.tokenizer import CharTokenizer
+from gpt_jax.tokenizer import (
+    BPETokenizer,
+    CharTokenizer,
+    load_tokenizer,
+    split_pieces,
+    stream_pieces,
+    train_bpe,
+)
 
 
 def test_shakespeare_has_65_sorted_characters(tokenizer):
@@ -50,3 +61,95 @@ def test_any_string_outside_the_vocabulary_is_rejected(text):
     with pytest.raises(UserError) as excinfo:
         tok.encode(text)
     assert repr(bad) in str(excinfo.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text())
+def test_the_char_tokenizer_of_any_unicode_text_round_trips_it(text):
+    tok = CharTokenizer.from_text(text + "a")
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_tokenizer_json_says_char_and_legacy_vocab_json_still_loads(tokenizer, tmp_path):
+    (tmp_path / "tokenizer.json").write_text(tokenizer.to_json())
+    tokenizer.save(tmp_path / "vocab.json")
+    assert json.loads((tmp_path / "tokenizer.json").read_text())["type"] == "char"
+    assert json.loads((tmp_path / "vocab.json").read_text()) == {"chars": tokenizer.chars}
+    for name in ("tokenizer.json", "vocab.json"):
+        loaded = load_tokenizer(tmp_path / name)
+        assert loaded.kind == "char" and loaded.chars == tokenizer.chars
+
+
+# Whitespace of every kind around words: where cutting text could change its BPE tokens.
+TRICKY = list(" \n\t\r\x0b\x0c\x1c\x85\xa0\u2000\u2028\u3000\u180e\u200b") + [
+    "a", "Z", "9", "'", "s", "t", "ll", ".", "!", "é", "漢", "😀", "the", "\n\n"]
+
+
+@pytest.fixture(scope="module")
+def bpe(shakespeare) -> BPETokenizer:
+    """Trained once on 100 kB of Shakespeare and some TRICKY text, so that it merges runs of
+    whitespace too; most text below it never saw."""
+    tricky = "".join(random.Random(0).choices(TRICKY, k=20_000))
+    return train_bpe([shakespeare[:100_000], tricky], vocab_size=400)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text())
+def test_bpe_round_trips_any_unicode_text_it_was_not_trained_on(bpe, text):
+    ids = bpe.encode(text)
+    assert ids.dtype == np.int32 and ((0 <= ids) & (ids < bpe.vocab_size)).all()
+    assert bpe.decode(ids) == text
+
+
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.lists(st.sampled_from(TRICKY), max_size=20).map("".join),
+                          st.text(max_size=8)), max_size=6), st.integers(1, 8))
+def test_bpe_encoding_in_pieces_equals_encoding_the_whole_text(bpe, texts, piece_chars):
+    whole = "".join(texts)
+    expected = bpe.tokenizer.encode(whole).ids
+    pieces = split_pieces(whole, piece_chars)
+    assert "".join(pieces) == whole
+    assert bpe.encode_pieces(pieces).tolist() == expected
+    streamed = [piece for batch in stream_pieces(texts, piece_chars) for piece in batch]
+    assert "".join(streamed) == whole
+    assert bpe.encode_pieces(streamed).tolist() == expected
+
+
+def test_bpe_learns_its_vocabulary_and_round_trips_through_json(bpe, shakespeare, tmp_path):
+    assert bpe.kind == "bpe" and bpe.vocab_size == 400
+    unseen = shakespeare[-2000:]
+    assert len(bpe.encode(unseen)) < 0.75 * len(unseen)  # merges learned, not bytes alone
+    bpe.save(tmp_path / "tokenizer.json")
+    for loaded in (BPETokenizer.load(tmp_path / "tokenizer.json"),
+                   load_tokenizer(tmp_path / "tokenizer.json")):
+        assert isinstance(loaded, BPETokenizer) and loaded.to_json() == bpe.to_json()
+        assert loaded.encode(unseen).tolist() == bpe.encode(unseen).tolist()
+
+
+def test_bpe_needs_a_symbol_per_byte():
+    with pytest.raises(UserError, match="at least 256 symbols"):
+        train_bpe(["some text"], vocab_size=255)
+
+
+def test_a_char_file_is_not_a_bpe_tokenizer(tokenizer, tmp_path):
+    (tmp_path / "tokenizer.json").write_text(tokenizer.to_json())
+    with pytest.raises(UserError, match="holds a char tokenizer, not a BPE one"):
+        BPETokenizer.load(tmp_path / "tokenizer.json")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "cannot read the tokenizer"),
+    ("[1, 2]", "not a tokenizer file"),
+    ('{"type": "char", "chars": "abc"}', "must be a list"),
+    ('{"chars": ["b", "a"]}', "sorted, unique"),
+    ('{"model": {"type": "WordPiece"}}', "neither a character vocabulary nor"),
+    ('{"model": {"type": "BPE"}, "pre_tokenizer": {"type": "ByteLevel"}}',
+     "cannot read the tokenizer"),
+])
+def test_a_corrupt_tokenizer_file_is_a_one_line_user_error(tmp_path, content, message):
+    (tmp_path / "tokenizer.json").write_text(content)
+    with pytest.raises(UserError, match=message) as e:
+        load_tokenizer(tmp_path / "tokenizer.json")
+    assert "\n" not in str(e.value)

@@ -1,0 +1,389 @@
+"""`python -m gpt_jax.prepare --input=PATH --out=DATADIR`: UTF-8 text of any size → the flat
+token files a trainer memory-maps (see token_files.py), in bounded memory.
+
+Two streaming passes over the inputs: the first builds the tokenizer (counts characters, or
+trains a byte-level BPE), the second encodes and appends ids to one token stream, which is
+then split as the lecture splits it: the first (1 - val_fraction) is train, the rest val.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from absl import flags
+from tqdm import tqdm
+
+from gpt_jax import cli
+from gpt_jax.errors import UserError
+from gpt_jax.token_files import (
+    FORMAT_VERSION,
+    META_FILE,
+    TOKENIZER_FILE,
+    TRAIN_FILE,
+    VAL_FILE,
+    DataDirLock,
+    open_prepared,
+    token_dtype,
+)
+from gpt_jax.tokenizer import (
+    BYTE_SYMBOLS,
+    BPETokenizer,
+    CharTokenizer,
+    stream_pieces,
+    train_bpe,
+)
+
+flags.DEFINE_multi_string("input", None, "A UTF-8 text file, a folder of them or a glob; "
+                          "repeat it for more. Concatenated in the order given.")
+flags.DEFINE_string("out", None, "The dataset folder (DATADIR) to write.")
+flags.DEFINE_enum("tokenizer", "char", ["char", "bpe"], "char: one token per character; "
+                  "bpe: a byte-level BPE vocabulary trained on the inputs.")
+flags.DEFINE_integer("vocab_size", None, "Symbols of the BPE vocabulary (default 4096).")
+flags.DEFINE_float("val_fraction", 0.1, "The last fraction of the token stream, for validation.")
+
+USAGE = ("usage: python -m gpt_jax.prepare --input=PATH [--input=PATH ...] --out=DATADIR "
+         "[--tokenizer=char|bpe] [--vocab_size=N] [--val_fraction=0.1]")
+DEFAULT_BPE_VOCAB = 4096
+CHUNK_BYTES = 4 << 20  # read and encode a few MB at a time, whatever the corpus size
+GLOB_CHARS = "*?["
+TMP_DIR = ".prepare-tmp"  # inside DATADIR, so that renaming into place is atomic
+STREAM_FILE = "tokens.bin"
+BOM = "\ufeff"
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One input file as read: its path as given, its size and the sha256 of its bytes."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+
+def expand_inputs(inputs: Sequence[str], out: str | Path | None = None) -> list[str]:
+    """Files to read, in order: each --input as given, a folder or glob as its files in sorted
+    path order (hidden names and files inside `out` left out)."""
+    files = []
+    for arg in inputs:
+        if os.path.isfile(arg):
+            if out is not None and _inside(arg, out):
+                raise UserError(f"--input={arg} is inside the output folder {out}")
+            files.append(arg)
+            continue
+        if os.path.isdir(arg):
+            found = _folder_files(arg)
+        elif any(c in arg for c in GLOB_CHARS):
+            found = []
+            for match in sorted(glob.glob(arg, recursive=True)):
+                found += _folder_files(match) if os.path.isdir(match) else [match]
+            found = [f for f in found if os.path.isfile(f)]
+            if not found:
+                raise UserError(f"--input={arg} matches no files")
+        elif os.path.exists(arg):
+            raise UserError(f"--input={arg} is neither a file nor a folder")
+        else:
+            raise UserError(f"input not found: {arg}")
+        found = [f for f in found if out is None or not _inside(f, out)]
+        if not found:
+            raise UserError(f"--input={arg}: the folder holds no files")
+        files += found
+    if not files:
+        raise UserError(USAGE)
+    return files
+
+
+def _folder_files(folder: str) -> list[str]:
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [os.path.join(root, n) for n in names if not n.startswith(".")]
+    return sorted(f for f in found if os.path.isfile(f))
+
+
+def _inside(path: str, folder: str | Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def read_text(path: str, bar: tqdm | None = None) -> Iterator[str]:
+    """The text of one UTF-8 file in chunks, a byte-order mark at its start dropped; returns
+    its Source. Invalid or truncated UTF-8 is a UserError naming the byte offset."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    digest, offset, at_start = hashlib.sha256(), 0, True
+    try:
+        with open(path, "rb") as f:
+            while True:
+                raw = f.read(CHUNK_BYTES)
+                pending = len(decoder.getstate()[0])  # bytes of a character split by the read
+                try:
+                    text = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as e:
+                    at = offset - pending + e.start
+                    if not raw:
+                        raise UserError(f"{path} ends in the middle of a UTF-8 character "
+                                        f"(byte offset {at}): a truncated file?") from None
+                    raise UserError(f"{path} is not UTF-8 text: invalid byte at offset {at}"
+                                    ) from None
+                digest.update(raw)
+                offset += len(raw)
+                if bar is not None:
+                    bar.update(len(raw))
+                if at_start and text:
+                    text, at_start = text.removeprefix(BOM), False
+                if text:
+                    yield text
+                if not raw:
+                    return Source(path, offset, digest.hexdigest())
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+
+
+def read_corpus(paths: Sequence[str], sources: list[Source], bar: tqdm | None = None
+                ) -> Iterator[str]:
+    """The concatenated text of `paths` in chunks; appends each file's Source as it ends."""
+    for path in paths:
+        sources.append((yield from read_text(path, bar)))
+
+
+def code_points(text: str) -> np.ndarray:
+    """(N,) uint32 code points of `text`, without a Python loop."""
+    return np.frombuffer(text.encode("utf-32-le"), np.uint32)
+
+
+def char_vocabulary(texts: Iterable[str]) -> CharTokenizer:
+    """The sorted distinct characters of `texts`, counted a chunk at a time."""
+    counts = np.zeros(0, np.int64)
+    for text in texts:
+        chunk_counts = np.bincount(code_points(text))
+        if len(chunk_counts) > len(counts):
+            counts = np.pad(counts, (0, len(chunk_counts) - len(counts)))
+        counts[:len(chunk_counts)] += chunk_counts
+    if not counts.any():
+        raise UserError("the inputs hold no text")
+    return CharTokenizer([chr(c) for c in np.flatnonzero(counts)])
+
+
+def char_ids(texts: Iterable[str], tokenizer: CharTokenizer,
+             dtype: np.dtype) -> Iterator[np.ndarray]:
+    """Ids of `texts`, a chunk at a time, through a table indexed by code point."""
+    id_of_code_point = np.full(sys.maxunicode + 1, -1, np.int32)
+    id_of_code_point[[ord(c) for c in tokenizer.chars]] = np.arange(tokenizer.vocab_size)
+    for text in texts:
+        ids = id_of_code_point[code_points(text)]
+        if ids.min() < 0:
+            raise UserError("an input changed while it was being prepared (a character "
+                            "the first pass did not see); run prepare again")
+        yield ids.astype(dtype)
+
+
+def bpe_ids(texts: Iterable[str], tokenizer: BPETokenizer,
+            dtype: np.dtype) -> Iterator[np.ndarray]:
+    """Ids of `texts`, a chunk at a time, the same as encoding their concatenation whole."""
+    for pieces in stream_pieces(texts):
+        yield tokenizer.encode_pieces(pieces, dtype)
+
+
+def _progress(total: int, desc: str) -> tqdm:
+    """Bytes/s and ETA on a terminal; nothing in a pipe (a summary line follows each pass)."""
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+                dynamic_ncols=True, file=sys.stdout, disable=None)
+
+
+@contextlib.contextmanager
+def _timed_pass(total: int, desc: str, log: Callable[[str], None]) -> Iterator[tqdm]:
+    """A progress bar over `total` bytes, then one line with the pass's rate."""
+    start = time.perf_counter()
+    with _progress(total, desc) as bar:
+        yield bar
+    seconds = time.perf_counter() - start
+    log(f"{desc}: {total / 1e6:,.1f} MB in {seconds:.1f} s "
+        f"({total / 1e6 / max(seconds, 1e-9):,.1f} MB/s)")
+
+
+def _up_to_date(out: Path, paths: list[str], sizes: list[int], settings: dict) -> bool:
+    """True when DATADIR is a complete dataset of these inputs (same paths, sizes, sha256)
+    made with these settings; the hashes are checked only when all else agrees."""
+    try:
+        meta = open_prepared(out).meta
+    except UserError:
+        return False
+    stored = [s if isinstance(s, dict) else {} for s in meta["sources"]]
+    if ({k: meta.get(k) for k in settings} != settings
+            or [(s.get("path"), s.get("bytes")) for s in stored]
+            != list(zip(paths, sizes, strict=True))):
+        return False
+    sources: list[Source] = []
+    with _progress(sum(sizes), "checking inputs") as bar:
+        for _ in read_corpus(paths, sources, bar):
+            pass
+    return [s.get("sha256") for s in stored] == [s.sha256 for s in sources]
+
+
+def _write_stream(path: Path, ids_chunks: Iterable[np.ndarray]) -> int:
+    """Appends each chunk of ids to `path`; returns the number of tokens written."""
+    n_tokens = 0
+    with open(path, "wb") as f:
+        for ids in ids_chunks:
+            f.write(ids.tobytes())
+            n_tokens += len(ids)
+        f.flush()
+        os.fsync(f.fileno())
+    return n_tokens
+
+
+def _split_stream(stream: Path, n_train: int, val_path: Path, dtype: np.dtype) -> None:
+    """Moves the tokens after the first `n_train` of `stream` into `val_path`."""
+    with open(stream, "r+b") as src, open(val_path, "wb") as dst:
+        src.seek(n_train * dtype.itemsize)
+        shutil.copyfileobj(src, dst, CHUNK_BYTES)
+        dst.flush()
+        os.fsync(dst.fileno())
+        src.truncate(n_train * dtype.itemsize)
+        src.flush()
+        os.fsync(src.fileno())
+
+
+def _write_file(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Renames the new files into DATADIR, meta.json last: at every moment the folder either
+    holds a complete dataset or lacks meta.json, which readers refuse."""
+    (out / META_FILE).unlink(missing_ok=True)
+    _fsync_dir(out)
+    for name in (TRAIN_FILE, VAL_FILE, TOKENIZER_FILE):
+        os.replace(tmp / name, out / name)
+    _fsync_dir(out)
+    os.replace(tmp / META_FILE, out / META_FILE)
+    _fsync_dir(out)
+
+
+def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
+            vocab_size: int | None = None, val_fraction: float = 0.1,
+            log: Callable[[str], None] = print) -> bool:
+    """Writes DATADIR `out` from the text of `inputs`; False (and nothing written) when it
+    already holds exactly this dataset."""
+    if tokenizer not in ("char", "bpe"):
+        raise UserError(f"--tokenizer must be char or bpe, got {tokenizer!r}")
+    if not 0 < val_fraction < 1:
+        raise UserError(f"--val_fraction must be in (0, 1), got {val_fraction}")
+    if tokenizer == "char" and vocab_size is not None:
+        raise UserError("--vocab_size is for --tokenizer=bpe: a character vocabulary is the "
+                        "characters of the inputs")
+    if tokenizer == "bpe":
+        vocab_size = DEFAULT_BPE_VOCAB if vocab_size is None else vocab_size
+        if vocab_size < BYTE_SYMBOLS:
+            raise UserError(f"--vocab_size must be at least {BYTE_SYMBOLS} for a byte-level "
+                            f"BPE (one symbol per byte value), got {vocab_size}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out={out} is a file, not a folder")
+    paths = expand_inputs(inputs, out)
+    try:
+        sizes = [os.path.getsize(p) for p in paths]
+    except OSError as e:
+        raise UserError(f"cannot read {e.filename}: {e.strerror}") from None
+    if not any(sizes):
+        raise UserError(f"the inputs hold no text: {', '.join(paths)} "
+                        f"{'is' if len(paths) == 1 else 'are'} empty")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
+    settings = {"tokenizer": tokenizer, "requested_vocab_size": vocab_size,
+                "val_fraction": val_fraction}
+    with DataDirLock(out, exclusive=True):
+        if _up_to_date(out, paths, sizes, settings):
+            log(f"{out} is up to date with these inputs and settings; nothing to do")
+            return False
+        tmp = out / TMP_DIR
+        shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted prepare
+        tmp.mkdir()
+        try:
+            meta = _build(paths, sizes, settings, tmp, log)
+            _publish(tmp, out)
+        except BaseException:
+            if created:  # a failed first prepare leaves no folder behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log(f"wrote {out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens "
+        f"({meta['dtype']}, {meta['tokenizer']} vocabulary of {meta['vocab_size']:,}) from "
+        f"{len(paths)} file{'s' * (len(paths) != 1)}, {sum(sizes) / 1e6:,.1f} MB")
+    return True
+
+
+def _build(paths: list[str], sizes: list[int], settings: dict, tmp: Path,
+           log: Callable[[str], None]) -> dict:
+    """The two passes, written into `tmp`: tokenizer.json, train.bin, val.bin, meta.json."""
+    total, kind = sum(sizes), settings["tokenizer"]
+    first: list[Source] = []
+    desc = "counting characters" if kind == "char" else "training BPE"
+    with _timed_pass(total, f"1/2 {desc}", log) as bar:
+        text = read_corpus(paths, first, bar)
+        tok = char_vocabulary(text) if kind == "char" else train_bpe(
+            text, settings["requested_vocab_size"])
+    dtype = token_dtype(tok.vocab_size)
+    second: list[Source] = []
+    with _timed_pass(total, "2/2 encoding", log) as bar:
+        text = read_corpus(paths, second, bar)
+        ids = char_ids(text, tok, dtype) if kind == "char" else bpe_ids(text, tok, dtype)
+        n_tokens = _write_stream(tmp / STREAM_FILE, ids)
+    if first != second:
+        changed = next(a.path for a, b in zip(first, second, strict=True) if a != b)
+        raise UserError(f"{changed} changed while it was being prepared; run prepare again")
+    if n_tokens == 0:
+        raise UserError("the inputs hold no text")
+    n_train = int((1 - settings["val_fraction"]) * n_tokens)
+    if not 0 < n_train < n_tokens:
+        raise UserError(f"{n_tokens} tokens cannot be split with --val_fraction="
+                        f"{settings['val_fraction']}: train or val would be empty")
+    _split_stream(tmp / STREAM_FILE, n_train, tmp / VAL_FILE, dtype)
+    os.replace(tmp / STREAM_FILE, tmp / TRAIN_FILE)
+    _write_file(tmp / TOKENIZER_FILE, tok.to_json())
+    meta = {"format_version": FORMAT_VERSION, **settings, "vocab_size": tok.vocab_size,
+            "dtype": dtype.name, "train_tokens": n_train, "val_tokens": n_tokens - n_train,
+            "sources": [dataclasses.asdict(s) for s in first]}
+    _write_file(tmp / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return meta
+
+
+def _main(argv: list[str]) -> None:
+    F = flags.FLAGS
+    cli.parse_flags(argv, USAGE, "out")
+    if not F.input or F.out is None:
+        raise UserError(USAGE)
+    prepare(F.input, F.out, F.tokenizer, F.vocab_size, F.val_fraction)
+
+
+def main() -> None:
+    cli.run(lambda: _main(sys.argv))
+
+
+if __name__ == "__main__":
+    main()

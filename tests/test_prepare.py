@@ -1,0 +1,307 @@
+"""python -m gpt_jax.prepare and the token files it writes: exact streams, the split, the
+dtype, determinism, no-op re-runs, the lock, refusal of half-written folders, and errors."""
+
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import run_python
+from gpt_jax import prepare as prepare_module
+from gpt_jax.errors import UserError
+from gpt_jax.prepare import char_ids, expand_inputs, prepare, read_text
+from gpt_jax.token_files import (
+    DataDirLock,
+    is_prepared_dir,
+    open_prepared,
+    token_dtype,
+)
+from gpt_jax.tokenizer import CharTokenizer, load_tokenizer
+
+FILES = ("meta.json", "train.bin", "val.bin", "tokenizer.json")
+# Two inputs, multi-byte characters of every length, and a byte-order mark that is not text.
+FIRST = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 3
+SECOND = "Ünïcödé: 漢字 € 😀, ça va?\n" * 4
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """Two input files (the second with a byte-order mark) and the text they hold."""
+    (tmp_path / "a.txt").write_text(FIRST, encoding="utf-8")
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbf" + SECOND.encode())
+    return [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], FIRST + SECOND
+
+
+@pytest.fixture
+def shakespeare_file(tmp_path, shakespeare):
+    path = tmp_path / "shakespeare.txt"
+    path.write_text(shakespeare[:150_000], encoding="utf-8")
+    return str(path), shakespeare[:150_000]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 5, 4096])
+def test_char_streams_decode_to_the_inputs_split_where_the_lecture_splits(
+        corpus, tmp_path, monkeypatch, chunk_bytes):
+    monkeypatch.setattr(prepare_module, "CHUNK_BYTES", chunk_bytes)  # characters cut by reads
+    paths, text = corpus
+    assert prepare(paths, tmp_path / "data", log=quiet)
+    data = open_prepared(tmp_path / "data")
+    assert data.train.dtype == np.uint8 and data.tokenizer.kind == "char"
+    assert data.tokenizer.chars == sorted(set(text))
+    assert len(data.train) == int(0.9 * len(text))
+    assert data.tokenizer.decode(data.train) + data.tokenizer.decode(data.val) == text
+    assert [s["path"] for s in data.meta["sources"]] == paths
+    assert data.meta["sources"][1]["bytes"] == len(SECOND.encode()) + 3
+    with pytest.raises(ValueError):
+        data.train[0] = 1  # read-only
+
+
+def test_bpe_stream_is_the_whole_text_encoded_at_once(shakespeare_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(prepare_module, "CHUNK_BYTES", 4096)
+    path, text = shakespeare_file
+    prepare([path], tmp_path / "data", tokenizer="bpe", vocab_size=500, val_fraction=0.2,
+            log=quiet)
+    data = open_prepared(tmp_path / "data")
+    assert data.tokenizer.kind == "bpe" and data.tokenizer.vocab_size == 500
+    assert data.train.dtype == np.uint16 and data.meta["dtype"] == "uint16"
+    ids = np.concatenate([data.train, data.val])
+    assert ids.tolist() == data.tokenizer.tokenizer.encode(text).ids
+    assert len(data.train) == int(0.8 * len(ids))
+    assert data.tokenizer.decode(ids) == text
+
+
+def test_token_dtype_is_the_narrowest_that_holds_the_vocabulary():
+    assert [token_dtype(v).name for v in (65, 256, 257, 65536, 65537)] == [
+        "uint8", "uint8", "uint16", "uint16", "uint32"]
+
+
+def test_folders_and_globs_expand_to_sorted_files(tmp_path):
+    for name in ("b.txt", "a.txt", "sub/c.txt", ".hidden", "data/meta.json"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x")
+    d = str(tmp_path)
+    assert expand_inputs([d], out=tmp_path / "data") == [
+        f"{d}/a.txt", f"{d}/b.txt", f"{d}/sub/c.txt"]
+    assert expand_inputs([f"{d}/*.txt", f"{d}/a.txt"]) == [
+        f"{d}/a.txt", f"{d}/b.txt", f"{d}/a.txt"]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 4096])
+def test_bad_utf8_is_reported_with_path_and_byte_offset(tmp_path, monkeypatch, chunk_bytes):
+    monkeypatch.setattr(prepare_module, "CHUNK_BYTES", chunk_bytes)
+    prefix = "aé€😀".encode()
+    (tmp_path / "cut.txt").write_bytes(prefix + "€".encode()[:2])
+    (tmp_path / "bad.txt").write_bytes(prefix + b"\xff" + b"tail")
+    with pytest.raises(UserError, match=rf"cut\.txt ends in the middle .*offset {len(prefix)}"):
+        list(read_text(str(tmp_path / "cut.txt")))
+    with pytest.raises(UserError, match=rf"bad\.txt is not UTF-8.* offset {len(prefix)}"):
+        list(read_text(str(tmp_path / "bad.txt")))
+
+
+def test_a_character_the_first_pass_did_not_see_is_refused():
+    with pytest.raises(UserError, match="changed while it was being prepared"):
+        list(char_ids(["abcé"], CharTokenizer(list("abc")), np.dtype("uint8")))
+
+
+def test_prepare_is_deterministic_and_a_rerun_is_a_no_op(corpus, tmp_path):
+    paths, _ = corpus
+    prepare(paths, tmp_path / "one", log=quiet)
+    prepare(paths, tmp_path / "two", log=quiet)
+    for name in FILES:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    mtimes = {n: (tmp_path / "one" / n).stat().st_mtime_ns for n in FILES}
+    said = []
+    assert not prepare(paths, tmp_path / "one", log=said.append)
+    assert len(said) == 1 and "up to date" in said[0]
+    assert mtimes == {n: (tmp_path / "one" / n).stat().st_mtime_ns for n in FILES}
+
+
+def test_a_changed_input_or_setting_is_prepared_again(corpus, tmp_path):
+    paths, text = corpus
+    out = tmp_path / "data"
+    prepare(paths, out, log=quiet)
+    assert prepare(paths, out, val_fraction=0.5, log=quiet)
+    assert open_prepared(out).meta["val_fraction"] == 0.5
+    with open(paths[0], "r+b") as f:  # same size, new bytes: only the hash tells
+        f.write(b"f")
+    assert prepare(paths, out, val_fraction=0.5, log=quiet)
+    data = open_prepared(out)
+    assert data.tokenizer.decode(data.train)[0] == "f"
+
+
+def test_bpe_prepare_is_byte_identical_across_processes(shakespeare_file, tmp_path):
+    path, _ = shakespeare_file
+    for out in ("one", "two"):
+        result = run_python(["-m", "gpt_jax.prepare", f"--input={path}",
+                             f"--out={tmp_path / out}", "--tokenizer=bpe", "--vocab_size=500"])
+        assert result.returncode == 0, result.stderr
+    for name in FILES:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    again = run_python(["-m", "gpt_jax.prepare", f"--input={path}", f"--out={tmp_path / 'one'}",
+                        "--tokenizer=bpe", "--vocab_size=500"])
+    assert again.returncode == 0 and again.stderr == ""
+    assert again.stdout.splitlines() == [f"{tmp_path / 'one'} is up to date with these inputs "
+                                         "and settings; nothing to do"]
+
+
+def test_prepare_refuses_a_datadir_that_a_trainer_reads(corpus, tmp_path):
+    paths, _ = corpus
+    out = tmp_path / "data"
+    prepare(paths, out, log=quiet)
+    with DataDirLock(out, exclusive=False), DataDirLock(out, exclusive=False):  # two trainers
+        with pytest.raises(UserError, match="is in use by a training run"):
+            prepare(paths, out, val_fraction=0.5, log=quiet)
+        result = run_python(["-m", "gpt_jax.prepare", *(f"--input={p}" for p in paths),
+                             f"--out={out}", "--val_fraction=0.5"])
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            f"error: {out} is in use by a training run (or another prepare); stop it, or "
+            "prepare into another --out"]
+    with DataDirLock(out, exclusive=True):
+        with pytest.raises(UserError, match="being written by python -m gpt_jax.prepare"):
+            DataDirLock(out, exclusive=False)
+    assert prepare(paths, out, val_fraction=0.5, log=quiet)  # released: free again
+
+
+def test_an_interrupted_prepare_keeps_the_old_dataset(corpus, tmp_path, monkeypatch):
+    paths, text = corpus
+    out = tmp_path / "data"
+    prepare(paths, out, log=quiet)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare_module, "char_ids", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(paths, out, val_fraction=0.5, log=quiet)
+    data = open_prepared(out)
+    assert data.meta["val_fraction"] == 0.1 and len(data.train) == int(0.9 * len(text))
+    assert sorted(os.listdir(out)) == sorted([".lock", *FILES])
+
+
+def test_a_crash_while_renaming_into_place_leaves_a_refused_folder(corpus, tmp_path,
+                                                                    monkeypatch):
+    paths, _ = corpus
+    out = tmp_path / "data"
+    prepare(paths, out, log=quiet)
+    renames = []
+
+    def replace_then_crash(src, dst):
+        if len(renames) == 2:
+            raise KeyboardInterrupt
+        renames.append(dst)
+        shutil.move(src, dst)
+
+    monkeypatch.setattr(prepare_module.os, "replace", replace_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(paths, out, val_fraction=0.5, log=quiet)
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="incomplete: meta.json missing; run python -m gpt_jax"):
+        open_prepared(out)
+    assert prepare(paths, out, val_fraction=0.5, log=quiet)  # and the next prepare mends it
+    assert open_prepared(out).meta["val_fraction"] == 0.5
+
+
+def _prepared(tmp_path, corpus):
+    out = tmp_path / "data"
+    prepare(corpus[0], out, log=quiet)
+    return out
+
+
+def _edit_meta(out, **fields):
+    meta = json.loads((out / "meta.json").read_text())
+    meta.update(fields)
+    for name, value in fields.items():
+        if value is None:
+            del meta[name]
+    (out / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda out: (out / "meta.json").unlink(), "incomplete: meta.json missing"),
+    (lambda out: [(out / n).unlink() for n in ("meta.json", "val.bin")],
+     "incomplete: meta.json, val.bin missing"),
+    (lambda out: os.truncate(out / "val.bin", 3), r"val\.bin holds 3 bytes but meta.json says"),
+    (lambda out: _edit_meta(out, train_tokens=10**6), r"train\.bin holds .* interrupted"),
+    (lambda out: _edit_meta(out, dtype="uint16"), r"train\.bin holds .* of uint16"),
+    (lambda out: _edit_meta(out, vocab_size=3),
+     rf"has {len(set(FIRST + SECOND))} symbols but meta.json says vocab_size = 3"),
+    (lambda out: _edit_meta(out, sources=None), "lacks the field 'sources'"),
+    (lambda out: _edit_meta(out, format_version=99), "format_version 99"),
+    (lambda out: (out / "meta.json").write_text("{half"), r"cannot read .*meta\.json"),
+    (lambda out: (out / "tokenizer.json").write_text("[]"), "not a tokenizer file"),
+])
+def test_open_prepared_refuses_an_incomplete_or_mismatched_folder(corpus, tmp_path, damage,
+                                                                  message):
+    out = _prepared(tmp_path, corpus)
+    damage(out)
+    with pytest.raises(UserError, match=message) as e:
+        open_prepared(out)
+    assert "\n" not in str(e.value)
+
+
+def test_open_prepared_refuses_what_is_not_a_datadir(corpus, tmp_path):
+    assert is_prepared_dir(_prepared(tmp_path, corpus))
+    assert not is_prepared_dir(tmp_path) and not is_prepared_dir(corpus[0][0])
+    with pytest.raises(UserError, match="not found"):
+        open_prepared(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="not a folder"):
+        open_prepared(corpus[0][0])
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "train.bin").write_bytes(b"\0" * 8)  # a prepare killed early
+    assert is_prepared_dir(tmp_path / "half")
+    with pytest.raises(UserError, match="half is incomplete: meta.json, val.bin, tokenizer.json"
+                       " missing; run python -m gpt_jax.prepare"):
+        open_prepared(tmp_path / "half")
+
+
+def test_tokenizer_json_says_its_kind(corpus, tmp_path):
+    out = _prepared(tmp_path, corpus)
+    assert json.loads((out / "tokenizer.json").read_text())["type"] == "char"
+    assert isinstance(load_tokenizer(out / "tokenizer.json"), CharTokenizer)
+
+
+def _cli_cases(tmp_path):
+    (tmp_path / "ok.txt").write_text("some text to prepare\n" * 5)
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "bom_only.txt").write_bytes(b"\xef\xbb\xbf")
+    (tmp_path / "cut.txt").write_bytes("ab€".encode()[:-1])
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    ok, out = f"--input={tmp_path / 'ok.txt'}", f"--out={tmp_path / 'data'}"
+    return [
+        ([ok], "usage: python -m gpt_jax.prepare"),
+        ([out], "usage: python -m gpt_jax.prepare"),
+        ([f"--input={tmp_path / 'missing.txt'}", out], "input not found: .*missing.txt"),
+        ([f"--input={tmp_path / '*.md'}", out], r"matches no files"),
+        ([f"--input={tmp_path / 'emptydir'}", out], "holds no files"),
+        ([f"--input={tmp_path / 'empty.txt'}", out], "hold no text: .*empty.txt is empty"),
+        ([f"--input={tmp_path / 'bom_only.txt'}", out], "hold no text"),
+        ([f"--input={tmp_path / 'cut.txt'}", out], r"cut\.txt ends in the middle .*offset 2"),
+        ([ok, f"--input={tmp_path / 'cut.txt'}", out, "--tokenizer=bpe"], r"cut\.txt ends in"),
+        ([ok, out, "--val_fraction=1"], r"--val_fraction must be in \(0, 1\)"),
+        ([ok, out, "--val_fraction=0"], r"--val_fraction must be in \(0, 1\)"),
+        ([ok, out, "--val_fraction=0.999"], "cannot be split"),
+        ([ok, out, "--tokenizer=bpe", "--vocab_size=100"], "at least 256"),
+        ([ok, out, "--vocab_size=300"], "--vocab_size is for --tokenizer=bpe"),
+        ([ok, out, "--tokenizer=wordpiece"], "one of <char|bpe>"),
+        ([ok, f"--out={tmp_path / 'afile'}"], "is a file, not a folder"),
+        ([ok, out, "--no_such_flag"], "no_such_flag"),
+    ]
+
+
+def test_every_cli_error_is_one_line_and_exit_status_2(tmp_path):
+    for args, message in _cli_cases(tmp_path):
+        result = run_python(["-m", "gpt_jax.prepare", *args], timeout=60)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
+        assert re.search(message, lines[0]), (args, lines[0])
+        assert not (tmp_path / "data").exists(), args  # a failed first prepare leaves nothing

@@ -1,0 +1,163 @@
+"""Resource failures and damaged workdirs: files that cannot be written, a full disk, files that
+parse but hold nonsense. Each ends within seconds with one line on stderr and a non-zero exit,
+and every checkpoint that existed before still restores.
+
+Making a file unwritable for root takes `chattr +i` and a full disk takes a small tmpfs; where
+the machine does not allow them (not root, no chattr), those cases are skipped.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO, run_python
+from gpt_jax.restore import load_run
+
+TINY = (REPO / "tests" / "tiny_config.py").as_posix()
+TIME_LIMIT_S = 60  # a failing run must end well within this (it used to hang forever)
+
+
+def _train(workdir, *args, timeout=TIME_LIMIT_S):
+    return run_python(["train.py", f"--config={TINY}", f"--workdir={workdir}",
+                       "--config.sample.max_new_tokens=10", *args], timeout=timeout)
+
+
+def _one_line_error(result, pattern: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert pattern in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run of 10 steps with its checkpoint, to copy for each case."""
+    workdir = tmp_path_factory.mktemp("trained") / "run"
+    result = _train(workdir, "--config.train.num_steps=10")
+    assert result.returncode == 0, result.stderr
+    return workdir
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(trained, workdir)
+    return workdir
+
+
+def _chattr(path, flag: str) -> bool:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+@contextlib.contextmanager
+def immutable(path):
+    """`path` cannot be written, renamed or (for a folder) added to, even by root."""
+    if os.geteuid() != 0 or shutil.which("chattr") is None or not _chattr(path, "+i"):
+        pytest.skip("needs root and chattr to make a file unwritable")
+    try:
+        yield
+    finally:
+        _chattr(path, "-i")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("checkpoints", "cannot save the checkpoint of step 20 in "),
+    ("metrics.jsonl", "cannot write "),
+    ("config.json", "cannot write "),
+    ("vocab.json", "cannot write "),
+    ("samples", "cannot write "),
+    ("tensorboard", "cannot write "),
+])
+def test_a_file_that_cannot_be_written_ends_the_run_with_one_line(run, name, message):
+    with immutable(run / name):
+        start = time.perf_counter()
+        result = _train(run, "--config.train.num_steps=30")
+        elapsed = time.perf_counter() - start
+    _one_line_error(result, message)
+    assert name in result.stderr and elapsed < TIME_LIMIT_S
+    assert load_run(run, step=10).step == 10  # the earlier checkpoint is intact and restores
+    assert load_run(run).step in (10, 20)  # step 20 is saved before its evaluation is written
+
+
+def test_a_save_that_fails_names_the_checkpoint_that_is_kept(run):
+    with immutable(run / "checkpoints"):
+        result = _train(run, "--config.train.num_steps=30")
+    _one_line_error(result, "Operation not permitted; the checkpoint of step 10 is kept")
+    assert not list((run / "checkpoints").glob("*tmp*"))  # nothing half-written left behind
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB filesystem of its own."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("needs permission to mount a tmpfs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_last_checkpoint(small_disk,
+                                                                             trained):
+    run = small_disk / "run"
+    shutil.copytree(trained, run)
+    with open(small_disk / "filler", "wb") as filler:  # every byte left, taken
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+    result = _train(run, "--config.train.num_steps=30")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], result.stderr
+    (small_disk / "filler").unlink()
+    assert load_run(run).step == 10
+
+
+def test_a_disk_too_small_for_the_first_checkpoint(small_disk):
+    result = _train(small_disk / "run", "--config.train.num_steps=20", "--config.model.n_embd=128",
+                    "--config.model.n_head=4")
+    _one_line_error(result, "No space left on device")
+
+
+def test_config_json_of_the_wrong_types_is_refused_by_trainer_and_sampler(run):
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["n_layer"] = "two"
+    (run / "config.json").write_text(json.dumps(config))
+    for result in (_train(run, "--config.train.num_steps=20"),
+                   run_python(["-m", "gpt_jax.sample", f"--workdir={run}"])):
+        _one_line_error(result, "config.json: model.n_layer must be of type int, got 'two'")
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"model": 3}',
+                                     '{"model": {"n_layers": 2}}'])
+def test_a_damaged_config_json_is_one_line(run, content):
+    (run / "config.json").write_text(content)
+    result = run_python(["-m", "gpt_jax.sample", f"--workdir={run}"])
+    _one_line_error(result, "config.json")
+
+
+@pytest.mark.parametrize("line", ['{"step": "x"}', "[1, 2]", '{"loss": 1.0}', "garbage"])
+def test_a_wrong_last_line_of_metrics_is_skipped_with_a_warning(run, line):
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(line + "\n")
+    result = _train(run, "--config.train.num_steps=20")
+    assert result.returncode == 0, result.stderr
+    assert "is not a metrics record; skipped" in result.stderr
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 10, 20]
+
+
+def test_a_damaged_vocabulary_is_one_line(run):
+    (run / "vocab.json").write_text('{"chars": ["b", "a"]}')
+    _one_line_error(run_python(["-m", "gpt_jax.sample", f"--workdir={run}"]),
+                    "sorted, unique, single characters")
