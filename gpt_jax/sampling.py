@@ -27,11 +27,13 @@ def filter_logits(logits_BxV: jax.Array, temperature, top_k, top_p) -> jax.Array
     sorted_BxV = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
     V = logits_BxV.shape[-1]
     kth_Bx1 = jnp.take(sorted_BxV, jnp.where(top_k > 0, jnp.minimum(top_k, V), V) - 1, axis=-1)
-    sorted_BxV = jnp.where(sorted_BxV >= kth_Bx1[:, None], sorted_BxV, -jnp.inf)
-    probs_BxV = jax.nn.softmax(sorted_BxV, axis=-1)
+    in_top_k_BxV = sorted_BxV >= kth_Bx1[:, None]
+    probs_BxV = jax.nn.softmax(jnp.where(in_top_k_BxV, sorted_BxV, -jnp.inf), axis=-1)
     # Keep a token if the mass of the more likely ones is still below p: that is the smallest
-    # prefix reaching p, and it always holds the most likely token.
-    keep_BxV = jnp.cumsum(probs_BxV, axis=-1) - probs_BxV < top_p
+    # prefix reaching p, and it always holds the most likely token. p = 1 keeps every token,
+    # even those the float32 sum before them has already rounded to 1.
+    in_nucleus_BxV = (jnp.cumsum(probs_BxV, axis=-1) - probs_BxV < top_p) | (top_p >= 1.0)
+    keep_BxV = in_top_k_BxV & in_nucleus_BxV
     cutoff_Bx1 = jnp.min(jnp.where(keep_BxV, sorted_BxV, jnp.inf), axis=-1, keepdims=True)
     return jnp.where(logits_BxV >= cutoff_Bx1, logits_BxV, -jnp.inf)
 

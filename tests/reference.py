@@ -1,0 +1,146 @@
+"""Independent references in NumPy (float64): the lecture's formulas written out from the
+notes, never from gpt_jax's code, so that a test comparing the two can catch a bug that both
+sides of a model-vs-model comparison would share.
+
+Legend: B batch, T time, C channels, H heads, D head size, V vocab.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LN_EPS = 1e-6  # flax.linen.LayerNorm's default epsilon
+
+
+def layer_norm(x, scale, bias, eps: float = LN_EPS):
+    """(x − E[x]) / sqrt(Var[x] + ε) · γ + β over the channels, as in the notes."""
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * scale + bias
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+def gelu(x):
+    """GELU's tanh approximation (flax.linen.gelu's default, GPT-2's)."""
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+ACTIVATIONS = {"relu": lambda x: np.maximum(x, 0), "gelu": gelu, "tanh": np.tanh}
+
+
+def head(x_BxTxC, Wq_CxD, Wk_CxD, Wv_CxD, causal: bool = True, kv_BxSxC=None):
+    """One head: softmax(q·kᵀ / sqrt(D)), future masked to −inf when causal, times v."""
+    source = x_BxTxC if kv_BxSxC is None else kv_BxSxC
+    q, k, v = x_BxTxC @ Wq_CxD, source @ Wk_CxD, source @ Wv_CxD
+    wei_BxTxS = q @ k.transpose(0, 2, 1) / math.sqrt(Wq_CxD.shape[-1])
+    if causal:
+        T, S = wei_BxTxS.shape[1:]
+        wei_BxTxS = np.where(np.tril(np.ones((T, S), bool)), wei_BxTxS, -np.inf)
+    return softmax(wei_BxTxS) @ v
+
+
+def multi_head(x, heads, proj=None):
+    """The heads side by side (head h from its (C, H, D) kernels' column h), concatenated in
+    head order, then the projection back to C."""
+    H = heads["query"]["kernel"].shape[1]
+    out = np.concatenate([head(x, *(heads[n]["kernel"][:, h] for n in ("query", "key", "value")))
+                          for h in range(H)], axis=-1)
+    return out if proj is None else out @ proj["kernel"] + proj["bias"]
+
+
+def feed_forward(x, p, activation: str, projections: bool):
+    h = ACTIVATIONS[activation](x @ p["fc"]["kernel"] + p["fc"]["bias"])
+    return h @ p["proj"]["kernel"] + p["proj"]["bias"] if projections else h
+
+
+def block(x, p, m):
+    """x + attention(LN(x)), then + feed-forward(LN(·)): each switch off gives the lecture's
+    earlier form (no norm, no residual, no projections, no feed-forward)."""
+    norm = (lambda name, y: layer_norm(y, p[name]["scale"], p[name]["bias"])) \
+        if m.layer_norm else (lambda name, y: y)
+    attn = multi_head(norm("ln1", x), p["sa"]["heads"], p["sa"]["proj"] if m.projections else None)
+    x = x + attn if m.residual else attn
+    if m.ffwd:
+        ff = feed_forward(norm("ln2", x), p["ffwd"], m.activation, m.projections)
+        x = x + ff if m.residual else ff
+    return x
+
+
+def gpt_logits(params, idx_BxT, m):
+    """The whole GPT: token (+ position) embeddings, blocks, final norm, LM head."""
+    p = {k: _f64(v) for k, v in params.items()}
+    wte = p["token_embedding_table"]["embedding"]
+    x = wte[idx_BxT]
+    if m.pos_emb:
+        x = x + p["position_embedding_table"]["embedding"][: idx_BxT.shape[1]]
+    for i in range(m.n_layer):
+        x = block(x, p[f"block_{i}"], m)
+    if m.layer_norm:
+        x = layer_norm(x, p["ln_f"]["scale"], p["ln_f"]["bias"])
+    if m.tie_embeddings:
+        return x @ wte.T
+    return x @ p["lm_head"]["kernel"] + p["lm_head"]["bias"]
+
+
+def cross_entropy(logits_BxTxV, targets_BxT) -> float:
+    logp = logits_BxTxV - logits_BxTxV.max(-1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+    return float(-np.take_along_axis(logp, targets_BxT[..., None], -1).mean())
+
+
+def learning_rate(t: int, train) -> float:
+    """The rate of update t (0-based): linear warmup from 0, then constant or a cosine from
+    the peak down to min_learning_rate at num_steps (nanoGPT's get_lr)."""
+    peak, warmup = train.learning_rate, train.warmup_steps
+    if t < warmup:
+        return peak * t / warmup
+    if train.lr_schedule == "constant":
+        return peak
+    span = max(train.num_steps, warmup + 1) - warmup
+    progress = min((t - warmup) / span, 1.0)
+    return train.min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (
+        peak - train.min_learning_rate)
+
+
+class AdamW:
+    """Clip the global gradient norm, Adam's bias-corrected moments, decoupled weight decay on
+    matrices (ndim >= 2) only, times the step's learning rate: Loshchilov & Hutter's AdamW as
+    nanoGPT configures it."""
+
+    EPS = 1e-8
+
+    def __init__(self, train, params):
+        self.train, self.t = train, 0
+        self.m = {k: np.zeros_like(v, np.float64) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v, np.float64) for k, v in params.items()}
+
+    def step(self, params: dict, grads: dict) -> dict:
+        tr = self.train
+        grads = {k: np.asarray(g, np.float64) for k, g in grads.items()}
+        norm = math.sqrt(sum(float((g**2).sum()) for g in grads.values()))
+        if tr.grad_clip > 0 and norm > tr.grad_clip:
+            grads = {k: g * tr.grad_clip / norm for k, g in grads.items()}
+        lr, new = learning_rate(self.t, tr), {}
+        self.t += 1
+        for k, g in grads.items():
+            self.m[k] = tr.beta1 * self.m[k] + (1 - tr.beta1) * g
+            self.v[k] = tr.beta2 * self.v[k] + (1 - tr.beta2) * g**2
+            m_hat = self.m[k] / (1 - tr.beta1**self.t)
+            v_hat = self.v[k] / (1 - tr.beta2**self.t)
+            update = m_hat / (np.sqrt(v_hat) + self.EPS)
+            if np.ndim(params[k]) >= 2:
+                update = update + tr.weight_decay * params[k]
+            new[k] = params[k] - lr * update
+        return new
+
+
+def _f64(tree):
+    if isinstance(tree, dict):
+        return {k: _f64(v) for k, v in tree.items()}
+    return np.asarray(tree, np.float64)
