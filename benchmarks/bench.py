@@ -105,6 +105,7 @@ def training_setup(spec: str, overrides: dict) -> dict:
     chunk = make_train_chunk(model, optimizer, t.seed, m.block_size)
     tokens = replicate(corpus.train)
     no_stop = shard(np.zeros(jax.local_device_count(), np.int32))
+    rows = shard(layout.row_ids())
 
     def starts(step):
         return shard(layout.chunk_starts(len(corpus.train), m.block_size, t.seed, step, k, k))
@@ -112,8 +113,10 @@ def training_setup(spec: str, overrides: dict) -> dict:
     # `run` calls `chunk`, which compiles at its first call, or the executable `compile` made.
     return {"config": config, "params": state.params, "state": replicate(state), "k": k,
             "warmup": warmup,
-            "compile": lambda state: chunk.lower(state, tokens, starts(0), k, no_stop).compile(),
-            "run": lambda state, step, fn=chunk: fn(state, tokens, starts(step), k, no_stop)[:2]}
+            "compile": lambda state: chunk.lower(state, tokens, starts(0), k, no_stop,
+                                                 rows).compile(),
+            "run": lambda state, step, fn=chunk: fn(state, tokens, starts(step), k, no_stop,
+                                                    rows)[:2]}
 
 
 def time_training(spec: str, steps: int, overrides: dict) -> dict:

@@ -46,6 +46,7 @@ def base_config() -> ml_collections.ConfigDict:
         projections=True,
         layer_norm=True,
         dropout=0.0,
+        fused_dropout=False,  # dropout masks hashed inside the fused code: faster on a CPU
         tie_embeddings=False,
         init="gpt2",  # gpt2 | torch: see gpt_jax/models/init.py
         compute_dtype="float32",  # float32 | bfloat16 (matmuls only; params stay float32)

@@ -52,6 +52,12 @@ class BatchLayout:
         start = self.process_index * self.per_process
         return slice(start, start + self.per_process)
 
+    def row_ids(self) -> np.ndarray:
+        """The index in the global batch of every row this process computes, laid out as the
+        train step takes its rows: (devices, micro-batches, micro_batch)."""
+        return np.arange(self.rows.start, self.rows.stop, dtype=np.int32).reshape(
+            self.local_devices, self.grad_accum_steps, self.micro_batch)
+
     def for_train(self, x_RxT: np.ndarray) -> np.ndarray:
         """(rows, T) → (devices, micro-batches, micro_batch, T), the train step's input."""
         return x_RxT.reshape(self.local_devices, self.grad_accum_steps, self.micro_batch, -1)

@@ -20,7 +20,7 @@ from gpt_jax.errors import UserError
 from gpt_jax.metrics import keep_aside, read_metrics
 
 # Model fields that change how the same parameters are computed with, not the parameters.
-PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype")
+PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype", "fused_dropout")
 
 
 def check_config(workdir: Path, config: ml_collections.ConfigDict,

@@ -65,36 +65,52 @@ def cross_entropy(logits_BxTxV: jax.Array, targets_BxT: jax.Array) -> jax.Array:
         logits_BxTxV.astype(jnp.float32), targets_BxT).mean()
 
 
+def uses_dropout(model: nn.Module) -> bool:
+    return getattr(getattr(model, "config", None), "dropout", 0.0) > 0
+
+
 def make_loss_fn(model: nn.Module) -> Callable:
-    def loss_fn(params, x_BxT, y_BxT, dropout_key, train: bool = True):
-        logits_BxTxV = model.apply({"params": params}, x_BxT, train=train,
-                                   rngs={"dropout": dropout_key})
+    """loss(params, x_BxT, y_BxT, keys_B=None): the mean next-token loss; given one dropout key
+    per example, in training mode, each example's masks drawn from its own key."""
+    def loss_fn(params, x_BxT, y_BxT, keys_B=None):
+        if keys_B is None or not uses_dropout(model):
+            logits_BxTxV = model.apply({"params": params}, x_BxT, train=keys_B is not None)
+        else:
+            def one_example(x_T, key):
+                return model.apply({"params": params}, x_T[None], train=True,
+                                   rngs={"dropout": key})[0]
+            logits_BxTxV = jax.vmap(one_example)(x_BxT, keys_B)
         return cross_entropy(logits_BxTxV, y_BxT)
     return loss_fn
 
 
+def example_keys(seed: int, step: jax.Array, rows: jax.Array) -> jax.Array:
+    """The dropout key of each example: from (seed, step, its row in the global batch), so
+    the masks, like the batches, do not depend on which device or micro-batch computes it,
+    and a resumed run draws the very same ones (no RNG state to checkpoint)."""
+    step_key = jax.random.fold_in(jax.random.key(seed), step)
+    return jax.vmap(lambda row: jax.random.fold_in(step_key, row))(rows.reshape(-1)).reshape(
+        rows.shape)
+
+
 def _train_step(model: nn.Module, optimizer: optax.GradientTransformation,
                 seed: int) -> Callable:
-    """One update on one device's rows: (state, x_AxBxT, y_AxBxT) -> (state, metrics)."""
+    """One update on one device's rows: (state, x_AxBxT, y_AxBxT, rows_AxB) -> (state,
+    metrics), where rows are the examples' indices in the global batch."""
     grad_fn = jax.value_and_grad(make_loss_fn(model))
 
-    def train_step(state: TrainState, x_AxBxT, y_AxBxT):
-        # Dropout randomness from (seed, step, device, micro-batch): no RNG in the state, and a
-        # resumed run draws the very same masks (models/dropout.py hashes them from this key).
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed),
-                                                    state.step), jax.lax.axis_index(AXIS))
+    def train_step(state: TrainState, x_AxBxT, y_AxBxT, rows_AxB):
+        keys_AxB = example_keys(seed, state.step, rows_AxB)
         num_micro = x_AxBxT.shape[0]
         if num_micro == 1:
-            loss, grads = grad_fn(state.params, x_AxBxT[0], y_AxBxT[0], key)
+            loss, grads = grad_fn(state.params, x_AxBxT[0], y_AxBxT[0], keys_AxB[0])
         else:
             def accumulate(carry, micro):
-                i, x_BxT, y_BxT = micro
-                loss, grads = grad_fn(state.params, x_BxT, y_BxT, jax.random.fold_in(key, i))
+                loss, grads = grad_fn(state.params, *micro)
                 return jax.tree.map(jnp.add, carry, (loss, grads)), None
 
             zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
-            (loss, grads), _ = jax.lax.scan(
-                accumulate, zeros, (jnp.arange(num_micro), x_AxBxT, y_AxBxT))
+            (loss, grads), _ = jax.lax.scan(accumulate, zeros, (x_AxBxT, y_AxBxT, keys_AxB))
             loss, grads = jax.tree.map(lambda g: g / num_micro, (loss, grads))
         loss, grads = jax.lax.pmean((loss, grads), AXIS)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -108,15 +124,16 @@ def _train_step(model: nn.Module, optimizer: optax.GradientTransformation,
 
 def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
                     seed: int) -> Callable:
-    """(state, x_DxAxBxT, y_DxAxBxT) -> (state, metrics); D = local devices, state donated."""
+    """(state, x_DxAxBxT, y_DxAxBxT, rows_DxAxB) -> (state, metrics); D = local devices, state
+    donated."""
     return jax.pmap(_train_step(model, optimizer, seed), axis_name=AXIS, donate_argnums=(0,))
 
 
 def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, seed: int,
                      block_size: int) -> Callable:
-    """(state, tokens_DxN, starts_DxKxAxB, n, stop_D) -> (state, metrics_DxKx2, stop_D): n <= K
-    steps in one call, each on the windows of `block_size + 1` tokens at its batch's start
-    offsets.
+    """(state, tokens_DxN, starts_DxKxAxB, n, stop_D, rows_DxAxB) -> (state, metrics_DxKx2,
+    stop_D): n <= K steps in one call, each on the windows of `block_size + 1` tokens at its
+    batch's start offsets.
 
     The token stream stays on the device and the loop runs there, so the host pays the cost
     of a dispatch, a transfer and a metrics fetch once per K steps instead of every step.
@@ -127,18 +144,19 @@ def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, 
     train_step = _train_step(model, optimizer, seed)
     offsets = jnp.arange(block_size + 1)
 
-    def chunk(state: TrainState, tokens_N, starts_KxAxB, n, stop):
+    def chunk(state: TrainState, tokens_N, starts_KxAxB, n, stop, rows_AxB):
         def one_step(k, carry):
             state, metrics_Kx2 = carry
             window_AxBxT1 = tokens_N[starts_KxAxB[k][..., None] + offsets]
-            state, m = train_step(state, window_AxBxT1[..., :-1], window_AxBxT1[..., 1:])
+            state, m = train_step(state, window_AxBxT1[..., :-1], window_AxBxT1[..., 1:],
+                                  rows_AxB)
             return state, metrics_Kx2.at[k].set(jnp.stack([m["loss"], m["grad_norm"]]))
 
         metrics_Kx2 = jnp.full((starts_KxAxB.shape[0], 2), jnp.nan, jnp.float32)
         state, metrics_Kx2 = jax.lax.fori_loop(0, n, one_step, (state, metrics_Kx2))
         return state, metrics_Kx2, jax.lax.pmax(stop, AXIS)
 
-    return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None, 0), donate_argnums=(0,))
+    return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None, 0, 0), donate_argnums=(0,))
 
 
 def make_eval_step(model: nn.Module) -> Callable:
@@ -147,7 +165,7 @@ def make_eval_step(model: nn.Module) -> Callable:
 
     def eval_step(params, x_NxBxT, y_NxBxT):
         def one(total, xy):
-            return total + loss_fn(params, *xy, jax.random.key(0), train=False), None
+            return total + loss_fn(params, *xy), None  # no dropout keys: dropout off
 
         total, _ = jax.lax.scan(one, jnp.zeros((), jnp.float32), (x_NxBxT, y_NxBxT))
         return jax.lax.pmean(total / x_NxBxT.shape[0], AXIS)

@@ -84,6 +84,7 @@ class Trainer:
         self.optimizer = make_optimizer(t)
         self.learning_rates = LearningRates(t)
         self.tokens = replicate(self.corpus.train)  # the train stream, on every device
+        self.rows = shard(self.layout.row_ids())  # each example's place in the global batch
         self.eval_batches = {split: eval_batches(self.corpus, split, self.config, self.layout)
                              for split in (TRAIN, VAL)}
         # The train and eval steps compile on two other threads while this one builds the
@@ -98,7 +99,7 @@ class Trainer:
             finished = resume_step is not None and resume_step >= t.num_steps
             train_chunk = (lambda: chunk) if finished else compile_ahead(
                 pool, chunk, replicated, self.tokens, self._chunk_starts(0, 0), 0,
-                self._stop_signal(None))
+                self._stop_signal(None), self.rows)
             eval_step = compile_ahead(pool, make_eval_step(self.model), replicated.params,
                                       *self.eval_batches[VAL])
             if resume_step is None:
@@ -193,7 +194,7 @@ class Trainer:
             n = min(t.steps_per_call, self._steps_to_next_event(step))
             self.state, metrics, stop_signal = self.train_chunk(
                 self.state, self.tokens, self._chunk_starts(step, n), n,
-                self._stop_signal(stop.signum))
+                self._stop_signal(stop.signum), self.rows)
             for s in range(step + 1, step + n + 1):
                 faults.maybe_kill("step", s)
             flush()  # the previous chunk's losses: the device is busy with this one meanwhile

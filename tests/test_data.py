@@ -39,12 +39,27 @@ def test_process_shares_tile_the_global_batch(shakespeare):
     assert layouts[0].for_train(parts[0]).shape == (2, 1, 2, 8)
 
 
-def test_layout_for_eval_keeps_micro_batches_together():
+def test_layouts_put_every_row_where_the_train_and_eval_steps_expect_it():
+    """8 rows over 2 devices × 2 micro-batches of 2: device d computes rows 4d .. 4d+3, its
+    micro-batch a rows 4d+2a, 4d+2a+1, in every layout of the same batch."""
     layout = BatchLayout(8, 1, 0, 2, grad_accum_steps=2)
-    x = np.arange(3 * 8 * 1).reshape(3, 8, 1)  # 3 batches of 8 rows
-    out = layout.for_eval(x)
-    assert out.shape == (2, 6, 2, 1)
-    assert sorted(out.ravel().tolist()) == list(range(24))
+    expected_DxAxB = np.array([[[4 * d + 2 * a + i for i in range(2)] for a in range(2)]
+                               for d in range(2)])
+    np.testing.assert_array_equal(layout.row_ids(), expected_DxAxB)
+    np.testing.assert_array_equal(layout.for_train(np.arange(8)[:, None])[..., 0],
+                                  expected_DxAxB)
+    starts_KxR = np.arange(3)[:, None] * 100 + np.arange(8)  # step k, row r: 100k + r
+    np.testing.assert_array_equal(layout.for_chunk(starts_KxR)[:, 2], 200 + expected_DxAxB)
+    x_NxRx1 = (np.arange(3)[:, None] * 100 + np.arange(8))[..., None]  # batch n, row r
+    out = layout.for_eval(x_NxRx1)[..., 0]  # (devices, batches × micro-batches, rows)
+    for n in range(3):
+        np.testing.assert_array_equal(out[:, 2 * n: 2 * n + 2], 100 * n + expected_DxAxB)
+
+
+def test_a_process_computes_its_own_rows_only():
+    layouts = [BatchLayout(12, 3, p, 2) for p in range(3)]
+    np.testing.assert_array_equal(np.concatenate([lay.row_ids().ravel() for lay in layouts]),
+                                  np.arange(12))
 
 
 def test_indivisible_batch_is_refused():

@@ -11,7 +11,7 @@ from conftest import REPO, assert_trees_close, run_python
 from gpt_jax.restore import load_run
 
 TINY = (REPO / "tests" / "tiny_config.py").as_posix()
-ARGS = ["--config.train.num_steps=12", "--config.train.batch_size=16",
+ARGS = ["--config.train.num_steps=12", "--config.train.batch_size=16", "--config.model.dropout=0.2",
         "--config.train.eval_interval=6", "--config.train.eval_iters=2",
         "--config.train.checkpoint_every=6"]
 

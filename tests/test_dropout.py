@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from jax.extend.random import threefry_2x32
 
-from gpt_jax.models.dropout import Dropout, keep_mask, threefry2x32
+from gpt_jax.models.dropout import Dropout
+from gpt_jax.models.fused_dropout import keep_mask, threefry2x32
 
 
 def test_threefry_equals_jax_threefry():
@@ -42,9 +43,10 @@ def test_masks_depend_on_the_key_only():
     assert abs(agree - (0.8**2 + 0.2**2)) < 0.03  # independent masks agree by chance only
 
 
-def test_dropout_scales_survivors_and_is_identity_when_deterministic():
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
+def test_dropout_scales_survivors_and_is_identity_when_deterministic(fused):
     x = jnp.arange(1, 4097, dtype=jnp.float32).reshape(64, 64)
-    layer = Dropout(0.25)
+    layer = Dropout(0.25, fused)
     np.testing.assert_array_equal(layer.apply({}, x, deterministic=True), x)
     y = np.asarray(layer.apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(3)}))
     kept = y != 0

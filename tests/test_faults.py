@@ -204,3 +204,20 @@ def test_data_path_expands_home_and_drops_a_byte_order_mark(tmp_path):
     assert result.returncode == 0, result.stderr
     chars = json.loads((tmp_path / "run" / "vocab.json").read_text())["chars"]
     assert chars == sorted(set("hello world, "))  # no U+FEFF token
+
+
+def test_resume_allows_what_does_not_change_the_parameters_and_refuses_the_rest(tmp_path):
+    assert _train(tmp_path, args=["--config.train.num_steps=10"]).returncode == 0
+    neutral = _train(tmp_path, args=["--config.train.num_steps=20", "--config.model.query_chunk=4",
+                                     "--config.model.compute_dtype=bfloat16"])
+    assert neutral.returncode == 0, neutral.stderr
+    assert "resuming with a changed setting: model.query_chunk: 0 → 4" in neutral.stdout
+    assert "resuming with a changed setting: model.compute_dtype: 'float32' → 'bfloat16'" \
+        in neutral.stdout
+    assert "resuming with a changed setting: train.num_steps: 10 → 20" in neutral.stdout
+    for change in ("--config.model.n_embd=32", "--config.model.pos_emb=false",
+                   "--config.model.activation=gelu"):
+        refused = _train(tmp_path, args=["--config.train.num_steps=30", change])
+        assert refused.returncode == 2
+        assert "holds a checkpoint of a different model" in refused.stderr
+    assert load_run(tmp_path).step == 20

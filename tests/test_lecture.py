@@ -18,7 +18,7 @@ import pytest
 import reference as ref
 
 from conftest import tiny_config
-from gpt_jax.models import Head, MultiHeadAttention, build_model
+from gpt_jax.models import GPTConfig, Head, MultiHeadAttention, build_model
 
 V = 65
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 against float64, see the module docstring
@@ -40,7 +40,7 @@ def _randomize(params, seed=1, scale=0.3):
 @pytest.mark.parametrize("causal", [True, False], ids=["decoder", "encoder"])
 def test_one_head_is_softmax_of_scaled_scores_times_values(causal):
     """q = xWq, k = xWk, v = xWv; softmax(q·kᵀ/√D), the future masked in a decoder; ·v."""
-    head = Head(head_size=4, block_size=6, causal=causal)
+    head = Head(GPTConfig(V, block_size=6, n_embd=8, n_head=2), causal=causal)  # head size 4
     x = np.asarray(jax.random.normal(jax.random.key(0), (2, 6, 8)))
     p = head.init(jax.random.key(1), x)["params"]
     W = [np.asarray(p[name]["kernel"], np.float64) for name in ("query", "key", "value")]
@@ -49,7 +49,7 @@ def test_one_head_is_softmax_of_scaled_scores_times_values(causal):
 
 
 def test_cross_attention_reads_keys_and_values_of_the_other_sequence():
-    head = Head(head_size=4, block_size=8, causal=False)
+    head = Head(GPTConfig(V, block_size=8, n_embd=8, n_head=2), causal=False)
     x = np.asarray(jax.random.normal(jax.random.key(0), (2, 3, 8)))
     memory = np.asarray(jax.random.normal(jax.random.key(1), (2, 5, 8)))
     p = head.init(jax.random.key(2), x, memory)["params"]
@@ -60,8 +60,8 @@ def test_cross_attention_reads_keys_and_values_of_the_other_sequence():
 
 @pytest.mark.parametrize("projections", [False, True])
 def test_multi_head_attention_concatenates_the_heads_in_order_then_projects(projections):
-    mha = MultiHeadAttention(n_head=4, head_size=3, block_size=6, n_embd=12,
-                             projections=projections)
+    mha = MultiHeadAttention(GPTConfig(V, block_size=6, n_embd=12, n_head=4,
+                                       projections=projections))
     x = np.asarray(jax.random.normal(jax.random.key(0), (2, 6, 12)))
     p = _randomize(mha.init(jax.random.key(1), x)["params"])
     p64 = ref._f64(p)

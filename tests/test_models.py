@@ -51,7 +51,7 @@ def test_loss_at_t_has_zero_gradient_wrt_later_inputs(switches):
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_only_a_non_causal_head_sees_the_future(causal):
-    head = Head(head_size=4, block_size=6, causal=causal)
+    head = Head(GPTConfig(V, block_size=6, n_embd=8, n_head=2), causal=causal)
     x = jax.random.normal(jax.random.key(0), (1, 6, 8))
     params = head.init(jax.random.key(1), x)
     jac = jax.jacobian(lambda x: head.apply(params, x)[0, 2].sum())(x)  # d out_2 / d x
@@ -60,7 +60,7 @@ def test_only_a_non_causal_head_sees_the_future(causal):
 
 
 def test_cross_attention_reads_keys_and_values_from_the_other_sequence():
-    head = Head(head_size=4, block_size=8, causal=False)
+    head = Head(GPTConfig(V, block_size=8, n_embd=8, n_head=2), causal=False)
     x = jax.random.normal(jax.random.key(0), (2, 3, 8))
     memory = jax.random.normal(jax.random.key(1), (2, 5, 8))
     params = head.init(jax.random.key(2), x, memory)
@@ -117,7 +117,8 @@ def test_dropout_only_in_training():
     assert not np.allclose(train, eval_a)
 
 
-def test_heads_are_independent_and_concatenated():
+def test_heads_have_independent_weights_stacked_as_c_h_d():
+    """(Their concatenation is checked against the formula in test_lecture.py.)"""
     model = build_model(tiny_config(n_head=4, n_embd=16).model, V)
     heads = init(model)["params"]["block_0"]["sa"]["heads"]
     assert heads["query"]["kernel"].shape == (16, 4, 4)  # (C, H, head_size)

@@ -115,12 +115,12 @@ def test_the_train_step_applies_the_optimizer_to_the_gradient_of_the_loss():
     state = init_state(model, optimizer, 0, 8)
     data = np.random.default_rng(1).integers(0, 65, size=(1, 1, 8, 9)).astype(np.int32)
     x, y = data[..., :-1], data[..., 1:]
-    grads = jax.grad(make_loss_fn(model))(state.params, x[0, 0], y[0, 0], jax.random.key(0),
-                                          train=False)
+    grads = jax.grad(make_loss_fn(model))(state.params, x[0, 0], y[0, 0])
     updates, _ = optimizer.update(grads, state.opt_state, state.params)
     expected = optax.apply_updates(state.params, updates)
+    rows = shard(np.arange(8, dtype=np.int32).reshape(1, 1, 8))
     new, metrics = make_train_step(model, optimizer, seed=0)(replicate(state), shard(x),
-                                                             shard(y))
+                                                             shard(y), rows)
     # The same float32 arithmetic on both sides, in a different order: 1e-6 of values ~0.1.
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6),
                  unreplicate(new.params), expected)

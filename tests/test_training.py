@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from conftest import REPO, run_python, tiny_config
 from gpt_jax.config import apply_overrides, load_config_file
@@ -33,9 +34,10 @@ def test_overfitting_one_batch_drives_loss_near_zero():
     step = make_train_step(model, optimizer, seed=0)
     data = np.random.default_rng(0).integers(0, 65, size=(1, 1, 4, 9)).astype(np.int32)
     x, y = shard(data[..., :-1]), shard(data[..., 1:])
+    rows = shard(np.arange(4, dtype=np.int32).reshape(1, 1, 4))
     first = None
     for _ in range(300):
-        state, metrics = step(state, x, y)
+        state, metrics = step(state, x, y, rows)
         first = first if first is not None else float(unreplicate(metrics["loss"]))
     assert first > 3.5 and float(unreplicate(metrics["loss"])) < 0.05
 
@@ -58,11 +60,15 @@ def test_warmup_then_cosine():
     assert float(lr(5)) < float(lr(10)) and math.isclose(float(lr(110)), 1e-4, rel_tol=1e-4)
 
 
-def test_gradient_accumulation_equals_one_big_batch():
-    """4 micro-batches of 8 give the same update as one batch of 32. With plain SGD at rate 1
-    the update is minus the gradient itself, so the params compare the gradients directly
-    (Adam's first update, lr·g/|g|, would magnify float noise wherever g ≈ 0)."""
-    model = build_model(tiny_config().model, 65)
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_gradient_accumulation_equals_one_big_batch(dropout):
+    """4 micro-batches of 8 give the same update as one batch of 32, dropout masks included
+    (each example's come from its row in the global batch). With plain SGD at rate 1 the
+    update is minus the gradient itself, so the params compare the gradients directly
+    (Adam's first update, lr·g/|g|, would magnify float noise wherever g ≈ 0). Tolerance:
+    the gradient is a float32 sum over 32 examples taken in another order, 1e-6 of values
+    below 1."""
+    model = build_model(tiny_config(dropout=dropout).model, 65)
     optimizer = optax.sgd(1.0)
     step = make_train_step(model, optimizer, seed=0)
     data = np.random.default_rng(1).integers(0, 65, size=(32, 9)).astype(np.int32)
@@ -70,7 +76,8 @@ def test_gradient_accumulation_equals_one_big_batch():
     for accum in (1, 4):
         state = replicate(init_state(model, optimizer, 0, 8))
         xs = data.reshape(1, accum, 32 // accum, 9)
-        state, metrics = step(state, shard(xs[..., :-1]), shard(xs[..., 1:]))
+        rows = shard(np.arange(32, dtype=np.int32).reshape(1, accum, 32 // accum))
+        state, metrics = step(state, shard(xs[..., :-1]), shard(xs[..., 1:]), rows)
         results.append((float(unreplicate(metrics["loss"])),
                         float(unreplicate(metrics["grad_norm"])), unreplicate(state.params)))
     (loss1, norm1, params1), (loss4, norm4, params4) = results

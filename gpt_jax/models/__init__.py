@@ -7,9 +7,9 @@ import ml_collections
 
 from gpt_jax.models.attention import Head, MultiHeadAttention
 from gpt_jax.models.bigram import BigramLanguageModel
-from gpt_jax.models.block import Block, GPTConfig
+from gpt_jax.models.block import Block
 from gpt_jax.models.feedforward import FeedForward
-from gpt_jax.models.gpt import GPT
+from gpt_jax.models.gpt import GPT, GPTConfig
 from gpt_jax.models.mlp import MLPLanguageModel
 from gpt_jax.models.ngram import NGramLanguageModel, require_table_fits
 

@@ -1,11 +1,43 @@
 """The GPT: token + position embeddings, a stack of Blocks, a final LayerNorm, an LM head."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gpt_jax.models.block import Block, GPTConfig
+from gpt_jax.models.block import Block
 from gpt_jax.models.init import dense_init, embed_init
+
+
+@dataclasses.dataclass(frozen=True)
+class GPTConfig:
+    """Every switch of the lecture's ladder (the `model` section of a config, whose field names
+    these are); `configs/lecture.py` names the settings of each step."""
+
+    vocab_size: int
+    block_size: int = 8
+    n_embd: int = 32
+    n_head: int = 4
+    n_layer: int = 1
+    pos_emb: bool = True  # learned positional embedding, X' = X + P
+    ffwd: bool = True  # a FeedForward after attention
+    ffn_mult: int = 4
+    activation: str = "relu"
+    residual: bool = True  # x + f(x) instead of f(x)
+    projections: bool = True  # a Linear back into the residual stream after attention and MLP
+    layer_norm: bool = True  # pre-norm LayerNorm in every block and before the LM head
+    dropout: float = 0.0
+    fused_dropout: bool = False  # the CPU fast path of the dropout masks (models/dropout.py)
+    tie_embeddings: bool = False  # the LM head reuses the token embedding matrix
+    init: str = "gpt2"  # gpt2 | torch (see models/init.py)
+    compute_dtype: str = "float32"  # of the matmuls: bfloat16 is mixed precision; params,
+    # the residual stream, LayerNorm, softmax and the loss stay float32
+    query_chunk: int = 0  # > 0: causal attention by chunks of this many queries (same math)
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
 
 
 class GPT(nn.Module):
@@ -25,8 +57,8 @@ class GPT(nn.Module):
                        name="token_embedding_table")
         x_BxTxC = wte(idx_BxT)
         if cfg.pos_emb:
-            # Attention is permutation-invariant; adding a learned vector per position is what
-            # tells it where each token sits.
+            # Attention is blind to order; adding a learned vector per position is what tells
+            # it where each token sits.
             wpe = nn.Embed(cfg.block_size, cfg.n_embd, embedding_init=embed_init(cfg.init),
                            name="position_embedding_table")
             x_BxTxC = x_BxTxC + wpe(start + jnp.arange(T))[None]
