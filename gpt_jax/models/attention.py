@@ -33,8 +33,11 @@ class Head(nn.Module):
                  kv_mask_BxS: jax.Array | None = None, start: jax.Array | int = 0) -> jax.Array:
         source_BxSxC = x_BxTxC if kv_BxSxC is None else kv_BxSxC
         q_BxTxD = self.linear("query")(x_BxTxC)
-        k_BxSxD = self.linear("key")(source_BxSxC)
-        v_BxSxD = self.linear("value")(source_BxSxC)
+        if self.decode and kv_BxSxC is not None:  # cross-attention while sampling
+            k_BxSxD, v_BxSxD = self.source_keys_values(source_BxSxC)
+        else:
+            k_BxSxD = self.linear("key")(source_BxSxC)
+            v_BxSxD = self.linear("value")(source_BxSxC)
         q_pos, k_pos = start + jnp.arange(q_BxTxD.shape[1]), jnp.arange(k_BxSxD.shape[1])
         if self.decode and kv_BxSxC is None:
             k_BxSxD, v_BxSxD, k_pos = KVCache(self.config.block_size, name="cache")(
@@ -60,6 +63,17 @@ class Head(nn.Module):
         wei_BxTxS = Dropout(self.config.dropout, self.config.fused_dropout)(
             wei_BxTxS.astype(v_BxSxD.dtype), deterministic=self.deterministic)
         return wei_BxTxS @ v_BxSxD
+
+    def source_keys_values(self, source_BxSxC: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The keys and values of a source being translated: projected once, at the first
+        call of a generation, then read from the cache for every new token."""
+        if self.has_variable("cache", "source_key"):
+            return self.get_variable("cache", "source_key"), self.get_variable("cache",
+                                                                               "source_value")
+        k_BxSxD, v_BxSxD = self.linear("key")(source_BxSxC), self.linear("value")(source_BxSxC)
+        self.put_variable("cache", "source_key", k_BxSxD)
+        self.put_variable("cache", "source_value", v_BxSxD)
+        return k_BxSxD, v_BxSxD
 
     def linear(self, name: str) -> nn.Dense:
         cfg = self.config
