@@ -81,34 +81,33 @@ def training_setup(spec: str, overrides: dict) -> dict:
     import numpy as np
 
     from gpt_jax.config import apply_overrides, load_config_file
-    from gpt_jax.dataset import Corpus, load_text
     from gpt_jax.layout import BatchLayout
-    from gpt_jax.models import build_model
     from gpt_jax.optim import make_optimizer
     from gpt_jax.state import init_state
     from gpt_jax.steps import make_train_chunk, replicate, shard
+    from gpt_jax.task import load_task
 
     config = load_config_file(str(REPO / "configs" / spec))
     apply_overrides(config, overrides)
     t, m = config.train, config.model
-    corpus = Corpus.from_text(load_text(""))
+    task = load_task(config)
     layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
-    model = build_model(m, corpus.tokenizer.vocab_size)
+    model = task.build_model()
     optimizer = make_optimizer(t)
-    state = init_state(model, optimizer, t.seed, m.block_size)
+    state = init_state(model, optimizer, t.seed, task.example_inputs())
     # Steps per call as the trainer runs them: each call also pays for mapping its temporary
     # buffers afresh where the allocator will not keep them (see gpt_jax/host_memory.py).
     k = t.steps_per_call
     # Warm-up calls: the first tens of steps run slower (allocation); one call of a slow step
     # is tens of them already.
     warmup = 1 if m.block_size * t.batch_size >= 8192 else 3
-    chunk = make_train_chunk(model, optimizer, t.seed, m.block_size)
-    tokens = replicate(corpus.train)
+    chunk = make_train_chunk(model, optimizer, t.seed, task)
+    tokens = replicate(task.device_data())
     no_stop = shard(np.zeros(jax.local_device_count(), np.int32))
     rows = shard(layout.row_ids())
 
     def starts(step):
-        return shard(layout.chunk_starts(len(corpus.train), m.block_size, t.seed, step, k, k))
+        return task.chunk_inputs(layout, step, k, k)
 
     # `run` calls `chunk`, which compiles at its first call, or the executable `compile` made.
     return {"config": config, "params": state.params, "state": replicate(state), "k": k,

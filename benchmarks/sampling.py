@@ -77,7 +77,7 @@ def time_sampling(spec: str, new_tokens: int = 500, repeats: int = 3) -> dict:
     cold `python -m gpt_jax.sample` to its first token."""
     import jax
 
-    from gpt_jax.sampling import generate, prompt_window
+    from gpt_jax.generation import generate, prompt_window
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp) / "run"

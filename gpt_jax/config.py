@@ -21,7 +21,8 @@ from gpt_jax.errors import UserError
 from gpt_jax.models.feedforward import ACTIVATIONS
 from gpt_jax.models.init import STYLES
 
-MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt")
+MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt", "encoder_decoder")
+TASKS = ("text", "pairs")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -47,13 +48,18 @@ def base_config() -> ml_collections.ConfigDict:
         layer_norm=True,
         dropout=0.0,
         fused_dropout=False,  # dropout masks hashed inside the fused code: faster on a CPU
-        tie_embeddings=False,
+        tie_embeddings=False,  # encoder_decoder: one table for source, target and LM head
         init="gpt2",  # gpt2 | torch: see gpt_jax/models/init.py
         compute_dtype="float32",  # float32 | bfloat16 (matmuls only; params stay float32)
         query_chunk=0,  # > 0: causal attention by chunks of queries, skipping the masked half
     ))
     config.data = ml_collections.ConfigDict(dict(
-        path="",  # a UTF-8 text file; "" is tiny Shakespeare, shipped with the package
+        task="text",  # text: the next character | pairs: source → target (pairs_task.py)
+        path="",  # text: a UTF-8 file, "" is tiny Shakespeare; pairs: a source<TAB>target
+        # file, "" is the shipped dates task
+        val_path="",  # pairs: the held-out pairs ("": every 10th pair of `path` is held out)
+        max_source_len=32,  # pairs: the longest source, in characters
+        max_target_len=10,  # pairs: the longest target, in characters
     ))
     config.train = ml_collections.ConfigDict(dict(
         seed=1337,
@@ -149,7 +155,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
         for field in fields:
             _require_count(f"{section}.{field}", config[section][field], 1)
     _require_count("model.n_layer", m.n_layer, 0)
-    _require(m.name != "gpt" or m.n_embd % m.n_head == 0,
+    _require(config.data.task in TASKS,
+             f"data.task must be one of {TASKS}, got {config.data.task!r}")
+    for field in ("max_source_len", "max_target_len"):
+        _require_count(f"data.{field}", config.data[field], 1)
+    _require(m.name != "encoder_decoder" or config.data.task == "pairs",
+             "model.name=encoder_decoder reads source → target pairs: set data.task=pairs")
+    _require(config.data.task != "pairs" or m.name in ("gpt", "encoder_decoder"),
+             f"data.task=pairs trains model.name gpt or encoder_decoder, not {m.name!r}")
+    if config.data.task == "pairs":
+        d = config.data
+        need = d.max_target_len + 1 if m.name == "encoder_decoder" \
+            else d.max_source_len + d.max_target_len + 1
+        _require(m.block_size >= need,
+                 f"model.block_size ({m.block_size}) must hold "
+                 + ("the target and its end token" if m.name == "encoder_decoder"
+                    else "source, separator, target and end token") +
+                 f": at least {need}")
+    _require(m.name not in ("gpt", "encoder_decoder") or m.n_embd % m.n_head == 0,
              f"model.n_embd ({m.n_embd}) must be divisible by model.n_head ({m.n_head})")
     _require(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
     _require(m.activation in ACTIVATIONS,

@@ -32,26 +32,26 @@ def available_memory() -> tuple[int, str]:
     return ram // len(devices), f"each of the {len(devices)} devices sharing this machine's RAM has"
 
 
-def param_count(model: ml_collections.ConfigDict, vocab_size: int) -> int:
+def param_count(config: ml_collections.ConfigDict, vocab_size: int) -> int:
     """Parameters of the model a config builds, from shapes alone. The blocks of a GPT are
     alike, so its count is taken at 1 and 2 layers and extended: a config of a million layers
     is counted without tracing a million blocks."""
-    from gpt_jax.models import build_model
     from gpt_jax.state import count_params, param_shapes
+    from gpt_jax.task import task_model
 
-    if model.name == "ngram":
-        return vocab_size ** (model.context + 1)
+    m = config.model
+    if m.name == "ngram":
+        return vocab_size ** (m.context + 1)
 
     def count(n_layer: int) -> int:
-        config = model.copy_and_resolve_references()
-        config.n_layer = n_layer
-        return count_params(param_shapes(build_model(config, vocab_size, check_memory=False),
-                                         model.block_size))
+        layered = config.copy_and_resolve_references()
+        layered.model.n_layer = n_layer
+        return count_params(param_shapes(*task_model(layered, vocab_size)))
 
-    if model.name != "gpt" or model.n_layer <= 2:
-        return count(model.n_layer)
+    if m.name not in ("gpt", "encoder_decoder") or m.n_layer <= 2:
+        return count(m.n_layer)
     one, two = count(1), count(2)
-    return one + (model.n_layer - 1) * (two - one)
+    return one + (m.n_layer - 1) * (two - one)
 
 
 def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: int) -> int:
@@ -67,6 +67,8 @@ def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: i
         return logits + B * T * (model.context * model.n_embd + 2 * model.mlp_hidden)
     C, H = model.n_embd, model.n_head
     per_layer = B * T * C * (6 + 2 * model.ffn_mult) + 2 * B * H * T * T
+    if model.name == "encoder_decoder":  # as many encoder blocks, and cross-attention
+        per_layer = 2 * per_layer + B * T * C * 4 + 2 * B * H * T * T
     return logits + B * T * C + model.n_layer * per_layer
 
 
@@ -75,7 +77,7 @@ def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_bat
     """The parts of one device's memory a training run needs: bytes, and the setting that
     shrinks each."""
     m, t = config.model, config.train
-    params = param_count(m, vocab_size)
+    params = param_count(config, vocab_size)
     steps_per_call = min(t.steps_per_call, t.num_steps)
     shrink_batch = ("lower train.batch_size or model.block_size, or raise "
                     "train.grad_accum_steps")
@@ -95,12 +97,14 @@ def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_bat
     }
 
 
-def sampling_bytes(model: ml_collections.ConfigDict, vocab_size: int, num_samples: int,
+def sampling_bytes(config: ml_collections.ConfigDict, vocab_size: int, num_samples: int,
                    max_new_tokens: int) -> dict[str, tuple[int, str]]:
     """The parts of the memory that generating `num_samples` texts at once needs."""
-    params = param_count(model, vocab_size)
+    model = config.model
+    params = param_count(config, vocab_size)
     T = model.block_size
-    cache = 2 * model.n_layer * num_samples * T * model.n_embd if model.name == "gpt" else 0
+    cache = 2 * model.n_layer * num_samples * T * model.n_embd \
+        if model.name in ("gpt", "encoder_decoder") else 0
     fewer = "lower --num_samples or --max_new_tokens"
     return {"parameters": (FLOAT * params, "this run cannot be sampled on this machine"),
             f"{num_samples} × {max_new_tokens} generated tokens": (

@@ -101,9 +101,15 @@ class PairVocab:
         """Every character of every source and target."""
         return cls(tuple(sorted({c for pair in pairs for text in pair for c in text})))
 
+    kind: ClassVar[str] = "pairs"
+
     @property
     def size(self) -> int:
         return len(self.SPECIALS) + len(self.chars)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.size
 
     def _ids(self, text: str) -> list[int]:
         try:

@@ -7,30 +7,15 @@ import math
 import time
 from pathlib import Path
 
-import jax
 import ml_collections
-import numpy as np
 
 from gpt_jax import run_dir
-from gpt_jax.dataset import Corpus, eval_stream, get_batch
 from gpt_jax.errors import UserError
-from gpt_jax.layout import BatchLayout
 from gpt_jax.metrics import MetricsWriter, read_metrics
 from gpt_jax.progress import Progress
-from gpt_jax.steps import shard
 
 LOSS_PLOT = "loss.png"
 SAMPLES = "samples"
-
-
-def eval_batches(corpus: Corpus, split: int, config: ml_collections.ConfigDict,
-                 layout: BatchLayout) -> tuple[jax.Array, jax.Array]:
-    """The same eval_iters batches at every evaluation, so the curves compare like with like."""
-    t, T = config.train, config.model.block_size
-    batches = [get_batch(corpus.split(split), T, t.batch_size, t.seed, eval_stream(split), i,
-                         layout.rows) for i in range(t.eval_iters)]
-    x, y = (np.stack(a) for a in zip(*batches, strict=True))
-    return shard(layout.for_eval(x)), shard(layout.for_eval(y))
 
 
 class ChunkClock:
@@ -85,6 +70,8 @@ class Reporter:
         self.progress.write(
             f"step {record['step']:6d} | train loss {record['train_loss']:.4f} | "
             f"val loss {record['val_loss']:.4f}" +
+            (f" | exact match {record['val_exact_match']:.1%}"
+             if "val_exact_match" in record else "") +
             (f" | {tokens_per_s:,.0f} tokens/s" if math.isfinite(tokens_per_s) else ""))
         if sample is not None:
             self.last_sample = sample

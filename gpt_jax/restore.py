@@ -12,16 +12,15 @@ import ml_collections
 from gpt_jax import run_dir
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.errors import UserError
-from gpt_jax.models import build_model
 from gpt_jax.optim import make_optimizer
 from gpt_jax.state import TrainState, abstract_state
-from gpt_jax.tokenizer import CharTokenizer
+from gpt_jax.task import task_model
 
 
 @dataclasses.dataclass
 class Run:
     config: ml_collections.ConfigDict
-    tokenizer: CharTokenizer
+    tokenizer: object  # CharTokenizer, BPETokenizer or PairVocab
     model: nn.Module
     state: TrainState  # host arrays
     step: int
@@ -53,8 +52,8 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
         if step is not None and step not in steps:
             raise UserError(f"no checkpoint at step {step} in {workdir}; "
                             f"available: {', '.join(map(str, steps))}")
-        model = build_model(config.model, tokenizer.vocab_size)
-        target = abstract_state(model, make_optimizer(config.train), config.model.block_size)
+        model, inputs = task_model(config, tokenizer.vocab_size)
+        target = abstract_state(model, make_optimizer(config.train), inputs)
         step, state = checkpoints.restore_newest_good(target, step)
     finally:
         checkpoints.close()

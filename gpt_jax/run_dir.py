@@ -15,7 +15,6 @@ from pathlib import Path
 import ml_collections
 
 from gpt_jax.errors import UserError
-from gpt_jax.tokenizer import CharTokenizer
 
 CONFIG = "config.json"
 VOCAB = "vocab.json"
@@ -86,13 +85,16 @@ def _with_defaults(stored: dict, schema: ml_collections.ConfigDict) -> dict:
     return merged
 
 
-def save_vocab(workdir: Path, tokenizer: CharTokenizer) -> None:
-    write_atomic(workdir / VOCAB, json.dumps({"chars": tokenizer.chars}, ensure_ascii=False))
+def save_vocab(workdir: Path, vocab) -> None:
+    """The run's vocabulary (characters, BPE merges, or the pairs' characters), as JSON."""
+    write_atomic(workdir / VOCAB, vocab.to_json())
 
 
-def load_vocab(workdir: str | Path) -> CharTokenizer | None:
+def load_vocab(workdir: str | Path):
+    from gpt_jax.tokenizer import load_tokenizer
+
     path = Path(workdir) / VOCAB
-    return CharTokenizer.load(path) if path.exists() else None
+    return load_tokenizer(path) if path.exists() else None
 
 
 def config_differences(old: ml_collections.ConfigDict, new: ml_collections.ConfigDict,

@@ -1,10 +1,16 @@
-"""`python -m gpt_jax.sample --workdir=DIR`: text from a trained run, restored from DIR alone."""
+"""`python -m gpt_jax.sample --workdir=DIR`: text from a trained run, restored from DIR alone.
+
+A language model continues each prompt; an encoder–decoder (or a GPT trained on pairs)
+writes the target of each prompt, read as a source: greedily unless a temperature, top-k or
+top-p is given.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
 import time
+from pathlib import Path
 
 from absl import flags
 
@@ -12,17 +18,23 @@ from gpt_jax import cli
 from gpt_jax.config import INT32_MAX, SEED_MAX
 from gpt_jax.errors import UserError
 
-USAGE = ("usage: python -m gpt_jax.sample --workdir=DIR [--prompt=TEXT] [--max_new_tokens=N] "
-         "[--num_samples=N] [--temperature=T] [--top_k=K] [--top_p=P] [--seed=S] [--step=N]")
+USAGE = ("usage: python -m gpt_jax.sample --workdir=DIR [--prompt=TEXT | --prompts=FILE] "
+         "[--max_new_tokens=N] [--num_samples=N] [--temperature=T] [--top_k=K] [--top_p=P] "
+         "[--seed=S] [--step=N]")
 flags.DEFINE_string("workdir", None, "A training run's folder.")
 flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).")
-flags.DEFINE_string("prompt", "", "Text to continue (default: a newline). Only its last "
-                    "block_size characters are used.")
-flags.DEFINE_integer("max_new_tokens", 500, "Characters to generate per sample.")
-flags.DEFINE_integer("num_samples", 1, "Samples, generated as one batch.")
-flags.DEFINE_float("temperature", 1.0, "Divides the logits: < 1 is more conservative.")
+flags.DEFINE_string("prompt", "", "Text to continue (default: a newline), or the source to "
+                    "translate. Only its last block_size characters are used.")
+flags.DEFINE_string("prompts", None, "A UTF-8 file of prompts, one per line ('-': standard "
+                    "input).")
+flags.DEFINE_integer("max_new_tokens", 500, "Characters to generate per sample (a translation "
+                     "stops at its end token).")
+flags.DEFINE_integer("num_samples", 1, "Samples per prompt, generated as one batch.")
+flags.DEFINE_float("temperature", None, "Divides the logits: < 1 is more conservative "
+                   "(default 1; a translation is greedy unless this, top_k or top_p is set).")
 flags.DEFINE_integer("top_k", None, "Sample among the k most likely characters only.")
-flags.DEFINE_float("top_p", 1.0, "Sample among the most likely characters whose mass reaches p.")
+flags.DEFINE_float("top_p", None, "Sample among the most likely characters whose mass reaches "
+                   "p (default 1).")
 flags.DEFINE_integer("seed", 0, "Same seed, same text.")
 flags.DEFINE_integer("slide", 0, "When the context fills the block, drop this many oldest "
                      "tokens and prefill again (default block_size/2; 1 = exact, slowest).")
@@ -35,13 +47,35 @@ def _check(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
+def _prompts(F) -> list[str]:
+    """--prompt, or the lines of --prompts (a file, or '-' for standard input)."""
+    if F.prompts is None:
+        return [F.prompt]
+    _check(not F.prompt, "pass --prompt or --prompts, not both")
+    try:
+        raw = sys.stdin.buffer.read() if F.prompts == "-" else \
+            Path(F.prompts).expanduser().read_bytes()
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read --prompts {F.prompts}: "
+                        f"{getattr(e, 'strerror', None) or e}") from None
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        raise UserError(f"--prompts {F.prompts} is not UTF-8 (bad byte at offset "
+                        f"{e.start})") from None
+    prompts = text.splitlines()
+    _check(bool(prompts), f"--prompts {F.prompts} holds no prompt")
+    return prompts
+
+
 def _main(argv: list[str]) -> None:
     start = time.perf_counter()
     cli.parse_flags(argv, USAGE, "workdir")
     F = flags.FLAGS
     _check(F.workdir is not None, USAGE)
-    _check(0 < F.temperature < math.inf, f"--temperature must be > 0, got {F.temperature}")
-    _check(0 < F.top_p <= 1, f"--top_p must be in (0, 1], got {F.top_p}")
+    _check(F.temperature is None or 0 < F.temperature < math.inf,
+           f"--temperature must be > 0, got {F.temperature}")
+    _check(F.top_p is None or 0 < F.top_p <= 1, f"--top_p must be in (0, 1], got {F.top_p}")
     _check(F.top_k is None or 1 <= F.top_k <= INT32_MAX,
            f"--top_k must be >= 1, got {F.top_k}")
     _check(1 <= F.max_new_tokens <= INT32_MAX,
@@ -51,32 +85,59 @@ def _main(argv: list[str]) -> None:
     _check(0 <= F.slide <= INT32_MAX, f"--slide must be >= 0, got {F.slide}")
     _check(0 <= F.seed <= SEED_MAX, f"--seed must be in [0, 2^63 - 1], got {F.seed}")
     _check(F.step is None or 0 <= F.step <= INT32_MAX, f"--step must be >= 0, got {F.step}")
+    prompts = _prompts(F)
 
     from gpt_jax import compilation_cache
 
     compilation_cache.enable()
     from gpt_jax import memory
     from gpt_jax.restore import load_run
-    from gpt_jax.sampling import sample_texts
 
     run = load_run(F.workdir, F.step)
-    run.tokenizer.encode(F.prompt)  # names an unknown character before anything compiles
-    block_size = run.config.model.block_size
-    _check(F.slide < block_size, f"--slide must be < block_size ({block_size})")
     memory.require_fits(
-        memory.sampling_bytes(run.config.model, run.tokenizer.vocab_size, F.num_samples,
-                              F.max_new_tokens),
-        "sampling")
-    texts = sample_texts(run.model, run.params, run.tokenizer, block_size, F.prompt,
-                         F.max_new_tokens, F.num_samples, F.seed, F.temperature, F.top_k or 0,
-                         F.top_p, F.slide, use_cache=not F.no_cache)
-    for i, text in enumerate(texts):
-        if i:
+        memory.sampling_bytes(run.config, run.tokenizer.vocab_size,
+                              F.num_samples * len(prompts), F.max_new_tokens), "sampling")
+    if run.config.data.task == "pairs":
+        outputs = _translate(run, prompts, F)
+    else:
+        outputs = _continue(run, prompts, F)
+    for i, text in enumerate(outputs):
+        if i and run.config.data.task != "pairs":
             print("\n" + "-" * 40)
-        print(F.prompt + text, flush=True)
-    print(f"[{F.num_samples} × {F.max_new_tokens} tokens from step {run.step} in "
+        print(text, flush=True)
+    print(f"[{len(outputs)} sample(s) from step {run.step} in "
           f"{time.perf_counter() - start:.1f} s, restore and compilation included]",
           file=sys.stderr)
+
+
+def _continue(run, prompts: list[str], F) -> list[str]:
+    """Each prompt followed by num_samples continuations of max_new_tokens characters."""
+    from gpt_jax.generation import sample_texts
+
+    for prompt in prompts:
+        run.tokenizer.encode(prompt)  # names an unknown character before anything compiles
+    block_size = run.config.model.block_size
+    _check(F.slide < block_size, f"--slide must be < block_size ({block_size})")
+    outputs = []
+    for prompt in prompts:
+        texts = sample_texts(run.model, run.params, run.tokenizer, block_size, prompt,
+                             F.max_new_tokens, F.num_samples, F.seed,
+                             1.0 if F.temperature is None else F.temperature, F.top_k or 0,
+                             1.0 if F.top_p is None else F.top_p, F.slide,
+                             use_cache=not F.no_cache)
+        outputs += [prompt + text for text in texts]
+    return outputs
+
+
+def _translate(run, sources: list[str], F) -> list[str]:
+    """The target written for each source (num_samples of each when sampling)."""
+    from gpt_jax.pairs_task import translate_texts
+
+    greedy = F.temperature is None and F.top_k is None and F.top_p is None
+    repeated = [s for s in sources for _ in range(F.num_samples)]
+    return translate_texts(run.model, run.params, run.config, run.tokenizer, repeated, F.seed,
+                           greedy, 1.0 if F.temperature is None else F.temperature,
+                           F.top_k or 0, 1.0 if F.top_p is None else F.top_p)
 
 
 def main() -> None:

@@ -69,18 +69,23 @@ def uses_dropout(model: nn.Module) -> bool:
     return getattr(getattr(model, "config", None), "dropout", 0.0) > 0
 
 
+def apply_model(model: nn.Module, params, inputs: tuple, keys_B: jax.Array | None = None):
+    """The model's logits for a batch of inputs (arrays of B rows); given one dropout key per
+    example, in training mode, each example's dropout masks drawn from its own key."""
+    if keys_B is None or not uses_dropout(model):
+        return model.apply({"params": params}, *inputs, train=keys_B is not None)
+
+    def one_example(key, *example):
+        return model.apply({"params": params}, *(x[None] for x in example), train=True,
+                           rngs={"dropout": key})[0]
+    return jax.vmap(one_example)(keys_B, *inputs)
+
+
 def make_loss_fn(model: nn.Module) -> Callable:
-    """loss(params, x_BxT, y_BxT, keys_B=None): the mean next-token loss; given one dropout key
-    per example, in training mode, each example's masks drawn from its own key."""
+    """loss(params, x_BxT, y_BxT, keys_B=None): the mean next-token loss of a language model;
+    given dropout keys, in training mode."""
     def loss_fn(params, x_BxT, y_BxT, keys_B=None):
-        if keys_B is None or not uses_dropout(model):
-            logits_BxTxV = model.apply({"params": params}, x_BxT, train=keys_B is not None)
-        else:
-            def one_example(x_T, key):
-                return model.apply({"params": params}, x_T[None], train=True,
-                                   rngs={"dropout": key})[0]
-            logits_BxTxV = jax.vmap(one_example)(x_BxT, keys_B)
-        return cross_entropy(logits_BxTxV, y_BxT)
+        return cross_entropy(apply_model(model, params, (x_BxT,), keys_B), y_BxT)
     return loss_fn
 
 
@@ -93,24 +98,26 @@ def example_keys(seed: int, step: jax.Array, rows: jax.Array) -> jax.Array:
         rows.shape)
 
 
-def _train_step(model: nn.Module, optimizer: optax.GradientTransformation,
+def _train_step(loss_fn: Callable, optimizer: optax.GradientTransformation,
                 seed: int) -> Callable:
-    """One update on one device's rows: (state, x_AxBxT, y_AxBxT, rows_AxB) -> (state,
-    metrics), where rows are the examples' indices in the global batch."""
-    grad_fn = jax.value_and_grad(make_loss_fn(model))
+    """One update on one device's rows: (state, batch_A, rows_AxB) -> (state, metrics), where
+    every leaf of `batch_A` has a leading axis of micro-batches, `loss_fn(params, batch,
+    keys_B)` is the task's, and rows are the examples' indices in the global batch."""
+    grad_fn = jax.value_and_grad(loss_fn)
 
-    def train_step(state: TrainState, x_AxBxT, y_AxBxT, rows_AxB):
+    def train_step(state: TrainState, batch_A, rows_AxB):
         keys_AxB = example_keys(seed, state.step, rows_AxB)
-        num_micro = x_AxBxT.shape[0]
+        num_micro = rows_AxB.shape[0]
         if num_micro == 1:
-            loss, grads = grad_fn(state.params, x_AxBxT[0], y_AxBxT[0], keys_AxB[0])
+            loss, grads = grad_fn(state.params, jax.tree.map(lambda a: a[0], batch_A),
+                                  keys_AxB[0])
         else:
             def accumulate(carry, micro):
                 loss, grads = grad_fn(state.params, *micro)
                 return jax.tree.map(jnp.add, carry, (loss, grads)), None
 
             zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
-            (loss, grads), _ = jax.lax.scan(accumulate, zeros, (x_AxBxT, y_AxBxT, keys_AxB))
+            (loss, grads), _ = jax.lax.scan(accumulate, zeros, (batch_A, keys_AxB))
             loss, grads = jax.tree.map(lambda g: g / num_micro, (loss, grads))
         loss, grads = jax.lax.pmean((loss, grads), AXIS)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -124,50 +131,57 @@ def _train_step(model: nn.Module, optimizer: optax.GradientTransformation,
 
 def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
                     seed: int) -> Callable:
-    """(state, x_DxAxBxT, y_DxAxBxT, rows_DxAxB) -> (state, metrics); D = local devices, state
-    donated."""
-    return jax.pmap(_train_step(model, optimizer, seed), axis_name=AXIS, donate_argnums=(0,))
+    """A language model's step: (state, x_DxAxBxT, y_DxAxBxT, rows_DxAxB) -> (state, metrics);
+    D = local devices, state donated."""
+    loss_fn = make_loss_fn(model)
+    step = _train_step(lambda params, batch, keys: loss_fn(params, *batch, keys), optimizer,
+                       seed)
+    return jax.pmap(lambda state, x, y, rows: step(state, (x, y), rows), axis_name=AXIS,
+                    donate_argnums=(0,))
 
 
 def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, seed: int,
-                     block_size: int) -> Callable:
-    """(state, tokens_DxN, starts_DxKxAxB, n, stop_D, rows_DxAxB) -> (state, metrics_DxKx2,
-    stop_D): n <= K steps in one call, each on the windows of `block_size + 1` tokens at its
-    batch's start offsets.
+                     task) -> Callable:
+    """(state, data, inputs_DxK, n, stop_D, rows_DxAxB) -> (state, metrics_DxKx2, stop_D): n <= K
+    steps in one call; step k's batch is `task.batch(data, inputs[k])` (text: the windows at
+    its start offsets in the token stream kept on the device).
 
-    The token stream stays on the device and the loop runs there, so the host pays the cost
-    of a dispatch, a transfer and a metrics fetch once per K steps instead of every step.
+    The data stays on the device and the loop runs there, so the host pays the cost of a
+    dispatch, a transfer and a metrics fetch once per K steps instead of every step.
     metrics[k] = (loss, grad_norm) of the k-th step; rows past n are NaN. `stop` carries each
     process's stop request (a signal number, 0 for none) out as the largest over every
     device of every process, so all processes learn of a signal in the same chunk.
     """
-    train_step = _train_step(model, optimizer, seed)
-    offsets = jnp.arange(block_size + 1)
+    train_step = _train_step(task.loss_fn(model), optimizer, seed)
 
-    def chunk(state: TrainState, tokens_N, starts_KxAxB, n, stop, rows_AxB):
+    def chunk(state: TrainState, data, inputs_K, n, stop, rows_AxB):
         def one_step(k, carry):
             state, metrics_Kx2 = carry
-            window_AxBxT1 = tokens_N[starts_KxAxB[k][..., None] + offsets]
-            state, m = train_step(state, window_AxBxT1[..., :-1], window_AxBxT1[..., 1:],
-                                  rows_AxB)
+            batch_A = task.batch(data, jax.tree.map(lambda a: a[k], inputs_K))
+            state, m = train_step(state, batch_A, rows_AxB)
             return state, metrics_Kx2.at[k].set(jnp.stack([m["loss"], m["grad_norm"]]))
 
-        metrics_Kx2 = jnp.full((starts_KxAxB.shape[0], 2), jnp.nan, jnp.float32)
+        K = jax.tree.leaves(inputs_K)[0].shape[0]
+        metrics_Kx2 = jnp.full((K, 2), jnp.nan, jnp.float32)
         state, metrics_Kx2 = jax.lax.fori_loop(0, n, one_step, (state, metrics_Kx2))
         return state, metrics_Kx2, jax.lax.pmax(stop, AXIS)
 
     return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None, 0, 0), donate_argnums=(0,))
 
 
+def mean_loss(loss_fn: Callable) -> Callable:
+    """(params, *batches_NxB) -> the loss averaged over N batches, dropout off."""
+    def mean(params, *batches):
+        def one(total, batch):
+            return total + loss_fn(params, *batch), None  # no dropout keys: dropout off
+
+        total, _ = jax.lax.scan(one, jnp.zeros((), jnp.float32), batches)
+        return total / batches[0].shape[0]
+    return mean
+
+
 def make_eval_step(model: nn.Module) -> Callable:
-    """(params, x_DxNxBxT, y_DxNxBxT) -> mean loss over N batches on every device, dropout off."""
-    loss_fn = make_loss_fn(model)
-
-    def eval_step(params, x_NxBxT, y_NxBxT):
-        def one(total, xy):
-            return total + loss_fn(params, *xy), None  # no dropout keys: dropout off
-
-        total, _ = jax.lax.scan(one, jnp.zeros((), jnp.float32), (x_NxBxT, y_NxBxT))
-        return jax.lax.pmean(total / x_NxBxT.shape[0], AXIS)
-
-    return jax.pmap(eval_step, axis_name=AXIS)
+    """(params, x_DxNxBxT, y_DxNxBxT) -> a language model's mean loss over N batches on every
+    device, dropout off."""
+    mean = mean_loss(make_loss_fn(model))
+    return jax.pmap(lambda params, x, y: jax.lax.pmean(mean(params, x, y), AXIS), axis_name=AXIS)

@@ -170,6 +170,10 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
         raise UserError(f"cannot read the tokenizer {path}: {e}") from None
     if not isinstance(spec, dict):
         raise UserError(f"{path} is not a tokenizer file (a JSON object)")
+    if "specials" in spec:  # the vocabulary of source → target pairs
+        from gpt_jax.pairs import PairVocab
+
+        return PairVocab.from_json(text)
     if spec.get("type", CharTokenizer.kind) == CharTokenizer.kind and "chars" in spec:
         if not isinstance(spec["chars"], list):
             raise UserError(f"{path}: 'chars' must be a list of characters")

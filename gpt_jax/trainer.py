@@ -19,17 +19,13 @@ import numpy as np
 from gpt_jax import faults, memory, resume, run_dir
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
-from gpt_jax.dataset import TRAIN, VAL, Corpus, load_text
 from gpt_jax.errors import Stopped, UserError
 from gpt_jax.layout import BatchLayout
-from gpt_jax.models import build_model
 from gpt_jax.optim import LearningRates, make_optimizer
-from gpt_jax.reporting import ChunkClock, Reporter, eval_batches
-from gpt_jax.sampling import sample_texts
+from gpt_jax.reporting import ChunkClock, Reporter
 from gpt_jax.state import abstract_state, count_params, init_state
 from gpt_jax.steps import (
     compile_ahead,
-    make_eval_step,
     make_train_chunk,
     replicate,
     replicated_shapes,
@@ -37,6 +33,7 @@ from gpt_jax.steps import (
     unreplicate,
 )
 from gpt_jax.stop import StopRequest
+from gpt_jax.task import load_task
 
 
 def _log(*args) -> None:
@@ -45,25 +42,19 @@ def _log(*args) -> None:
 
 
 class Trainer:
-    """One run: its data, model, compiled steps and state. `run()` trains to num_steps."""
+    """One run: its task (data and model), compiled steps and state. `run()` trains to
+    num_steps."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: Path):
         validate(config)
         self.config, self.workdir = config, workdir
         self.is_main = jax.process_index() == 0
-        t, m = config.train, config.model
+        t = config.train
         # Everything that can fail on bad input fails before the checkpoint manager starts its
         # background threads.
-        self.text = load_text(config.data.path)
-        self.corpus = Corpus.from_text(self.text)
-        self.corpus.check_block_size(m.block_size)
+        self.task = load_task(config)
         self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
-        memory.require_fits(
-            memory.training_bytes(config, self.corpus.tokenizer.vocab_size,
-                                  self.layout.micro_batch,
-                                  self.layout.per_process // self.layout.local_devices,
-                                  len(self.corpus.train)),
-            "training this config")
+        memory.require_fits(self.task.memory_parts(self.layout), "training this config")
         self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints)
         try:
             self._build()
@@ -72,48 +63,50 @@ class Trainer:
             raise
 
     def _build(self) -> None:
-        t, m = self.config.train, self.config.model
+        t = self.config.train
         resume_step = self.checkpoints.latest_step()
         if resume_step is not None:
             resume.check_config(self.workdir, self.config, _log)
-            self.corpus = resume.resumed_corpus(self.workdir, self.corpus, self.text)
+            stored = run_dir.load_vocab(self.workdir)  # a resumed run keeps its vocabulary
+            if stored is not None:
+                self.task = self.task.with_vocab(stored)
         elif self.is_main:
             resume.starting_over(self.workdir)
-        self.tokenizer = self.corpus.tokenizer
-        self.model = build_model(m, self.tokenizer.vocab_size)
+        self.model = self.task.build_model()
         self.optimizer = make_optimizer(t)
         self.learning_rates = LearningRates(t)
-        self.tokens = replicate(self.corpus.train)  # the train stream, on every device
+        self.data = replicate(self.task.device_data())  # what the train steps gather from
         self.rows = shard(self.layout.row_ids())  # each example's place in the global batch
-        self.eval_batches = {split: eval_batches(self.corpus, split, self.config, self.layout)
-                             for split in (TRAIN, VAL)}
+        self.eval_data = self.task.eval_data(self.layout)
+        self.steps_per_call = min(t.steps_per_call, t.num_steps)
         # The train and eval steps compile on two other threads while this one builds the
         # state (itself a jitted init, or a restore): on a 2-core laptop the CPU GPT's steps
         # are ready about a second sooner than one by one.
-        shapes = abstract_state(self.model, self.optimizer, m.block_size)
+        inputs = self.task.example_inputs()
+        shapes = abstract_state(self.model, self.optimizer, inputs)
         replicated = replicated_shapes(shapes)
         start = time.perf_counter()
         with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
-            chunk = make_train_chunk(self.model, self.optimizer, t.seed, m.block_size)
+            chunk = make_train_chunk(self.model, self.optimizer, t.seed, self.task)
             # A finished run only evaluates: it need not wait for its train step to compile.
             finished = resume_step is not None and resume_step >= t.num_steps
             train_chunk = (lambda: chunk) if finished else compile_ahead(
-                pool, chunk, replicated, self.tokens, self._chunk_starts(0, 0), 0,
+                pool, chunk, replicated, self.data, self._chunk_inputs(0, 0), 0,
                 self._stop_signal(None), self.rows)
-            eval_step = compile_ahead(pool, make_eval_step(self.model), replicated.params,
-                                      *self.eval_batches[VAL])
+            evaluate = compile_ahead(pool, self.task.evaluator(self.model), replicated.params,
+                                     self.eval_data)
             if resume_step is None:
-                state = init_state(self.model, self.optimizer, t.seed, m.block_size)
+                state = init_state(self.model, self.optimizer, t.seed, inputs)
             else:
                 resume_step, state = self._restore(shapes)
-            self.train_chunk, self.eval_step = train_chunk(), eval_step()
+            self.train_chunk, self.evaluate_step = train_chunk(), evaluate()
         self.build_seconds = time.perf_counter() - start
         self.num_params = count_params(state.params)
         self._last_grad_norm = math.nan
         self.state = replicate(state)
         if self.is_main:
             run_dir.save_config(self.workdir, self.config)
-            run_dir.save_vocab(self.workdir, self.tokenizer)
+            run_dir.save_vocab(self.workdir, self.task.vocab)
         self.reporter = Reporter(self.workdir, self.config, self.is_main, self.step)
 
     def _restore(self, shapes):
@@ -132,20 +125,19 @@ class Trainer:
         return int(unreplicate(self.state.step))
 
     def evaluate(self) -> dict[str, float]:
-        """Mean loss over the fixed eval batches of each split, dropout off."""
-        return {name: float(unreplicate(self.eval_step(self.state.params, *self.eval_batches[s])))
-                for name, s in (("train_loss", TRAIN), ("val_loss", VAL))}
+        """The task's scores on its fixed eval batches (losses of both splits, ...), dropout
+        off."""
+        scores = self.evaluate_step(self.state.params, self.eval_data)
+        return {name: float(unreplicate(value)) for name, value in scores.items()}
 
     def save(self) -> None:
         step = self.step
         self.checkpoints.save(step, unreplicate(self.state))
         faults.maybe_kill("save", step)
 
-    def sample(self, max_new_tokens: int, seed: int = 0) -> str:
-        """A short sample from the current params, starting from a newline."""
-        return sample_texts(self.model, unreplicate(self.state.params), self.tokenizer,
-                            self.config.model.block_size, max_new_tokens=max_new_tokens,
-                            seed=seed)[0]
+    def sample(self, max_new_tokens: int) -> str:
+        """What the model writes now (the task's sample)."""
+        return self.task.sample(self.model, unreplicate(self.state.params), max_new_tokens)
 
     def summary(self) -> str:
         """Parameters per top-level module and in total, and how the batch is laid out."""
@@ -155,8 +147,9 @@ class Trainer:
         lines = [f"model {m.name}: {self.num_params:,} parameters"]
         lines += [f"  {name:<{width}}  {count_params(tree):>12,}" for name, tree in params.items()]
         lines.append(f"{jax.process_count()} process(es) × {jax.local_device_count()} "
-                     f"{jax.devices()[0].platform} device(s) | batch {t.batch_size} × "
-                     f"{m.block_size} tokens | steps {self.step} → {t.num_steps}")
+                     f"{jax.devices()[0].platform} device(s) | batch {t.batch_size} "
+                     f"({self.task.tokens_per_step:,} tokens) | steps {self.step} → "
+                     f"{t.num_steps}")
         lines.append(f"state and compiled steps ready in {self.build_seconds:.1f} s")
         return "\n".join(lines)
 
@@ -179,7 +172,7 @@ class Trainer:
 
     def _loop(self, step: int, stop: StopRequest) -> dict | None:
         t = self.config.train
-        clock = ChunkClock(t.batch_size * self.config.model.block_size)
+        clock = ChunkClock(self.task.tokens_per_step)
         record, pending, first_call = None, None, True
         loop_start = time.perf_counter()
         agreed_stop = 0  # the signal any process received, as all processes learn it
@@ -193,7 +186,7 @@ class Trainer:
         while step < t.num_steps:
             n = min(t.steps_per_call, self._steps_to_next_event(step))
             self.state, metrics, stop_signal = self.train_chunk(
-                self.state, self.tokens, self._chunk_starts(step, n), n,
+                self.state, self.data, self._chunk_inputs(step, n), n,
                 self._stop_signal(stop.signum), self.rows)
             for s in range(step + 1, step + n + 1):
                 faults.maybe_kill("step", s)
@@ -238,11 +231,9 @@ class Trainer:
         return min(t.num_steps, *((step // every + 1) * every
                                   for every in (t.eval_interval, t.checkpoint_every))) - step
 
-    def _chunk_starts(self, step: int, n: int) -> jax.Array:
-        """Start offsets of steps step .. step+n-1 (padded to steps_per_call), on the devices."""
-        t, m = self.config.train, self.config.model
-        return shard(self.layout.chunk_starts(len(self.corpus.train), m.block_size, t.seed,
-                                              step, n, min(t.steps_per_call, t.num_steps)))
+    def _chunk_inputs(self, step: int, n: int):
+        """What steps step .. step+n-1 (padded to steps_per_call) draw their batches from."""
+        return self.task.chunk_inputs(self.layout, step, n, self.steps_per_call)
 
     @staticmethod
     def _stop_signal(signum: int | None) -> jax.Array:

@@ -9,11 +9,11 @@ import pytest
 from conftest import REPO, run_python, tiny_config
 from gpt_jax.config import load_config_file, validate
 from gpt_jax.errors import UserError
+from gpt_jax.generation import decode_step, prefill, sample_texts
 from gpt_jax.metrics import read_metrics
 from gpt_jax.models import build_model
 from gpt_jax.models.ngram import require_table_fits
 from gpt_jax.restore import load_run
-from gpt_jax.sampling import decode_step, prefill, sample_texts
 from gpt_jax.state import count_params, param_shapes
 from gpt_jax.trainer import train_and_evaluate
 

@@ -110,11 +110,10 @@ def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_last_checkpoint(sm
                                                                              trained):
     run = small_disk / "run"
     shutil.copytree(trained, run)
-    with open(small_disk / "filler", "wb") as filler:  # every byte left, taken
+    with open(small_disk / "filler", "wb", buffering=0) as filler:  # every byte left, taken
         with contextlib.suppress(OSError):
             while True:
-                filler.write(b"\0" * 65536)
-                filler.flush()
+                filler.write(b"\0" * 4096)
     result = _train(run, "--config.train.num_steps=30")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
+from gpt_jax.generation import decode_step, filter_logits, generate, prefill
 from gpt_jax.models import build_model
-from gpt_jax.sampling import decode_step, filter_logits, generate, prefill
 
 V, T = 65, 8
 

@@ -118,6 +118,7 @@ class EncoderDecoder(nn.Module):
         S = source_BxS.shape[1]
         source_mask_BxS = source_BxS != 0
         x_BxSxC = self.source_embedding(source_BxS) + self.source_positions(jnp.arange(S))[None]
+        x_BxSxC = self.perturb("source_embeddings", x_BxSxC)  # no-op: tests' gradients
         for block in self.encoder_blocks:
             x_BxSxC = block(x_BxSxC, source_mask_BxS, deterministic=not train)
         return self.encoder_norm(x_BxSxC)

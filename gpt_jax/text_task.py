@@ -1,0 +1,124 @@
+"""The lecture's task: predict the next character of a text, from the characters before it.
+The GPT and the models before it (bigram, n-gram, MLP) all train on it.
+
+What a task gives the trainer (pairs_task.py gives the same for source → target pairs):
+the model, its example inputs, the data kept on the devices, each step's inputs drawn from
+(seed, step), how a step turns them into a batch, its loss, the evaluation, and a sample.
+Legend: D devices, K steps per call, A micro-batches, B rows, T block_size, N eval batches.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gpt_jax import memory
+from gpt_jax.dataset import TRAIN, VAL, Corpus, eval_stream, get_batch, load_text
+from gpt_jax.errors import UserError
+from gpt_jax.layout import BatchLayout
+from gpt_jax.models import build_model
+from gpt_jax.steps import AXIS, make_loss_fn, mean_loss, shard
+from gpt_jax.tokenizer import CharTokenizer
+
+
+class TextTask:
+    def __init__(self, config: ml_collections.ConfigDict, corpus: Corpus, text: str = ""):
+        self.config, self.corpus, self.text = config, corpus, text
+        self.block_size = config.model.block_size
+
+    @classmethod
+    def load(cls, config: ml_collections.ConfigDict) -> TextTask:
+        """The corpus of data.path (tiny Shakespeare if empty), split 90/10."""
+        text = load_text(config.data.path)
+        corpus = Corpus.from_text(text)
+        corpus.check_block_size(config.model.block_size)
+        return cls(config, corpus, text)
+
+    @property
+    def vocab(self) -> CharTokenizer:
+        return self.corpus.tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return self.corpus.tokenizer.vocab_size
+
+    def with_vocab(self, stored: CharTokenizer) -> TextTask:
+        """The same text in the vocabulary a resumed run was trained with, which it must fit
+        (its ids are the rows of the embedding table)."""
+        if stored.chars == self.vocab.chars:
+            return self
+        try:
+            return TextTask(self.config, Corpus.from_text(self.text, stored), self.text)
+        except UserError as e:
+            raise UserError(f"the data does not fit the vocabulary this run was trained "
+                            f"with: {e}") from None
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.config.model, self.vocab_size)
+
+    def example_inputs(self) -> tuple[jax.ShapeDtypeStruct, ...]:
+        return (jax.ShapeDtypeStruct((1, self.block_size), jnp.int32),)
+
+    def vocab_json(self) -> str:
+        return self.vocab.to_json()
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.config.train.batch_size * self.block_size
+
+    def device_data(self) -> np.ndarray:
+        """The train token stream, kept on every device: a step gathers its windows there."""
+        return self.corpus.train
+
+    def chunk_inputs(self, layout: BatchLayout, step: int, n: int, k: int) -> jax.Array:
+        """The start offsets of steps step .. step+n-1 (padded to k), on the devices."""
+        t = self.config.train
+        return shard(layout.chunk_starts(len(self.corpus.train), self.block_size, t.seed, step,
+                                         n, k))
+
+    def batch(self, tokens_N: jax.Array, starts_AxB: jax.Array):
+        """Inputs and next-token targets of one step: the windows at its start offsets."""
+        window_AxBxT1 = tokens_N[starts_AxB[..., None] + jnp.arange(self.block_size + 1)]
+        return window_AxBxT1[..., :-1], window_AxBxT1[..., 1:]
+
+    def loss_fn(self, model: nn.Module):
+        """loss(params, (x_BxT, y_BxT), keys_B=None)."""
+        loss = make_loss_fn(model)
+        return lambda params, batch, keys_B=None: loss(params, *batch, keys_B)
+
+    def eval_data(self, layout: BatchLayout) -> dict:
+        """The same eval_iters batches of each split at every evaluation, so the curves compare
+        like with like."""
+        t = self.config.train
+        data = {}
+        for name, split in (("train", TRAIN), ("val", VAL)):
+            batches = [get_batch(self.corpus.split(split), self.block_size, t.batch_size,
+                                 t.seed, eval_stream(split), i, layout.rows)
+                       for i in range(t.eval_iters)]
+            x, y = (np.stack(a) for a in zip(*batches, strict=True))
+            data[name] = (shard(layout.for_eval(x)), shard(layout.for_eval(y)))
+        return data
+
+    def evaluator(self, model: nn.Module):
+        """(params, eval_data) -> {'train_loss', 'val_loss'} on every device, dropout off."""
+        mean = mean_loss(make_loss_fn(model))
+
+        def evaluate(params, data):
+            return {f"{split}_loss": jax.lax.pmean(mean(params, *data[split]), AXIS)
+                    for split in ("train", "val")}
+        return jax.pmap(evaluate, axis_name=AXIS)
+
+    def sample(self, model: nn.Module, params, max_new_tokens: int) -> str:
+        """A short sample from the current params, starting from a newline."""
+        from gpt_jax.generation import sample_texts
+
+        return sample_texts(model, params, self.vocab, self.block_size,
+                            max_new_tokens=max_new_tokens)[0]
+
+    def memory_parts(self, layout: BatchLayout) -> dict[str, tuple[int, str]]:
+        return memory.training_bytes(self.config, self.vocab_size, layout.micro_batch,
+                                     layout.per_process // layout.local_devices,
+                                     len(self.corpus.train))

@@ -1,0 +1,92 @@
+"""Writing a target for a source, one token at a time: the encoder–decoder's generation.
+
+The encoder runs once per source, and each decoder head projects the source's keys and values
+once (models/attention.py); the decoder's self-attention keeps a cache of the target so far,
+so each new token costs one position of the decoder. `use_cache=False` re-runs the decoder on
+the whole prefix at every token instead (for tests and the benchmark).
+Legend: B sources, S source time, T target positions (max_target_len + 1), V vocab.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gpt_jax.generation import filter_logits
+from gpt_jax.pairs import PairVocab
+
+
+def _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy: bool):
+    if greedy:
+        return jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
+    filtered_BxV = filter_logits(logits_BxV, temperature, top_k, top_p)
+    return jax.random.categorical(jax.random.fold_in(key, i), filtered_BxV).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "steps", "greedy", "use_cache"))
+def translate(model: nn.Module, params, source_BxS: jax.Array, key: jax.Array | None = None,
+              temperature=1.0, top_k=0, top_p=1.0, *, steps: int, greedy: bool = True,
+              use_cache: bool = True) -> jax.Array:
+    """(B, steps) target tokens: greedy, or sampled with temperature, top-k and top-p."""
+    key = jax.random.key(0) if key is None else key
+    variables = {"params": params}
+    source_mask_BxS = source_BxS != PairVocab.PAD
+    memory_BxSxC = model.apply(variables, source_BxS, method=model.encode)
+    B = source_BxS.shape[0]
+    bos_B = jnp.full((B,), PairVocab.BOS, jnp.int32)
+    out_BxT = jnp.zeros((B, steps), jnp.int32)
+
+    if not use_cache:
+        def uncached(i, out_BxT):
+            prefix_BxT = jnp.concatenate([bos_B[:, None], out_BxT[:, :-1]], axis=1)
+            logits_BxV = model.apply(variables, prefix_BxT, memory_BxSxC, source_mask_BxS,
+                                     method=model.decode)[:, i]
+            token_B = _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy)
+            return out_BxT.at[:, i].set(token_B)
+
+        return jax.lax.fori_loop(0, steps, uncached, out_BxT)
+
+    def feed(token_B, position, cache):
+        """The logits after `token_B` at `position`, and the cache that now holds it."""
+        logits_Bx1xV, mutated = model.apply(
+            {**variables, **({"cache": cache} if cache is not None else {})}, token_B[:, None],
+            memory_BxSxC, source_mask_BxS, decode=True, start=position, method=model.decode,
+            mutable=["cache"])
+        return logits_Bx1xV[:, 0], mutated["cache"]
+
+    logits_BxV, cache = feed(bos_B, 0, None)
+
+    def cached(i, carry):
+        out_BxT, logits_BxV, cache = carry
+        token_B = _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy)
+        logits_BxV, cache = feed(token_B, i + 1, cache)
+        return out_BxT.at[:, i].set(token_B), logits_BxV, cache
+
+    out_BxT, logits_BxV, _ = jax.lax.fori_loop(0, steps - 1, cached,
+                                               (out_BxT, logits_BxV, cache))
+    last_B = _pick(logits_BxV, key, steps - 1, temperature, top_k, top_p, greedy)
+    return out_BxT.at[:, steps - 1].set(last_B)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "steps"))
+def complete_greedily(model: nn.Module, params, x_BxL: jax.Array, length_B: jax.Array, *,
+                      steps: int) -> jax.Array:
+    """The decoder-only GPT's answer to prompts "source<BOS>" of different lengths, greedily:
+    (B, steps) tokens after each prompt. Prompts of different lengths share no cache position,
+    so each token re-runs the whole window (a comparison baseline, not the fast path)."""
+    B, L = x_BxL.shape
+    rows = jnp.arange(B)
+
+    def one(i, carry):
+        x_BxL, out_BxT = carry
+        position_B = jnp.minimum(length_B - 1 + i, L - 1)
+        logits_BxV = model.apply({"params": params}, x_BxL)[rows, position_B]
+        token_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
+        x_BxL = x_BxL.at[rows, jnp.minimum(position_B + 1, L - 1)].set(token_B)
+        return x_BxL, out_BxT.at[:, i].set(token_B)
+
+    _, out_BxT = jax.lax.fori_loop(0, steps, one, (x_BxL, jnp.zeros((B, steps), jnp.int32)))
+    return out_BxT
