@@ -31,11 +31,20 @@ def translate(model: nn.Module, params, source_BxS: jax.Array, key: jax.Array | 
               temperature=1.0, top_k=0, top_p=1.0, *, steps: int, greedy: bool = True,
               use_cache: bool = True) -> jax.Array:
     """(B, steps) target tokens: greedy, or sampled with temperature, top-k and top-p."""
+    source_mask_BxS = source_BxS != PairVocab.PAD
+    memory_BxSxC = model.apply({"params": params}, source_BxS, method=model.encode)
+    return write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature, top_k,
+                        top_p, steps=steps, greedy=greedy, use_cache=use_cache)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "steps", "greedy", "use_cache"))
+def write_target(model: nn.Module, params, memory_BxSxC: jax.Array, source_mask_BxS: jax.Array,
+                 key: jax.Array | None = None, temperature=1.0, top_k=0, top_p=1.0, *,
+                 steps: int, greedy: bool = True, use_cache: bool = True) -> jax.Array:
+    """The decoder's part of `translate`, given the encoded sources."""
     key = jax.random.key(0) if key is None else key
     variables = {"params": params}
-    source_mask_BxS = source_BxS != PairVocab.PAD
-    memory_BxSxC = model.apply(variables, source_BxS, method=model.encode)
-    B = source_BxS.shape[0]
+    B = memory_BxSxC.shape[0]
     bos_B = jnp.full((B,), PairVocab.BOS, jnp.int32)
     out_BxT = jnp.zeros((B, steps), jnp.int32)
 

@@ -3,13 +3,15 @@ uncached decoder, a tiny run learns a toy task to 100%, and a killed run resumes
 
 import json
 import signal
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import run_python
+from conftest import REPO, run_python
 from gpt_jax.models.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
 from gpt_jax.pairs import PairVocab
 from gpt_jax.translation import translate
@@ -147,3 +149,60 @@ def test_a_killed_run_resumes_bit_exact(tmp_path):
     assert a.step == b.step == 60
     for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_four_devices_match_one_device_with_dropout_on(tmp_path):
+    """Data parallelism over pairs: the same global batches and masks, the loss per target
+    token of the global batch; float32 sums in another order (see test_multidevice.py)."""
+    from conftest import assert_trees_close
+    from gpt_jax.restore import load_run
+
+    args = ["--config.train.num_steps=20", "--config.model.dropout=0.1"]
+    runs = {}
+    for devices in (1, 4):
+        workdir = tmp_path / f"d{devices}"
+        result = run_python(_toy_args(tmp_path, workdir, *args),
+                            env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+        assert result.returncode == 0, result.stderr
+        runs[devices] = load_run(workdir)
+    assert_trees_close(runs[1].params, runs[4].params, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("abc\n", ":1: no tab"), ("ab\tba\nabc\t\n", ":2: empty target"),
+    ("ab\tba\n\tba\n", ":2: empty source"),
+    ("abcdefghij\tx\n", ":1: the source has 10 characters, more than data.max_source_len = 6"),
+    ("ab\tba\tx\n", ":1: 2 tabs"),
+])
+def test_bad_pair_files_are_one_line_with_the_line_number(tmp_path, content, message):
+    (tmp_path / "bad.tsv").write_text(content)
+    args = _toy_args(tmp_path, tmp_path / "run")
+    args = [a for a in args if not a.startswith("--config.data.path=")]
+    result = run_python([*args, f"--config.data.path={tmp_path / 'bad.tsv'}"])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_a_non_utf8_pair_file_names_its_line(tmp_path):
+    (tmp_path / "bad.tsv").write_bytes(b"ab\tba\ncd\t\xffd\n")
+    args = [a for a in _toy_args(tmp_path, tmp_path / "run")
+            if not a.startswith("--config.data.path=")]
+    result = run_python([*args, f"--config.data.path={tmp_path / 'bad.tsv'}"])
+    assert result.returncode == 2 and "bad.tsv:2: not UTF-8" in result.stderr, result.stderr
+
+
+def test_the_sampler_translates_prompts_from_a_file_and_from_stdin(tmp_path):
+    result = run_python(_toy_args(tmp_path, tmp_path / "run", "--config.train.num_steps=300"))
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "prompts.txt").write_text("abc\nhgfe\n")
+    from_file = run_python(["-m", "gpt_jax.sample", f"--workdir={tmp_path / 'run'}",
+                            f"--prompts={tmp_path / 'prompts.txt'}"])
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_file.stdout.splitlines() == ["cba", "efgh"]
+    one = run_python(["-m", "gpt_jax.sample", f"--workdir={tmp_path / 'run'}", "--prompt=dcba"])
+    assert one.stdout.strip() == "abcd"
+    from_stdin = subprocess.run([sys.executable, "-m", "gpt_jax.sample",
+                                 f"--workdir={tmp_path / 'run'}", "--prompts=-"], cwd=REPO,
+                                input="ab\nfed\n", capture_output=True, text=True, timeout=120)
+    assert from_stdin.stdout.splitlines() == ["ba", "def"], from_stdin.stderr

@@ -1,0 +1,92 @@
+"""Translation speed: the encoder–decoder's cached decoding (encoder once, the source's keys
+and values projected once, the target's keys and values kept) against re-running the decoder
+on the whole prefix for every token.
+
+    python benchmarks/translation.py [--workdir=RUN] [--batch=256] [--out=...json]
+
+With --workdir, a trained run (e.g. of configs/seq2seq.py); without, configs/seq2seq.py
+untrained. Both paths decode the same held-out sources in the same run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+flags.DEFINE_string("workdir", None, "A trained seq2seq run (default: an untrained model).")
+flags.DEFINE_integer("batch", 256, "Sources decoded at once.")
+flags.DEFINE_integer("repeats", 5, "Timed runs per path, after one compiling run.")
+flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "translation.json"), "JSON.")
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    import jax
+
+    jax.block_until_ready(fn())  # compiles
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv):
+    del argv
+    import jax
+    import numpy as np
+
+    from gpt_jax.config import load_config_file
+    from gpt_jax.optim import make_optimizer
+    from gpt_jax.pairs_task import PairsTask
+    from gpt_jax.restore import load_run
+    from gpt_jax.state import init_state
+    from gpt_jax.translation import write_target
+
+    F = flags.FLAGS
+    if F.workdir:
+        run = load_run(F.workdir)
+        config, params, model = run.config, run.params, run.model
+    else:
+        config = load_config_file(str(REPO / "configs" / "seq2seq.py"))
+    task = PairsTask.load(config)
+    if not F.workdir:
+        model = task.build_model()
+        params = init_state(model, make_optimizer(config.train), 0, task.example_inputs()).params
+    sources = task.val.source_NxS[np.arange(F.batch) % len(task.val)]
+    # Both paths read the same encoded sources: the encoder runs once in either, so it is
+    # timed apart and the comparison is of the decoding.
+    encode = jax.jit(lambda p, s: model.apply({"params": p}, s, method=model.encode))
+    memory = encode(params, sources)
+    mask = sources != 0
+    seconds = {"encoder": _median_seconds(lambda: encode(params, sources), F.repeats)}
+    for name, use_cache in (("cached", True), ("uncached", False)):
+        fn = functools.partial(write_target, model, params, memory, mask, steps=task.T,
+                               use_cache=use_cache)
+        seconds[name] = _median_seconds(fn, F.repeats)
+    tokens = F.batch * task.T
+    row = {"config": "seq2seq.py", "trained": bool(F.workdir), "batch": F.batch,
+           "target_tokens": task.T, **{f"{k}_s": v for k, v in seconds.items()},
+           **{f"{k}_tokens_per_s": tokens / v for k, v in seconds.items()},
+           "speedup": seconds["uncached"] / seconds["cached"],
+           "device": str(jax.devices()[0].device_kind), "jax": jax.__version__}
+    print(f"{F.batch} sources × {task.T} tokens, decoding: cached "
+          f"{seconds['cached'] * 1e3:.1f} ms, uncached {seconds['uncached'] * 1e3:.1f} ms: "
+          f"{row['speedup']:.1f}× faster (the encoder, run once by either: "
+          f"{seconds['encoder'] * 1e3:.1f} ms)")
+    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(F.out).write_text(json.dumps(row, indent=1))
+    print(f"written {F.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
