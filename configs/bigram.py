@@ -14,5 +14,4 @@ def get_config():
     config.train.num_steps = 3000
     config.train.learning_rate = 1e-2
     config.train.eval_interval = 300
-    config.lock()
     return config

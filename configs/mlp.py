@@ -18,5 +18,4 @@ def get_config():
     # almost linear and this model, with no LayerNorm, learns far slower.
     m.init = "torch"
     t.num_steps, t.learning_rate = 5000, 1e-3
-    config.lock()
     return config

@@ -23,5 +23,4 @@ def get_config():
     t.weight_decay, t.beta2 = 0.1, 0.99
     t.eval_interval, t.eval_iters, t.checkpoint_every = 250, 200, 500
     config.sample.max_new_tokens = 500
-    config.lock()
     return config

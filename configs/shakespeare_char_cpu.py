@@ -34,5 +34,4 @@ def get_config(variant: str = ""):
         t.num_steps, t.learning_rate, t.warmup_steps = 1200, 4e-3, 50
     elif variant:
         raise UserError(f"unknown variant {variant!r} of shakespeare_char_cpu.py; choose short")
-    config.lock()
     return config

@@ -18,8 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from gpt_jax.errors import UserError
-
-DAMAGED = "checkpoints_damaged"  # where damaged checkpoints are moved, never deleted
+from gpt_jax.run_files import CHECKPOINTS, DAMAGED
 
 
 def _key_name(key) -> str:
@@ -73,7 +72,7 @@ class Checkpoints:
     """The step-numbered checkpoints of one run, under WORKDIR/checkpoints."""
 
     def __init__(self, workdir: str | Path, keep: int = 3, read_only: bool = False):
-        self.directory = Path(workdir).absolute() / "checkpoints"  # orbax wants absolute paths
+        self.directory = Path(workdir).absolute() / CHECKPOINTS  # orbax wants absolute
         if read_only:  # for sampling: touches nothing on disk
             options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                    save_interval_steps=0)

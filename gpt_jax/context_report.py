@@ -26,7 +26,7 @@ from gpt_jax.memory import available_memory
 from gpt_jax.metrics import read_metrics
 from gpt_jax.models import build_model
 from gpt_jax.models.ngram import BYTES_PER_PARAM, require_table_fits, sci
-from gpt_jax.run_dir import prepare, write_atomic
+from gpt_jax.run_files import prepare, write_atomic
 from gpt_jax.state import count_params, param_shapes
 from gpt_jax.tokenizer import CharTokenizer
 from gpt_jax.trainer import train_and_evaluate

@@ -18,46 +18,43 @@ from ml_collections import config_flags
 from gpt_jax import cli
 from gpt_jax.config import base_config
 from gpt_jax.errors import UserError
+from gpt_jax.ladder_steps import FULL_STEP, SEQ2SEQ_STEPS, STEPS
 
-USAGE = ("usage: python -m gpt_jax.ladder --workdir=DIR [--full] "
+USAGE = ("usage: python -m gpt_jax.ladder --workdir=DIR [--full | --seq2seq] "
          "[--config.section.field=value ...]")
 flags.DEFINE_string("workdir", None, "Folder for the report and one run per step.")
 flags.DEFINE_bool("full", False, "Also train the scaled-up GPT (configs/shakespeare_char.py): "
                   "a GPU job, tens of seconds per step on a CPU.")
+flags.DEFINE_bool("seq2seq", False, "Train the encoder–decoder and the decoder-only GPT on the "
+                  "same source → target pairs instead, and write seq2seq.md / seq2seq.png.")
 flags.DEFINE_string("configs_dir", None, "The configs/ folder (default: the repository's).")
 config_flags.DEFINE_config_dict(
     "config", base_config(), "Overrides for every step, as --config.train.num_steps=100 "
     "(any field of gpt_jax/config.py; repeatable).")
 
-# (step, config spec relative to configs/), in the lecture's order.
-STEPS = [("bigram", "bigram.py"), ("head", "ladder.py:head"),
-         ("multihead", "ladder.py:multihead"), ("ffwd", "ladder.py:ffwd"),
-         ("residual", "ladder.py:residual"), ("layernorm", "ladder.py:layernorm"),
-         ("gpt_cpu", "shakespeare_char_cpu.py")]
-FULL_STEP = ("gpt", "shakespeare_char.py")
 RESULT = "ladder_result.json"  # written into a step's run folder once it has finished
 SAMPLE_CHARS = 60
 
 
 def _configs_dir(given: str | None) -> Path:
     path = Path(given) if given else Path(__file__).resolve().parents[1] / "configs"
-    if not (path / "ladder.py").is_file():
+    if not (path / "lecture.py").is_file():
         raise UserError(f"no configs folder at {path}: pass --configs_dir=PATH/TO/configs")
     return path
 
 
-def run_step(name: str, config, workdir: Path) -> dict:
-    """Trains one step (or reads back its finished result): the row of the table. A step that
-    finished, or started, with other settings is refused rather than reused or overwritten."""
-    from gpt_jax import run_dir
+def _train_one(config, workdir: Path) -> dict:
+    """One run of a step (trained now, or read back when it finished with this very config):
+    its final figures."""
+    from gpt_jax import run_files
     from gpt_jax.metrics import read_metrics
     from gpt_jax.trainer import train_and_evaluate
 
     asked = json.loads(config.to_json())
-    stored = run_dir.load_config(workdir)
-    differences = run_dir.config_differences(stored, config) if stored is not None else []
+    stored = run_files.load_config(workdir)
+    differences = run_files.config_differences(stored, config) if stored is not None else []
     if differences:
-        raise UserError(f"{workdir} holds the ladder step {name!r} trained with other settings "
+        raise UserError(f"{workdir} holds a ladder run trained with other settings "
                         f"({differences[0]}); use another --workdir, or remove {workdir}")
     result_file = workdir / RESULT
     if result_file.exists():
@@ -66,26 +63,49 @@ def run_step(name: str, config, workdir: Path) -> dict:
         except (OSError, ValueError):
             result = None
         if isinstance(result, dict) and result.get("config") == asked:
-            print(f"== {name}: finished before, read back from {workdir}", flush=True)
+            print(f"   finished before, read back from {workdir}", flush=True)
             return result
-    print(f"== {name}: {config.description}", flush=True)
     start = time.perf_counter()
     record = train_and_evaluate(config, workdir)
     wall_s = time.perf_counter() - start
-    samples = sorted((workdir / "samples").glob("step_*.txt"))
-    sample = samples[-1].read_text(encoding="utf-8") if samples else ""
     from gpt_jax.restore import load_run
     from gpt_jax.state import count_params
 
-    result = {"step": name, "description": config.description,
-              "params": count_params(load_run(workdir).params),
-              "num_steps": config.train.num_steps, "train_loss": record["train_loss"],
-              "val_loss": record["val_loss"], "reference_val_loss": config.reference_val_loss,
-              "wall_s": wall_s, "sample": sample[:SAMPLE_CHARS],
-              "curve": [{"step": r["step"], "val_loss": r["val_loss"]}
-                        for r in read_metrics(workdir)], "config": asked}
-    run_dir.write_atomic(result_file, json.dumps(result, indent=1))
+    records = read_metrics(workdir)
+    rates = [r["tokens_per_s"] for r in records if r.get("tokens_per_s")]
+    samples = sorted((workdir / run_files.SAMPLES).glob("step_*.txt"))
+    result = {"seed": config.train.seed, "params": count_params(load_run(workdir).params),
+              "train_loss": record["train_loss"], "val_loss": record["val_loss"],
+              "val_exact_match": record.get("val_exact_match"), "wall_s": wall_s,
+              "tokens_per_s": sum(rates) / len(rates) if rates else None,
+              "sample": samples[-1].read_text(encoding="utf-8") if samples else "",
+              "curve": [{"step": r["step"], "val_loss": r["val_loss"]} for r in records],
+              "config": asked}
+    run_files.write_atomic(result_file, json.dumps(result, indent=1))
     return result
+
+
+def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> dict:
+    """Trains one step (each seed in its own folder WORKDIR/seed_S, or the config's own seed
+    in WORKDIR) or reads it back: the row of the table, its figures averaged over the seeds."""
+    print(f"== {name}: {config.description}", flush=True)
+    runs = []
+    for seed in seeds or (config.train.seed,):
+        seeded = config.copy_and_resolve_references()
+        seeded.train.seed = seed
+        runs.append(_train_one(seeded, workdir / f"seed_{seed}" if seeds else workdir))
+    mean = lambda key: sum(r[key] for r in runs) / len(runs)
+    t, m = config.train, config.model
+    tokens_per_step = t.batch_size * m.block_size
+    rates = [r["tokens_per_s"] for r in runs if r["tokens_per_s"]]
+    return {"step": name, "description": config.description, "params": runs[0]["params"],
+            "num_steps": t.num_steps, "seeds": [r["seed"] for r in runs], "runs": runs,
+            "train_loss": mean("train_loss"), "val_loss": mean("val_loss"),
+            "val_exact_match": mean("val_exact_match") if runs[0]["val_exact_match"] is not None
+            else None,
+            "reference_val_loss": config.reference_val_loss, "wall_s": mean("wall_s"),
+            "ms_per_step": 1000 * tokens_per_step / (sum(rates) / len(rates)) if rates else None,
+            "sample": runs[0]["sample"][:SAMPLE_CHARS], "curve": runs[0]["curve"]}
 
 
 def _cell(text: str) -> str:
@@ -94,16 +114,37 @@ def _cell(text: str) -> str:
 
 
 def report(results: list[dict]) -> str:
-    lines = ["| step | adds | params | steps | train loss | val loss | lecture | wall time "
-             "| sample |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    """The markdown table: a row per step, the val loss averaged over its seeds (each shown)
+    with its change from the step before, and the time a train step took."""
+    exact = any(r.get("val_exact_match") is not None for r in results)
+    lines = ["| step | adds | params | steps | train loss | val loss | Δ val | " +
+             ("exact match | " if exact else "lecture | ") + "ms/step | wall time | sample |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    previous = None
     for r in results:
+        seeds = r.get("runs", [])
+        val = f"**{r['val_loss']:.3f}**"
+        if len(seeds) > 1:
+            val += " (" + ", ".join(f"{x['val_loss']:.3f}" for x in seeds) + ")"
+        delta = f"{r['val_loss'] - previous:+.3f}" if previous is not None else ""
+        previous = r["val_loss"]
+        reference = (f"{r['val_exact_match']:.1%}" if exact and r["val_exact_match"] is not None
+                     else f"{r['reference_val_loss']:.2f}")
+        ms = f"{r['ms_per_step']:.1f}" if r.get("ms_per_step") else "—"
         lines.append(f"| {r['step']} | {r['description']} | {r['params']:,} | "
-                     f"{r['num_steps']:,} | {r['train_loss']:.3f} | {r['val_loss']:.3f} | "
-                     f"{r['reference_val_loss']:.2f} | {r['wall_s']:.0f} s | "
-                     f"{_cell(r['sample'])} |")
-    total = sum(r["wall_s"] for r in results)
-    lines.append(f"\nTotal wall time of the steps: {total:.0f} s.")
+                     f"{r['num_steps']:,} | {r['train_loss']:.3f} | {val} | {delta} | "
+                     f"{reference} | {ms} | {r['wall_s']:.0f} s | {_cell(r['sample'])} |")
+    total = sum(r["wall_s"] * max(len(r.get("runs", [])), 1) for r in results)
+    lines.append(f"\nTotal wall time of the runs: {total:.0f} s. Δ val: the change of the val "
+                 f"loss from the step before. ms/step: a train step's time, evaluation excluded.")
     return "\n".join(lines) + "\n"
+
+
+GROUPS = {  # the steps a command trains, and the report they are written to
+    "lecture": (STEPS, "ladder", "The ladder"),
+    "seq2seq": (SEQ2SEQ_STEPS, "seq2seq",
+                "The encoder–decoder and the decoder-only GPT on the same pairs"),
+}
 
 
 def _main(argv: list[str]) -> None:
@@ -111,15 +152,16 @@ def _main(argv: list[str]) -> None:
     F = flags.FLAGS
     if not F.workdir:
         raise UserError(USAGE)
-    from gpt_jax import compilation_cache, run_dir
+    from gpt_jax import compilation_cache, run_files
     from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.plots import plot_ladder
 
     compilation_cache.enable()
     configs = _configs_dir(F.configs_dir)
     overrides = config_flags.get_override_values(F["config"])
-    workdir = run_dir.prepare(F.workdir)
-    steps = STEPS + [FULL_STEP] if F.full else STEPS
+    workdir = run_files.prepare(F.workdir)
+    steps, report_name, title = GROUPS["seq2seq" if F.seq2seq else "lecture"]
+    steps = steps + [FULL_STEP] if F.full else steps
     planned = []
     for name, spec in steps:  # load and check every config before training any
         config = load_config_file(str(configs / spec))
@@ -127,14 +169,14 @@ def _main(argv: list[str]) -> None:
         validate(config)
         planned.append((name, config))
     results = []
+    markdown, plot = workdir / f"{report_name}.md", workdir / f"{report_name}.png"
     for name, config in planned:
         results.append(run_step(name, config, workdir / name))
         table = report(results)
-        run_dir.write_atomic(workdir / "ladder.md", "# The ladder\n\n" + table)
+        run_files.write_atomic(markdown, f"# {title}\n\n" + table)
         plot_ladder({r["step"]: r["curve"] for r in results},
-                    {r["step"]: r["reference_val_loss"] for r in results},
-                    workdir / "ladder.png")
-    print("\n" + table + f"\nwritten: {workdir / 'ladder.md'}, {workdir / 'ladder.png'}")
+                    {r["step"]: r["reference_val_loss"] for r in results}, plot)
+    print("\n" + table + f"\nwritten: {markdown}, {plot}")
 
 
 def main() -> None:

@@ -19,9 +19,7 @@ from tensorboardX.proto import event_pb2
 from tensorboardX.summary import scalar
 
 from gpt_jax.errors import UserError
-from gpt_jax.run_dir import METRICS, write_atomic
-
-TENSORBOARD = "tensorboard"
+from gpt_jax.run_files import METRICS, TENSORBOARD, write_atomic
 
 
 def _is_record(value) -> bool:

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import ml_collections
 
-from gpt_jax import run_dir
+from gpt_jax import run_files
 from gpt_jax.errors import UserError
 from gpt_jax.metrics import MetricsWriter, read_metrics
 from gpt_jax.progress import Progress
-
-LOSS_PLOT = "loss.png"
-SAMPLES = "samples"
 
 
 class ChunkClock:
@@ -79,12 +76,12 @@ class Reporter:
             return
         self.metrics.write(record)
         if self.last_sample is not None:
-            samples = self.workdir / SAMPLES
+            samples = self.workdir / run_files.SAMPLES
             try:
                 samples.mkdir(exist_ok=True)
             except OSError as e:
                 raise UserError(f"cannot write {samples}: {e.strerror}") from None
-            run_dir.write_atomic(samples / f"step_{record['step']:06d}.txt",
+            run_files.write_atomic(samples / f"step_{record['step']:06d}.txt",
                                  self.last_sample + "\n")
 
     def finish(self) -> None:
@@ -94,7 +91,7 @@ class Reporter:
             return
         from gpt_jax.plots import plot_losses  # matplotlib: imported only when needed
 
-        plot_losses(read_metrics(self.workdir), self.workdir / LOSS_PLOT,
+        plot_losses(read_metrics(self.workdir), self.workdir / run_files.LOSS_PLOT,
                     self.config.description or self.config.model.name)
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import flax.linen as nn
 import ml_collections
 
-from gpt_jax import run_dir
+from gpt_jax import run_files
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.errors import UserError
 from gpt_jax.optim import make_optimizer
@@ -38,11 +38,11 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
         raise UserError(f"workdir {workdir} is a file, not a run folder")
     if not workdir.is_dir():
         raise UserError(f"workdir not found: {workdir}")
-    config, tokenizer = run_dir.load_config(workdir), run_dir.load_vocab(workdir)
+    config, tokenizer = run_files.load_config(workdir), run_files.load_vocab(workdir)
     if config is None or tokenizer is None:
-        raise UserError(f"{workdir} is not a training run: {run_dir.CONFIG} or "
-                        f"{run_dir.VOCAB} is missing")
-    if not (workdir / "checkpoints").is_dir():
+        raise UserError(f"{workdir} is not a training run: {run_files.CONFIG} or "
+                        f"{run_files.VOCAB} is missing")
+    if not (workdir / run_files.CHECKPOINTS).is_dir():
         raise UserError(f"workdir {workdir} has no checkpoints yet")
     checkpoints = Checkpoints(workdir, read_only=True)
     try:

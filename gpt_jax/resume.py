@@ -13,11 +13,11 @@ from pathlib import Path
 
 import ml_collections
 
-from gpt_jax import run_dir
-from gpt_jax.checkpoint import DAMAGED
+from gpt_jax import run_files
 from gpt_jax.dataset import Corpus
 from gpt_jax.errors import UserError
 from gpt_jax.metrics import keep_aside, read_metrics
+from gpt_jax.run_files import DAMAGED
 
 # Model fields that change how the same parameters are computed with, not the parameters.
 PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype", "fused_dropout")
@@ -26,16 +26,16 @@ PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype", "fused_dropout")
 def check_config(workdir: Path, config: ml_collections.ConfigDict,
                  log: Callable[[str], None]) -> None:
     """Refuses to resume a different model; logs every other setting that changed."""
-    stored = run_dir.load_config(workdir)
+    stored = run_files.load_config(workdir)
     if stored is None:
         return
-    changes = run_dir.config_differences(stored, config, "model")
+    changes = run_files.config_differences(stored, config, "model")
     refused = [c for c in changes if c.split(":")[0].split(".")[1] not in PARAMETER_NEUTRAL]
     if refused:
         raise UserError(f"workdir {workdir} holds a checkpoint of a different model "
                         f"({refused[0]}); use a new --workdir or the original config")
     for section in ("train", "data", "sample"):
-        changes += run_dir.config_differences(stored, config, section)
+        changes += run_files.config_differences(stored, config, section)
     for change in changes:
         log(f"resuming with a changed setting: {change}")
 
@@ -43,7 +43,7 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
 def resumed_corpus(workdir: Path, corpus: Corpus, text: str) -> Corpus:
     """The corpus tokenized with the vocabulary the run was trained with, which a changed data
     file must fit (its ids are the rows of the embedding table)."""
-    stored = run_dir.load_vocab(workdir)
+    stored = run_files.load_vocab(workdir)
     if stored is None or stored.chars == corpus.tokenizer.chars:
         return corpus
     try:
@@ -61,7 +61,7 @@ def starting_over(workdir: Path) -> None:
     records = read_metrics(workdir)
     if not any(r["step"] > 0 for r in records):
         return
-    kept = keep_aside(workdir / run_dir.METRICS, "before_restart")
+    kept = keep_aside(workdir / run_files.METRICS, "before_restart")
     print(f"warning: no checkpoint of {workdir} restores (the damaged ones are in "
           f"{workdir / DAMAGED}); training starts again from step 0. The metrics up to "
           f"step {records[-1]['step']} are kept in {kept}", file=sys.stderr)

@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gpt_jax import faults, memory, resume, run_dir
+from gpt_jax import kill_points, memory, resume, run_files
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
 from gpt_jax.errors import Stopped, UserError
@@ -67,7 +67,7 @@ class Trainer:
         resume_step = self.checkpoints.latest_step()
         if resume_step is not None:
             resume.check_config(self.workdir, self.config, _log)
-            stored = run_dir.load_vocab(self.workdir)  # a resumed run keeps its vocabulary
+            stored = run_files.load_vocab(self.workdir)  # a resumed run keeps its vocabulary
             if stored is not None:
                 self.task = self.task.with_vocab(stored)
         elif self.is_main:
@@ -105,8 +105,8 @@ class Trainer:
         self._last_grad_norm = math.nan
         self.state = replicate(state)
         if self.is_main:
-            run_dir.save_config(self.workdir, self.config)
-            run_dir.save_vocab(self.workdir, self.task.vocab)
+            run_files.save_config(self.workdir, self.config)
+            run_files.save_vocab(self.workdir, self.task.vocab)
         self.reporter = Reporter(self.workdir, self.config, self.is_main, self.step)
 
     def _restore(self, shapes):
@@ -133,7 +133,7 @@ class Trainer:
     def save(self) -> None:
         step = self.step
         self.checkpoints.save(step, unreplicate(self.state))
-        faults.maybe_kill("save", step)
+        kill_points.maybe_kill("save", step)
 
     def sample(self, max_new_tokens: int) -> str:
         """What the model writes now (the task's sample)."""
@@ -189,7 +189,7 @@ class Trainer:
                 self.state, self.data, self._chunk_inputs(step, n), n,
                 self._stop_signal(stop.signum), self.rows)
             for s in range(step + 1, step + n + 1):
-                faults.maybe_kill("step", s)
+                kill_points.maybe_kill("step", s)
             flush()  # the previous chunk's losses: the device is busy with this one meanwhile
             pending = (step, n, metrics, stop_signal)
             step += n
@@ -287,8 +287,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """Trains `config` in `workdir` (resuming from its latest checkpoint), prints a sample at the
     end, and returns the final metrics record."""
     created = not Path(workdir).expanduser().exists()
-    workdir = run_dir.prepare(workdir)
-    lock = run_dir.WorkdirLock(workdir, created) if jax.process_index() == 0 \
+    workdir = run_files.prepare(workdir)
+    lock = run_files.WorkdirLock(workdir, created) if jax.process_index() == 0 \
         else contextlib.nullcontext()
     with lock:
         trainer = Trainer(config, workdir)

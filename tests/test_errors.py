@@ -77,9 +77,9 @@ CASES = {
     "config_without_get_config": (lambda d: ["train.py", "--config=gpt_jax/__init__.py",
                                              f"--workdir={d / 'run'}"],
                                   "config file gpt_jax/__init__.py has no get_config"),
-    "unknown_variant": (lambda d: ["train.py", "--config=configs/ladder.py:transformer",
+    "unknown_variant": (lambda d: ["train.py", "--config=configs/lecture.py:transformer",
                                    f"--workdir={d / 'run'}"],
-                        "unknown ladder step 'transformer'; choose one of bigram, head"),
+                        "unknown lecture step 'transformer'; choose one of head, multihead"),
     "typo_override": (train("--config.model.n_layr=2"),
                       r"unknown config field --config.model.n_layr \(did you mean "
                       r"'model.n_layer'\?\)"),

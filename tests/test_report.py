@@ -63,10 +63,12 @@ def test_ladder_step_is_read_back_when_finished(tmp_path, capsys):
 def test_report_table_has_a_row_per_step():
     row = {"step": "head", "description": "one head", "params": 7553, "num_steps": 5000,
            "train_loss": 2.38, "val_loss": 2.40, "reference_val_loss": 2.4, "wall_s": 21.0,
-           "sample": "To be |or\nnot"}
-    table = report([row, {**row, "step": "multihead"}])
+           "sample": "To be |or\nnot", "ms_per_step": 1.5,
+           "runs": [{"val_loss": 2.39}, {"val_loss": 2.41}]}
+    table = report([row, {**row, "step": "multihead", "val_loss": 2.30, "runs": []}])
     lines = table.splitlines()
     assert lines[0].startswith("| step | adds | params")
-    assert "| head | one head | 7,553 | 5,000 | 2.380 | 2.400 | 2.40 | 21 s | " \
-           "`To be \\|or⏎not` |" in table
-    assert "Total wall time of the steps: 42 s." in table
+    assert "| head | one head | 7,553 | 5,000 | 2.380 | **2.400** (2.390, 2.410) |  | 2.40 | " \
+           "1.5 | 21 s | `To be \\|or⏎not` |" in table
+    assert "| multihead | one head | 7,553 | 5,000 | 2.380 | **2.300** | -0.100 | 2.40 |" in table
+    assert "Total wall time of the runs: 63 s." in table  # 2 runs of head, 1 of multihead

@@ -16,10 +16,16 @@ import ml_collections
 
 from gpt_jax.errors import UserError
 
+# Every file and folder a run writes in its workdir, named once.
 CONFIG = "config.json"
 VOCAB = "vocab.json"
 METRICS = "metrics.jsonl"
 LOCK = "train.lock"
+CHECKPOINTS = "checkpoints"  # orbax's step folders
+DAMAGED = "checkpoints_damaged"  # where damaged checkpoints are moved, never deleted
+TENSORBOARD = "tensorboard"
+SAMPLES = "samples"  # step_NNNNNN.txt, a sample at every evaluation
+LOSS_PLOT = "loss.png"
 
 
 def prepare(workdir: str | Path) -> Path:

@@ -1,7 +1,7 @@
-"""The lecture's ladder, one idea per step: `--config=configs/ladder.py:STEP`.
-
-Steps, with the lecture's validation loss for each (batch 32, block 8, width 32, 5000 steps
-at lr 1e-3, except where a step has its own file):
+"""The lecture's steps from one head of attention to LayerNorm, one idea each:
+`--config=configs/lecture.py:STEP`. The whole ladder (gpt_jax/ladder_steps.py), with the
+lecture's validation loss for each (batch 32, block 8, width 32, 5000 steps at lr 1e-3,
+except where a step has its own file):
   bigram     ≈ 2.5   the (vocab, vocab) table                  (configs/bigram.py)
   head       ≈ 2.4   + positional embedding, one head of self-attention (size 32)
   multihead  ≈ 2.28  4 heads of size 8, concatenated
@@ -12,22 +12,15 @@ at lr 1e-3, except where a step has its own file):
   gpt        ≈ 1.48  the scaled-up GPT                          (configs/shakespeare_char.py)
 """
 
-from pathlib import Path
-
-from gpt_jax.config import base_config, load_config_file
+from gpt_jax.config import base_config
 from gpt_jax.errors import UserError
-
-STEPS = ("bigram", "head", "multihead", "ffwd", "residual", "layernorm", "gpt_cpu", "gpt")
-OWN_FILES = {"bigram": "bigram.py", "gpt_cpu": "shakespeare_char_cpu.py",
-             "gpt": "shakespeare_char.py"}
+from gpt_jax.ladder_steps import LECTURE
 
 
 def get_config(step: str = "layernorm"):
-    if step not in STEPS:
-        raise UserError(f"unknown ladder step {step!r}; choose one of {', '.join(STEPS)}")
-    if step in OWN_FILES:
-        return load_config_file(str(Path(__file__).with_name(OWN_FILES[step])))
-    reached = STEPS[: STEPS.index(step) + 1]
+    if step not in LECTURE:
+        raise UserError(f"unknown lecture step {step!r}; choose one of {', '.join(LECTURE)}")
+    reached = LECTURE[: LECTURE.index(step) + 1]
     config = base_config()
     m = config.model
     # One head of self-attention over token + position embeddings, straight into the LM head.
@@ -54,5 +47,4 @@ def get_config(step: str = "layernorm"):
         config.description = "+ pre-norm LayerNorm in every block and before the LM head"
         config.reference_val_loss = 2.06
         m.layer_norm = True
-    config.lock()
     return config
