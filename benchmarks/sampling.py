@@ -50,7 +50,7 @@ def _time(fn, repeats: int) -> tuple[float, float]:
 
 def make_untrained_run(spec: str, workdir: Path):
     """A workdir holding an untrained checkpoint of `spec`, as the trainer would write it."""
-    from gpt_jax import run_dir
+    from gpt_jax import run_files
     from gpt_jax.checkpoint import Checkpoints
     from gpt_jax.config import load_config_file
     from gpt_jax.dataset import default_corpus_path
@@ -64,8 +64,8 @@ def make_untrained_run(spec: str, workdir: Path):
     model = build_model(config.model, tokenizer.vocab_size)
     state = init_state(model, make_optimizer(config.train), 0, config.model.block_size)
     workdir.mkdir(parents=True)
-    run_dir.save_config(workdir, config)
-    run_dir.save_vocab(workdir, tokenizer)
+    run_files.save_config(workdir, config)
+    run_files.save_vocab(workdir, tokenizer)
     checkpoints = Checkpoints(workdir)
     checkpoints.save(0, state)
     checkpoints.close()

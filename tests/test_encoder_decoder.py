@@ -135,7 +135,7 @@ def test_a_tiny_run_learns_to_reverse_words_exactly(tmp_path):
 
 
 def test_a_killed_run_resumes_bit_exact(tmp_path):
-    from gpt_jax.faults import ENV
+    from gpt_jax.kill_points import ENV
     from gpt_jax.restore import load_run
 
     args = ["--config.train.num_steps=60", "--config.model.dropout=0.1"]

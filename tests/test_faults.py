@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_python
-from gpt_jax.faults import ENV
+from gpt_jax.kill_points import ENV
 from gpt_jax.restore import load_run
 
 TINY = (REPO / "tests" / "tiny_config.py").as_posix()

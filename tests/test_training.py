@@ -88,7 +88,7 @@ def test_gradient_accumulation_equals_one_big_batch(dropout):
 
 
 def test_cli_trains_end_to_end_and_writes_metrics(tmp_path):
-    result = run_python(["train.py", "--config=configs/ladder.py:layernorm",
+    result = run_python(["train.py", "--config=configs/lecture.py:layernorm",
                          f"--workdir={tmp_path}", "--config.train.num_steps=30",
                          "--config.train.eval_interval=15", "--config.train.eval_iters=2",
                          "--config.sample.max_new_tokens=40"])
