@@ -60,6 +60,8 @@ def base_config() -> ml_collections.ConfigDict:
         val_path="",  # pairs: the held-out pairs ("": every 10th pair of `path` is held out)
         max_source_len=32,  # pairs: the longest source, in characters
         max_target_len=10,  # pairs: the longest target, in characters
+        on_device_budget_mb=1024,  # text: the train stream lives on each device up to this
+        # (its int32 copy); beyond, each chunk's windows are read on the host and sent with it
     ))
     config.train = ml_collections.ConfigDict(dict(
         seed=1337,
@@ -159,6 +161,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"data.task must be one of {TASKS}, got {config.data.task!r}")
     for field in ("max_source_len", "max_target_len"):
         _require_count(f"data.{field}", config.data[field], 1)
+    _require_count("data.on_device_budget_mb", config.data.on_device_budget_mb, 0)
     _require(m.name != "encoder_decoder" or config.data.task == "pairs",
              "model.name=encoder_decoder reads source → target pairs: set data.task=pairs")
     _require(config.data.task != "pairs" or m.name in ("gpt", "encoder_decoder"),

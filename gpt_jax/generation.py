@@ -17,8 +17,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gpt_jax.tokenizer import CharTokenizer
-
 
 def filter_logits(logits_BxV: jax.Array, temperature, top_k, top_p) -> jax.Array:
     """Scales by 1/temperature, then keeps the top_k most likely tokens (0 keeps all) and,
@@ -139,12 +137,22 @@ def prompt_window(ids: np.ndarray, block_size: int, num_samples: int) -> tuple[n
     return window_BxT, len(ids)
 
 
-def sample_texts(model: nn.Module, params, tokenizer: CharTokenizer, block_size: int,
+def _newline(tokenizer) -> list[int]:
+    """The default prompt: a newline, the start of a line of text (id 0 where the vocabulary
+    has no newline)."""
+    try:
+        ids = list(tokenizer.encode("\n"))
+    except Exception:  # a character vocabulary without a newline
+        return [0]
+    return ids or [0]
+
+
+def sample_texts(model: nn.Module, params, tokenizer, block_size: int,
                  prompt: str = "", max_new_tokens: int = 500, num_samples: int = 1,
                  seed: int = 0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  slide: int = 0, use_cache: bool = True) -> list[str]:
     """`num_samples` continuations of `prompt` (a newline if empty), generated as one batch."""
-    ids = tokenizer.encode(prompt) if prompt else [tokenizer.stoi.get("\n", 0)]
+    ids = tokenizer.encode(prompt) if prompt else _newline(tokenizer)
     window_BxT, n = prompt_window(ids, block_size, num_samples)
     new_BxN = generate(model, params, window_BxT, n, jax.random.key(seed), temperature, top_k,
                        top_p, block_size=block_size, max_new_tokens=max_new_tokens,

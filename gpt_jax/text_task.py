@@ -9,6 +9,8 @@ Legend: D devices, K steps per call, A micro-batches, B rows, T block_size, N ev
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -21,35 +23,55 @@ from gpt_jax.errors import UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.models import build_model
 from gpt_jax.steps import AXIS, make_loss_fn, mean_loss, shard
-from gpt_jax.tokenizer import CharTokenizer
+from gpt_jax.token_files import DataDirLock, is_prepared_dir, open_prepared
+
+_LOCKS: list[DataDirLock] = []  # the prepared folders this process reads
 
 
 class TextTask:
-    def __init__(self, config: ml_collections.ConfigDict, corpus: Corpus, text: str = ""):
+    def __init__(self, config: ml_collections.ConfigDict, corpus: Corpus, text: str = "",
+                 prepared: bool = False):
         self.config, self.corpus, self.text = config, corpus, text
         self.block_size = config.model.block_size
+        self.prepared = prepared  # tokens memory-mapped from `python -m gpt_jax.prepare`
+        # The train stream lives on every device when its int32 copy fits the budget; else
+        # each chunk's windows are read from the memory map on the host and sent with it.
+        self.on_device = 4 * len(corpus.train) <= config.data.on_device_budget_mb * 2**20
 
     @classmethod
     def load(cls, config: ml_collections.ConfigDict) -> TextTask:
-        """The corpus of data.path (tiny Shakespeare if empty), split 90/10."""
+        """The text of data.path (tiny Shakespeare if empty) split 90/10, or a folder that
+        `python -m gpt_jax.prepare` wrote (read through memory maps, locked while in use)."""
+        path = Path(config.data.path).expanduser() if config.data.path else None
+        if path is not None and is_prepared_dir(path):
+            data = open_prepared(path)
+            _LOCKS.append(DataDirLock(path, exclusive=False))  # held until the process ends
+            corpus = Corpus(data.tokenizer, data.train, data.val)
+            corpus.check_block_size(config.model.block_size)
+            return cls(config, corpus, prepared=True)
         text = load_text(config.data.path)
         corpus = Corpus.from_text(text)
         corpus.check_block_size(config.model.block_size)
         return cls(config, corpus, text)
 
     @property
-    def vocab(self) -> CharTokenizer:
+    def vocab(self):
         return self.corpus.tokenizer
 
     @property
     def vocab_size(self) -> int:
         return self.corpus.tokenizer.vocab_size
 
-    def with_vocab(self, stored: CharTokenizer) -> TextTask:
+    def with_vocab(self, stored) -> TextTask:
         """The same text in the vocabulary a resumed run was trained with, which it must fit
         (its ids are the rows of the embedding table)."""
-        if stored.chars == self.vocab.chars:
+        if stored.to_json() == self.vocab.to_json():
             return self
+        if self.prepared or not hasattr(stored, "chars"):
+            raise UserError(f"{self.config.data.path} is tokenized with another vocabulary "
+                            f"({self.vocab.kind}, {self.vocab_size:,} symbols) than this run "
+                            f"was trained with ({stored.kind}, {stored.vocab_size:,}): use "
+                            f"the run's data, or a new --workdir")
         try:
             return TextTask(self.config, Corpus.from_text(self.text, stored), self.text)
         except UserError as e:
@@ -70,18 +92,30 @@ class TextTask:
         return self.config.train.batch_size * self.block_size
 
     def device_data(self) -> np.ndarray:
-        """The train token stream, kept on every device: a step gathers its windows there."""
-        return self.corpus.train
+        """The train token stream, kept on every device when it fits the budget: a step
+        gathers its windows there. Otherwise a placeholder: the windows come with each chunk."""
+        if not self.on_device:
+            return np.zeros((1,), np.int32)
+        return np.asarray(self.corpus.train, np.int32)
 
     def chunk_inputs(self, layout: BatchLayout, step: int, n: int, k: int) -> jax.Array:
-        """The start offsets of steps step .. step+n-1 (padded to k), on the devices."""
+        """Steps step .. step+n-1 (padded to k), on the devices: their start offsets, or, for
+        a stream kept on the host, their windows of block_size + 1 tokens (this process's
+        rows only, read from the memory map)."""
         t = self.config.train
-        return shard(layout.chunk_starts(len(self.corpus.train), self.block_size, t.seed, step,
-                                         n, k))
+        starts_DxKxAxB = layout.chunk_starts(len(self.corpus.train), self.block_size, t.seed,
+                                             step, n, k)
+        if self.on_device:
+            return shard(starts_DxKxAxB)
+        windows = self.corpus.train[starts_DxKxAxB[..., None] + np.arange(self.block_size + 1)]
+        return shard(windows.astype(np.int32))
 
-    def batch(self, tokens_N: jax.Array, starts_AxB: jax.Array):
+    def batch(self, tokens_N: jax.Array, inputs_AxB: jax.Array):
         """Inputs and next-token targets of one step: the windows at its start offsets."""
-        window_AxBxT1 = tokens_N[starts_AxB[..., None] + jnp.arange(self.block_size + 1)]
+        if self.on_device:
+            window_AxBxT1 = tokens_N[inputs_AxB[..., None] + jnp.arange(self.block_size + 1)]
+        else:
+            window_AxBxT1 = inputs_AxB
         return window_AxBxT1[..., :-1], window_AxBxT1[..., 1:]
 
     def loss_fn(self, model: nn.Module):
@@ -98,7 +132,7 @@ class TextTask:
             batches = [get_batch(self.corpus.split(split), self.block_size, t.batch_size,
                                  t.seed, eval_stream(split), i, layout.rows)
                        for i in range(t.eval_iters)]
-            x, y = (np.stack(a) for a in zip(*batches, strict=True))
+            x, y = (np.stack(a).astype(np.int32) for a in zip(*batches, strict=True))
             data[name] = (shard(layout.for_eval(x)), shard(layout.for_eval(y)))
         return data
 
@@ -121,4 +155,4 @@ class TextTask:
     def memory_parts(self, layout: BatchLayout) -> dict[str, tuple[int, str]]:
         return memory.training_bytes(self.config, self.vocab_size, layout.micro_batch,
                                      layout.per_process // layout.local_devices,
-                                     len(self.corpus.train))
+                                     len(self.corpus.train) if self.on_device else 0)

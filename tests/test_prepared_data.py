@@ -1,0 +1,126 @@
+"""Training from a folder that `python -m gpt_jax.prepare` wrote: memory-mapped token files,
+read on the host chunk by chunk when the stream does not fit the device budget."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_python, tiny_config
+from gpt_jax.dataset import default_corpus_path
+from gpt_jax.layout import BatchLayout
+from gpt_jax.text_task import TextTask
+
+TINY = (REPO / "tests" / "tiny_config.py").as_posix()
+
+
+@pytest.fixture(scope="module")
+def datadir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared") / "shakespeare"
+    result = run_python(["-m", "gpt_jax.prepare", f"--input={default_corpus_path()}",
+                         f"--out={out}"])
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _task(path, budget_mb):
+    config = tiny_config()
+    config.data.path, config.data.on_device_budget_mb = str(path), budget_mb
+    return TextTask.load(config)
+
+
+def test_streamed_windows_are_the_windows_gathered_on_the_device(datadir):
+    """The same (seed, step) batches whichever way the windows are gathered, and the same as
+    from the text file itself."""
+    on_device, streamed, text = _task(datadir, 1024), _task(datadir, 0), _task("", 1024)
+    assert on_device.on_device and not streamed.on_device and on_device.prepared
+    layout = BatchLayout(8, 1, 0, 1)
+    for step in (0, 7):
+        starts = np.asarray(on_device.chunk_inputs(layout, step, 3, 4))
+        windows = np.asarray(streamed.chunk_inputs(layout, step, 3, 4))
+        tokens = np.asarray(on_device.device_data())
+        gathered = tokens[starts[..., None] + np.arange(on_device.block_size + 1)]
+        np.testing.assert_array_equal(windows, gathered)
+        np.testing.assert_array_equal(starts, np.asarray(text.chunk_inputs(layout, step, 3, 4)))
+    np.testing.assert_array_equal(np.asarray(on_device.device_data()),
+                                  text.corpus.train)
+
+
+def test_each_process_reads_only_its_rows_and_together_they_are_the_global_batch(datadir):
+    streamed = _task(datadir, 0)
+    whole = np.asarray(streamed.chunk_inputs(BatchLayout(8, 1, 0, 1), 5, 2, 2))
+    parts = [np.asarray(streamed.chunk_inputs(BatchLayout(8, 2, p, 1), 5, 2, 2))
+             for p in range(2)]
+    # (devices, steps, micro-batches, rows, T+1): process p holds global rows 4p .. 4p+3.
+    np.testing.assert_array_equal(np.concatenate(parts, axis=3), whole)
+
+
+def _train(workdir, *args):
+    return run_python(["train.py", f"--config={TINY}", f"--workdir={workdir}",
+                       "--config.train.num_steps=20", *args])
+
+
+def _losses(workdir):
+    return [(r["step"], r["train_loss"], r["val_loss"]) for r in
+            map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())]
+
+
+def test_a_run_from_a_prepared_folder_equals_the_run_from_the_text(datadir, tmp_path):
+    runs = {"text": [], "streamed": [f"--config.data.path={datadir}",
+                                     "--config.data.on_device_budget_mb=0"]}
+    for name, args in runs.items():
+        result = _train(tmp_path / name, *args)
+        assert result.returncode == 0, result.stderr
+    # The same tokens in the same batches, the same float32 steps: equal to the last bit.
+    assert _losses(tmp_path / "text") == _losses(tmp_path / "streamed")
+
+
+def test_prepare_refuses_to_rewrite_a_folder_a_run_is_reading(datadir, tmp_path):
+    trainer = subprocess.Popen(
+        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path / 'run'}",
+         f"--config.data.path={datadir}", "--config.train.num_steps=1000000"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in trainer.stdout:
+            if "step(s) took" in line:
+                break
+        again = run_python(["-m", "gpt_jax.prepare", f"--input={default_corpus_path()}",
+                            f"--out={datadir}", "--val_fraction=0.2"])
+        assert again.returncode == 2
+        assert again.stderr.strip().splitlines() == [
+            f"error: {datadir} is in use by a training run (or another prepare); stop it, or "
+            "prepare into another --out"]
+    finally:
+        trainer.kill()
+        trainer.wait()
+    time.sleep(0.1)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "meta.json").unlink(), "is incomplete: meta.json missing"),
+    (lambda d: (d / "val.bin").write_bytes(b"\0" * 10), "holds 10 bytes but meta.json says"),
+])
+def test_a_damaged_prepared_folder_is_refused_in_one_line(datadir, tmp_path, damage, message):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(datadir, broken)
+    damage(broken)
+    result = _train(tmp_path / "run", f"--config.data.path={broken}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_a_resumed_run_refuses_data_of_another_vocabulary(tmp_path):
+    bpe = tmp_path / "bpe"
+    made = run_python(["-m", "gpt_jax.prepare", f"--input={default_corpus_path()}",
+                       f"--out={bpe}", "--tokenizer=bpe", "--vocab_size=300"])
+    assert made.returncode == 0, made.stderr
+    assert _train(tmp_path / "run", "--config.train.num_steps=10").returncode == 0
+    result = _train(tmp_path / "run", f"--config.data.path={bpe}")
+    assert result.returncode == 2
+    assert "tokenized with another vocabulary (bpe, 300 symbols)" in result.stderr
