@@ -1,0 +1,195 @@
+"""Corpora larger than memory: preparing a 2 GB corpus, training from its memory-mapped token
+files against the in-memory path, and BPE against characters in bits per character.
+
+    python benchmarks/data_at_scale.py [--scratch=/tmp/gpt_jax_scale] [--gigabytes=2]
+
+1. Writes a corpus of --gigabytes by shuffling the lines of tiny Shakespeare (seeded), unless
+   it is there; prepares it with characters (`python -m gpt_jax.prepare`) and a 200 MB slice
+   of it with BPE: wall time, MB/s and peak RSS of each.
+2. Trains the CPU GPT --steps steps from the prepared 2 GB folder (too large for the device
+   budget: each chunk's windows read from the memory map) and from tiny Shakespeare's text (the
+   stream on the device), alternating: tokens/s and peak RSS of each.
+3. Trains the CPU GPT on tiny Shakespeare with a BPE vocabulary for the wall time of the
+   character run's 2,000 steps, and reports both val losses in bits per character.
+Results land in benchmarks/results/data_at_scale.json. Nothing is written into the repository
+but that file; the corpus and runs stay in --scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+REPO = Path(__file__).resolve().parents[1]
+SHAKESPEARE = REPO / "gpt_jax" / "data" / "tinyshakespeare.txt"
+
+flags.DEFINE_string("scratch", "/tmp/gpt_jax_scale", "Folder for the corpus, data and runs.")
+flags.DEFINE_float("gigabytes", 2.0, "Size of the generated corpus.")
+flags.DEFINE_integer("steps", 500, "Train steps of each timed run.")
+flags.DEFINE_integer("repeats", 2, "Alternated pairs of timed runs.")
+flags.DEFINE_integer("bpe_vocab", 512, "BPE vocabulary for the bits-per-character run.")
+flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "data_at_scale.json"), "JSON.")
+
+
+def timed(args: list[str], cwd: Path = REPO) -> dict:
+    """Runs `python ARGS` under /usr/bin/time: wall seconds, peak RSS, its stdout."""
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, *args], cwd=cwd,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(args)}\n{proc.stderr[-2000:]}")
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    return {"seconds": seconds, "peak_rss_mb": rss_kb / 1024, "stdout": proc.stdout}
+
+
+def make_corpus(path: Path, gigabytes: float) -> int:
+    """Shuffled copies of tiny Shakespeare's lines until the file holds `gigabytes`."""
+    target = int(gigabytes * 1e9)
+    if path.exists() and path.stat().st_size >= target:
+        return path.stat().st_size
+    lines = SHAKESPEARE.read_text(encoding="utf-8").splitlines(keepends=True)
+    rng = random.Random(0)
+    written = 0
+    with open(path, "w", encoding="utf-8") as f:
+        while written < target:
+            rng.shuffle(lines)
+            chunk = "".join(lines)
+            f.write(chunk)
+            written += len(chunk.encode("utf-8"))
+    return written
+
+
+def tokens_per_s(workdir: Path) -> float:
+    records = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return records[-1]["tokens_per_s"]
+
+
+def _mean_rate(workdir: Path) -> float:
+    rates = [r["tokens_per_s"] for r in map(json.loads, (workdir / "metrics.jsonl").read_text()
+                                            .splitlines()) if r.get("tokens_per_s")]
+    return sum(rates) / len(rates)
+
+
+def main(argv):
+    del argv
+    F = flags.FLAGS
+    scratch = Path(F.scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    result = {"cpu": _cpu()}
+    corpus = scratch / "corpus.txt"
+    size = make_corpus(corpus, F.gigabytes)
+    mb = size / 1e6
+    for name, args, mbytes in (
+            ("char", [f"--input={corpus}", f"--out={scratch / 'char'}"], mb),
+            ("bpe_200mb", [f"--input={_slice(corpus, scratch, 200)}", f"--out={scratch / 'bpe'}",
+                           "--tokenizer=bpe", f"--vocab_size={F.bpe_vocab}"], 200.0)):
+        out = Path(args[1].split("=", 1)[1])
+        if (out / "meta.json").exists():
+            subprocess.run(["rm", "-rf", str(out)], check=True)
+        run = timed(["-m", "gpt_jax.prepare", *args])
+        result[f"prepare_{name}"] = {"megabytes": mbytes, "seconds": run["seconds"],
+                                     "mb_per_s": mbytes / run["seconds"],
+                                     "peak_rss_mb": run["peak_rss_mb"]}
+        print(f"prepare {name}: {mbytes:,.0f} MB in {run['seconds']:.1f} s "
+              f"({mbytes / run['seconds']:.1f} MB/s), peak RSS {run['peak_rss_mb']:,.0f} MB",
+              flush=True)
+
+    common = ["train.py", "--config=configs/shakespeare_char_cpu.py",
+              f"--config.train.num_steps={F.steps}", f"--config.train.eval_interval={F.steps}",
+              "--config.train.eval_iters=5", "--config.sample.max_new_tokens=0"]
+    paths = {"memmap_2gb": [f"--config.data.path={scratch / 'char'}"], "in_memory": []}
+    runs = {name: [] for name in paths}
+    for repeat in range(F.repeats):  # alternated, so that drift of the machine hits both
+        for name, extra in paths.items():
+            workdir = scratch / "runs" / f"{name}_{repeat}"
+            subprocess.run(["rm", "-rf", str(workdir)], check=True)
+            run = timed([*common, f"--workdir={workdir}", *extra])
+            runs[name].append({"tokens_per_s": tokens_per_s(workdir),
+                               "peak_rss_mb": run["peak_rss_mb"]})
+            print(f"train {name} #{repeat}: {runs[name][-1]['tokens_per_s']:,.0f} tokens/s, "
+                  f"peak RSS {run['peak_rss_mb']:,.0f} MB", flush=True)
+    for name, rows in runs.items():
+        result[f"train_{name}"] = {"runs": rows,
+                                   "tokens_per_s": sum(r["tokens_per_s"] for r in rows) / len(rows),
+                                   "peak_rss_mb": max(r["peak_rss_mb"] for r in rows)}
+    result["memmap_over_in_memory"] = (result["train_memmap_2gb"]["tokens_per_s"]
+                                       / result["train_in_memory"]["tokens_per_s"])
+    result["bits_per_char"] = bits_per_char(scratch, F.bpe_vocab)
+    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(F.out).write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+def bits_per_char(scratch: Path, vocab: int) -> dict:
+    """The CPU GPT on characters for its 2,000 steps, and on BPE for the same wall time; each
+    val loss in bits per character (nats per token · tokens per character / ln 2)."""
+    from gpt_jax.token_files import open_prepared
+
+    data = scratch / f"shakespeare_bpe{vocab}"
+    if not (data / "meta.json").exists():
+        timed(["-m", "gpt_jax.prepare", f"--input={SHAKESPEARE}", f"--out={data}",
+               "--tokenizer=bpe", f"--vocab_size={vocab}"])
+    prepared = open_prepared(data)
+    val_chars = len(prepared.tokenizer.decode(prepared.val))
+    chars_per_token = val_chars / len(prepared.val)
+    out = {}
+    char_run = scratch / "runs" / "bpc_char"
+    subprocess.run(["rm", "-rf", str(char_run)], check=True)
+    char = timed(["train.py", "--config=configs/shakespeare_char_cpu.py",
+                  f"--workdir={char_run}", "--config.sample.max_new_tokens=0"])
+    char_val = json.loads((char_run / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]
+    out["char"] = {"seconds": char["seconds"], "val_loss_nats_per_token": char_val,
+                   "bits_per_char": char_val / math.log(2)}
+    # The same model, batch and block on either vocabulary: the BPE run gets the steps that
+    # take the character run's training time, from both runs' own tokens/s.
+    bpe_run = scratch / "runs" / "bpc_bpe"
+    probe = bpe_run.with_name("bpc_bpe_probe")
+    subprocess.run(["rm", "-rf", str(bpe_run), str(probe)], check=True)
+    timed(["train.py", "--config=configs/shakespeare_char_cpu.py", f"--workdir={probe}",
+           f"--config.data.path={data}", "--config.train.num_steps=300",
+           "--config.train.eval_interval=300", "--config.sample.max_new_tokens=0"])
+    steps = round(2000 * tokens_per_s(probe) / _mean_rate(char_run))
+    bpe = timed(["train.py", "--config=configs/shakespeare_char_cpu.py", f"--workdir={bpe_run}",
+                 f"--config.data.path={data}", f"--config.train.num_steps={steps}",
+                 "--config.sample.max_new_tokens=0"])
+    bpe_val = json.loads((bpe_run / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]
+    out["bpe"] = {"vocab": vocab, "steps": steps, "seconds": bpe["seconds"],
+                  "chars_per_token": chars_per_token, "val_loss_nats_per_token": bpe_val,
+                  "bits_per_char": bpe_val / chars_per_token / math.log(2)}
+    print(f"bits per character: char {out['char']['bits_per_char']:.3f} "
+          f"({char['seconds']:.0f} s), bpe-{vocab} {out['bpe']['bits_per_char']:.3f} "
+          f"({steps} steps, {bpe['seconds']:.0f} s)", flush=True)
+    return out
+
+
+def _slice(corpus: Path, scratch: Path, megabytes: int) -> Path:
+    path = scratch / f"corpus_{megabytes}mb.txt"
+    if not path.exists():
+        with open(corpus, "rb") as f:
+            data = f.read(megabytes * 10**6)
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+    return path
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    app.run(main)
