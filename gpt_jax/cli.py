@@ -22,21 +22,21 @@ from gpt_jax.errors import Stopped, UserError
 
 __all__ = ["UserError", "parse_flags", "run"]
 
-FLAGS = flags.FLAGS
 HELP = ("--help", "-h", "-help", "--helpfull", "--helpshort", "-?")
 EXIT_USER_ERROR = 2
 
 
-def parse_flags(argv: Sequence[str], usage: str, own_flag: str) -> None:
-    """Parses argv into FLAGS; --help prints `usage` and the flags of the command, found as
-    those of the module that defines `own_flag` (under `python -m` its name is __main__)."""
+def parse_flags(argv: Sequence[str], usage: str, command_flags: flags.FlagValues) -> None:
+    """Parses argv into a command's own flags; --help prints `usage` and those flags."""
     if any(arg in HELP for arg in argv[1:]):
-        print(usage + "\n")
-        print(FLAGS.module_help(FLAGS.find_module_defining_flag(own_flag)))
-        sys.exit(0)
+        try:
+            print(usage + "\n\n" + command_flags.get_help(), flush=True)
+        except BrokenPipeError:  # `--help | head`: the reader has seen enough
+            pass
+        os._exit(0)
     overrides = [arg for arg in argv[1:] if arg.startswith("--config.")]
     try:
-        FLAGS(list(argv))
+        command_flags(list(argv))
     except UserError:
         raise
     except flags.Error as e:
@@ -93,9 +93,12 @@ def _unknown_override(arg: str) -> str | None:
 
 
 def _config_file():
-    """The config file of --config, loaded again (only to explain an error), or None."""
-    from gpt_jax.config import load_config_file
+    """The config file of --config, loaded again (only to explain an error), or None; without
+    --config, the schema itself (the overrides of a command like the ladder)."""
+    from gpt_jax.config import base_config, load_config_file
 
+    if not any(arg.startswith("--config=") for arg in sys.argv[1:]):
+        return base_config()
     try:
         return load_config_file(_config_spec()).copy_and_resolve_references()
     except Exception:
@@ -111,12 +114,30 @@ def _field(config, dotted: str):
         return None
 
 
-def loaded_config():
+def define_overrides(command_flags: flags.FlagValues, help_text: str) -> None:
+    """--config.section.field=value overrides of base_config(), for a command that loads
+    configs of its own (the ladder). config_flags reads them from sys.argv as it defines the
+    flag, so it is defined here, inside the command, where a bad one becomes one line."""
+    from ml_collections import config_flags
+
+    from gpt_jax.config import base_config
+
+    overrides = [arg for arg in sys.argv[1:] if arg.startswith("--config.")]
+    try:
+        config_flags.DEFINE_config_dict("config", base_config(), help_text,
+                                        flag_values=command_flags)
+    except flags.Error as e:
+        raise UserError(_flag_error(str(e))) from None
+    except Exception as e:
+        raise UserError(_config_flag_error(e, overrides)) from None
+
+
+def loaded_config(command_flags: flags.FlagValues):
     """The config --config loaded (config_flags), or a UserError saying why it did not load."""
     from gpt_jax.config import config_file_error
 
     try:
-        config = FLAGS.config
+        config = command_flags.config
         config.lock()  # config_flags defers a failed load to the first access: this one
     except UserError:
         raise

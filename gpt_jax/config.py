@@ -18,8 +18,11 @@ import ml_collections
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from gpt_jax.errors import UserError
+from gpt_jax.models.block import NORMS
 from gpt_jax.models.feedforward import ACTIVATIONS
+from gpt_jax.models.gpt import POS_EMBS
 from gpt_jax.models.init import STYLES
+from gpt_jax.optim import OPTIMIZERS
 
 MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt", "encoder_decoder")
 TASKS = ("text", "pairs")
@@ -39,16 +42,24 @@ def base_config() -> ml_collections.ConfigDict:
         mlp_hidden=128,  # mlp: width of its hidden layer
         n_head=4,
         n_layer=1,
-        pos_emb=True,
+        pos_emb="learned",  # learned | rope (q, k rotated by position) | none (order-blind)
+        rope_base=10000.0,  # rope: pair i of a head's channels turns by base^(-2i/D)
         ffwd=True,
         ffn_mult=4,
-        activation="relu",  # relu | gelu | tanh
+        activation="relu",  # relu | gelu | tanh | relu2 (ReLU²) | swiglu (gated, its hidden
+        # width round(2/3·ffn_mult·n_embd): the parameters of the plain MLP)
         residual=True,
         projections=True,
         layer_norm=True,
+        norm="layernorm",  # layernorm | rmsnorm: the kind of every norm layer_norm puts in
+        qk_norm=False,  # RMSNorm on each head's queries and keys before their dot product
+        bias=True,  # False: no bias in any Linear or LayerNorm
+        zero_init_proj=False,  # attention's and the MLP's output projections start at zero
+        logit_softcap=0.0,  # > 0: logits = cap·tanh(logits / cap); 0 is off
         dropout=0.0,
         fused_dropout=False,  # dropout masks hashed inside the fused code: faster on a CPU
-        tie_embeddings=False,  # encoder_decoder: one table for source, target and LM head
+        tie_embeddings=False,  # the LM head reuses the token embedding (encoder_decoder: one
+        # table for source, target and LM head)
         init="gpt2",  # gpt2 | torch: see gpt_jax/models/init.py
         compute_dtype="float32",  # float32 | bfloat16 (matmuls only; params stay float32)
         query_chunk=0,  # > 0: causal attention by chunks of queries, skipping the masked half
@@ -74,6 +85,9 @@ def base_config() -> ml_collections.ConfigDict:
         warmup_steps=0,
         min_learning_rate=1e-4,
         weight_decay=0.01,  # AdamW, on matrices only (ndim >= 2)
+        optimizer="adamw",  # adamw | muon: the blocks' matrices on Muon, the rest on AdamW
+        muon_learning_rate=0.02,  # muon: the Muon matrices' peak rate, on the same schedule
+        muon_weight_decay=0.0,  # muon: decoupled weight decay of the Muon matrices
         beta1=0.9,
         beta2=0.999,
         grad_clip=1.0,  # global-norm clip; 0 turns it off
@@ -164,6 +178,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require_count("data.on_device_budget_mb", config.data.on_device_budget_mb, 0)
     _require(m.name != "encoder_decoder" or config.data.task == "pairs",
              "model.name=encoder_decoder reads source → target pairs: set data.task=pairs")
+    if m.name == "encoder_decoder":  # switches of the GPT's ladder it does not have
+        defaults = base_config().model
+        for field in ("pos_emb", "norm", "layer_norm", "residual", "projections", "ffwd",
+                      "logit_softcap", "query_chunk"):
+            _require(m[field] == defaults[field],
+                     f"model.{field} is a switch of the GPT; the encoder–decoder has no "
+                     f"other form: leave it at {defaults[field]!r}")
     _require(config.data.task != "pairs" or m.name in ("gpt", "encoder_decoder"),
              f"data.task=pairs trains model.name gpt or encoder_decoder, not {m.name!r}")
     if config.data.task == "pairs":
@@ -178,14 +199,37 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(m.name not in ("gpt", "encoder_decoder") or m.n_embd % m.n_head == 0,
              f"model.n_embd ({m.n_embd}) must be divisible by model.n_head ({m.n_head})")
     _require(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
+    _require(m.dropout == 0.0 or m.name in ("gpt", "encoder_decoder"),
+             f"model.dropout regularizes a Transformer; the {m.name} model has no dropout: "
+             f"leave it at 0")
     _require(m.activation in ACTIVATIONS,
              f"model.activation must be one of {tuple(ACTIVATIONS)}, got {m.activation!r}")
+    _require(m.activation != "swiglu" or m.name != "mlp",
+             "model.activation=swiglu gates a Transformer's feed-forward: the mlp model has none")
+    _require(m.pos_emb in POS_EMBS,
+             f"model.pos_emb must be one of {POS_EMBS}, got {m.pos_emb!r}")
+    _require(1 < m.rope_base < math.inf,
+             f"model.rope_base must be a number > 1, got {m.rope_base}")
+    _require(m.pos_emb != "rope" or m.name != "gpt" or m.n_embd // m.n_head % 2 == 0,
+             f"model.pos_emb=rope turns pairs of channels: the head size n_embd / n_head must "
+             f"be even, got {m.n_embd // m.n_head}")
+    _require(m.norm in NORMS, f"model.norm must be one of {NORMS}, got {m.norm!r}")
+    _require(m.norm == "layernorm" or m.layer_norm,
+             f"model.norm={m.norm} chooses the norms that model.layer_norm puts in: set "
+             f"model.layer_norm=True")
+    _require(not m.zero_init_proj or m.projections,
+             "model.zero_init_proj zeroes the output projections: set model.projections=True")
+    _require(0 <= m.logit_softcap < math.inf,
+             f"model.logit_softcap must be a number >= 0 (0 is off), got {m.logit_softcap}")
     _require(m.compute_dtype in ("float32", "bfloat16"),
              f"model.compute_dtype must be float32 or bfloat16, got {m.compute_dtype!r}")
     _require_count("model.query_chunk", m.query_chunk, 0)
     _require(m.init in STYLES, f"model.init must be one of {STYLES}, got {m.init!r}")
     _require(m.projections or not m.ffwd or m.ffn_mult == 1,
              "a feed-forward without projections must keep the width: set model.ffn_mult=1")
+    _require(m.projections or not m.ffwd or m.activation != "swiglu",
+             "a feed-forward without projections must keep the width, which SwiGLU's is not: "
+             "set model.projections=True")
     _require(0 < t.learning_rate < math.inf,
              f"train.learning_rate must be a positive number, got {t.learning_rate}")
     _require(0 <= t.min_learning_rate < math.inf,
@@ -199,6 +243,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"train.weight_decay must be a number >= 0, got {t.weight_decay}")
     for beta in ("beta1", "beta2"):
         _require(0 <= t[beta] < 1, f"train.{beta} must be in [0, 1), got {t[beta]}")
+    _require(t.optimizer in OPTIMIZERS,
+             f"train.optimizer must be one of {OPTIMIZERS}, got {t.optimizer!r}")
+    _require(0 < t.muon_learning_rate < math.inf,
+             f"train.muon_learning_rate must be a positive number, got {t.muon_learning_rate}")
+    _require(0 <= t.muon_weight_decay < math.inf,
+             f"train.muon_weight_decay must be a number >= 0, got {t.muon_weight_decay}")
     _require_count("sample.max_new_tokens", config.sample.max_new_tokens, 0)
 
 

@@ -31,9 +31,12 @@ from gpt_jax.state import count_params, param_shapes
 from gpt_jax.tokenizer import CharTokenizer
 from gpt_jax.trainer import train_and_evaluate
 
+FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = "usage: python -m gpt_jax.context_report --workdir=DIR [--steps=N]"
-flags.DEFINE_string("workdir", None, "Folder for context.md and one training run per model.")
-flags.DEFINE_integer("steps", 1000, "Training steps of every run; 0 tabulates parameters only.")
+flags.DEFINE_string("workdir", None, "Folder for context.md and one training run per model.",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("steps", 1000, "Training steps of every run; 0 tabulates parameters only.",
+                     flag_values=FLAGS)
 
 CONTEXTS = (1, 2, 3, 4, 8, 16, 32, 64, 256)
 TRAINED = {"ngram": (1, 2, 3), "mlp": (1, 2, 3, 4, 8), "gpt": (8, 16)}
@@ -133,11 +136,11 @@ def report(vocab_size: int, steps: int, workdir: Path) -> str:
 
 def _main(argv: list[str]) -> None:
     start = time.perf_counter()
-    cli.parse_flags(argv, USAGE, "workdir")
+    cli.parse_flags(argv, USAGE, FLAGS)
     from gpt_jax import compilation_cache
 
     compilation_cache.enable()
-    F = flags.FLAGS
+    F = FLAGS
     if F.workdir is None:
         raise UserError(USAGE)
     if not 0 <= F.steps <= INT32_MAX:

@@ -1,8 +1,9 @@
-"""`python -m gpt_jax.ladder --workdir=DIR`: train every step of the lecture, in order, and
-write DIR/ladder.md (a table) and DIR/ladder.png (all validation curves on one plot).
+"""`python -m gpt_jax.ladder --workdir=DIR`: train every step of the lecture, in order (and
+with --modern the modern rungs after it), and write DIR/ladder.md (a table) and
+DIR/ladder.png (all validation curves on one plot); --seq2seq: DIR/seq2seq.md and .png.
 
-Each step trains in its own folder DIR/<step>, a normal run that can be sampled from.
-Re-running skips the steps already finished and reads their results back.
+Each step trains in its own folders DIR/<step>/seed_S, normal runs that can be sampled from.
+Re-running reads back the runs finished with the very same config.
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ from absl import flags
 from ml_collections import config_flags
 
 from gpt_jax import cli
-from gpt_jax.config import base_config
 from gpt_jax.errors import UserError
-from gpt_jax.ladder_steps import FULL_STEP, SEQ2SEQ_STEPS, STEPS
+from gpt_jax.ladder_steps import FULL_STEP, MODERN_SEEDS, MODERN_STEPS, SEQ2SEQ_STEPS, STEPS
 
-USAGE = ("usage: python -m gpt_jax.ladder --workdir=DIR [--full | --seq2seq] "
+FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
+USAGE = ("usage: python -m gpt_jax.ladder --workdir=DIR [--full] [--modern] [--seq2seq] "
          "[--config.section.field=value ...]")
-flags.DEFINE_string("workdir", None, "Folder for the report and one run per step.")
+flags.DEFINE_string("workdir", None, "Folder for the report and one run per step.",
+                    flag_values=FLAGS)
 flags.DEFINE_bool("full", False, "Also train the scaled-up GPT (configs/shakespeare_char.py): "
-                  "a GPU job, tens of seconds per step on a CPU.")
+                  "a GPU job, tens of seconds per step on a CPU.", flag_values=FLAGS)
+flags.DEFINE_bool("modern", False, "Also train the modern rungs after the CPU GPT "
+                  "(configs/modern.py), each over 2 seeds, the CPU GPT's too.", flag_values=FLAGS)
 flags.DEFINE_bool("seq2seq", False, "Train the encoder–decoder and the decoder-only GPT on the "
-                  "same source → target pairs instead, and write seq2seq.md / seq2seq.png.")
-flags.DEFINE_string("configs_dir", None, "The configs/ folder (default: the repository's).")
-config_flags.DEFINE_config_dict(
-    "config", base_config(), "Overrides for every step, as --config.train.num_steps=100 "
-    "(any field of gpt_jax/config.py; repeatable).")
+                  "same source → target pairs instead, and write seq2seq.md / seq2seq.png.",
+                  flag_values=FLAGS)
+flags.DEFINE_string("configs_dir", None, "The configs/ folder (default: the repository's).",
+                    flag_values=FLAGS)
 
 RESULT = "ladder_result.json"  # written into a step's run folder once it has finished
 SAMPLE_CHARS = 60
@@ -86,14 +89,15 @@ def _train_one(config, workdir: Path) -> dict:
 
 
 def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> dict:
-    """Trains one step (each seed in its own folder WORKDIR/seed_S, or the config's own seed
-    in WORKDIR) or reads it back: the row of the table, its figures averaged over the seeds."""
+    """Trains one step, each seed (default: the config's own) in its own run folder
+    WORKDIR/seed_S, or reads it back: the row of the table, its figures averaged over the
+    seeds."""
     print(f"== {name}: {config.description}", flush=True)
     runs = []
     for seed in seeds or (config.train.seed,):
         seeded = config.copy_and_resolve_references()
         seeded.train.seed = seed
-        runs.append(_train_one(seeded, workdir / f"seed_{seed}" if seeds else workdir))
+        runs.append(_train_one(seeded, workdir / f"seed_{seed}"))
     mean = lambda key: sum(r[key] for r in runs) / len(runs)
     t, m = config.train, config.model
     tokens_per_step = t.batch_size * m.block_size
@@ -140,16 +144,13 @@ def report(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-GROUPS = {  # the steps a command trains, and the report they are written to
-    "lecture": (STEPS, "ladder", "The ladder"),
-    "seq2seq": (SEQ2SEQ_STEPS, "seq2seq",
-                "The encoder–decoder and the decoder-only GPT on the same pairs"),
-}
 
 
 def _main(argv: list[str]) -> None:
-    cli.parse_flags(argv, USAGE, "workdir")
-    F = flags.FLAGS
+    cli.define_overrides(FLAGS, "Overrides for every step, as --config.train.num_steps=100 (any "
+                                "field of gpt_jax/config.py; repeatable).")
+    cli.parse_flags(argv, USAGE, FLAGS)
+    F = FLAGS
     if not F.workdir:
         raise UserError(USAGE)
     from gpt_jax import compilation_cache, run_files
@@ -160,18 +161,24 @@ def _main(argv: list[str]) -> None:
     configs = _configs_dir(F.configs_dir)
     overrides = config_flags.get_override_values(F["config"])
     workdir = run_files.prepare(F.workdir)
-    steps, report_name, title = GROUPS["seq2seq" if F.seq2seq else "lecture"]
-    steps = steps + [FULL_STEP] if F.full else steps
+    if F.seq2seq:
+        steps, report_name, title = SEQ2SEQ_STEPS, "seq2seq", \
+            "The encoder–decoder and the decoder-only GPT on the same pairs"
+    else:
+        steps, report_name, title = list(STEPS), "ladder", "The ladder"
+        steps += [FULL_STEP] if F.full else []
+        steps += MODERN_STEPS if F.modern else []
     planned = []
     for name, spec in steps:  # load and check every config before training any
         config = load_config_file(str(configs / spec))
         apply_overrides(config, overrides)
         validate(config)
-        planned.append((name, config))
+        seeds = MODERN_SEEDS if F.modern and (name, spec) in [STEPS[-1], *MODERN_STEPS] else ()
+        planned.append((name, config, seeds))
     results = []
     markdown, plot = workdir / f"{report_name}.md", workdir / f"{report_name}.png"
-    for name, config in planned:
-        results.append(run_step(name, config, workdir / name))
+    for name, config, seeds in planned:
+        results.append(run_step(name, config, workdir / name, seeds))
         table = report(results)
         run_files.write_atomic(markdown, f"# {title}\n\n" + table)
         plot_ladder({r["step"]: r["curve"] for r in results},

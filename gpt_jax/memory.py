@@ -66,7 +66,8 @@ def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: i
     if model.name == "mlp":
         return logits + B * T * (model.context * model.n_embd + 2 * model.mlp_hidden)
     C, H = model.n_embd, model.n_head
-    per_layer = B * T * C * (6 + 2 * model.ffn_mult) + 2 * B * H * T * T
+    hidden = 3 if model.activation == "swiglu" else 2  # SwiGLU's gate, value and product
+    per_layer = B * T * C * (6 + hidden * model.ffn_mult) + 2 * B * H * T * T
     if model.name == "encoder_decoder":  # as many encoder blocks, and cross-attention
         per_layer = 2 * per_layer + B * T * C * 4 + 2 * B * H * T * T
     return logits + B * T * C + model.n_layer * per_layer

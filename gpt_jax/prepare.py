@@ -45,13 +45,16 @@ from gpt_jax.tokenizer import (
     train_bpe,
 )
 
+FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 flags.DEFINE_multi_string("input", None, "A UTF-8 text file, a folder of them or a glob; "
-                          "repeat it for more. Concatenated in the order given.")
-flags.DEFINE_string("out", None, "The dataset folder (DATADIR) to write.")
+                          "repeat it for more. Concatenated in the order given.", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "The dataset folder (DATADIR) to write.", flag_values=FLAGS)
 flags.DEFINE_enum("tokenizer", "char", ["char", "bpe"], "char: one token per character; "
-                  "bpe: a byte-level BPE vocabulary trained on the inputs.")
-flags.DEFINE_integer("vocab_size", None, "Symbols of the BPE vocabulary (default 4096).")
-flags.DEFINE_float("val_fraction", 0.1, "The last fraction of the token stream, for validation.")
+                  "bpe: a byte-level BPE vocabulary trained on the inputs.", flag_values=FLAGS)
+flags.DEFINE_integer("vocab_size", None, "Symbols of the BPE vocabulary (default 4096).",
+                     flag_values=FLAGS)
+flags.DEFINE_float("val_fraction", 0.1, "The last fraction of the token stream, for validation.",
+                   flag_values=FLAGS)
 
 USAGE = ("usage: python -m gpt_jax.prepare --input=PATH [--input=PATH ...] --out=DATADIR "
          "[--tokenizer=char|bpe] [--vocab_size=N] [--val_fraction=0.1]")
@@ -374,8 +377,8 @@ def _build(paths: list[str], sizes: list[int], settings: dict, tmp: Path,
 
 
 def _main(argv: list[str]) -> None:
-    F = flags.FLAGS
-    cli.parse_flags(argv, USAGE, "out")
+    F = FLAGS
+    cli.parse_flags(argv, USAGE, FLAGS)
     if not F.input or F.out is None:
         raise UserError(USAGE)
     prepare(F.input, F.out, F.tokenizer, F.vocab_size, F.val_fraction)

@@ -30,6 +30,10 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
     if stored is None:
         return
     changes = run_files.config_differences(stored, config, "model")
+    if stored.train.optimizer != config.train.optimizer:
+        raise UserError(f"workdir {workdir} was trained with train.optimizer="
+                        f"{stored.train.optimizer}, whose state its checkpoints hold: resume "
+                        f"with it, or use a new --workdir")
     refused = [c for c in changes if c.split(":")[0].split(".")[1] not in PARAMETER_NEUTRAL]
     if refused:
         raise UserError(f"workdir {workdir} holds a checkpoint of a different model "

@@ -72,6 +72,9 @@ def load_config(workdir: str | Path) -> ml_collections.ConfigDict | None:
         raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if not isinstance(stored, dict):
         raise UserError(f"{path} is damaged: it holds no config")
+    model = stored.get("model")
+    if isinstance(model, dict) and isinstance(model.get("pos_emb"), bool):  # saved before
+        model["pos_emb"] = "learned" if model["pos_emb"] else "none"  # it was a string
     config = base_config()
     check_schema(_with_defaults(stored, config), source=str(path))
     config.update(stored)

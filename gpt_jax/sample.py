@@ -18,28 +18,34 @@ from gpt_jax import cli
 from gpt_jax.config import INT32_MAX, SEED_MAX
 from gpt_jax.errors import UserError
 
+FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.sample --workdir=DIR [--prompt=TEXT | --prompts=FILE] "
          "[--max_new_tokens=N] [--num_samples=N] [--temperature=T] [--top_k=K] [--top_p=P] "
          "[--seed=S] [--step=N]")
-flags.DEFINE_string("workdir", None, "A training run's folder.")
-flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).")
+flags.DEFINE_string("workdir", None, "A training run's folder.", flag_values=FLAGS)
+flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).",
+                     flag_values=FLAGS)
 flags.DEFINE_string("prompt", "", "Text to continue (default: a newline), or the source to "
-                    "translate. Only its last block_size characters are used.")
+                    "translate. Only its last block_size characters are used.", flag_values=FLAGS)
 flags.DEFINE_string("prompts", None, "A UTF-8 file of prompts, one per line ('-': standard "
-                    "input).")
+                    "input).", flag_values=FLAGS)
 flags.DEFINE_integer("max_new_tokens", 500, "Characters to generate per sample (a translation "
-                     "stops at its end token).")
-flags.DEFINE_integer("num_samples", 1, "Samples per prompt, generated as one batch.")
+                     "stops at its end token).", flag_values=FLAGS)
+flags.DEFINE_integer("num_samples", 1, "Samples per prompt, generated as one batch.",
+                     flag_values=FLAGS)
 flags.DEFINE_float("temperature", None, "Divides the logits: < 1 is more conservative "
-                   "(default 1; a translation is greedy unless this, top_k or top_p is set).")
-flags.DEFINE_integer("top_k", None, "Sample among the k most likely characters only.")
+                   "(default 1; a translation is greedy unless this, top_k or top_p is set).",
+                   flag_values=FLAGS)
+flags.DEFINE_integer("top_k", None, "Sample among the k most likely characters only.",
+                     flag_values=FLAGS)
 flags.DEFINE_float("top_p", None, "Sample among the most likely characters whose mass reaches "
-                   "p (default 1).")
-flags.DEFINE_integer("seed", 0, "Same seed, same text.")
+                   "p (default 1).", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Same seed, same text.", flag_values=FLAGS)
 flags.DEFINE_integer("slide", 0, "When the context fills the block, drop this many oldest "
-                     "tokens and prefill again (default block_size/2; 1 = exact, slowest).")
+                     "tokens and prefill again (default block_size/2; 1 = exact, slowest).",
+                     flag_values=FLAGS)
 flags.DEFINE_bool("no_cache", False, "Re-run the whole context for every token (slow; for "
-                  "comparison).")
+                  "comparison).", flag_values=FLAGS)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -70,8 +76,8 @@ def _prompts(F) -> list[str]:
 
 def _main(argv: list[str]) -> None:
     start = time.perf_counter()
-    cli.parse_flags(argv, USAGE, "workdir")
-    F = flags.FLAGS
+    cli.parse_flags(argv, USAGE, FLAGS)
+    F = FLAGS
     _check(F.workdir is not None, USAGE)
     _check(F.temperature is None or 0 < F.temperature < math.inf,
            f"--temperature must be > 0, got {F.temperature}")

@@ -45,13 +45,15 @@ def replicated_shapes(tree):
 
 
 def compile_ahead(pool: Executor, step: Callable, *args) -> Callable[[], Callable]:
-    """Starts compiling `step` on `pool` for arguments like `args` (arrays or shapes); returns a
-    function that waits for it and gives the compiled step, callable as `step` is. XLA releases
-    the GIL while it compiles, so the host builds the state meanwhile. Across processes a pmap
-    cannot be lowered for shapes alone; there the step compiles at its first call, as usual."""
+    """Traces `step` for arguments like `args` (arrays or shapes) here, then compiles it on
+    `pool`; returns a function that waits for it and gives the compiled step, callable as
+    `step` is. XLA releases the GIL while it compiles, so the host builds the state meanwhile.
+    Tracing stays on this thread: flax's module machinery is not safe to run on two at once.
+    Across processes a pmap cannot be lowered for shapes alone; there the step compiles at
+    its first call, as usual."""
     if jax.process_count() > 1:
         return lambda: step
-    return pool.submit(lambda: step.lower(*args).compile()).result
+    return pool.submit(step.lower(*args).compile).result
 
 
 def unreplicate(tree):

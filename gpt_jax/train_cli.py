@@ -9,24 +9,28 @@ from ml_collections import config_flags
 
 from gpt_jax import cli
 
+FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python train.py --config=configs/NAME.py[:variant] --workdir=DIR "
          "[--config.section.field=value ...]")
 config_flags.DEFINE_config_file(
     "config", None, "Config file, as path.py or path.py:variant; any field can be overridden "
-    "as --config.section.field=value.")
-flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and samples of the run.")
+    "as --config.section.field=value.", flag_values=FLAGS)
+flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and samples of the run.",
+                    flag_values=FLAGS)
 flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, for a multi-process "
-                    "run (with --num_processes and --process_id).")
-flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
-flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes-1.")
+                    "run (with --num_processes and --process_id).", flag_values=FLAGS)
+flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.", flag_values=FLAGS)
+flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes-1.",
+                     flag_values=FLAGS)
 flags.DEFINE_bool("distributed", False, "Auto-detect the processes of a Cloud TPU VM, SLURM or "
-                  "Open MPI job.")
-flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other processes.")
+                  "Open MPI job.", flag_values=FLAGS)
+flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other processes.",
+                   flag_values=FLAGS)
 
 
 def _main(argv: list[str]) -> None:
-    cli.parse_flags(argv, USAGE, "workdir")
-    F = flags.FLAGS
+    cli.parse_flags(argv, USAGE, FLAGS)
+    F = FLAGS
     if not F.config or not F.workdir:
         raise cli.UserError(USAGE)
     # Importing jax is fine; calling it is not until jax.distributed has started.
@@ -34,11 +38,11 @@ def _main(argv: list[str]) -> None:
     from gpt_jax.config import validate
     from gpt_jax.trainer import train_and_evaluate
 
-    config = cli.loaded_config()
+    config = cli.loaded_config(FLAGS)
     validate(config)  # a typo fails now, not after waiting for the other processes
-    compilation_cache.enable()
     distributed.initialize(F.coordinator_address, F.num_processes, F.process_id,
                            F.distributed, F.distributed_timeout)
+    compilation_cache.enable()
     train_and_evaluate(config, F.workdir)
 
 

@@ -21,6 +21,27 @@ def layer_norm(x, scale, bias, eps: float = LN_EPS):
     return (x - mean) / np.sqrt(var + eps) * scale + bias
 
 
+def rms_norm(x, scale, eps: float = LN_EPS):
+    """x / sqrt(E[x²] + ε) · γ: LayerNorm without the mean and without β."""
+    return x / np.sqrt((x**2).mean(-1, keepdims=True) + eps) * scale
+
+
+def rope(x_BxTxD, positions_T, base: float = 10000.0):
+    """Rotary embedding: channels i and i + D/2 as a point in the plane, turned by the angle
+    position · base^(−2i/D)."""
+    D = x_BxTxD.shape[-1]
+    theta_D2 = base ** (-np.arange(0, D, 2) / D)
+    angle_TxD2 = np.asarray(positions_T, np.float64)[:, None] * theta_D2
+    cos, sin = np.cos(angle_TxD2), np.sin(angle_TxD2)
+    a, b = x_BxTxD[..., : D // 2], x_BxTxD[..., D // 2 :]
+    return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
+def softcap(logits, cap: float):
+    """cap · tanh(logits / cap); cap 0 is no cap."""
+    return cap * np.tanh(logits / cap) if cap > 0 else logits
+
+
 def softmax(x, axis=-1):
     e = np.exp(x - x.max(axis, keepdims=True))
     return e / e.sum(axis, keepdims=True)
@@ -31,13 +52,25 @@ def gelu(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-ACTIVATIONS = {"relu": lambda x: np.maximum(x, 0), "gelu": gelu, "tanh": np.tanh}
+def silu(x):
+    return x / (1 + np.exp(-x))
 
 
-def head(x_BxTxC, Wq_CxD, Wk_CxD, Wv_CxD, causal: bool = True, kv_BxSxC=None):
-    """One head: softmax(q·kᵀ / sqrt(D)), future masked to −inf when causal, times v."""
+ACTIVATIONS = {"relu": lambda x: np.maximum(x, 0), "gelu": gelu, "tanh": np.tanh,
+               "relu2": lambda x: np.maximum(x, 0) ** 2}
+
+
+def head(x_BxTxC, Wq_CxD, Wk_CxD, Wv_CxD, causal: bool = True, kv_BxSxC=None,
+         q_scale_D=None, k_scale_D=None, rope_base: float | None = None):
+    """One head: softmax(q·kᵀ / sqrt(D)), future masked to −inf when causal, times v. Given
+    gains, q and k are RMS-normalized first (QK-norm); given a RoPE base, then rotated by their
+    positions 0, 1, ..."""
     source = x_BxTxC if kv_BxSxC is None else kv_BxSxC
     q, k, v = x_BxTxC @ Wq_CxD, source @ Wk_CxD, source @ Wv_CxD
+    if q_scale_D is not None:
+        q, k = rms_norm(q, q_scale_D), rms_norm(k, k_scale_D)
+    if rope_base is not None:
+        q, k = rope(q, np.arange(q.shape[1]), rope_base), rope(k, np.arange(k.shape[1]), rope_base)
     wei_BxTxS = q @ k.transpose(0, 2, 1) / math.sqrt(Wq_CxD.shape[-1])
     if causal:
         T, S = wei_BxTxS.shape[1:]
@@ -45,47 +78,71 @@ def head(x_BxTxC, Wq_CxD, Wk_CxD, Wv_CxD, causal: bool = True, kv_BxSxC=None):
     return softmax(wei_BxTxS) @ v
 
 
-def multi_head(x, heads, proj=None):
-    """The heads side by side (head h from its (C, H, D) kernels' column h), concatenated in
-    head order, then the projection back to C."""
+def multi_head(x, heads, proj=None, rope_base: float | None = None):
+    """The heads side by side (head h from its (C, H, D) kernels' column h, and with QK-norm
+    from its (D, H) gains' column h), concatenated in head order, then the projection back
+    to C."""
     H = heads["query"]["kernel"].shape[1]
-    out = np.concatenate([head(x, *(heads[n]["kernel"][:, h] for n in ("query", "key", "value")))
-                          for h in range(H)], axis=-1)
-    return out if proj is None else out @ proj["kernel"] + proj["bias"]
+
+    def one(h):
+        W = (heads[n]["kernel"][:, h] for n in ("query", "key", "value"))
+        scales = {}
+        if "query_norm" in heads:
+            scales = dict(q_scale_D=heads["query_norm"]["scale"][:, h],
+                          k_scale_D=heads["key_norm"]["scale"][:, h])
+        return head(x, *W, rope_base=rope_base, **scales)
+
+    out = np.concatenate([one(h) for h in range(H)], axis=-1)
+    return out if proj is None else linear(out, proj)
+
+
+def linear(x, p):
+    """x·W + b; a layer without bias (model.bias=False) has no b."""
+    return x @ p["kernel"] + p.get("bias", 0.0)
 
 
 def feed_forward(x, p, activation: str, projections: bool):
-    h = ACTIVATIONS[activation](x @ p["fc"]["kernel"] + p["fc"]["bias"])
-    return h @ p["proj"]["kernel"] + p["proj"]["bias"] if projections else h
+    """act(x·W1 + b1)·W2 + b2; SwiGLU: (silu(x·Wgate) ⊙ x·W1)·W2."""
+    if activation == "swiglu":
+        h = silu(linear(x, p["gate"])) * linear(x, p["fc"])
+    else:
+        h = ACTIVATIONS[activation](linear(x, p["fc"]))
+    return linear(h, p["proj"]) if projections else h
+
+
+def norm(x, p, m):
+    """The norm a config names: LayerNorm (its β only if the params hold one) or RMSNorm."""
+    if m.norm == "rmsnorm":
+        return rms_norm(x, p["scale"])
+    return layer_norm(x, p["scale"], p.get("bias", 0.0))
 
 
 def block(x, p, m):
     """x + attention(LN(x)), then + feed-forward(LN(·)): each switch off gives the lecture's
     earlier form (no norm, no residual, no projections, no feed-forward)."""
-    norm = (lambda name, y: layer_norm(y, p[name]["scale"], p[name]["bias"])) \
-        if m.layer_norm else (lambda name, y: y)
-    attn = multi_head(norm("ln1", x), p["sa"]["heads"], p["sa"]["proj"] if m.projections else None)
+    pre_norm = (lambda name, y: norm(y, p[name], m)) if m.layer_norm else (lambda name, y: y)
+    attn = multi_head(pre_norm("ln1", x), p["sa"]["heads"],
+                      p["sa"]["proj"] if m.projections else None,
+                      rope_base=m.rope_base if m.pos_emb == "rope" else None)
     x = x + attn if m.residual else attn
     if m.ffwd:
-        ff = feed_forward(norm("ln2", x), p["ffwd"], m.activation, m.projections)
+        ff = feed_forward(pre_norm("ln2", x), p["ffwd"], m.activation, m.projections)
         x = x + ff if m.residual else ff
     return x
 
 
 def gpt_logits(params, idx_BxT, m):
-    """The whole GPT: token (+ position) embeddings, blocks, final norm, LM head."""
+    """The whole GPT: token (+ position) embeddings, blocks, final norm, LM head, soft-cap."""
     p = {k: _f64(v) for k, v in params.items()}
     wte = p["token_embedding_table"]["embedding"]
     x = wte[idx_BxT]
-    if m.pos_emb:
+    if m.pos_emb == "learned":
         x = x + p["position_embedding_table"]["embedding"][: idx_BxT.shape[1]]
     for i in range(m.n_layer):
         x = block(x, p[f"block_{i}"], m)
     if m.layer_norm:
-        x = layer_norm(x, p["ln_f"]["scale"], p["ln_f"]["bias"])
-    if m.tie_embeddings:
-        return x @ wte.T
-    return x @ p["lm_head"]["kernel"] + p["lm_head"]["bias"]
+        x = norm(x, p["ln_f"], m)
+    return softcap(x @ wte.T if m.tie_embeddings else linear(x, p["lm_head"]), m.logit_softcap)
 
 
 def cross_entropy(logits_BxTxV, targets_BxT) -> float:
@@ -138,6 +195,20 @@ class AdamW:
                 update = update + tr.weight_decay * params[k]
             new[k] = params[k] - lr * update
         return new
+
+
+def newton_schulz(G, steps: int = 5, coeffs=(3.4445, -4.7750, 2.0315), eps: float = 1e-8):
+    """Muon's orthogonalization (Jordan 2024): X = G / ‖G‖_F, turned to be wide, then five
+    times X ← aX + (bA + cA²)X with A = XXᵀ. It pushes every singular value of G towards 1
+    (into roughly [0.7, 1.2]: the polar factor UVᵀ of G = USVᵀ, approximately)."""
+    X = G / (np.linalg.norm(G) + eps)
+    tall = X.shape[0] > X.shape[1]
+    X = X.T if tall else X
+    a, b, c = coeffs
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * A @ A) @ X
+    return X.T if tall else X
 
 
 def _f64(tree):

@@ -1,15 +1,33 @@
+import functools
+import math
+import re
+
+import ml_collections
 import pytest
 
 from conftest import REPO
-from gpt_jax.config import apply_overrides, load_config_file, validate
+from gpt_jax import ladder_steps
+from gpt_jax.config import (
+    ACTIVATIONS,
+    MODEL_NAMES,
+    NORMS,
+    OPTIMIZERS,
+    POS_EMBS,
+    STYLES,
+    TASKS,
+    apply_overrides,
+    base_config,
+    load_config_file,
+    validate,
+)
 from gpt_jax.errors import UserError
 
-LADDER = ["bigram", "head", "multihead", "ffwd", "residual", "layernorm", "gpt_cpu", "gpt"]
-FILES = ["configs/bigram.py", "configs/shakespeare_char.py", "configs/shakespeare_char_cpu.py",
-         "configs/shakespeare_char_cpu.py:short"]
+STEPS = [*ladder_steps.STEPS, ladder_steps.FULL_STEP, *ladder_steps.MODERN_STEPS,
+         *ladder_steps.SEQ2SEQ_STEPS]
+FILES = ["configs/shakespeare_char_cpu.py:short", "configs/ngram.py", "configs/mlp.py"]
 
 
-@pytest.mark.parametrize("spec", FILES + [f"configs/ladder.py:{s}" for s in LADDER])
+@pytest.mark.parametrize("spec", FILES + [f"configs/{spec}" for _, spec in STEPS])
 def test_every_config_loads_validates_and_states_its_reference(spec):
     config = load_config_file(str(REPO / spec))
     validate(config)
@@ -19,8 +37,8 @@ def test_every_config_loads_validates_and_states_its_reference(spec):
 
 
 def test_ladder_steps_grow_one_idea_at_a_time():
-    m = {s: load_config_file(str(REPO / f"configs/ladder.py:{s}")).model
-         for s in LADDER}
+    m = {name: load_config_file(str(REPO / f"configs/{spec}")).model
+         for name, spec in [*ladder_steps.STEPS, ladder_steps.FULL_STEP]}
     assert m["bigram"].name == "bigram"
     assert (m["head"].n_head, m["multihead"].n_head) == (1, 4)
     assert not m["multihead"].ffwd and m["ffwd"].ffwd
@@ -48,24 +66,183 @@ def test_bad_overrides_are_named(overrides, message):
         apply_overrides(config, overrides)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("model.n_head", 3, r"n_embd \(32\) must be divisible by model.n_head \(3\)"),
-    ("model.block_size", 0, "block_size must be >= 1"),
-    ("model.dropout", 1.0, r"dropout must be in \[0, 1\)"),
-    ("model.n_embd", -4, "n_embd must be >= 1"),
-    ("train.batch_size", 0, "batch_size must be >= 1"),
-])
-def test_inconsistent_settings_are_refused(field, value, message):
-    config = load_config_file(str(REPO / "configs/ladder.py:layernorm"))
-    apply_overrides(config, {field: value})
-    with pytest.raises(UserError, match=message):
-        validate(config)
+MISSING = object()  # a row's value that deletes the field
+COUNTS = {"model": {"block_size": 1, "n_embd": 1, "n_head": 1, "ffn_mult": 1, "context": 1,
+                    "mlp_hidden": 1, "n_layer": 0, "query_chunk": 0},
+          "data": {"max_source_len": 1, "max_target_len": 1, "on_device_budget_mb": 0},
+          "train": {"num_steps": 1, "batch_size": 1, "grad_accum_steps": 1, "steps_per_call": 1,
+                    "eval_interval": 1, "eval_iters": 1, "log_interval": 1,
+                    "checkpoint_every": 1, "keep_checkpoints": 1, "warmup_steps": 0},
+          "sample": {"max_new_tokens": 0}}
+PAIRS_GPT = {"data.task": "pairs", "model.block_size": 43}  # source 32 + separator + 10 + end
+PAIRS_SEQ2SEQ = {"data.task": "pairs", "model.name": "encoder_decoder",
+                 "model.block_size": 11}  # target 10 + end
+
+
+def _count_rows():
+    """Each count one below its minimum and one above int32, beside the bounds themselves."""
+    for section, fields in COUNTS.items():
+        for name, low in fields.items():
+            field = f"{section}.{name}"
+            # n_embd must divide by n_head in a GPT: test n_embd's bounds with one head, and
+            # n_head's on a bigram (which has no heads), so no other check can refuse the row.
+            other = {"model.n_head": 1} if name == "n_embd" else \
+                {"model.name": "bigram"} if name == "n_head" else {}
+            yield ({field: low - 1, **other}, f"{field} must be >= {low}, got {low - 1}",
+                   [{field: low, **other}])
+            yield ({field: 2**31, **other},
+                   f"{field} must be <= 2147483647 (2^31 - 1), got 2147483648",
+                   [{field: 2**31 - 1, **other}])
+
+
+def _range_rows(field, message, refused, accepted):
+    for value, edge in zip(refused, accepted, strict=True):
+        yield {field: value}, f"{message}, got {value}", [{field: edge}]
+
+
+def _choice_rows(field, message, refused, choices, needs=None):
+    """`needs`: what some choices need to pass the other checks."""
+    yield ({field: refused}, f"{message}, got {refused!r}",
+           [{field: c, **(needs or {}).get(c, {})} for c in choices])
+
+
+# One row per check of validate() (and of check_schema, which it runs first): settings that
+# break that check alone, on base_config() (which passes every check), and the one message
+# that names it, so that deleting any single check fails its rows; and beside them the nearest
+# settings the same check lets through, so that a bound moved by one (< for <=) fails too.
+# Values are set in a plain dict, past ConfigDict's own type checks: validate() alone must
+# refuse them.
+INCONSISTENT = [
+    ({"train.num_step": 5},
+     "the config has an unknown field train.num_step (did you mean 'train.num_steps'?)", [{}]),
+    ({"trian": {}}, "the config has an unknown field trian (did you mean 'train'?)", [{}]),
+    ({"sample": 5}, "the config: sample must be a section, got 5",
+     [{"sample": {"max_new_tokens": 5}}]),
+    ({"train.num_steps": True}, "the config: train.num_steps must be of type int, got True",
+     [{"train.num_steps": 1}]),
+    ({"train.seed": 7.5}, "the config: train.seed must be of type int, got 7.5",
+     [{"train.seed": 7}]),
+    ({"reference_val_loss": "2.5"},
+     "the config: reference_val_loss must be of type float, got '2.5'",
+     [{"reference_val_loss": 2}, {"train.learning_rate": 1}]),  # an int is a float
+    ({"model.residual": 1}, "the config: model.residual must be of type bool, got 1",
+     [{"model.residual": False}]),
+    ({"description": 3}, "the config: description must be of type str, got 3",
+     [{"description": "3"}]),
+    ({"train.seed": MISSING}, "the config lacks the field train.seed: start config files "
+                              "from gpt_jax.config.base_config()", [{}]),
+    ({"data": MISSING}, "the config lacks the field data: start config files from "
+                        "gpt_jax.config.base_config()", [{}]),
+    *_choice_rows("model.name", f"model.name must be one of {MODEL_NAMES}", "transformer",
+                  MODEL_NAMES, needs={"encoder_decoder": PAIRS_SEQ2SEQ}),
+    *_count_rows(),
+    *_choice_rows("data.task", f"data.task must be one of {TASKS}", "tokens", TASKS,
+                  needs={"pairs": PAIRS_GPT}),
+    ({"model.name": "encoder_decoder"},
+     "model.name=encoder_decoder reads source → target pairs: set data.task=pairs",
+     [PAIRS_SEQ2SEQ]),
+    ({**PAIRS_GPT, "model.name": "mlp"},
+     "data.task=pairs trains model.name gpt or encoder_decoder, not 'mlp'", [PAIRS_GPT]),
+    ({**PAIRS_GPT, "model.block_size": 42}, "model.block_size (42) must hold source, "
+                                            "separator, target and end token: at least 43",
+     [PAIRS_GPT]),
+    ({**PAIRS_SEQ2SEQ, "model.block_size": 10},
+     "model.block_size (10) must hold the target and its end token: at least 11",
+     [PAIRS_SEQ2SEQ]),
+    ({"model.n_head": 3}, "model.n_embd (32) must be divisible by model.n_head (3)",
+     [{"model.n_head": 8}, {"model.n_head": 3, "model.name": "bigram"}]),
+    ({**PAIRS_SEQ2SEQ, "model.n_head": 3},
+     "model.n_embd (32) must be divisible by model.n_head (3)",
+     [{**PAIRS_SEQ2SEQ, "model.n_head": 8}]),
+    *_range_rows("model.dropout", "model.dropout must be in [0, 1)", (-0.1, 1.0, math.nan),
+                 (0.0, 0.999, 0.5)),
+    *_choice_rows("model.activation", f"model.activation must be one of {tuple(ACTIVATIONS)}",
+                  "swish", ACTIVATIONS),
+    ({"model.activation": "swiglu", "model.name": "mlp"},
+     "model.activation=swiglu gates a Transformer's feed-forward: the mlp model has none",
+     [{"model.activation": "swiglu"}, {"model.activation": "tanh", "model.name": "mlp"}]),
+    *_choice_rows("model.pos_emb", f"model.pos_emb must be one of {POS_EMBS}", "sinusoidal",
+                  POS_EMBS),
+    *_range_rows("model.rope_base", "model.rope_base must be a number > 1",
+                 (1.0, math.nan, math.inf), (1.001, 10000.0, 1e300)),
+    ({"model.pos_emb": "rope", "model.n_embd": 24, "model.n_head": 8},
+     "model.pos_emb=rope turns pairs of channels: the head size n_embd / n_head must be even, "
+     "got 3",
+     [{"model.pos_emb": "rope", "model.n_embd": 16, "model.n_head": 8},
+      {"model.pos_emb": "learned", "model.n_embd": 24, "model.n_head": 8}]),
+    *_choice_rows("model.norm", f"model.norm must be one of {NORMS}", "batchnorm", NORMS),
+    ({"model.norm": "rmsnorm", "model.layer_norm": False},
+     "model.norm=rmsnorm chooses the norms that model.layer_norm puts in: set "
+     "model.layer_norm=True", [{"model.norm": "rmsnorm"}, {"model.layer_norm": False}]),
+    ({"model.zero_init_proj": True, "model.projections": False, "model.ffn_mult": 1},
+     "model.zero_init_proj zeroes the output projections: set model.projections=True",
+     [{"model.zero_init_proj": True}, {"model.projections": False, "model.ffn_mult": 1}]),
+    *_range_rows("model.logit_softcap", "model.logit_softcap must be a number >= 0 (0 is off)",
+                 (-1.0, math.nan, math.inf), (0.0, 30.0, 1e300)),
+    *_choice_rows("model.compute_dtype", "model.compute_dtype must be float32 or bfloat16",
+                  "float16", ("float32", "bfloat16")),
+    *_choice_rows("model.init", f"model.init must be one of {STYLES}", "xavier", STYLES),
+    ({"model.projections": False},
+     "a feed-forward without projections must keep the width: set model.ffn_mult=1",
+     [{"model.projections": False, "model.ffn_mult": 1},
+      {"model.projections": False, "model.ffwd": False}]),
+    ({"model.activation": "swiglu", "model.projections": False, "model.ffn_mult": 1},
+     "a feed-forward without projections must keep the width, which SwiGLU's is not: set "
+     "model.projections=True",
+     [{"model.activation": "swiglu"},
+      {"model.activation": "swiglu", "model.projections": False, "model.ffwd": False}]),
+    *_range_rows("train.learning_rate", "train.learning_rate must be a positive number",
+                 (0.0, -1e-3, math.nan, math.inf), (1e-30, 1e-3, 1e-3, 1e300)),
+    *_range_rows("train.min_learning_rate", "train.min_learning_rate must be a number >= 0",
+                 (-1e-4, math.nan, math.inf), (0.0, 1e-4, 1e300)),
+    *_choice_rows("train.lr_schedule", "train.lr_schedule must be constant or cosine", "linear",
+                  ("constant", "cosine")),
+    *_range_rows("train.seed", "train.seed must be in [0, 2^63 - 1]", (-1, 2**63),
+                 (0, 2**63 - 1)),
+    *_range_rows("train.grad_clip", "train.grad_clip must be >= 0", (-1.0, math.nan, math.inf),
+                 (0.0, 1.0, 1e300)),
+    *_range_rows("train.weight_decay", "train.weight_decay must be a number >= 0",
+                 (-0.1, math.nan, math.inf), (0.0, 0.1, 1e300)),
+    *[row for beta in ("beta1", "beta2")
+      for row in _range_rows(f"train.{beta}", f"train.{beta} must be in [0, 1)",
+                             (-0.1, 1.0, math.nan), (0.0, 0.999999, 0.5))],
+    *_choice_rows("train.optimizer", f"train.optimizer must be one of {OPTIMIZERS}", "sgd",
+                  OPTIMIZERS),
+    *_range_rows("train.muon_learning_rate", "train.muon_learning_rate must be a positive number",
+                 (0.0, -0.02, math.nan, math.inf), (1e-30, 0.02, 0.02, 1e300)),
+    *_range_rows("train.muon_weight_decay", "train.muon_weight_decay must be a number >= 0",
+                 (-0.1, math.nan, math.inf), (0.0, 0.1, 1e300)),
+]
+
+
+def _with(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
+    """A copy of `config` with {'train.seed': -1}-style overrides set as plain values."""
+    tree = config.to_dict()
+    for dotted, value in overrides.items():
+        *sections, name = dotted.split(".")
+        node = functools.reduce(lambda n, s: n[s], sections, tree)
+        if value is MISSING:
+            del node[name]
+        else:
+            node[name] = value
+    return ml_collections.ConfigDict(tree)
+
+
+@pytest.mark.parametrize("overrides, message, accepted", INCONSISTENT,
+                         ids=[",".join(f"{k}={v!r}" if v is not MISSING else f"{k} missing"
+                                       for k, v in o.items()) for o, _, _ in INCONSISTENT])
+def test_inconsistent_settings_are_refused(overrides, message, accepted):
+    for nearest in [{}, *accepted]:
+        validate(_with(base_config(), nearest))  # the base, and what this check lets through
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        validate(_with(base_config(), overrides))
 
 
 @pytest.mark.parametrize("spec, message", [
     ("configs/nope.py", "config file not found"),
     ("tests/config_with_typo.py", r"sets an unknown field 'n_layers' \(did you mean 'n_layer'\?\)"),
-    ("configs/ladder.py:nope", "unknown ladder step 'nope'"),
+    ("configs/lecture.py:nope", "unknown lecture step 'nope'"),
+    ("configs/modern.py:nope", "unknown modern rung 'nope'"),
     ("configs/bigram.py:x", "takes no ':variant'"),
     ("pyproject.toml", "failed to load: SyntaxError"),
     ("gpt_jax/__init__.py", "has no get_config"),
@@ -89,3 +266,15 @@ def test_short_cpu_run_decays_its_learning_rate_by_its_last_step():
     assert float(learning_rate_schedule(full.train)(end)) > 5 * full.train.min_learning_rate
     with pytest.raises(UserError, match="unknown variant 'long'"):
         load_config_file(str(REPO / "configs/shakespeare_char_cpu.py:long"))
+
+
+def test_every_modern_rung_adds_its_change_to_the_one_before():
+    from gpt_jax.run_files import config_differences
+
+    previous = load_config_file(str(REPO / "configs/shakespeare_char_cpu.py"))
+    for name, spec in ladder_steps.MODERN_STEPS:
+        config = load_config_file(str(REPO / f"configs/{spec}"))
+        changed = [d for d in config_differences(previous, config) if
+                   not d.startswith("description")]
+        assert len(changed) == 1, (name, changed)  # exactly one change per rung
+        previous = config

@@ -206,3 +206,21 @@ def test_the_sampler_translates_prompts_from_a_file_and_from_stdin(tmp_path):
                                  f"--workdir={tmp_path / 'run'}", "--prompts=-"], cwd=REPO,
                                 input="ab\nfed\n", capture_output=True, text=True, timeout=120)
     assert from_stdin.stdout.splitlines() == ["ba", "def"], from_stdin.stderr
+
+
+def test_the_held_out_pairs_are_the_val_file_or_every_tenth_pair(tmp_path):
+    from gpt_jax.config import load_config_file
+    from gpt_jax.pairs_task import PairsTask
+
+    train, val = _toy_files(tmp_path)
+    config = load_config_file(str(REPO / "configs/seq2seq.py"))
+    config.data.path, config.data.max_source_len, config.data.max_target_len = str(train), 6, 6
+    config.model.block_size = 7
+    lines = train.read_text().splitlines()
+    every_tenth = PairsTask.load(config)
+    assert [f"{s}\t{t}" for s, t in every_tenth.val_pairs] == lines[9::10]
+    assert len(every_tenth.train_pairs) == len(lines) - len(lines[9::10])
+    config.data.val_path = str(val)
+    given = PairsTask.load(config)
+    assert [f"{s}\t{t}" for s, t in given.val_pairs] == val.read_text().splitlines()
+    assert len(given.train_pairs) == len(lines)

@@ -128,7 +128,7 @@ CASES = {
                             r"sets an unknown field 'n_layers' \(did you mean 'n_layer'\?\)"),
     "override_of_a_section": (train("--config.model=3"), "--config.model is a section"),
     "override_without_value": (train("--config.model.n_layer"), "Missing value"),
-    "bool_override_not_a_bool": (train("--config.model.pos_emb=maybe"),
+    "bool_override_not_a_bool": (train("--config.model.ffwd=maybe"),
                                  "expected a value of type bool"),
     "override_float_for_int": (train("--config.train.num_steps=1e3"),
                                "expected a value of type int"),

@@ -215,7 +215,7 @@ def test_resume_allows_what_does_not_change_the_parameters_and_refuses_the_rest(
     assert "resuming with a changed setting: model.compute_dtype: 'float32' → 'bfloat16'" \
         in neutral.stdout
     assert "resuming with a changed setting: train.num_steps: 10 → 20" in neutral.stdout
-    for change in ("--config.model.n_embd=32", "--config.model.pos_emb=false",
+    for change in ("--config.model.n_embd=32", "--config.model.pos_emb=none",
                    "--config.model.activation=gelu"):
         refused = _train(tmp_path, args=["--config.train.num_steps=30", change])
         assert refused.returncode == 2

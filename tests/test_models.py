@@ -13,7 +13,7 @@ V = 65
 
 LADDER_SWITCHES = {
     "gpt": {},
-    "no_pos_emb": dict(pos_emb=False),
+    "no_pos_emb": dict(pos_emb="none"),
     "single_head": dict(n_head=1, ffwd=False, residual=False, projections=False,
                         layer_norm=False, init="torch"),
     "no_residual_ffwd_mult1": dict(residual=False, projections=False, ffn_mult=1),

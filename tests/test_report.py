@@ -45,10 +45,10 @@ def test_ladder_step_is_read_back_when_finished(tmp_path, capsys):
     first = run_step("tiny", _tiny(), tmp_path / "tiny")
     assert first["num_steps"] == 20 and first["params"] == 8769
     assert [p["step"] for p in first["curve"]] == [0, 10, 20]
-    mtime = (tmp_path / "tiny" / "metrics.jsonl").stat().st_mtime_ns
+    mtime = (tmp_path / "tiny" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns
     again = run_step("tiny", _tiny(), tmp_path / "tiny")
     assert again == first
-    assert (tmp_path / "tiny" / "metrics.jsonl").stat().st_mtime_ns == mtime
+    assert (tmp_path / "tiny" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns == mtime
     assert "finished before, read back" in capsys.readouterr().out
     for field, value in (("train.num_steps", 30), ("train.learning_rate", 3e-3),
                          ("model.n_embd", 32)):
@@ -57,7 +57,7 @@ def test_ladder_step_is_read_back_when_finished(tmp_path, capsys):
         other[section][name] = value
         with pytest.raises(UserError, match=f"trained with other settings \\({field}: "):
             run_step("tiny", other, tmp_path / "tiny")  # never reused, never overwritten
-    assert (tmp_path / "tiny" / "metrics.jsonl").stat().st_mtime_ns == mtime
+    assert (tmp_path / "tiny" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns == mtime
 
 
 def test_report_table_has_a_row_per_step():
@@ -72,3 +72,12 @@ def test_report_table_has_a_row_per_step():
            "1.5 | 21 s | `To be \\|or⏎not` |" in table
     assert "| multihead | one head | 7,553 | 5,000 | 2.380 | **2.300** | -0.100 | 2.40 |" in table
     assert "Total wall time of the runs: 63 s." in table  # 2 runs of head, 1 of multihead
+
+
+def test_a_step_over_seeds_averages_them_and_keeps_each(tmp_path):
+    result = run_step("tiny", _tiny(steps=10), tmp_path / "tiny", seeds=(1, 2))
+    assert [r["seed"] for r in result["runs"]] == [1, 2]
+    assert (tmp_path / "tiny" / "seed_1").is_dir() and (tmp_path / "tiny" / "seed_2").is_dir()
+    losses = [r["val_loss"] for r in result["runs"]]
+    assert losses[0] != losses[1]  # other seeds, other inits and batches
+    assert result["val_loss"] == pytest.approx(sum(losses) / 2)

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 
 from gpt_jax.models.chunked_attention import chunked_causal_attention
 from gpt_jax.models.dropout import Dropout
-from gpt_jax.models.init import dense_init
+from gpt_jax.models.init import dense_init, proj_init
 from gpt_jax.models.kv_cache import KVCache
+from gpt_jax.models.rope import rotate
 
 
 class Head(nn.Module):
@@ -21,6 +22,10 @@ class Head(nn.Module):
     encoder). Keys and values come from x itself (self-attention) or, given `kv_BxSxC`, from
     another sequence (cross-attention); `kv_mask_BxS` marks the real keys (False: padding).
     `config` needs the attention fields of a GPTConfig.
+
+    `qk_norm` RMS-normalizes each query and key (learned gain, no bias) before the dot product,
+    so a score cannot grow by the weights' growth alone; `pos_emb="rope"` then rotates them
+    by their positions (models/rope.py; self-attention only), before keys enter the cache.
     """
 
     config: object
@@ -31,14 +36,19 @@ class Head(nn.Module):
     @nn.compact
     def __call__(self, x_BxTxC: jax.Array, kv_BxSxC: jax.Array | None = None,
                  kv_mask_BxS: jax.Array | None = None, start: jax.Array | int = 0) -> jax.Array:
+        cfg = self.config
         source_BxSxC = x_BxTxC if kv_BxSxC is None else kv_BxSxC
-        q_BxTxD = self.linear("query")(x_BxTxC)
+        q_BxTxD = self.query(x_BxTxC)
         if self.decode and kv_BxSxC is not None:  # cross-attention while sampling
             k_BxSxD, v_BxSxD = self.source_keys_values(source_BxSxC)
         else:
-            k_BxSxD = self.linear("key")(source_BxSxC)
+            k_BxSxD = self.key(source_BxSxC)
             v_BxSxD = self.linear("value")(source_BxSxC)
         q_pos, k_pos = start + jnp.arange(q_BxTxD.shape[1]), jnp.arange(k_BxSxD.shape[1])
+        if cfg.pos_emb == "rope" and kv_BxSxC is None:
+            # In self-attention the new keys are the queries' tokens: they sit at q_pos too.
+            q_BxTxD = rotate(q_BxTxD, q_pos, cfg.rope_base)
+            k_BxSxD = rotate(k_BxSxD, q_pos, cfg.rope_base)
         if self.decode and kv_BxSxC is None:
             k_BxSxD, v_BxSxD, k_pos = KVCache(self.config.block_size, name="cache")(
                 k_BxSxD, v_BxSxD, start)
@@ -50,7 +60,8 @@ class Head(nn.Module):
     def attend(self, q_BxTxD, k_BxSxD, v_BxSxD, q_pos_T, k_pos_S, kv_mask_BxS=None):
         """softmax(q·kᵀ / √D), the future and the padding masked out, dropout, then · v."""
         # Dividing by √D keeps the scores at unit variance, so softmax stays diffuse at init
-        # instead of collapsing onto the single largest key.
+        # instead of collapsing onto the single largest key. With qk_norm, |q| = |k| = √D at
+        # unit gains, so the scores start within ±√D and the learned gains sharpen them.
         wei_BxTxS = q_BxTxD @ k_BxSxD.swapaxes(1, 2) * q_BxTxD.shape[-1] ** -0.5
         # -inf, not a large negative number: exp(-inf) is exactly 0, so a masked key gets
         # exactly zero weight and exactly zero gradient.
@@ -70,10 +81,22 @@ class Head(nn.Module):
         if self.has_variable("cache", "source_key"):
             return self.get_variable("cache", "source_key"), self.get_variable("cache",
                                                                                "source_value")
-        k_BxSxD, v_BxSxD = self.linear("key")(source_BxSxC), self.linear("value")(source_BxSxC)
+        k_BxSxD, v_BxSxD = self.key(source_BxSxC), self.linear("value")(source_BxSxC)
         self.put_variable("cache", "source_key", k_BxSxD)
         self.put_variable("cache", "source_value", v_BxSxD)
         return k_BxSxD, v_BxSxD
+
+    def query(self, x_BxTxC: jax.Array) -> jax.Array:
+        return self.qk_norm("query_norm", self.linear("query")(x_BxTxC))
+
+    def key(self, x_BxSxC: jax.Array) -> jax.Array:
+        return self.qk_norm("key_norm", self.linear("key")(x_BxSxC))
+
+    def qk_norm(self, name: str, x_BxTxD: jax.Array) -> jax.Array:
+        """x / RMS(x) · γ over the head's D channels (`qk_norm`), in the compute dtype."""
+        if not self.config.qk_norm:
+            return x_BxTxD
+        return nn.RMSNorm(dtype=self.config.compute_dtype, name=name)(x_BxTxD)
 
     def linear(self, name: str) -> nn.Dense:
         cfg = self.config
@@ -83,7 +106,7 @@ class Head(nn.Module):
 
 class MultiHeadAttention(nn.Module):
     """n_head Heads side by side on the same input, their outputs concatenated, then projected
-    back into the residual stream (`projections`, with dropout)."""
+    back into the residual stream (`projections`, with dropout; `bias`, `zero_init_proj`)."""
 
     config: object
     causal: bool = True
@@ -105,7 +128,7 @@ class MultiHeadAttention(nn.Module):
         out_BxTxHD = out_BxTxHxD.reshape(*out_BxTxHxD.shape[:2], -1)  # concatenate the heads
         if not cfg.projections:
             return out_BxTxHD
-        out_BxTxC = nn.Dense(cfg.n_embd, kernel_init=dense_init(cfg.init, cfg.n_layer),
+        out_BxTxC = nn.Dense(cfg.n_embd, use_bias=cfg.bias, kernel_init=proj_init(cfg),
                              dtype=cfg.compute_dtype, name="proj")(out_BxTxHD)
         return Dropout(cfg.dropout, cfg.fused_dropout)(out_BxTxC,
                                                        deterministic=self.deterministic)

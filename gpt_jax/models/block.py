@@ -1,11 +1,22 @@
 """A Transformer block: communication (attention) followed by computation (feed-forward),
-each wrapped in a pre-norm LayerNorm and a residual connection."""
+each wrapped in a pre-norm LayerNorm (or RMSNorm) and a residual connection."""
 
 import flax.linen as nn
 import jax
 
 from gpt_jax.models.attention import MultiHeadAttention
 from gpt_jax.models.feedforward import FeedForward
+
+NORMS = ("layernorm", "rmsnorm")
+
+
+def norm(config, name: str) -> nn.Module:
+    """The norm a config names: LayerNorm, (x − mean) / std · γ + β (β only with `bias`), or
+    RMSNorm, x / RMS(x) · γ (Zhang & Sennrich 2019), which skips the mean and has no β. Both
+    with flax's ε = 1e-6, inside the square root."""
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(name=name)
+    return nn.LayerNorm(use_bias=config.bias, name=name)
 
 
 class Block(nn.Module):
@@ -29,9 +40,9 @@ class Block(nn.Module):
         return x_BxTxC
 
     def pre_norm(self, name: str, x_BxTxC: jax.Array) -> jax.Array:
-        """LayerNorm on the way into a sublayer (GPT-2's pre-norm; the original Transformer
+        """A norm on the way into a sublayer (GPT-2's pre-norm; the original Transformer
         normalized after the residual sum), keeping the residual stream itself untouched."""
-        return nn.LayerNorm(name=name)(x_BxTxC) if self.config.layer_norm else x_BxTxC
+        return norm(self.config, name)(x_BxTxC) if self.config.layer_norm else x_BxTxC
 
     def residual(self, x_BxTxC: jax.Array, y_BxTxC: jax.Array) -> jax.Array:
         """x + f(x): the sublayer adds to the stream instead of replacing it, so gradients

@@ -39,6 +39,13 @@ class EncoderDecoderConfig:
     shared_embeddings: bool = True  # one character table for source, target and LM head
     projections: bool = True  # read by MultiHeadAttention and FeedForward
     query_chunk: int = 0  # read by Head; not used here
+    # Read by Head, MultiHeadAttention and FeedForward: their GPTConfig defaults, today's
+    # encoder–decoder (its positions are its own learned tables).
+    pos_emb: str = "learned"
+    rope_base: float = 10000.0
+    qk_norm: bool = False
+    bias: bool = True
+    zero_init_proj: bool = False
 
     @property
     def head_size(self) -> int:

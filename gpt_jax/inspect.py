@@ -1,0 +1,472 @@
+"""`python -m gpt_jax.inspect --workdir=DIR --prompt=TEXT`: pictures of what a trained run has
+learned, restored from its folder alone, and an index.html that shows them together.
+
+- attention: the weights each head gives the prompt's characters, one heatmap per layer and
+  head (an encoder–decoder: its encoder's, its decoder's over BOS + the target it writes
+  greedily, and the cross-attention from that target to the source). They come from the
+  model's own forward pass: every Head sows its softmax into the "intermediates" collection,
+  which flax keeps only for a caller that asks for it, so training pays nothing;
+- the character embeddings on their first two principal components;
+- the bigram's table of next-character probabilities;
+- the loss at each position of a validation block, over many blocks: what context buys;
+- the distribution of the next character after the prompt.
+Legend: B batch, L layers, H heads, T query time, S key time, V vocab, C channels, N tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from absl import flags
+
+from gpt_jax import cli
+from gpt_jax.config import INT32_MAX
+from gpt_jax.errors import UserError
+
+FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
+USAGE = ("usage: python -m gpt_jax.inspect --workdir=DIR --prompt=TEXT [--out=DIR] "
+         "[--step=N] [--blocks=N] [--top=N]")
+flags.DEFINE_string("workdir", None, "A training run's folder.", flag_values=FLAGS)
+flags.DEFINE_string("prompt", None, "The text whose attention is drawn and whose next "
+                    "character is predicted (an encoder–decoder: the source to translate). At "
+                    "most block_size characters.", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "Where the PNGs and index.html go (default: WORKDIR/inspect).",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("blocks", 0, "Validation blocks the loss at each position is averaged "
+                     "over (default: as many as hold 131,072 tokens).", flag_values=FLAGS)
+flags.DEFINE_integer("top", 10, "How many of the most likely next characters to show.",
+                     flag_values=FLAGS)
+
+STRETCH = 8  # consecutive windows per stretch, in blocks: the positions of a stretch share
+# all but 1/STRETCH of their characters
+POSITION_TOKENS = 2**17  # --blocks=0: as many blocks as hold this many tokens
+MAX_LABELLED = 256  # a vocabulary larger than this has too many labels to draw one by one
+INDEX = "index.html"
+# What each kind of attention is, by the module path of its heads with the layer number
+# dropped: (file, heading, causal, what to look for).
+ATTENTION = {
+    "block/sa": ("attention.png", "Self-attention over {sequence}", True,
+                 "Each row is one character of the prompt gathering from the characters "
+                 "before it (the white triangle is the future, masked out): look for heads "
+                 "that watch the previous character, the start of the word, or the last "
+                 "space or newline."),
+    "encoder/sa": ("attention_encoder.png", "Encoder self-attention over the source", False,
+                   "Every source character may look at every other, so no triangle is masked: "
+                   "look for heads that gather a whole word or number onto each of its "
+                   "characters."),
+    "decoder/sa": ("attention_decoder.png", "Decoder self-attention over <bos> + the written "
+                   "target", True,
+                   "Each character the decoder wrote looks back only at <bos> and the characters "
+                   "written before it: look for heads that keep track of where in the target "
+                   "they are."),
+    "decoder/cross": ("attention_cross.png", "Cross-attention from the target to the source",
+                      False,
+                      "Row by row, where in the source the decoder reads while it writes each "
+                      "next character: look for the bright cell on the source characters that "
+                      "the character being written translates or copies."),
+}
+
+
+@dataclasses.dataclass
+class Section:
+    """One part of index.html: a picture and what to look for in it, or a note saying why
+    there is none."""
+
+    heading: str
+    text: str
+    picture: str | None = None
+
+
+def inspection_model(model):
+    """The run's model, computing attention by whole blocks: by query chunks it would sow one
+    set of weights per chunk (query_chunk changes no parameter and no result)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "query_chunk", 0):
+        return model.clone(config=dataclasses.replace(config, query_chunk=0))
+    return model
+
+
+def forward_with_attention(model, params, *inputs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The logits of one forward pass, and {module path: weights_BxHxTxS} of every
+    multi-head attention in it, in the order they ran (the heads' own sown softmax)."""
+    from flax import traverse_util
+
+    logits, state = model.apply({"params": params}, *inputs, mutable=["intermediates"])
+    sown = traverse_util.flatten_dict(state.get("intermediates", {}))
+    return np.asarray(logits), {"/".join(path[:-2]): np.asarray(value[0])
+                                for path, value in sown.items()
+                                if path[-1] == "attention_weights"}
+
+
+def stack_layers(weights: dict[str, np.ndarray], row: int = 0) -> dict[str, np.ndarray]:
+    """{kind: weights_LxHxTxS} of batch row `row`: the layers of each kind of attention
+    ('block/sa', 'encoder/sa', 'decoder/cross', ...) stacked in order."""
+    kinds: dict[str, list[np.ndarray]] = {}
+    for path, w_BxHxTxS in weights.items():
+        kinds.setdefault(re.sub(r"_\d+", "", path), []).append(w_BxHxTxS[row])
+    return {kind: np.stack(layers) for kind, layers in kinds.items()}
+
+
+def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks: int,
+                    batch: int = 64) -> tuple[np.ndarray, int]:
+    """(mean_T, blocks used): the next-token loss at each position of `blocks` windows of a
+    token stream. The windows start at consecutive offsets, in stretches spread evenly over
+    the stream, so that every position is scored on nearly the same characters: what differs
+    between positions is the context seen, not which characters were drawn."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    T = block_size
+    room = len(tokens_N) - T  # windows of T + 1 tokens start at 0 .. room - 1
+    stretch = min(STRETCH * T, blocks, room)
+    bases = np.linspace(0, room - stretch, -(-blocks // stretch)).astype(np.int64)
+    starts = np.unique((bases[:, None] + np.arange(stretch)).ravel())
+    windows = np.asarray(tokens_N)[starts[:, None] + np.arange(T + 1)]
+    n, batch = len(windows), min(batch, len(windows))
+    padded = np.concatenate([windows, windows[: -n % batch]]).astype(np.int32)
+
+    @jax.jit
+    def losses(params, window_BxT1):
+        logits_BxTxV = model.apply({"params": params}, window_BxT1[:, :-1])
+        return optax.softmax_cross_entropy_with_integer_labels(
+            logits_BxTxV.astype(jnp.float32), window_BxT1[:, 1:])
+
+    loss_NxT = np.concatenate([np.asarray(losses(params, padded[i:i + batch]))
+                               for i in range(0, len(padded), batch)])[:n]
+    return loss_NxT.mean(0), n
+
+
+def validation_tokens(config, tokenizer) -> tuple[np.ndarray | None, str]:
+    """The run's own validation split in its vocabulary, or None and why it is unavailable
+    here (data.path: '' is tiny Shakespeare, shipped; a text file; a prepared folder)."""
+    from gpt_jax.text_task import TextTask
+
+    try:
+        task = TextTask.load(config).with_vocab(tokenizer)
+    except UserError as e:
+        return None, str(e)
+    return task.corpus.val, ""
+
+
+def pca_2d(x_VxC: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """The rows of x on their first two principal components, and the share of the variance
+    each explains."""
+    centred_VxC = x_VxC - x_VxC.mean(0)
+    _, s, vt = np.linalg.svd(centred_VxC, full_matrices=False)
+    points_Vx2 = np.zeros((len(x_VxC), 2))
+    k = min(2, vt.shape[0])
+    points_Vx2[:, :k] = centred_VxC @ vt[:k].T
+    share = np.zeros(2)
+    share[:k] = s[:k] ** 2 / max(float((s**2).sum()), 1e-30)
+    return points_Vx2, (float(share[0]), float(share[1]))
+
+
+def token_labels(tokenizer) -> list[str]:
+    """The text of every id: characters, the pair vocabulary's <pad> <bos> <eos> first, or
+    each BPE token decoded alone."""
+    from gpt_jax.pairs import PairVocab
+
+    if isinstance(tokenizer, PairVocab):
+        return [*PairVocab.SPECIALS, *tokenizer.chars]
+    if hasattr(tokenizer, "chars"):
+        return list(tokenizer.chars)
+    return [tokenizer.decode([i]) for i in range(tokenizer.vocab_size)]
+
+
+def softmax(logits_V: np.ndarray) -> np.ndarray:
+    z = np.exp(logits_V.astype(np.float64) - logits_V.max())
+    return z / z.sum()
+
+
+def short(text: str, width: int = 32) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+class Inspection:
+    """The pictures of one run and one prompt, written into `out` as they are drawn."""
+
+    def __init__(self, run, prompt: str, out: Path, blocks: int, top: int):
+        self.run, self.prompt, self.out = run, prompt, out
+        self.blocks, self.top = blocks, top
+        self.model = inspection_model(run.model)
+        self.labels = token_labels(run.tokenizer)
+        self.sections: list[Section] = []
+        self.target: str | None = None  # what a pairs model writes for the prompt
+        self.sequence = "the prompt"  # what a decoder-only model's attention is over
+
+    def draw(self) -> list[Section]:
+        """Every picture this run has; a note for each that it has not."""
+        config = self.run.config
+        if config.data.task == "pairs":
+            logits_V, maps, axes = self._pairs()
+        else:
+            logits_V, maps, axes = self._text()
+        try:  # only now: a prompt the run cannot read leaves no folder behind
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create --out {self.out}: {e.strerror}") from None
+        self._attention(maps, axes)
+        self._embeddings()
+        if config.model.name == "bigram":
+            self._bigram_table()
+        self._position_loss()
+        self._next_token(logits_V)
+        return self.sections
+
+    def _text(self):
+        """A language model on the prompt: its next-token logits, its attention, and the
+        prompt's tokens for both axes of every map."""
+        tokenizer, block_size = self.run.tokenizer, self.run.config.model.block_size
+        ids = tokenizer.encode(self.prompt)
+        unit = "characters" if hasattr(tokenizer, "chars") else "tokens"
+        if len(ids) > block_size:
+            raise UserError(f"the prompt has {len(ids)} {unit}, more than the run's block of "
+                            f"{block_size} (model.block_size): shorten it")
+        logits_BxTxV, maps = forward_with_attention(self.model, self.run.params,
+                                                    np.asarray(ids, np.int32)[None])
+        tokens = [self.labels[i] for i in ids]
+        return logits_BxTxV[0, -1], stack_layers(maps), {"block/sa": (tokens, tokens)}
+
+    def _pairs(self):
+        """The source → target model on the prompt as its source, the target written greedily
+        first; then one forward pass over source and <bos> + target."""
+        from gpt_jax.pairs import PairVocab
+        from gpt_jax.pairs_task import translate_texts
+
+        config, vocab, params = self.run.config, self.run.tokenizer, self.run.params
+        source_S = vocab.encode_source(self.prompt)
+        S = config.data.max_source_len
+        if len(source_S) > S:
+            raise UserError(f"the prompt has {len(source_S)} characters, more than the longest "
+                            f"source of this run (data.max_source_len = {S}): shorten it")
+        self.target = translate_texts(self.run.model, params, config, vocab, [self.prompt])[0]
+        target_in_T = np.array([PairVocab.BOS, *vocab.encode_source(self.target)], np.int32)
+        source, written = ([self.labels[i] for i in ids] for ids in (source_S, target_in_T))
+        if config.model.name == "encoder_decoder":
+            logits_BxTxV, maps = forward_with_attention(self.model, params, source_S[None],
+                                                        target_in_T[None])
+            axes = {"encoder/sa": (source, source), "decoder/sa": (written, written),
+                    "decoder/cross": (written, source)}
+            return logits_BxTxV[0, 0], stack_layers(maps), axes
+        # The decoder-only GPT reads one sequence, source<bos>target.
+        self.sequence = "the source, <bos> and the written target"
+        sequence_L = np.concatenate([source_S, target_in_T])
+        logits_BxLxV, maps = forward_with_attention(self.model, params, sequence_L[None])
+        return (logits_BxLxV[0, len(source_S)], stack_layers(maps),
+                {"block/sa": (source + written, source + written)})
+
+    def _add(self, heading: str, text: str, picture: str | None = None) -> None:
+        self.sections.append(Section(heading, text, picture))
+        if picture:
+            print(f"wrote {self.out / picture}")
+
+    def _attention(self, maps: dict[str, np.ndarray], axes: dict) -> None:
+        from gpt_jax import pictures
+
+        if not maps:
+            m = self.run.config.model
+            why = {"bigram": "each prediction reads one row of a table, chosen by the current "
+                             "character",
+                   "ngram": f"each prediction reads a table row chosen by the last {m.context} "
+                            f"characters",
+                   "mlp": f"each prediction reads a fixed window of the last {m.context} "
+                          f"characters through one hidden layer"}.get(
+                m.name, "it has no attention layers (n_layer = 0)")
+            self._add("Attention", f"This model ({m.name}) has no attention: {why}. There is "
+                                   f"no attention to draw.")
+            return
+        for kind, weights_LxHxTxS in maps.items():
+            file, heading, causal, look_for = ATTENTION.get(kind, (
+                f"attention_{kind.replace('/', '_')}.png", f"Attention: {kind}", False,
+                "Each row is a query spreading its attention over the keys."))
+            queries, keys = axes.get(kind, axes[next(iter(axes))])
+            heading = heading.format(sequence=self.sequence)
+            L, H = weights_LxHxTxS.shape[:2]
+            title = f"{heading}\n{L} layer{'s' * (L > 1)} × {H} head{'s' * (H > 1)}"
+            pictures.attention_grid(weights_LxHxTxS, queries, keys, causal, title,
+                                    self.out / file)
+            self._add(heading, look_for, file)
+
+    def _embeddings(self) -> None:
+        from gpt_jax import pictures
+
+        params = self.run.params
+        name = next((n for n in ("token_embedding_table", "source_embedding") if n in params),
+                    None)
+        if name is None:
+            self._add("Character embeddings", f"This model ({self.run.config.model.name}) has "
+                      f"no embedding table: its table is indexed by whole contexts, not by "
+                      f"single characters.")
+            return
+        if len(self.labels) > MAX_LABELLED:
+            self._add("Character embeddings", f"The vocabulary has {len(self.labels):,} "
+                      f"tokens, too many to label one by one: no picture.")
+            return
+        table_VxC = np.asarray(params[name]["embedding"], np.float64)
+        keep = [i for i, label in enumerate(self.labels) if label != "<pad>"]
+        points_Vx2, explained = pca_2d(table_VxC[keep])
+        if self.run.config.model.name == "bigram":
+            what, alike = "rows of the bigram table", "Characters followed by the same " \
+                "characters (the bigram's rows are the next character's logits)"
+        else:
+            what, alike = "character embeddings", "Characters the model treats alike"
+        pictures.embedding_scatter(points_Vx2, [self.labels[i] for i in keep], explained,
+                                   f"The {what}, projected to 2-D (PCA)",
+                                   self.out / "embeddings.png")
+        self._add("Character embeddings", f"{alike} sit close together: look for the vowels, "
+                  f"the capitals, the digits and the punctuation gathered in clusters of their "
+                  f"own colour.", "embeddings.png")
+
+    def _bigram_table(self) -> None:
+        from gpt_jax import pictures
+
+        table_VxV = np.asarray(self.run.params["token_embedding_table"]["embedding"])
+        if len(self.labels) > MAX_LABELLED:
+            self._add("The bigram table", f"The vocabulary has {len(self.labels):,} tokens, "
+                      f"too many to draw the table readably.")
+            return
+        probs_VxV = np.stack([softmax(row) for row in table_VxV])
+        pictures.probability_table(probs_VxV, self.labels, "The bigram table: the probability "
+                                   "of each next character", self.out / "bigram_table.png")
+        self._add("The bigram table", "Row c is everything the bigram knows: the distribution "
+                  "of the character after c. Look for 'u' after 'q', a space or a newline after "
+                  "punctuation, and capitals after a newline.", "bigram_table.png")
+
+    def _position_loss(self) -> None:
+        from gpt_jax import pictures
+
+        heading = "Loss at each position of a block"
+        config = self.run.config
+        if config.data.task == "pairs":
+            self._add(heading, "This run learns source → target pairs, not running text: the "
+                      "loss by position is drawn for text runs only.")
+            return
+        tokens_N, why = validation_tokens(config, self.run.tokenizer)
+        if tokens_N is None:
+            self._add(heading, f"The run's data is not available on this machine ({why}): no "
+                      f"picture.")
+            return
+        block_size = config.model.block_size
+        blocks = self.blocks or max(1, POSITION_TOKENS // block_size)
+        mean_T, n = position_losses(self.model, self.run.params, tokens_N, block_size, blocks)
+        pictures.position_loss(mean_T, n, f"Validation loss by position "
+                               f"({config.model.name}, block {block_size})",
+                               self.out / "position_loss.png")
+        self._add(heading, "The bigram sees one character wherever it stands, so its line is "
+                  "flat; a model that attends gains from every character of context it is "
+                  "given, so its loss falls along the block.", "position_loss.png")
+
+    def _next_token(self, logits_V: np.ndarray) -> None:
+        from gpt_jax import pictures
+
+        probs_V = softmax(logits_V)
+        best = np.argsort(-probs_V, kind="stable")[: self.top]
+        prompt = pictures.readable(short(self.prompt))
+        title = f"The next character after “{prompt}”" if self.target is None else \
+            f"The first character of the target for “{prompt}”"
+        pictures.next_token_bars([self.labels[i] for i in best], probs_V[best], title,
+                                 self.out / "next_char.png")
+        self._add("The next character", f"The model's {len(best)} likeliest guesses, with "
+                  f"their probabilities: a confident model puts most of the mass on one or "
+                  f"two.", "next_char.png")
+
+
+def _summary(run, workdir: Path) -> str:
+    """One line on the run: what it is, its size, its step and its validation loss there."""
+    import jax
+
+    from gpt_jax.metrics import read_metrics
+
+    params = sum(int(np.size(x)) for x in jax.tree.leaves(run.params))
+    m = run.config.model
+    shape = "" if m.name in ("bigram", "ngram", "mlp") else \
+        f", {m.n_layer} layer(s) × {m.n_head} head(s), {m.n_embd} wide"
+    line = f"{m.name}{shape}, block {m.block_size}, {params:,} parameters, step {run.step:,}"
+    losses = [r["val_loss"] for r in read_metrics(workdir) if r.get("step") == run.step
+              and isinstance(r.get("val_loss"), float)]
+    if losses:
+        line += f", val loss {losses[-1]:.3f}"
+    return line
+
+
+def write_index(out: Path, workdir: Path, run, prompt: str, target: str | None,
+                sections: list[Section]) -> Path:
+    """index.html: every picture with what to look for, and every note; relative links."""
+    from gpt_jax import pictures, run_files
+
+    e = html.escape
+    head = [f"<p><b>Run</b>: <code>{e(str(workdir))}</code><br>{e(_summary(run, workdir))}"]
+    if run.config.description:
+        head.append(f"<br><i>{e(run.config.description)}</i>")
+    head.append(f"<br><b>Prompt</b>: <code>{e(pictures.visible(prompt))}</code>")
+    if target is not None:
+        head.append(f"<br><b>Target written greedily</b>: <code>{e(target)}</code>")
+    body = ["".join(head) + "</p>"]
+    for s in sections:
+        body.append(f"<h2>{e(s.heading)}</h2>")
+        if s.picture:
+            body.append(f'<figure><img src="{e(s.picture)}" alt="{e(s.heading)}">'
+                        f"<figcaption>{e(s.text)}</figcaption></figure>")
+        else:
+            body.append(f'<p class="note">{e(s.text)}</p>')
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Inside {e(workdir.name)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+figcaption, .note {{ color: #444; max-width: 60em; }}
+.note {{ font-style: italic; }}
+</style></head>
+<body>
+<h1>Inside {e(workdir.name)}</h1>
+{chr(10).join(body)}
+</body></html>
+"""
+    path = out / INDEX
+    run_files.write_atomic(path, page)
+    return path
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def _main(argv: list[str]) -> None:
+    cli.parse_flags(argv, USAGE, FLAGS)
+    F = FLAGS
+    _check(F.workdir is not None and F.prompt is not None, USAGE)
+    _check(F.prompt != "", "--prompt is empty: give the text to inspect")
+    _check(0 <= F.blocks <= INT32_MAX, f"--blocks must be >= 0, got {F.blocks}")
+    _check(1 <= F.top <= INT32_MAX, f"--top must be >= 1, got {F.top}")
+    _check(F.step is None or 0 <= F.step <= INT32_MAX, f"--step must be >= 0, got {F.step}")
+
+    from gpt_jax import compilation_cache
+
+    compilation_cache.enable()
+    from gpt_jax.restore import load_run
+
+    workdir = Path(F.workdir).expanduser().absolute()
+    run = load_run(workdir, F.step)
+    out = Path(F.out).expanduser() if F.out else workdir / "inspect"
+    inspection = Inspection(run, F.prompt, out, F.blocks, F.top)
+    sections = inspection.draw()
+    index = write_index(out, workdir, run, F.prompt, inspection.target, sections)
+    print(f"wrote {index}")
+
+
+def main() -> None:
+    cli.run(lambda: _main(sys.argv))
+
+
+if __name__ == "__main__":
+    main()

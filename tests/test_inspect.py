@@ -1,0 +1,165 @@
+"""`python -m gpt_jax.inspect`: the attention weights the heads sow, the loss by position, and
+the pictures and index.html of a bigram and a GPT run.
+Legend: B batch, L layers, H heads, T query time, S key time, C channels, D head size."""
+
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import run_python, tiny_config
+from gpt_jax.inspect import (
+    forward_with_attention,
+    inspection_model,
+    position_losses,
+    stack_layers,
+    validation_tokens,
+)
+from gpt_jax.models import build_model
+from gpt_jax.models.attention import MultiHeadAttention
+from gpt_jax.models.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
+from gpt_jax.models.gpt import GPTConfig
+from gpt_jax.restore import load_run
+from gpt_jax.tokenizer import CharTokenizer
+from gpt_jax.trainer import train_and_evaluate
+
+T = 8  # tiny_config's block
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A bigram and a GPT trained long enough for the GPT to use its context (~10 s)."""
+    workdirs = {}
+    for name, steps in (("bigram", 100), ("gpt", 300)):
+        config = tiny_config(name=name)
+        config.train.update(dict(num_steps=steps, learning_rate=1e-2, batch_size=32,
+                                 eval_interval=steps, checkpoint_every=steps))
+        workdirs[name] = tmp_path_factory.mktemp(name)
+        train_and_evaluate(config, workdirs[name])
+    return workdirs
+
+
+def _init(model, *inputs):
+    return model.init(jax.random.key(0), *inputs)["params"]
+
+
+def test_causal_weights_are_zero_above_the_diagonal_and_rows_sum_to_one():
+    model = build_model(tiny_config(init="torch").model, 20)
+    idx_1xT = jax.random.randint(jax.random.key(1), (1, T), 0, 20)
+    _, sown = forward_with_attention(model, _init(model, idx_1xT), idx_1xT)
+    w_LxHxTxT = stack_layers(sown)["block/sa"]
+    assert w_LxHxTxT.shape == (2, 2, T, T)
+    future_TxT = np.triu(np.ones((T, T), bool), k=1)
+    assert np.all(w_LxHxTxT[..., future_TxT] == 0)  # exactly: -inf before the softmax
+    assert np.all(w_LxHxTxT[..., ~future_TxT] > 0)
+    np.testing.assert_allclose(w_LxHxTxT.sum(-1), 1, rtol=1e-6)
+
+
+def test_query_chunks_are_computed_whole_for_inspection():
+    model = build_model(tiny_config(query_chunk=3).model, 20)
+    idx_1xT = jax.random.randint(jax.random.key(1), (1, T), 0, 20)
+    params = _init(model, idx_1xT)
+    whole = inspection_model(model)
+    assert whole.config.query_chunk == 0
+    logits, sown = forward_with_attention(whole, params, idx_1xT)
+    np.testing.assert_allclose(logits, model.apply({"params": params}, idx_1xT), atol=1e-5)
+    assert stack_layers(sown)["block/sa"].shape == (2, 2, T, T)
+
+
+def test_encoder_attends_both_ways_decoder_causally_and_padding_gets_nothing():
+    config = EncoderDecoderConfig(vocab_size=12, source_len=6, block_size=5, n_embd=16,
+                                  n_head=2, n_layer=2, init="torch")
+    model = EncoderDecoder(config)
+    source_1xS = jnp.array([[5, 6, 7, 8, 0, 0]])  # 4 characters, 2 of padding
+    target_1xT = jnp.array([[1, 9, 10, 11, 3]])
+    _, sown = forward_with_attention(model, _init(model, source_1xS, target_1xT), source_1xS,
+                                     target_1xT)
+    maps = stack_layers(sown)
+    assert set(maps) == {"encoder/sa", "decoder/sa", "decoder/cross"}
+    encoder, decoder, cross = maps["encoder/sa"], maps["decoder/sa"], maps["decoder/cross"]
+    assert encoder.shape == (2, 2, 6, 6) and cross.shape == (2, 2, 5, 6)
+    assert np.all(encoder[:, :, :4, :4][..., np.triu(np.ones((4, 4), bool), k=1)] > 0)
+    assert np.all(encoder[..., 4:] == 0) and np.all(cross[..., 4:] == 0)
+    assert np.all(decoder[..., np.triu(np.ones((5, 5), bool), k=1)] == 0)
+    for w in maps.values():
+        np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-6)
+
+
+def test_weights_times_values_are_the_heads_output():
+    config = GPTConfig(vocab_size=20, block_size=T, n_embd=16, n_head=2, projections=False,
+                       init="torch")
+    attention = MultiHeadAttention(config)
+    x_BxTxC = jax.random.normal(jax.random.key(2), (3, T, 16))
+    params = _init(attention, x_BxTxC)
+    out_BxTxHD, sown = forward_with_attention(attention, params, x_BxTxC)
+    (w_BxHxTxS,) = sown.values()
+    v_BxSxHxD = jnp.einsum("bsc,chd->bshd", x_BxTxC, params["heads"]["value"]["kernel"])
+    expected_BxTxHxD = jnp.einsum("bhts,bshd->bthd", w_BxHxTxS, v_BxSxHxD)
+    np.testing.assert_allclose(out_BxTxHD, expected_BxTxHxD.reshape(3, T, -1), atol=1e-5)
+
+
+def test_loss_by_position_is_flat_for_the_bigram_and_falls_with_attention(runs):
+    losses = {}
+    for name, workdir in runs.items():
+        run = load_run(workdir)
+        tokens_N, why = validation_tokens(run.config, run.tokenizer)
+        assert tokens_N is not None, why
+        losses[name], n = position_losses(run.model, run.params, tokens_N, T, 2048)
+        assert n == 2048 and losses[name].shape == (T,)
+    bigram, gpt = losses["bigram"], losses["gpt"]
+    # The bigram sees one character anywhere: only the few characters at the ends of each
+    # stretch of windows differ between positions.
+    assert bigram.max() - bigram.min() < 0.02, bigram
+    assert gpt[0] - gpt[1] > 0.1 and gpt[1] > gpt[2:].mean(), gpt
+    assert np.polyfit(np.arange(T), gpt, 1)[0] < 0, gpt
+
+
+def test_missing_data_is_a_note_not_an_error(tmp_path):
+    config = tiny_config()
+    config.data.path = str(tmp_path / "gone.txt")
+    tokens, why = validation_tokens(config, CharTokenizer(list("abc")))
+    assert tokens is None and "not found" in why
+
+
+def _inspect(workdir, *args):
+    return run_python(["-m", "gpt_jax.inspect", f"--workdir={workdir}", *args])
+
+
+@pytest.mark.parametrize("name", ["bigram", "gpt"])
+def test_command_writes_every_picture_it_lists(runs, tmp_path, name):
+    result = _inspect(runs[name], "--prompt=ROMEO:\nO", f"--out={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    listed = re.findall(r'<img src="([^"]+)"', page)
+    for file in listed:
+        assert (tmp_path / file).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / file).stat().st_size < 200_000
+    assert sorted(listed) == sorted(p.name for p in tmp_path.glob("*.png"))
+    expected = {"embeddings.png", "position_loss.png", "next_char.png"}
+    expected |= {"bigram_table.png"} if name == "bigram" else {"attention.png"}
+    assert set(listed) == expected
+    assert ("has no attention" in page) == (name == "bigram")
+    assert "ROMEO:⏎O" in page
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prompt=ROMEO~"], "error: character '~' is not in the vocabulary"),
+    (["--prompt=" + "a" * (T + 1)], f"error: the prompt has {T + 1} characters, more than the "
+                                    f"run's block of {T}"),
+])
+def test_bad_prompts_are_one_line(runs, tmp_path, args, message):
+    result = _inspect(runs["gpt"], *args, f"--out={tmp_path}")
+    assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
+    assert result.stderr.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
+def test_workdir_without_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "config.json").write_text(tiny_config().to_json())
+    (tmp_path / "vocab.json").write_text('{"chars": ["a", "b"]}')
+    result = _inspect(tmp_path, "--prompt=ab")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: workdir {Path(tmp_path).absolute()} has no checkpoints " \
+                            f"yet\n"
