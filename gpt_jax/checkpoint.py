@@ -49,6 +49,10 @@ def first_mismatch(saved, expected) -> str | None:
     return f"{extra[0]} is in the checkpoint but not in this model" if extra else None
 
 
+class DamagedCheckpoint(Exception):
+    """A checkpoint folder that cannot be read as a checkpoint at all."""
+
+
 def describe_failure(error: BaseException) -> str:
     """The reason a save or restore failed, in a few words: the OS error under orbax's and
     tensorstore's wrappers ('No space left on device', 'Permission denied') when there is one."""
@@ -146,8 +150,14 @@ class Checkpoints:
     def restore(self, step: int, target: Any) -> Any:
         """The checkpoint at `step` as host arrays shaped like `target` (arrays or
         ShapeDtypeStructs); refuses, naming the first differing leaf, if they do not match."""
+        folder = self.directory / str(step)
+        strange = [p for p in folder.rglob("*") if not (p.is_file() or p.is_dir())]
+        if strange:  # a pipe or a device in a checkpoint: reading it would block forever
+            raise DamagedCheckpoint(f"{strange[0]} is not a regular file")
         saved = self._manager.item_metadata(step)
         saved = getattr(saved, "tree", saved)
+        if not saved:  # its metadata is gone: damage, not another model
+            raise DamagedCheckpoint("its metadata is missing")
         problem = first_mismatch(saved, target)
         if problem:
             raise UserError(f"checkpoint {self.directory / str(step)} does not match the model "

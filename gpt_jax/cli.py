@@ -11,8 +11,10 @@ import errno
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from absl import flags
@@ -36,13 +38,36 @@ def parse_flags(argv: Sequence[str], usage: str, command_flags: flags.FlagValues
         os._exit(0)
     overrides = [arg for arg in argv[1:] if arg.startswith("--config.")]
     try:
-        command_flags(list(argv))
+        unparsed = command_flags(list(argv))
     except UserError:
         raise
     except flags.Error as e:
         raise UserError(_flag_error(str(e))) from None
     except Exception as e:  # raised by config_flags while it loads the file or an override
         raise UserError(_config_flag_error(e, overrides)) from None
+    if len(unparsed) > 1:  # absl leaves what is not a flag: a typo, never silently ignored
+        raise UserError(f"unexpected argument {unparsed[1]!r}: every setting is a flag, as "
+                        f"in --name=value (see --help)")
+
+
+FLAG_FILE_LIMIT = 1 << 20
+
+
+def check_argv(argv: Sequence[str]) -> None:
+    """What must hold before any flag is read: a --flagfile is a regular file of at most
+    1 MiB (a pipe or a device would be read forever), and a --config file a regular file."""
+    for arg in argv[1:]:
+        name, eq, value = arg.lstrip("-").partition("=")
+        if not eq or name not in ("flagfile", "config") or not value:
+            continue
+        path = Path(value.partition(":")[0] if name == "config" else value).expanduser()
+        if path.exists() and not path.is_file():
+            raise UserError(f"--{name}={value}: not a regular file")
+        if name == "flagfile":
+            if not path.is_file():
+                raise UserError(f"--flagfile={value}: file not found")
+            if path.stat().st_size > FLAG_FILE_LIMIT:
+                raise UserError(f"--flagfile={value}: more than 1 MiB; a flag file holds flags")
 
 
 def _flag_error(message: str) -> str:
@@ -112,6 +137,19 @@ def _field(config, dotted: str):
         return config
     except Exception:
         return None
+
+
+def define_config_file(command_flags: flags.FlagValues, help_text: str) -> None:
+    """--config=FILE.py[:variant] and its --config.section.field=value overrides."""
+    from ml_collections import config_flags
+
+    overrides = [arg for arg in sys.argv[1:] if arg.startswith("--config.")]
+    try:
+        config_flags.DEFINE_config_file("config", None, help_text, flag_values=command_flags)
+    except flags.Error as e:
+        raise UserError(_flag_error(str(e))) from None
+    except Exception as e:
+        raise UserError(_config_flag_error(e, overrides)) from None
 
 
 def define_overrides(command_flags: flags.FlagValues, help_text: str) -> None:
@@ -190,16 +228,33 @@ RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.
                    errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EFBIG}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM where no checkpoint is due: before training starts, while sampling, in a
+    report or a prepare. Raised like Ctrl-C's KeyboardInterrupt, so that it stops at once."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+OUT_OF_MEMORY = ("error: out of memory: use a smaller model, batch or block, more "
+                 "train.grad_accum_steps, or fewer samples")
+
+
 def run(main: Callable[[], None]) -> None:
     """Runs `main`; a UserError, a stop by signal or a resource failure (disk full, files
     that cannot be written, out of memory) becomes one line on stderr and a non-zero exit."""
     with command_settings():
+        signal.signal(signal.SIGTERM, _terminate)  # the trainer's loop installs its own
         try:
+            check_argv(sys.argv)
             main()
         except Stopped as e:
             _exit(str(e), e.exit_code)
         except UserError as e:
             _exit(f"error: {e}", EXIT_USER_ERROR)
+        except Terminated:
+            _exit("terminated", 143)
         except KeyboardInterrupt:
             _exit("interrupted", 130)
         except OSError as e:
@@ -208,5 +263,10 @@ def run(main: Callable[[], None]) -> None:
             where = f" {e.filename}" if e.filename else ""
             _exit(f"error: cannot write{where}: {e.strerror}", EXIT_USER_ERROR)
         except MemoryError:
-            _exit("error: out of memory: use a smaller model, batch or block, or more "
-                  "train.grad_accum_steps", EXIT_USER_ERROR)
+            _exit(OUT_OF_MEMORY, EXIT_USER_ERROR)
+        except RecursionError:
+            _exit("error: a file nests too deeply to read (damaged JSON?)", EXIT_USER_ERROR)
+        except Exception as e:  # XLA's own out-of-memory is an exception type of jaxlib's
+            if "RESOURCE_EXHAUSTED" not in str(e):
+                raise
+            _exit(OUT_OF_MEMORY, EXIT_USER_ERROR)

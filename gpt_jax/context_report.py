@@ -70,7 +70,8 @@ def param_count(family: str, context: int, vocab_size: int) -> tuple[int, bool]:
 def val_loss(family: str, context: int, steps: int, workdir: Path) -> float:
     """The val loss after `steps` steps of this run, trained now unless it already was."""
     run = workdir / f"{family}_context{context}_{steps}steps"
-    done = [r["val_loss"] for r in read_metrics(run) if r["step"] == steps]
+    done = [r["val_loss"] for r in read_metrics(run)
+            if r["step"] == steps and r.get("val_loss") is not None]
     if done:
         return done[-1]
     config = family_config(family, context)

@@ -14,6 +14,7 @@ import numpy as np
 
 from gpt_jax.errors import UserError
 from gpt_jax.tokenizer import CharTokenizer
+from gpt_jax.user_files import checked_input
 
 TRAIN, VAL = 0, 1
 # Batches are drawn from independent random streams: stream 0 is training, keyed by step;
@@ -35,24 +36,14 @@ MEMORY_PER_TEXT_BYTE = 9
 def load_text(path: str) -> str:
     """Reads a UTF-8 corpus ('' means tiny Shakespeare), with one clear error per failure.
     A byte-order mark at its start is not text, and is dropped."""
-    from gpt_jax.memory import available_memory
-
-    p = Path(path).expanduser() if path else default_corpus_path()
-    if p.is_dir():
-        raise UserError(f"data path is a directory, not a text file: {p}")
-    if p.exists() and not p.is_file():  # a pipe or a device would be read forever
-        raise UserError(f"data path is not a regular file: {p}")
     try:
-        size = p.stat().st_size
-        limit, owner = available_memory()
-        if size * MEMORY_PER_TEXT_BYTE > limit:
-            raise UserError(f"data file {p} ({size / 2**30:.1f} GiB) would need about "
-                            f"{size * MEMORY_PER_TEXT_BYTE / 2**30:.0f} GiB of memory to load; "
-                            f"{owner} {limit / 2**30:.0f} GiB: prepare it for streaming with "
-                            f"python -m gpt_jax.prepare and pass the prepared folder")
+        p = checked_input(path or default_corpus_path(), "data file", MEMORY_PER_TEXT_BYTE)
+    except UserError as e:
+        hint = ": prepare it for streaming with python -m gpt_jax.prepare and pass the " \
+            "prepared folder" if "of memory" in str(e) else ""
+        raise UserError(f"{e}{hint}") from None
+    try:
         raw = p.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"data file not found: {p}") from None
     except OSError as e:
         raise UserError(f"cannot read data file {p}: {e.strerror}") from None
     try:

@@ -112,3 +112,23 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                 jax.distributed.initialize(initialization_timeout=jax_timeout)
             except (ValueError, RuntimeError) as e:
                 raise UserError(f"--distributed could not detect a cluster: {e}") from None
+
+
+def require_same_run(description: str) -> None:
+    """Every process must train the same thing: a process started with another config or
+    other data would otherwise train silently wrong, or crash inside a collective. Compares a
+    digest of `description` (the config and what the data gave) across processes."""
+    import hashlib
+
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    if jax.process_count() == 1:
+        return
+    digest = np.frombuffer(hashlib.sha256(description.encode()).digest(), np.uint8)
+    digests = np.asarray(multihost_utils.process_allgather(digest))
+    differ = [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
+    if differ:
+        raise UserError(f"process {differ[0]} was started with another config or other data "
+                        f"than process 0: start every process with the same command")

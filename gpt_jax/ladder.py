@@ -63,9 +63,9 @@ def _train_one(config, workdir: Path) -> dict:
     if result_file.exists():
         try:
             result = json.loads(result_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             result = None
-        if isinstance(result, dict) and result.get("config") == asked:
+        if _is_result(result) and result["config"] == asked:
             print(f"   finished before, read back from {workdir}", flush=True)
             return result
     start = time.perf_counter()
@@ -81,11 +81,26 @@ def _train_one(config, workdir: Path) -> dict:
               "train_loss": record["train_loss"], "val_loss": record["val_loss"],
               "val_exact_match": record.get("val_exact_match"), "wall_s": wall_s,
               "tokens_per_s": sum(rates) / len(rates) if rates else None,
-              "sample": samples[-1].read_text(encoding="utf-8") if samples else "",
+              "sample": samples[-1].read_text(encoding="utf-8", errors="replace")
+              if samples else "",
               "curve": [{"step": r["step"], "val_loss": r["val_loss"]} for r in records],
               "config": asked}
     run_files.write_atomic(result_file, json.dumps(result, indent=1))
     return result
+
+
+def _is_result(result) -> bool:
+    """A ladder_result.json as _train_one writes it; anything else is computed again."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    try:
+        return (isinstance(result, dict) and isinstance(result["config"], dict)
+                and isinstance(result["params"], int) and isinstance(result["sample"], str)
+                and all(number(result[k]) for k in ("seed", "train_loss", "val_loss", "wall_s"))
+                and all(result[k] is None or number(result[k])
+                        for k in ("val_exact_match", "tokens_per_s"))
+                and all(number(p["step"]) and number(p["val_loss"]) for p in result["curve"]))
+    except (KeyError, TypeError):
+        return False
 
 
 def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> dict:

@@ -8,6 +8,7 @@ the peak memory of real runs on a CPU: a config refused here could not have run.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import jax
 import ml_collections
@@ -17,6 +18,7 @@ from gpt_jax.errors import UserError
 GiB = 2**30
 FLOAT = 4  # bytes of a float32 or an int32
 STATE_FLOATS_PER_PARAM = 4  # the param, its gradient and Adam's two moments
+TEXT_BYTES_PER_TOKEN = 16  # a decoded token: a pointer to its string, and the text it joins
 
 
 def available_memory() -> tuple[int, str]:
@@ -26,10 +28,40 @@ def available_memory() -> tuple[int, str]:
     stats = devices[0].memory_stats() or {}
     if "bytes_limit" in stats:
         return stats["bytes_limit"], f"each {devices[0].device_kind} has"
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    ram = min(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), _cgroup_limit())
     if len(devices) == 1:
         return ram, "this machine has"
     return ram // len(devices), f"each of the {len(devices)} devices sharing this machine's RAM has"
+
+
+def _cgroup_limit() -> int:
+    """The memory limit of this process's cgroup (a container's, a SLURM job's), if any: the
+    OS kills a process that passes it, however much RAM the machine has."""
+    try:
+        entries = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return 1 << 62
+    limits = []
+    for entry in entries:
+        _, controllers, path = entry.split(":", 2)
+        if controllers == "":  # cgroup v2: walk up from this process's group
+            group = Path("/sys/fs/cgroup") / path.lstrip("/")
+            for folder in (group, *group.parents):
+                limits.append(_read_limit(folder / "memory.max"))
+                if folder == Path("/sys/fs/cgroup"):
+                    break
+        elif "memory" in controllers.split(","):  # cgroup v1
+            limits.append(_read_limit(Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+                                      / "memory.limit_in_bytes"))
+    return min(limits, default=1 << 62)
+
+
+def _read_limit(path: Path) -> int:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return 1 << 62
+    return int(text) if text.isdigit() else 1 << 62
 
 
 def param_count(config: ml_collections.ConfigDict, vocab_size: int) -> int:
@@ -108,8 +140,8 @@ def sampling_bytes(config: ml_collections.ConfigDict, vocab_size: int, num_sampl
         if model.name in ("gpt", "encoder_decoder") else 0
     fewer = "lower --num_samples or --max_new_tokens"
     return {"parameters": (FLOAT * params, "this run cannot be sampled on this machine"),
-            f"{num_samples} × {max_new_tokens} generated tokens": (
-                FLOAT * num_samples * (T + max_new_tokens), fewer),
+            f"{num_samples} × {max_new_tokens} generated tokens, and their text": (
+                (FLOAT + TEXT_BYTES_PER_TOKEN) * num_samples * (T + max_new_tokens), fewer),
             "the key/value cache and the logits": (
                 FLOAT * (cache + num_samples * vocab_size + num_samples * T * model.n_embd),
                 "lower --num_samples"),

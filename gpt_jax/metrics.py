@@ -22,9 +22,15 @@ from gpt_jax.errors import UserError
 from gpt_jax.run_files import METRICS, TENSORBOARD, write_atomic
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _is_record(value) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("step"), int) \
-        and not isinstance(value.get("step"), bool)
+    """A dict with an int step and, for every other field, a number or null."""
+    return (isinstance(value, dict) and isinstance(value.get("step"), int)
+            and not isinstance(value.get("step"), bool)
+            and all(v is None or _is_number(v) for k, v in value.items() if k != "step"))
 
 
 def read_metrics(workdir: str | Path) -> list[dict]:
@@ -41,7 +47,7 @@ def read_metrics(workdir: str | Path) -> list[dict]:
     for number, line in enumerate(text.splitlines(), 1):
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if _is_record(record):
             records.append(record)

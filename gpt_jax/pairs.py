@@ -16,8 +16,10 @@ from typing import ClassVar
 import numpy as np
 
 from gpt_jax.errors import UserError
+from gpt_jax.user_files import checked_input
 
 BOM = b"\xef\xbb\xbf"
+MEMORY_PER_PAIR_BYTE = 40  # two Python strings per line, their arrays, the vocabulary
 
 
 def _check_line(where: str, line: str, max_source_len: int,
@@ -43,7 +45,7 @@ def load_pairs(path: str | Path, max_source_len: int,
                max_target_len: int) -> list[tuple[str, str]]:
     """(source, target) pairs of a UTF-8 `source<TAB>target` file, read line by line; a bad
     line is refused with its file and line number. A BOM, CRLF and blank trailing lines pass."""
-    p = Path(path)
+    p = checked_input(path, "pair file", MEMORY_PER_PAIR_BYTE)
     pairs: list[tuple[str, str]] = []
     blank = 0  # the first blank line since the last pair: an error if a pair follows it
     try:
@@ -65,10 +67,6 @@ def load_pairs(path: str | Path, max_source_len: int,
                     raise UserError(f"{p}:{blank}: a blank line between pairs; "
                                     f"expected source<TAB>target")
                 pairs.append(_check_line(where, line, max_source_len, max_target_len))
-    except FileNotFoundError:
-        raise UserError(f"pair file not found: {p}") from None
-    except IsADirectoryError:
-        raise UserError(f"pair file path is a directory, not a file: {p}") from None
     except OSError as e:
         raise UserError(f"cannot read pair file {p}: {e.strerror}") from None
     if not pairs:

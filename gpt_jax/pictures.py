@@ -8,7 +8,6 @@ Legend: L layers, H heads, T query time, S key time, V vocab, N points.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -17,9 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import PowerNorm  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from gpt_jax.errors import UserError  # noqa: E402
+from gpt_jax.plots import save_png  # noqa: E402
 
 DPI = 100
 MAX_WIDTH_IN = 22  # an attention grid wider than this shrinks its cells (and its labels)
@@ -57,19 +55,7 @@ def char_class(token: str) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    """Writes the figure as a PNG of at most 256 colours (a third of the bytes: the README
-    commits some); a file that cannot be written is one UserError."""
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, dpi=DPI)
-    finally:
-        plt.close(fig)
-    buffer.seek(0)
-    image = Image.open(buffer).convert("RGB").quantize(256, dither=Image.Dither.NONE)
-    try:
-        image.save(path, optimize=True)
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    save_png(fig, path, dpi=DPI, colours=256, tight=False)
 
 
 # Colours on a square-root scale (PowerNorm 0.5): a weight of 0.05 is still visible beside 1.

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from gpt_jax.errors import UserError  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
-    """Writes the figure as a PNG; a file that cannot be written is one UserError."""
-    fig.tight_layout()
+def save_png(fig, path: Path, dpi: int = 120, colours: int | None = None,
+             tight: bool = True) -> None:
+    """Writes the figure as a PNG (of at most `colours` colours: a third of the bytes, for
+    the pictures the README commits); a file that cannot be written is one UserError. A
+    character the font lacks (a title in another script) is drawn as a box, not warned of."""
+    buffer = io.BytesIO()
     try:
-        fig.savefig(path, dpi=120)
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from")
+            if tight:  # else the figure has a layout of its own
+                fig.tight_layout()
+            fig.savefig(buffer, dpi=dpi)
     finally:
         plt.close(fig)
+    image = Image.open(io.BytesIO(buffer.getvalue()))
+    if colours:
+        image = image.convert("RGB").quantize(colours, dither=Image.Dither.NONE)
+    try:
+        image.save(path, optimize=True)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
 
 
 def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
@@ -33,7 +48,7 @@ def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
     ax.set(xlabel="step", ylabel="cross-entropy loss", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], path: Path) -> None:
@@ -52,4 +67,4 @@ def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], pat
     ax.set(xlabel="step", ylabel="val loss", title="The ladder: validation loss by step")
     ax.grid(alpha=0.3)
     ax.legend(ncol=2)
-    _save(fig, path)
+    save_png(fig, path)

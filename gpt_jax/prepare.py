@@ -59,6 +59,7 @@ flags.DEFINE_float("val_fraction", 0.1, "The last fraction of the token stream, 
 USAGE = ("usage: python -m gpt_jax.prepare --input=PATH [--input=PATH ...] --out=DATADIR "
          "[--tokenizer=char|bpe] [--vocab_size=N] [--val_fraction=0.1]")
 DEFAULT_BPE_VOCAB = 4096
+MAX_BPE_VOCAB = 1 << 20  # larger asks the BPE trainer for more memory than any corpus needs
 CHUNK_BYTES = 4 << 20  # read and encode a few MB at a time, whatever the corpus size
 GLOB_CHARS = "*?["
 TMP_DIR = ".prepare-tmp"  # inside DATADIR, so that renaming into place is atomic
@@ -301,6 +302,10 @@ def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
         if vocab_size < BYTE_SYMBOLS:
             raise UserError(f"--vocab_size must be at least {BYTE_SYMBOLS} for a byte-level "
                             f"BPE (one symbol per byte value), got {vocab_size}")
+        if vocab_size > MAX_BPE_VOCAB:
+            raise UserError(f"--vocab_size must be at most {MAX_BPE_VOCAB:,} (2^20: the "
+                            f"largest language-model vocabularies hold about 256k), got "
+                            f"{vocab_size}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out={out} is a file, not a folder")

@@ -11,6 +11,7 @@ import ml_collections
 
 from gpt_jax import run_files
 from gpt_jax.checkpoint import Checkpoints
+from gpt_jax.config import validate
 from gpt_jax.errors import UserError
 from gpt_jax.optim import make_optimizer
 from gpt_jax.state import TrainState, abstract_state
@@ -39,6 +40,11 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
     if not workdir.is_dir():
         raise UserError(f"workdir not found: {workdir}")
     config, tokenizer = run_files.load_config(workdir), run_files.load_vocab(workdir)
+    if config is not None:
+        try:
+            validate(config)
+        except UserError as e:
+            raise UserError(f"{workdir / run_files.CONFIG} is damaged: {e}") from None
     if config is None or tokenizer is None:
         raise UserError(f"{workdir} is not a training run: {run_files.CONFIG} or "
                         f"{run_files.VOCAB} is missing")

@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import sys
 import time
-from pathlib import Path
 
 from absl import flags
 
 from gpt_jax import cli
 from gpt_jax.config import INT32_MAX, SEED_MAX
 from gpt_jax.errors import UserError
+from gpt_jax.user_files import checked_input
+
+PROMPTS_LIMIT = 64 << 20  # prompts are read whole: more than this is not a list of prompts
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.sample --workdir=DIR [--prompt=TEXT | --prompts=FILE] "
@@ -59,8 +61,12 @@ def _prompts(F) -> list[str]:
         return [F.prompt]
     _check(not F.prompt, "pass --prompt or --prompts, not both")
     try:
-        raw = sys.stdin.buffer.read() if F.prompts == "-" else \
-            Path(F.prompts).expanduser().read_bytes()
+        if F.prompts == "-":
+            raw = sys.stdin.buffer.read(PROMPTS_LIMIT + 1)
+            _check(len(raw) <= PROMPTS_LIMIT, "the prompts on standard input pass 64 MiB")
+        else:
+            raw = checked_input(F.prompts, "--prompts file", 1).read_bytes()
+            _check(len(raw) <= PROMPTS_LIMIT, f"--prompts {F.prompts} passes 64 MiB")
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read --prompts {F.prompts}: "
                         f"{getattr(e, 'strerror', None) or e}") from None

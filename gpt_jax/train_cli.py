@@ -5,16 +5,12 @@ from __future__ import annotations
 import sys
 
 from absl import flags
-from ml_collections import config_flags
 
 from gpt_jax import cli
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python train.py --config=configs/NAME.py[:variant] --workdir=DIR "
          "[--config.section.field=value ...]")
-config_flags.DEFINE_config_file(
-    "config", None, "Config file, as path.py or path.py:variant; any field can be overridden "
-    "as --config.section.field=value.", flag_values=FLAGS)
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and samples of the run.",
                     flag_values=FLAGS)
 flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, for a multi-process "
@@ -29,6 +25,9 @@ flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other pr
 
 
 def _main(argv: list[str]) -> None:
+    # config_flags reads sys.argv as it defines the flag: here, where a bad one is one line.
+    cli.define_config_file(FLAGS, "Config file, as path.py or path.py:variant; any field can "
+                                  "be overridden as --config.section.field=value.")
     cli.parse_flags(argv, USAGE, FLAGS)
     F = FLAGS
     if not F.config or not F.workdir:

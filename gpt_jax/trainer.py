@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gpt_jax import kill_points, memory, resume, run_files
+from gpt_jax import distributed, kill_points, memory, resume, run_files
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
 from gpt_jax.errors import Stopped, UserError
@@ -34,6 +34,8 @@ from gpt_jax.steps import (
 )
 from gpt_jax.stop import StopRequest
 from gpt_jax.task import load_task
+
+CHUNK_SECONDS = 2.0  # the longest a call of train steps should take (see _steps_per_call)
 
 
 def _log(*args) -> None:
@@ -53,8 +55,14 @@ class Trainer:
         # Everything that can fail on bad input fails before the checkpoint manager starts its
         # background threads.
         self.task = load_task(config)
+        distributed.require_same_run(config.to_json(sort_keys=True) + self.task.vocab.to_json()
+                                     + str(self.task.tokens_per_step))
         self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
         memory.require_fits(self.task.memory_parts(self.layout), "training this config")
+        if config.sample.max_new_tokens:
+            memory.require_fits(memory.sampling_bytes(config, self.task.vocab_size, 1,
+                                                      config.sample.max_new_tokens),
+                                "the sample at each evaluation (sample.max_new_tokens)")
         self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints)
         try:
             self._build()
@@ -158,16 +166,21 @@ class Trainer:
         t = self.config.train
         step = self.step
         self.reporter.progress.write(self.summary())
-        try:
-            if step >= t.num_steps:
+        if step >= t.num_steps:
+            try:
                 return self._record(step, math.nan, write=False)
-            record = self._record(step, math.nan) if step == 0 else None
-            with StopRequest(self.reporter.progress.write) as stop:
+            finally:
+                self.reporter.progress.close()
+        # From here to the end a signal asks for a checkpoint at the next step boundary; once
+        # the last step is done, it lets the final save and the plot finish.
+        with StopRequest(self.reporter.progress.write) as stop:
+            try:
+                record = self._record(step, math.nan) if step == 0 else None
                 record = self._loop(step, stop) or record
-        finally:
-            self.reporter.progress.close()
-        self.checkpoints.wait()
-        self.reporter.finish()
+            finally:
+                self.reporter.progress.close()
+            self.checkpoints.wait()
+            self.reporter.finish()
         return record
 
     def _loop(self, step: int, stop: StopRequest) -> dict | None:
@@ -176,6 +189,8 @@ class Trainer:
         record, pending, first_call = None, None, True
         loop_start = time.perf_counter()
         agreed_stop = 0  # the signal any process received, as all processes learn it
+        alone = jax.process_count() == 1  # no other process to agree with
+        steps_per_call = t.steps_per_call
 
         def flush():
             nonlocal pending, agreed_stop
@@ -184,7 +199,7 @@ class Trainer:
                 pending = None
 
         while step < t.num_steps:
-            n = min(t.steps_per_call, self._steps_to_next_event(step))
+            n = min(steps_per_call, self._steps_to_next_event(step))
             self.state, metrics, stop_signal = self.train_chunk(
                 self.state, self.data, self._chunk_inputs(step, n), n,
                 self._stop_signal(stop.signum), self.rows)
@@ -200,6 +215,8 @@ class Trainer:
                 self.reporter.progress.write(
                     f"the first {n} step(s) took {time.perf_counter() - loop_start:.1f} s")
                 clock.restart()
+            elif alone and clock.steps:
+                steps_per_call = self._steps_per_call(clock.seconds / clock.steps)
             checkpoint = step % t.checkpoint_every == 0 or step == t.num_steps
             evaluate = step % t.eval_interval == 0 or step == t.num_steps
             if checkpoint or evaluate:
@@ -210,11 +227,17 @@ class Trainer:
                 if evaluate:
                     record = self._record(step, tokens_per_s)
                 clock.restart()
-            if agreed_stop and step < t.num_steps:
+            if (agreed_stop or (alone and stop.requested)) and step < t.num_steps:
                 flush()
-                self._stop(step, agreed_stop)
+                self._stop(step, agreed_stop or stop.signum)
         flush()
         return record
+
+    def _steps_per_call(self, step_seconds: float) -> int:
+        """Steps per call that keep a call under CHUNK_SECONDS, so that a stop request (a
+        scheduler's SIGTERM comes with a grace period of about 30 s) is served in seconds even
+        when one step takes many. Only for one process: all processes must chunk alike."""
+        return max(1, min(self.config.train.steps_per_call, int(CHUNK_SECONDS / step_seconds)))
 
     def _stop(self, step: int, signum: int) -> None:
         """Saves the step every process has reached and leaves with the signal's exit status."""

@@ -100,3 +100,20 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_p
         steps.append(int(last.split("terminated at step ")[1].split(":")[0]))
     assert steps[0] == steps[1]
     assert load_run(tmp_path).step == steps[0]
+
+
+def test_processes_started_with_different_configs_are_refused(tmp_path):
+    """A process given another batch size would otherwise train silently wrong numbers."""
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
+         f"--config.train.batch_size={8 * (i + 1)}", f"--coordinator_address=127.0.0.1:{port}",
+         "--num_processes=2", f"--process_id={i}", "--distributed_timeout=60"],
+        cwd=REPO, env={**os.environ, **_devices(1)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 2
+        assert err.strip().splitlines() == [
+            "error: process 1 was started with another config or other data than process 0: "
+            "start every process with the same command"]

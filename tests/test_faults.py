@@ -221,3 +221,33 @@ def test_resume_allows_what_does_not_change_the_parameters_and_refuses_the_rest(
         assert refused.returncode == 2
         assert "holds a checkpoint of a different model" in refused.stderr
     assert load_run(tmp_path).step == 20
+
+
+def test_sigterm_before_training_starts_ends_at_once_with_one_line(tmp_path):
+    """While jax compiles the CPU GPT (seconds, the cache off): nothing to save yet."""
+    import os
+
+    proc = subprocess.Popen([sys.executable, "train.py", "--config=configs/shakespeare_char_cpu.py",
+                             f"--workdir={tmp_path}"], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={k: v for k, v in {**os.environ, "GPT_JAX_CACHE_DIR": "off"}
+                                 .items() if k != "JAX_COMPILATION_CACHE_DIR"})
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()
+    assert len(last) == 1 and (last[0] == "terminated" or last[0].startswith("terminated at")), err
+
+
+def test_the_sampler_ends_on_sigterm_with_one_line(tmp_path):
+    assert _train(tmp_path, args=["--config.train.num_steps=10"]).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "gpt_jax.sample", f"--workdir={tmp_path}",
+                             "--max_new_tokens=10000000", "--num_samples=8"], cwd=REPO,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(8)
+    start = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert time.perf_counter() - start < 3
+    assert proc.returncode == 143 and err.strip().splitlines() == ["terminated"]

@@ -160,3 +160,51 @@ def test_a_damaged_vocabulary_is_one_line(run):
     (run / "vocab.json").write_text('{"chars": ["b", "a"]}')
     _one_line_error(run_python(["-m", "gpt_jax.sample", f"--workdir={run}"]),
                     "sorted, unique, single characters")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_head", 0, "model.n_head must be >= 1"),
+    ("block_size", 10**6, "does not match the model"),  # a positions table of another size
+    ("name", "transformer", "model.name must be one of"),
+    ("dropout", 2.0, "model.dropout must be in [0, 1)"),
+])
+def test_a_config_json_of_impossible_settings_is_one_line(run, field, value, message):
+    """Types right, values impossible: the sampler checks them as the trainer does."""
+    config = json.loads((run / "config.json").read_text())
+    config["model"][field] = value
+    (run / "config.json").write_text(json.dumps(config))
+    _one_line_error(run_python(["-m", "gpt_jax.sample", f"--workdir={run}"]), message)
+
+
+@pytest.mark.parametrize("name", ["config.json", "vocab.json"])
+def test_json_nested_too_deeply_is_one_line(run, name):
+    (run / name).write_text("[" * 100000 + "]" * 100000)
+    _one_line_error(run_python(["-m", "gpt_jax.sample", f"--workdir={run}"]), "")
+
+
+@pytest.mark.parametrize("line", ['{"step": 5, "val_loss": {"a": 1}}',
+                                  '{"step": 5, "train_loss": [1, 2]}', "[" * 100000])
+def test_a_metrics_line_of_the_wrong_shape_is_skipped(run, line):
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(line + "\n")
+    result = _train(run, "--config.train.num_steps=20")
+    assert result.returncode == 0, result.stderr
+    assert "is not a metrics record; skipped" in result.stderr
+
+
+def test_a_checkpoint_without_its_metadata_is_damaged_and_the_one_before_is_used(run):
+    assert _train(run, "--config.train.num_steps=20").returncode == 0
+    (run / "checkpoints" / "20" / "default" / "_METADATA").unlink()  # the tree's description
+    sampled = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--max_new_tokens=5"])
+    assert sampled.returncode == 0, sampled.stderr
+    assert "the checkpoint at step 20 is damaged" in sampled.stderr
+    assert "from step 10" in sampled.stderr
+
+
+def test_a_pipe_in_a_checkpoint_is_damage_not_a_hang(run):
+    folder = next(p for p in (run / "checkpoints" / "10").rglob("*") if p.is_dir())
+    os.mkfifo(folder / "a_pipe")
+    start = time.perf_counter()
+    result = run_python(["-m", "gpt_jax.sample", f"--workdir={run}"], timeout=TIME_LIMIT_S)
+    assert time.perf_counter() - start < TIME_LIMIT_S
+    _one_line_error(result, "step(s) 10 damaged")
