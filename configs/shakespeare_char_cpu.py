@@ -8,8 +8,13 @@ tuned for its 384-wide model, and Adam's best rate scales about as 1/width (μP)
 `:short` trains the same model for 1,200 steps with the cosine ending there (a run that stops
 early should have decayed its rate by then), at a higher peak rate and a shorter warmup: the
 best rate grows as the horizon shrinks. The sweeps behind both are in benchmarks/README.md.
+
+`:modern` is the same model and budget with the modern changes that the ladder measured to help
+(gpt_jax/modern_changes.py: RoPE, RMSNorm, QK-norm, SwiGLU, Muon, ...); `:modern_short` trains it
+for 300 steps, the cosine ending there, for benchmarks/time_to_loss.py.
 """
 
+from gpt_jax import modern_changes
 from gpt_jax.config import base_config
 from gpt_jax.errors import UserError
 
@@ -28,6 +33,12 @@ def get_config(variant: str = ""):
     t.eval_interval, t.eval_iters, t.checkpoint_every = 250, 50, 500
     if variant == "short":
         t.num_steps, t.learning_rate, t.warmup_steps = 1200, 4e-3, 50
+    elif variant in ("modern", "modern_short"):
+        modern_changes.apply(config)
+        config.description = "the CPU GPT with the modern changes that helped"
+        if variant == "modern_short":
+            t.num_steps, t.warmup_steps, t.eval_interval = 300, 30, 50
     elif variant:
-        raise UserError(f"unknown variant {variant!r} of shakespeare_char_cpu.py; choose short")
+        raise UserError(f"unknown variant {variant!r} of shakespeare_char_cpu.py; choose short, "
+                        "modern or modern_short")
     return config

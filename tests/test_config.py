@@ -24,7 +24,9 @@ from gpt_jax.errors import UserError
 
 STEPS = [*ladder_steps.STEPS, ladder_steps.FULL_STEP, *ladder_steps.MODERN_STEPS,
          *ladder_steps.SEQ2SEQ_STEPS]
-FILES = ["configs/shakespeare_char_cpu.py:short", "configs/ngram.py", "configs/mlp.py"]
+FILES = ["configs/shakespeare_char_cpu.py:short", "configs/shakespeare_char_cpu.py:modern",
+         "configs/shakespeare_char_cpu.py:modern_short", "configs/shakespeare_char.py:modern",
+         "configs/ngram.py", "configs/mlp.py"]
 
 
 @pytest.mark.parametrize("spec", FILES + [f"configs/{spec}" for _, spec in STEPS])
@@ -278,3 +280,20 @@ def test_every_modern_rung_adds_its_change_to_the_one_before():
                    not d.startswith("description")]
         assert len(changed) == 1, (name, changed)  # exactly one change per rung
         previous = config
+
+
+@pytest.mark.parametrize("base", ["shakespeare_char_cpu.py", "shakespeare_char.py"])
+def test_modern_variants_are_their_base_with_exactly_the_kept_changes(base):
+    from gpt_jax import modern_changes
+
+    plain = load_config_file(str(REPO / "configs" / base))
+    modern = load_config_file(str(REPO / "configs" / f"{base}:modern"))
+    expected = modern_changes.apply(load_config_file(str(REPO / "configs" / base)))
+    assert modern.model == expected.model and modern.train == expected.train
+    assert modern.model != plain.model  # something was kept
+    assert modern.train.num_steps == plain.train.num_steps  # the same budget
+    if base == "shakespeare_char_cpu.py":  # the last rung is every change: KEPT ⊆ MODERN
+        last = load_config_file(str(REPO / f"configs/{ladder_steps.MODERN_STEPS[-1][1]}"))
+        assert set(modern_changes.KEPT) <= set(ladder_steps.MODERN)
+        if modern_changes.KEPT == ladder_steps.MODERN:
+            assert modern.model == last.model and modern.train == last.train
