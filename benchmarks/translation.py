@@ -2,10 +2,11 @@
 and values projected once, the target's keys and values kept) against re-running the decoder
 on the whole prefix for every token.
 
-    python benchmarks/translation.py [--workdir=RUN] [--batch=256] [--out=...json]
+    python benchmarks/translation.py [--workdir=RUN] [--batch=64 --batch=256 ...] [--out=...json]
 
 With --workdir, a trained run (e.g. of configs/seq2seq.py); without, configs/seq2seq.py
-untrained. Both paths decode the same held-out sources in the same run.
+untrained. Both paths decode the same held-out sources in the same run, at each --batch: a
+small batch shows the per-token overhead of a decoding step, a large one the arithmetic.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 flags.DEFINE_string("workdir", None, "A trained seq2seq run (default: an untrained model).")
-flags.DEFINE_integer("batch", 256, "Sources decoded at once.")
+flags.DEFINE_multi_integer("batch", [64, 256, 1024], "Sources decoded at once.")
 flags.DEFINE_integer("repeats", 5, "Timed runs per path, after one compiling run.")
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "translation.json"), "JSON.")
 
@@ -62,29 +63,32 @@ def main(argv):
     if not F.workdir:
         model = task.build_model()
         params = init_state(model, make_optimizer(config.train), 0, task.example_inputs()).params
-    sources = task.val.source_NxS[np.arange(F.batch) % len(task.val)]
-    # Both paths read the same encoded sources: the encoder runs once in either, so it is
-    # timed apart and the comparison is of the decoding.
+    # Both paths read the same encoded sources: the encoder runs once in either, so it is timed
+    # apart and the comparison is of the decoding.
     encode = jax.jit(lambda p, s: model.apply({"params": p}, s, method=model.encode))
-    memory = encode(params, sources)
-    mask = sources != 0
-    seconds = {"encoder": _median_seconds(lambda: encode(params, sources), F.repeats)}
-    for name, use_cache in (("cached", True), ("uncached", False)):
-        fn = functools.partial(write_target, model, params, memory, mask, steps=task.T,
-                               use_cache=use_cache)
-        seconds[name] = _median_seconds(fn, F.repeats)
-    tokens = F.batch * task.T
-    row = {"config": "seq2seq.py", "trained": bool(F.workdir), "batch": F.batch,
-           "target_tokens": task.T, **{f"{k}_s": v for k, v in seconds.items()},
-           **{f"{k}_tokens_per_s": tokens / v for k, v in seconds.items()},
-           "speedup": seconds["uncached"] / seconds["cached"],
-           "device": str(jax.devices()[0].device_kind), "jax": jax.__version__}
-    print(f"{F.batch} sources × {task.T} tokens, decoding: cached "
-          f"{seconds['cached'] * 1e3:.1f} ms, uncached {seconds['uncached'] * 1e3:.1f} ms: "
-          f"{row['speedup']:.1f}× faster (the encoder, run once by either: "
-          f"{seconds['encoder'] * 1e3:.1f} ms)")
+    rows = []
+    for batch in F.batch:
+        sources = task.val.source_NxS[np.arange(batch) % len(task.val)]
+        memory = encode(params, sources)
+        mask = sources != 0
+        seconds = {"encoder": _median_seconds(lambda: encode(params, sources), F.repeats)}
+        for name, use_cache in (("cached", True), ("uncached", False)):
+            fn = functools.partial(write_target, model, params, memory, mask, steps=task.T,
+                                   use_cache=use_cache)
+            seconds[name] = _median_seconds(fn, F.repeats)
+        tokens = batch * task.T
+        row = {"config": "seq2seq.py", "trained": bool(F.workdir), "batch": batch,
+               "target_tokens": task.T, **{f"{k}_s": v for k, v in seconds.items()},
+               **{f"{k}_tokens_per_s": tokens / v for k, v in seconds.items()},
+               "speedup": seconds["uncached"] / seconds["cached"],
+               "device": str(jax.devices()[0].device_kind), "jax": jax.__version__}
+        print(f"{batch} sources × {task.T} tokens, decoding: cached "
+              f"{seconds['cached'] * 1e3:.1f} ms, uncached {seconds['uncached'] * 1e3:.1f} ms: "
+              f"{row['speedup']:.1f}× faster (the encoder, run once by either: "
+              f"{seconds['encoder'] * 1e3:.1f} ms)")
+        rows.append(row)
     Path(F.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(F.out).write_text(json.dumps(row, indent=1))
+    Path(F.out).write_text(json.dumps(rows, indent=1))
     print(f"written {F.out}")
 
 

@@ -7,6 +7,7 @@ run sees exactly the batches an uninterrupted one would, on any device layout.
 from __future__ import annotations
 
 import dataclasses
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -107,5 +108,29 @@ def get_batch(data: np.ndarray, block_size: int, batch_size: int, seed: int, str
     that the data order does not depend on how many processes share it.
     """
     starts = batch_offsets(len(data), block_size, batch_size, seed, stream, index)[rows]
-    window_RxT1 = data[starts[:, None] + np.arange(block_size + 1)]
+    window_RxT1 = read_windows(data, starts, block_size + 1)
     return window_RxT1[:, :-1], window_RxT1[:, 1:]
+
+
+def read_windows(tokens_N: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """tokens_N[starts[..., None] + arange(length)]: the windows of `length` tokens at `starts`.
+
+    A memory-mapped token file is read with one pread per window instead: on recent kernels a
+    page fault maps the whole page-cache folio around it (up to megabytes), so random windows
+    would count most of a large corpus in the process's resident memory.
+    """
+    if not isinstance(tokens_N, np.memmap):
+        return tokens_N[starts[..., None] + np.arange(length)]
+    itemsize = tokens_N.dtype.itemsize
+    nbytes = length * itemsize
+    fd = os.open(tokens_N.filename, os.O_RDONLY)
+    try:
+        chunks = [os.pread(fd, nbytes, tokens_N.offset + int(start) * itemsize)
+                  for start in starts.ravel()]
+    finally:
+        os.close(fd)
+    if any(len(chunk) != nbytes for chunk in chunks):
+        raise UserError(f"{tokens_N.filename} became shorter while training: was it prepared "
+                        f"again? Resume once the prepare has finished")
+    windows = np.frombuffer(b"".join(chunks), tokens_N.dtype)
+    return windows.reshape(*starts.shape, length)

@@ -53,18 +53,35 @@ def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
 
 def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], path: Path) -> None:
     """Val loss of every ladder step on one plot; each step's reference figure is a marker at
-    its last step, in the same colour as its curve."""
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    its last step, in the same colour as its curve. Beside it, a zoom on the curves that end
+    within 0.3 of the best one (the CPU GPT and its modern rungs), whose differences the full
+    scale hides."""
+    series = {}
     for name, records in curves.items():
         points = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
-        if not points:
-            continue
-        (line,) = ax.plot(*zip(*points, strict=True), label=name)
+        if points:
+            series[name] = points
+    best = min((points[-1][1] for points in series.values()), default=0.0)
+    close = {name: p for name, p in series.items() if p[-1][1] <= best + 0.3}
+    zoom = len(close) > 1 and len(close) < len(series)
+    fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(14 if zoom else 9, 5.5), squeeze=False)
+    colours = plt.get_cmap("tab20").colors
+    for i, (name, points) in enumerate(series.items()):
+        colour = colours[(2 * i) % 20 + (2 * i) // 20 % 2]  # the dark shades, then the light
+        axes[0, 0].plot(*zip(*points, strict=True), label=name, color=colour)
         if name in references:
-            ax.plot(points[-1][0], references[name], marker="*", markersize=12, linestyle="none",
-                    color=line.get_color())
-    ax.plot([], [], marker="*", linestyle="none", color="gray", label="lecture's figure")
-    ax.set(xlabel="step", ylabel="val loss", title="The ladder: validation loss by step")
-    ax.grid(alpha=0.3)
-    ax.legend(ncol=2)
+            axes[0, 0].plot(points[-1][0], references[name], marker="*", markersize=12,
+                            linestyle="none", color=colour)
+        if zoom and name in close:
+            late = [(x, y) for x, y in points if x >= points[-1][0] / 2]
+            axes[0, 1].plot(*zip(*late, strict=True), label=name,
+                            color=colour, marker=".")
+    axes[0, 0].plot([], [], marker="*", linestyle="none", color="gray", label="lecture's figure")
+    axes[0, 0].set(xlabel="step", ylabel="val loss", title="The ladder: validation loss by step")
+    axes[0, 0].legend(ncol=2)
+    if zoom:
+        axes[0, 1].set(xlabel="step", title="The best steps, second half of training")
+        axes[0, 1].legend(ncol=2, fontsize="small")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
     save_png(fig, path)

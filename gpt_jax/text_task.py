@@ -18,7 +18,8 @@ import ml_collections
 import numpy as np
 
 from gpt_jax import memory
-from gpt_jax.dataset import TRAIN, VAL, Corpus, eval_stream, get_batch, load_text
+from gpt_jax.dataset import (TRAIN, VAL, Corpus, eval_stream, get_batch, load_text,
+                             read_windows)
 from gpt_jax.errors import UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.models import build_model
@@ -107,7 +108,7 @@ class TextTask:
                                              step, n, k)
         if self.on_device:
             return shard(starts_DxKxAxB)
-        windows = self.corpus.train[starts_DxKxAxB[..., None] + np.arange(self.block_size + 1)]
+        windows = read_windows(self.corpus.train, starts_DxKxAxB, self.block_size + 1)
         return shard(windows.astype(np.int32))
 
     def batch(self, tokens_N: jax.Array, inputs_AxB: jax.Array):

@@ -124,3 +124,20 @@ def test_a_resumed_run_refuses_data_of_another_vocabulary(tmp_path):
     result = _train(tmp_path / "run", f"--config.data.path={bpe}")
     assert result.returncode == 2
     assert "tokenized with another vocabulary (bpe, 300 symbols)" in result.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_windows_read_from_a_token_file_are_the_memory_maps_windows(tmp_path, dtype):
+    from gpt_jax.dataset import read_windows
+    from gpt_jax.errors import UserError
+
+    path = tmp_path / "tokens.bin"
+    np.arange(1000, dtype=np.int64).astype(dtype).tofile(path)
+    tokens = np.memmap(path, dtype=dtype, mode="r", shape=(1000,))
+    starts = np.random.default_rng(0).integers(0, 1000 - 9, size=(3, 2, 4))
+    windows = read_windows(tokens, starts, 9)
+    assert windows.dtype == dtype and windows.shape == (3, 2, 4, 9)
+    np.testing.assert_array_equal(windows, np.asarray(tokens)[starts[..., None] + np.arange(9)])
+    path.write_bytes(path.read_bytes()[:100 * np.dtype(dtype).itemsize])  # prepared again
+    with pytest.raises(UserError, match="became shorter while training"):
+        read_windows(tokens, np.array([500]), 9)
