@@ -171,16 +171,24 @@ class Trainer:
                 return self._record(step, math.nan, write=False)
             finally:
                 self.reporter.progress.close()
+        try:  # nothing to save before the first step: a signal here ends the command at once
+            record = self._record(step, math.nan) if step == 0 else None
+        except BaseException:
+            self.reporter.progress.close()
+            raise
         # From here to the end a signal asks for a checkpoint at the next step boundary; once
-        # the last step is done, it lets the final save and the plot finish.
+        # the last step is done, it lets the final save and the plot finish, then says so.
         with StopRequest(self.reporter.progress.write) as stop:
             try:
-                record = self._record(step, math.nan) if step == 0 else None
                 record = self._loop(step, stop) or record
             finally:
                 self.reporter.progress.close()
             self.checkpoints.wait()
             self.reporter.finish()
+        if stop.requested:
+            word, code = StopRequest.describe(stop.signum)
+            raise Stopped(f"{word} after the last step, {t.num_steps}: checkpoint saved in "
+                          f"{self.checkpoints.directory}", code)
         return record
 
     def _loop(self, step: int, stop: StopRequest) -> dict | None:

@@ -259,3 +259,20 @@ def test_the_sampler_ends_on_sigterm_with_one_line(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert time.perf_counter() - start < 3
     assert proc.returncode == 143 and err.strip().splitlines() == ["terminated"]
+
+
+@pytest.mark.parametrize("signal_name, code, word", [("TERM", 143, "terminated"),
+                                                     ("INT", 130, "interrupted")])
+def test_a_signal_during_the_final_save_finishes_it_then_says_so(tmp_path, signal_name, code,
+                                                                  word):
+    """A scheduler's SIGTERM that lands after the last step (here: just as the final save
+    starts) lets the save finish, then ends with the signal's status, not 0: a caller that
+    sent it must not take a stopped command for a finished one, nor a stop request for lost."""
+    env = {ENV: "save:20", "GPT_JAX_KILL_SIGNAL": signal_name}
+    result = run_python(["train.py", f"--config={TINY}", f"--workdir={tmp_path}",
+                         "--config.train.num_steps=20", "--config.train.checkpoint_every=10",
+                         "--config.train.eval_interval=10"], env=env)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"{word} after the last step, 20: checkpoint saved in {tmp_path / 'checkpoints'}"]
+    assert load_run(tmp_path).step == 20
