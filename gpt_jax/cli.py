@@ -224,6 +224,10 @@ def _exit(message: str, code: int) -> NoReturn:
     os._exit(code)
 
 
+# How a cross-process collective reports a peer that died or was killed (jax's CPU collectives
+# run on Gloo; the coordination service notices missing heartbeats).
+PEER_FAILURES = ("Gloo all-reduce failed", "Connection reset by peer", "heartbeat timeout",
+                 "Connection closed by peer")
 RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
                    errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EFBIG}
 
@@ -266,7 +270,11 @@ def run(main: Callable[[], None]) -> None:
             _exit(OUT_OF_MEMORY, EXIT_USER_ERROR)
         except RecursionError:
             _exit("error: a file nests too deeply to read (damaged JSON?)", EXIT_USER_ERROR)
-        except Exception as e:  # XLA's own out-of-memory is an exception type of jaxlib's
-            if "RESOURCE_EXHAUSTED" not in str(e):
-                raise
-            _exit(OUT_OF_MEMORY, EXIT_USER_ERROR)
+        except Exception as e:  # XLA's own errors are exception types of jaxlib's
+            if "RESOURCE_EXHAUSTED" in str(e):
+                _exit(OUT_OF_MEMORY, EXIT_USER_ERROR)
+            if any(sign in str(e) for sign in PEER_FAILURES):
+                _exit("error: another process of this run failed or was stopped (a collective "
+                      "lost its peer); run the same command on every process to resume from "
+                      "the newest checkpoint", EXIT_USER_ERROR)
+            raise

@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -290,3 +292,16 @@ def test_every_command_answers_help_with_its_usage_and_flags(command, flag):
     result = run_python([*command, "--help"], timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: ") and flag in result.stdout
+
+
+def test_a_collective_that_lost_its_peer_is_one_line():
+    """What jax raises in the survivor when another process of the run dies mid-collective."""
+    code = ("import sys\nfrom gpt_jax import cli\nsys.argv = ['train.py']\n"
+            "def main():\n    raise RuntimeError('UNKNOWN: Gloo all-reduce failed: [pair.cc:538] "
+            "Read error [127.0.0.1]:34703: Connection reset by peer')\ncli.run(main)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: another process of this run failed or was stopped (a collective lost its peer); "
+        "run the same command on every process to resume from the newest checkpoint"]
