@@ -152,9 +152,12 @@ def test_the_sampler_stops_promptly_on_ctrl_c(tmp_path):
                 "    print('generating', file=sys.stderr, flush=True)\n    wait(x, poll_s)\n"
                 "generation.wait_interruptibly = announced\n"
                 "sys.argv[0] = 'gpt_jax.sample'\nfrom gpt_jax.sample import main\nmain()\n")
+    # pytest-xdist's workers ignore SIGINT, and an ignored SIGINT is inherited: a shell's
+    # foreground command gets it with its default action, which Python turns into Ctrl-C.
     proc = subprocess.Popen([sys.executable, "-c", announce, f"--workdir={tmp_path}",
                              "--max_new_tokens=10000000", "--num_samples=8"], cwd=REPO,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr.readline() == "generating\n"  # generating for minutes from here
     time.sleep(1)
     assert proc.poll() is None
