@@ -1,6 +1,11 @@
 """Train a model of the ladder: python train.py --config=configs/bigram.py --workdir=/tmp/bigram"""
 
-from gpt_jax.train_cli import main
+if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
+    from gpt_jax import stop
+
+    stop.exit_at_once_on_signals()
+
+from gpt_jax.train_cli import main  # noqa: E402  (after the signals are taken care of)
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,9 @@ on the whole prefix for every token.
 
 With --workdir, a trained run (e.g. of configs/seq2seq.py); without, configs/seq2seq.py
 untrained. Both paths decode the same held-out sources in the same run, at each --batch: a
-small batch shows the per-token overhead of a decoding step, a large one the arithmetic.
+small batch shows the per-token overhead of a decoding step, a large one the arithmetic. The
+two paths run in turns, so that a change of the machine's load falls on both; the speed-up
+is the median of the turns' ratios, printed with their range.
 """
 
 from __future__ import annotations
@@ -25,20 +27,25 @@ sys.path.insert(0, str(REPO))
 
 flags.DEFINE_string("workdir", None, "A trained seq2seq run (default: an untrained model).")
 flags.DEFINE_multi_integer("batch", [64, 256, 1024], "Sources decoded at once.")
-flags.DEFINE_integer("repeats", 5, "Timed runs per path, after one compiling run.")
+flags.DEFINE_integer("repeats", 15, "Timed turns (each path once a turn), after one "
+                     "compiling run.")
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "translation.json"), "JSON.")
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def _alternated_seconds(fns: dict, repeats: int) -> dict:
+    """Each fn's median time and all its times, the fns run in turn (after one compiling run
+    each), so that a change in the machine's load falls on all of them alike."""
     import jax
 
-    jax.block_until_ready(fn())  # compiles
-    times = []
+    for fn in fns.values():
+        jax.block_until_ready(fn())  # compiles
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}, times
 
 
 def main(argv):
@@ -71,20 +78,23 @@ def main(argv):
         sources = task.val.source_NxS[np.arange(batch) % len(task.val)]
         memory = encode(params, sources)
         mask = sources != 0
-        seconds = {"encoder": _median_seconds(lambda: encode(params, sources), F.repeats)}
-        for name, use_cache in (("cached", True), ("uncached", False)):
-            fn = functools.partial(write_target, model, params, memory, mask, steps=task.T,
-                                   use_cache=use_cache)
-            seconds[name] = _median_seconds(fn, F.repeats)
+        fns = {name: functools.partial(write_target, model, params, memory, mask,
+                                       steps=task.T, use_cache=use_cache)
+               for name, use_cache in (("uncached", False), ("cached", True))}
+        fns["encoder"] = functools.partial(encode, params, sources)
+        seconds, times = _alternated_seconds(fns, F.repeats)
+        turn_ratios = [u / c for u, c in zip(times["uncached"], times["cached"], strict=True)]
         tokens = batch * task.T
         row = {"config": "seq2seq.py", "trained": bool(F.workdir), "batch": batch,
                "target_tokens": task.T, **{f"{k}_s": v for k, v in seconds.items()},
                **{f"{k}_tokens_per_s": tokens / v for k, v in seconds.items()},
-               "speedup": seconds["uncached"] / seconds["cached"],
+               "speedup": statistics.median(turn_ratios),
+               "speedup_min_max": [min(turn_ratios), max(turn_ratios)],
                "device": str(jax.devices()[0].device_kind), "jax": jax.__version__}
         print(f"{batch} sources × {task.T} tokens, decoding: cached "
               f"{seconds['cached'] * 1e3:.1f} ms, uncached {seconds['uncached'] * 1e3:.1f} ms: "
-              f"{row['speedup']:.1f}× faster (the encoder, run once by either: "
+              f"{row['speedup']:.1f}× faster (median of {F.repeats} turns, "
+              f"{min(turn_ratios):.1f}–{max(turn_ratios):.1f}; the encoder, run once by either: "
               f"{seconds['encoder'] * 1e3:.1f} ms)")
         rows.append(row)
     Path(F.out).parent.mkdir(parents=True, exist_ok=True)

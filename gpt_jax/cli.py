@@ -13,13 +13,14 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from absl import flags
 
-from gpt_jax import host_memory
+from gpt_jax import host_memory, stop
 from gpt_jax.errors import Stopped, UserError
 
 __all__ = ["UserError", "parse_flags", "run"]
@@ -203,8 +204,16 @@ def command_settings() -> Iterator[None]:
     default_hook = sys.unraisablehook
 
     def hook(unraisable):
-        if not (isinstance(unraisable.exc_value, RuntimeError)
-                and str(unraisable.exc_value) == "Event loop is closed"):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # A signal's exception raised inside a garbage-collection callback (jax has one),
+            # where Python prints it and goes on: the signal is sent to the main thread again,
+            # a moment later from another thread, to be raised once the callback has returned.
+            signum = (signal.SIGTERM if isinstance(unraisable.exc_value, Terminated)
+                      else signal.SIGINT)
+            threading.Timer(0.01, signal.pthread_kill,
+                            (threading.main_thread().ident, signum)).start()
+        elif not (isinstance(unraisable.exc_value, RuntimeError)
+                  and str(unraisable.exc_value) == "Event loop is closed"):
             default_hook(unraisable)
 
     sys.unraisablehook = hook
@@ -237,8 +246,12 @@ class Terminated(KeyboardInterrupt):
     report or a prepare. Raised like Ctrl-C's KeyboardInterrupt, so that it stops at once."""
 
 
-def _terminate(signum, frame):
-    raise Terminated
+def _raise(signum, frame):
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM Terminated, each caught by `run`; while a
+    module is being imported, the command ends at once instead."""
+    if stop.importing(frame):
+        stop.exit_now(signum)
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
 
 
 OUT_OF_MEMORY = ("error: out of memory: use a smaller model, batch or block, more "
@@ -249,7 +262,9 @@ def run(main: Callable[[], None]) -> None:
     """Runs `main`; a UserError, a stop by signal or a resource failure (disk full, files
     that cannot be written, out of memory) becomes one line on stderr and a non-zero exit."""
     with command_settings():
-        signal.signal(signal.SIGTERM, _terminate)  # the trainer's loop installs its own
+        for signum in stop.SIGNALS:  # the trainer's loop installs its own
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, _raise)
         try:
             check_argv(sys.argv)
             main()

@@ -15,6 +15,11 @@ Legend: B batch, L layers, H heads, T query time, S key time, V vocab, C channel
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
+    from gpt_jax import stop
+
+    stop.exit_at_once_on_signals()
+
 import dataclasses
 import html
 import re

@@ -8,6 +8,11 @@ Re-running reads back the runs finished with the very same config.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
+    from gpt_jax import stop
+
+    stop.exit_at_once_on_signals()
+
 import json
 import sys
 import time

@@ -8,6 +8,11 @@ then split as the lecture splits it: the first (1 - val_fraction) is train, the 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
+    from gpt_jax import stop
+
+    stop.exit_at_once_on_signals()
+
 import codecs
 import contextlib
 import dataclasses

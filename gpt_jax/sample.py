@@ -7,6 +7,11 @@ top-p is given.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
+    from gpt_jax import stop
+
+    stop.exit_at_once_on_signals()
+
 import math
 import sys
 import time

@@ -9,9 +9,42 @@ signal reached one host only. A second signal aborts at once.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 
 SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+
+
+def exit_now(signum: int) -> None:
+    """Ends the process at once: one line, and the status a shell gives that signal."""
+    word, status = SIGNALS[signum]
+    try:
+        sys.stdout.flush()  # what a sampler printed so far
+    except Exception:  # a flush the signal interrupted: what it held is lost either way
+        pass
+    os.write(2, f"{word}\n".encode())
+    os._exit(status)
+
+
+def exit_at_once_on_signals() -> None:
+    """A command's first step, before the imports that take seconds (jax): until `cli.run`
+    takes over, Ctrl-C or SIGTERM ends the command at once with one line, instead of a
+    traceback out of whichever module was loading. Nothing has been written yet. A signal
+    that the shell set to be ignored (`nohup`, a background job) stays ignored."""
+    for signum in SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, lambda signum, frame: exit_now(signum))
+
+
+def importing(frame) -> bool:
+    """Whether Python is importing a module at `frame`: a signal's exception there would leave
+    the module half-imported, and every later import of it broken."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class StopRequest:

@@ -18,8 +18,7 @@ import ml_collections
 import numpy as np
 
 from gpt_jax import memory
-from gpt_jax.dataset import (TRAIN, VAL, Corpus, eval_stream, get_batch, load_text,
-                             read_windows)
+from gpt_jax.dataset import TRAIN, VAL, Corpus, eval_stream, get_batch, load_text, read_windows
 from gpt_jax.errors import UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.models import build_model

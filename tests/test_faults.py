@@ -251,6 +251,87 @@ def test_sigterm_before_training_starts_ends_at_once_with_one_line(tmp_path):
     assert len(last) == 1 and (last[0] == "terminated" or last[0].startswith("terminated at")), err
 
 
+def _foreground(args: list[str], **kwargs) -> subprocess.Popen:
+    """A command as a shell starts it in the foreground: SIGINT with its default action (the
+    pytest-xdist worker ignores it, and an ignored SIGINT is inherited)."""
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            **kwargs)
+
+
+@pytest.mark.parametrize("command", [["train.py", f"--config={TINY}"],
+                                     ["-m", "gpt_jax.sample"], ["-m", "gpt_jax.ladder"]])
+@pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
+                                                (signal.SIGTERM, "terminated", 143)])
+def test_a_signal_while_python_still_imports_is_one_line(tmp_path, command, signum, word, code):
+    """In the first second Python is importing jax: a signal there would leave a module
+    half-imported and print its traceback. Now: one line, the signal's status, nothing
+    written."""
+    proc = _foreground([*command, f"--workdir={tmp_path / 'run'}"])
+    time.sleep(0.3)  # importing jax takes more than a second on these machines
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and err.splitlines() == [word], err
+    assert not (tmp_path / "run").exists()
+
+
+SWALLOWED = """
+import gc, sys, time
+from gpt_jax import cli
+
+def main():
+    def raise_once(phase, info):  # as a signal's exception raised inside jax's gc callback
+        gc.callbacks.remove(raise_once)
+        raise cli.Terminated if sys.argv[1] == "TERM" else KeyboardInterrupt
+    gc.callbacks.append(raise_once)
+    gc.collect()  # Python prints "Exception ignored in ..." and goes on
+    time.sleep(30)
+    print("finished as if no signal had come")
+
+cli.run(main)
+"""
+
+
+@pytest.mark.parametrize("name, word, code", [("TERM", "terminated", 143),
+                                              ("INT", "interrupted", 130)])
+def test_a_signal_swallowed_by_a_gc_callback_still_stops_the_command(name, word, code):
+    """A signal's exception raised while a garbage-collection callback runs (jax has one) is
+    printed by Python and dropped: the command ran on and exited 0. Now the signal is sent
+    again once the callback has returned, and the command stops as it should."""
+    proc = _foreground(["-c", SWALLOWED, name])
+    start = time.perf_counter()
+    out, err = proc.communicate(timeout=60)
+    assert time.perf_counter() - start < 20, "the signal was lost"
+    assert proc.returncode == code and err.splitlines() == [word] and not out, err
+
+
+IMPORTS_A_MODULE_THAT_IS_SIGNALLED = """
+import os, signal, sys, time
+from gpt_jax import cli
+
+def main():
+    sys.path.insert(0, sys.argv[1])
+    import slow_module  # sends the signal while it is being imported
+    print("imported")
+
+cli.run(main)
+"""
+
+
+@pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
+                                                (signal.SIGTERM, "terminated", 143)])
+def test_a_signal_during_a_later_import_is_one_line(tmp_path, signum, word, code):
+    """Commands import some modules only when they need them (the trainer, matplotlib): a
+    signal while one loads ends the command at once, with one line, not a half-imported
+    module and the traceback of the next import of it."""
+    (tmp_path / "slow_module.py").write_text(
+        f"import os, signal, time\nos.kill(os.getpid(), {int(signum)})\ntime.sleep(0.5)\n")
+    proc = _foreground(["-c", IMPORTS_A_MODULE_THAT_IS_SIGNALLED, str(tmp_path)])
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and err.splitlines() == [word] and not out, err
+
+
 def test_the_sampler_ends_on_sigterm_with_one_line(tmp_path):
     assert _train(tmp_path, args=["--config.train.num_steps=10"]).returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "gpt_jax.sample", f"--workdir={tmp_path}",
