@@ -198,7 +198,9 @@ class Trainer:
         loop_start = time.perf_counter()
         agreed_stop = 0  # the signal any process received, as all processes learn it
         alone = jax.process_count() == 1  # no other process to agree with
-        steps_per_call = t.steps_per_call
+        # The first call compiles and the second times a step: one step each, so that a stop
+        # request is served within a step or two even where a step takes many seconds.
+        steps_per_call = 1
 
         def flush():
             nonlocal pending, agreed_stop
@@ -223,8 +225,9 @@ class Trainer:
                 self.reporter.progress.write(
                     f"the first {n} step(s) took {time.perf_counter() - loop_start:.1f} s")
                 clock.restart()
-            elif alone and clock.steps:
-                steps_per_call = self._steps_per_call(clock.seconds / clock.steps)
+            elif clock.steps:  # every process chunks alike: only one alone adapts
+                steps_per_call = (self._steps_per_call(clock.seconds / clock.steps) if alone
+                                  else t.steps_per_call)
             checkpoint = step % t.checkpoint_every == 0 or step == t.num_steps
             evaluate = step % t.eval_interval == 0 or step == t.num_steps
             if checkpoint or evaluate:
