@@ -18,14 +18,17 @@ import ml_collections
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from gpt_jax.errors import UserError
-from gpt_jax.models.block import NORMS
-from gpt_jax.models.feedforward import ACTIVATIONS
-from gpt_jax.models.gpt import POS_EMBS
-from gpt_jax.models.init import STYLES
-from gpt_jax.optim import OPTIMIZERS
 
-MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt", "encoder_decoder")
-TASKS = ("text", "pairs")
+# The names a config chooses between, and where each is built. They are here, not beside the
+# code, so that loading and checking a config never imports jax: a typo is reported in a
+# fraction of a second, not after the seconds that importing jax takes.
+MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt", "encoder_decoder")  # models/__init__.py
+TASKS = ("text", "pairs")  # task.py
+POS_EMBS = ("learned", "rope", "none")  # models/gpt.py, models/rope.py
+NORMS = ("layernorm", "rmsnorm")  # models/block.py: norm()
+ACTIVATIONS = ("relu", "gelu", "tanh", "relu2", "swiglu")  # models/feedforward.py
+STYLES = ("gpt2", "torch")  # models/init.py: the initializations
+OPTIMIZERS = ("adamw", "muon")  # optim.py
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -203,7 +206,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"model.dropout regularizes a Transformer; the {m.name} model has no dropout: "
              f"leave it at 0")
     _require(m.activation in ACTIVATIONS,
-             f"model.activation must be one of {tuple(ACTIVATIONS)}, got {m.activation!r}")
+             f"model.activation must be one of {ACTIVATIONS}, got {m.activation!r}")
     _require(m.activation != "swiglu" or m.name != "mlp",
              "model.activation=swiglu gates a Transformer's feed-forward: the mlp model has none")
     _require(m.pos_emb in POS_EMBS,

@@ -9,8 +9,6 @@ import numpy as np
 import optax
 from optax.contrib import MuonDimensionNumbers
 
-OPTIMIZERS = ("adamw", "muon")
-
 
 def learning_rate_schedule(train: ml_collections.ConfigDict,
                            peak: float | None = None) -> optax.Schedule:

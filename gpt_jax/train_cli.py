@@ -32,13 +32,14 @@ def _main(argv: list[str]) -> None:
     F = FLAGS
     if not F.config or not F.workdir:
         raise cli.UserError(USAGE)
-    # Importing jax is fine; calling it is not until jax.distributed has started.
-    from gpt_jax import compilation_cache, distributed
     from gpt_jax.config import validate
-    from gpt_jax.trainer import train_and_evaluate
 
     config = cli.loaded_config(FLAGS)
-    validate(config)  # a typo fails now, not after waiting for the other processes
+    validate(config)  # a typo fails now: before importing jax, and before waiting for peers
+    # Importing jax is fine; calling it is not until jax.distributed has started.
+    from gpt_jax import compilation_cache, distributed
+    from gpt_jax.trainer import train_and_evaluate
+
     distributed.initialize(F.coordinator_address, F.num_processes, F.process_id,
                            F.distributed, F.distributed_timeout)
     compilation_cache.enable()

@@ -13,25 +13,14 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
-import ml_collections  # noqa: E402
 import numpy as np
 import pytest
+from tiny_config import tiny_config  # noqa: F401  (tests import it from here)
 
-from gpt_jax.config import base_config
 from gpt_jax.dataset import default_corpus_path
 from gpt_jax.tokenizer import CharTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(**model) -> ml_collections.ConfigDict:
-    """A GPT small enough to compile in about a second, with every switch on by default."""
-    config = base_config()
-    config.model.update({**dict(block_size=8, n_embd=16, n_head=2, n_layer=2), **model})
-    config.train.update(dict(num_steps=20, batch_size=8, eval_interval=10, eval_iters=2,
-                             log_interval=10, checkpoint_every=10))
-    config.sample.max_new_tokens = 0
-    return config
 
 
 @pytest.fixture(scope="session")

@@ -141,3 +141,17 @@ def test_chunked_attention_equals_full_attention(query_chunk):
 
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                  grads(chunked), grads(full))
+
+
+def test_every_activation_a_config_may_name_is_built():
+    """The config lists its choices apart from the code (so that checking one never imports
+    jax); the two lists must agree, and each activation must train a model."""
+    from gpt_jax import config
+    from gpt_jax.models.feedforward import ACTIVATION_FUNCTIONS
+
+    assert tuple(ACTIVATION_FUNCTIONS) == config.ACTIVATIONS
+    for activation in config.ACTIVATIONS:
+        model = build_model(tiny_config(activation=activation).model, vocab_size=5)
+        x_BxT = jnp.zeros((1, 8), jnp.int32)
+        logits = model.apply(model.init(jax.random.key(0), x_BxT), x_BxT)
+        assert logits.shape == (1, 8, 5) and bool(jnp.isfinite(logits).all())

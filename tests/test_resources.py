@@ -145,14 +145,33 @@ def test_a_damaged_config_json_is_one_line(run, content):
     _one_line_error(result, "config.json")
 
 
-@pytest.mark.parametrize("line", [
-    '{"step": "x"}', "[1, 2]", '{"loss": 1.0}', "garbage",  # valid JSON or not, no record
-    '{"step": 5, "val_loss": {"a": 1}}', '{"step": 5, "train_loss": [1, 2]}',  # wrong types
-    "[" * 100000,  # nested too deeply to parse
-], ids=["step_str", "list", "no_step", "garbage", "loss_dict", "loss_list", "deep"])
-def test_a_wrong_last_line_of_metrics_is_skipped_with_a_warning(run, line):
+BAD_METRICS_LINES = {
+    "step_str": '{"step": "x"}', "list": "[1, 2]", "no_step": '{"loss": 1.0}',
+    "garbage": "garbage",  # valid JSON or not, no record
+    "loss_dict": '{"step": 5, "val_loss": {"a": 1}}',  # wrong types
+    "loss_list": '{"step": 5, "train_loss": [1, 2]}',
+    "deep": "[" * 100000,  # nested too deeply to parse
+}
+
+
+@pytest.mark.parametrize("line", BAD_METRICS_LINES.values(), ids=BAD_METRICS_LINES.keys())
+def test_a_wrong_last_line_of_metrics_is_skipped_with_a_warning(tmp_path, capsys, line):
+    """What a resumed run does with metrics.jsonl first: drop what is past its checkpoint."""
+    from gpt_jax.metrics import MetricsWriter
+
+    records = '{"step": 0, "val_loss": 4.2}\n{"step": 10, "val_loss": 3.1}\n'
+    (tmp_path / "metrics.jsonl").write_text(records + line + "\n")
+    writer = MetricsWriter(tmp_path)
+    writer.truncate_after(10)
+    writer.close()
+    assert "metrics.jsonl line 3 is not a metrics record; skipped" in capsys.readouterr().err
+    assert (tmp_path / "metrics.jsonl").read_text() == records
+
+
+def test_a_resumed_run_skips_a_wrong_last_line_of_metrics(run):
+    """The same through the command line (the table above runs the reader alone)."""
     with (run / "metrics.jsonl").open("a") as f:
-        f.write(line + "\n")
+        f.write(BAD_METRICS_LINES["deep"] + "\n")
     result = _train(run, "--config.train.num_steps=20")
     assert result.returncode == 0, result.stderr
     assert "is not a metrics record; skipped" in result.stderr

@@ -1,11 +1,22 @@
-"""A config file for subprocess tests: the tiny GPT of conftest.tiny_config."""
+"""The tiny GPT of the tests, and a config file of it for subprocess tests.
 
-import sys
-from pathlib import Path
+It imports nothing heavier than the config schema, so that a subprocess test's bad input is
+refused before jax is imported, as a user's would be.
+"""
 
-sys.path.insert(0, str(Path(__file__).parent))
+import ml_collections
 
-from conftest import tiny_config  # noqa: E402
+from gpt_jax.config import base_config
+
+
+def tiny_config(**model) -> ml_collections.ConfigDict:
+    """A GPT small enough to compile in about a second, with every switch on by default."""
+    config = base_config()
+    config.model.update({**dict(block_size=8, n_embd=16, n_head=2, n_layer=2), **model})
+    config.train.update(dict(num_steps=20, batch_size=8, eval_interval=10, eval_iters=2,
+                             log_interval=10, checkpoint_every=10))
+    config.sample.max_new_tokens = 0
+    return config
 
 
 def get_config():

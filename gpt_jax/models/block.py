@@ -7,8 +7,6 @@ import jax
 from gpt_jax.models.attention import MultiHeadAttention
 from gpt_jax.models.feedforward import FeedForward
 
-NORMS = ("layernorm", "rmsnorm")
-
 
 def norm(config, name: str) -> nn.Module:
     """The norm a config names: LayerNorm, (x − mean) / std · γ + β (β only with `bias`), or

@@ -11,8 +11,8 @@ from gpt_jax.models.init import dense_init, proj_init
 # "swiglu" (Shazeer 2020) is SiLU on a gate that multiplies a second projection of the input:
 # FeedForward adds the gate; any other model would apply a bare SiLU, so config.validate
 # allows it in the feed-forward of a Transformer only.
-ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": nn.tanh,
-               "relu2": lambda x: jnp.square(nn.relu(x)), "swiglu": nn.silu}
+ACTIVATION_FUNCTIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": nn.tanh,
+                        "relu2": lambda x: jnp.square(nn.relu(x)), "swiglu": nn.silu}
 
 
 def hidden_width(config) -> int:
@@ -38,9 +38,9 @@ class FeedForward(nn.Module):
         h_BxTxF = self.linear(hidden_width(cfg), dense_init(cfg.init), "fc")(x_BxTxC)
         if cfg.activation == "swiglu":
             gate_BxTxF = self.linear(hidden_width(cfg), dense_init(cfg.init), "gate")(x_BxTxC)
-            h_BxTxF = ACTIVATIONS["swiglu"](gate_BxTxF) * h_BxTxF
+            h_BxTxF = ACTIVATION_FUNCTIONS["swiglu"](gate_BxTxF) * h_BxTxF
         else:
-            h_BxTxF = ACTIVATIONS[cfg.activation](h_BxTxF)
+            h_BxTxF = ACTIVATION_FUNCTIONS[cfg.activation](h_BxTxF)
         if not cfg.projections:
             return h_BxTxF
         out_BxTxC = self.linear(cfg.n_embd, proj_init(cfg), "proj")(h_BxTxF)

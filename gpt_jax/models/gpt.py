@@ -9,8 +9,6 @@ import jax.numpy as jnp
 from gpt_jax.models.block import Block, norm
 from gpt_jax.models.init import dense_init, embed_init
 
-POS_EMBS = ("learned", "rope", "none")
-
 
 @dataclasses.dataclass(frozen=True)
 class GPTConfig:

@@ -11,9 +11,6 @@ import math
 import flax.linen as nn
 
 STD = 0.02
-STYLES = ("gpt2", "torch")
-
-
 def dense_init(style: str = "gpt2", n_layer: int | None = None) -> nn.initializers.Initializer:
     """Kernel init of a Linear layer; pass n_layer for a projection into the residual stream."""
     if style == "torch":

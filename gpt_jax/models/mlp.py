@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gpt_jax.models.feedforward import ACTIVATIONS
+from gpt_jax.models.feedforward import ACTIVATION_FUNCTIONS
 from gpt_jax.models.init import dense_init, embed_init
 from gpt_jax.models.window import ContextWindow, shifted
 
@@ -43,6 +43,6 @@ class MLPLanguageModel(nn.Module):
         x_BxTxKE = jnp.concatenate(shifted(emb_BxWxE, K), axis=-1)
         h_BxTxH = nn.Dense(self.hidden, kernel_init=dense_init(self.init_style),
                            name="hidden")(x_BxTxKE)
-        h_BxTxH = ACTIVATIONS[self.activation](h_BxTxH)
+        h_BxTxH = ACTIVATION_FUNCTIONS[self.activation](h_BxTxH)
         return nn.Dense(self.vocab_size, kernel_init=dense_init(self.init_style),
                         name="lm_head")(h_BxTxH)  # (B, T, V)
