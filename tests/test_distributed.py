@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, assert_trees_close, run_python
+from conftest import REPO, assert_trees_close, devices_env, run_python
 from gpt_jax.restore import load_run
 
 TINY = (REPO / "tests" / "tiny_config.py").as_posix()
@@ -23,10 +23,12 @@ def _free_port() -> int:
 
 
 def _devices(n: int) -> dict:
-    return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
+    return devices_env(n)
 
 
-def test_two_processes_match_one_process_with_four_devices(tmp_path):
+def test_two_processes_match_one_process_on_one_device(tmp_path):
+    """2 processes × 2 devices train what 1 device trains (test_multidevice.py: any layout of one
+    process does), up to float32 sums in another order."""
     port = _free_port()
     start = time.perf_counter()
     procs = [subprocess.Popen(
@@ -43,13 +45,12 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
     assert "step" not in outs[1][0]  # only process 0 logs
     print(f"2-process run took {elapsed:.1f} s")
 
-    one = run_python(["train.py", f"--config={TINY}", f"--workdir={tmp_path / 'one'}", *ARGS],
-                     env=_devices(4))
+    one = run_python(["train.py", f"--config={TINY}", f"--workdir={tmp_path / 'one'}", *ARGS])
     assert one.returncode == 0, one.stderr
     # Saved by 2 processes × 2 devices, restored here on 1 process × 1 device.
     two_run, one_run = load_run(tmp_path / "two"), load_run(tmp_path / "one")
     assert two_run.step == one_run.step == 12
-    assert_trees_close(two_run.params, one_run.params, rtol=1e-5, atol=1e-6)
+    assert_trees_close(two_run.params, one_run.params, rtol=1e-4, atol=1e-6)
 
 
 def test_unreachable_coordinator_fails_fast_with_one_line(tmp_path):

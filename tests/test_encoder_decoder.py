@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, run_python
+from conftest import REPO, devices_env, run_python
 from gpt_jax.models.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
 from gpt_jax.pairs import PairVocab
 from gpt_jax.translation import translate
@@ -151,7 +151,8 @@ def test_a_killed_run_resumes_bit_exact(tmp_path):
     from gpt_jax.kill_points import ENV
     from gpt_jax.restore import load_run
 
-    args = ["--config.train.num_steps=60", "--config.model.dropout=0.1"]
+    args = ["--config.train.num_steps=60", "--config.model.dropout=0.1",
+            "--config.model.n_layer=1"]
     straight = run_python(_toy_args(tmp_path, tmp_path / "straight", *args))
     assert straight.returncode == 0, straight.stderr
     killed = run_python(_toy_args(tmp_path, tmp_path / "killed", *args), env={ENV: "step:35"})
@@ -170,12 +171,13 @@ def test_two_devices_match_one_device_with_dropout_on(tmp_path):
     from conftest import assert_trees_close
     from gpt_jax.restore import load_run
 
-    args = ["--config.train.num_steps=20", "--config.model.dropout=0.1"]
+    args = ["--config.train.num_steps=20", "--config.model.dropout=0.1",
+            "--config.model.n_layer=1"]  # one block of each kind: half the compiling
     runs = {}
     for devices in (1, 2):
         workdir = tmp_path / f"d{devices}"
         result = run_python(_toy_args(tmp_path, workdir, *args),
-                            env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+                            env=devices_env(devices))
         assert result.returncode == 0, result.stderr
         runs[devices] = load_run(workdir)
     assert_trees_close(runs[1].params, runs[2].params, rtol=1e-4, atol=1e-6)

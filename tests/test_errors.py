@@ -13,12 +13,12 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_python, tiny_config
+from conftest import REPO, devices_env, run_python, tiny_config
 from gpt_jax.restore import load_run
 from gpt_jax.trainer import train_and_evaluate
 
 TINY = (REPO / "tests" / "tiny_config.py").as_posix()
-EIGHT_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+EIGHT_DEVICES = devices_env(8)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from conftest import assert_trees_close, run_python, tiny_config
+from conftest import assert_trees_close, devices_env, run_python, tiny_config
 from gpt_jax.restore import load_run
 from gpt_jax.trainer import train_and_evaluate
 
@@ -48,8 +48,7 @@ def test_every_layout_matches_one_device_with_dropout_on(tmp_path, one_device, d
         ["train.py", f"--config={tmp_path / 'tiny.py'}", f"--workdir={workdir}",
          *[f"--config.{k}={v}" for k, v in OVERRIDES.items()],
          f"--config.train.grad_accum_steps={accum}"],
-        env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-             "PYTHONPATH": str(tmp_path.parent) + ":tests"})
+        env={**devices_env(devices), "PYTHONPATH": str(tmp_path.parent) + ":tests"})
     assert result.returncode == 0, result.stderr
     assert f"{devices} cpu device(s)" in result.stdout
 
