@@ -97,6 +97,7 @@ def base_config() -> ml_collections.ConfigDict:
         eval_interval=500,
         eval_iters=200,
         log_interval=100,
+        loss_plot=True,  # draw DIR/loss.png from metrics.jsonl at the end (matplotlib, ~1 s)
         checkpoint_every=1000,
         keep_checkpoints=3,
     ))

@@ -85,9 +85,9 @@ class Reporter:
                                  self.last_sample + "\n")
 
     def finish(self) -> None:
-        """The loss plot, drawn from metrics.jsonl."""
+        """The loss plot, drawn from metrics.jsonl (unless train.loss_plot is off)."""
         self.progress.close()
-        if not self.is_main:
+        if not (self.is_main and self.config.train.loss_plot):
             return
         from gpt_jax.plots import plot_losses  # matplotlib: imported only when needed
 

@@ -22,10 +22,19 @@ from gpt_jax.tokenizer import CharTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Subprocesses compile with LLVM's -O0: compiling is most of a subprocess test's time (a tiny
+# model runs a few steps), and -O0 compiles about twice as fast. They test behaviour (signals,
+# files, resumes, layouts compared with each other), not speed. This process keeps XLA's
+# default, so the in-process tests of the math (its exact equalities) run the code users run:
+# XLA reads XLA_FLAGS once, when the backend starts, which is here, before the flag is set.
+jax.devices()
+SUBPROCESS_XLA_FLAGS = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUBPROCESS_XLA_FLAGS}".strip()
+
+
 def devices_env(n: int) -> dict:
-    """The environment of a subprocess with n CPU devices (any XLA_FLAGS of ours kept)."""
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}"
-    return {"XLA_FLAGS": flags.strip()}
+    """The environment of a subprocess with n CPU devices (XLA_FLAGS, the flag above kept)."""
+    return {"XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={n}"}
 
 
 @pytest.fixture(scope="session")

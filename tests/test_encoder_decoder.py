@@ -123,7 +123,7 @@ def _toy_args(tmp_path, workdir, *extra):
             "--config.train.batch_size=32", "--config.train.num_steps=300",
             "--config.train.learning_rate=5e-3", "--config.train.warmup_steps=20",
             "--config.train.eval_interval=150", "--config.train.eval_iters=2",
-            "--config.train.checkpoint_every=50", *extra]
+            "--config.train.checkpoint_every=50", "--config.train.loss_plot=False", *extra]
 
 
 def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(tmp_path):
@@ -147,40 +147,48 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
     assert from_stdin.stdout.splitlines() == ["ba", "def"], from_stdin.stderr
 
 
-def test_a_killed_run_resumes_bit_exact(tmp_path):
+# One block of each kind (half the compiling), dropout on, a checkpoint every 10 steps.
+SHORT = ["--config.train.num_steps=20", "--config.model.dropout=0.1", "--config.model.n_layer=1",
+         "--config.train.checkpoint_every=10"]
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory):
+    """20 steps on one device without interruption: the reference of the tests below."""
+    from gpt_jax.restore import load_run
+
+    tmp_path = tmp_path_factory.mktemp("one_device")
+    result = run_python(_toy_args(tmp_path, tmp_path / "run", *SHORT), env=devices_env(1))
+    assert result.returncode == 0, result.stderr
+    return load_run(tmp_path / "run")
+
+
+def test_a_killed_run_resumes_bit_exact(tmp_path, one_device):
     from gpt_jax.kill_points import ENV
     from gpt_jax.restore import load_run
 
-    args = ["--config.train.num_steps=60", "--config.model.dropout=0.1",
-            "--config.model.n_layer=1"]
-    straight = run_python(_toy_args(tmp_path, tmp_path / "straight", *args))
-    assert straight.returncode == 0, straight.stderr
-    killed = run_python(_toy_args(tmp_path, tmp_path / "killed", *args), env={ENV: "step:35"})
+    killed = run_python(_toy_args(tmp_path, tmp_path / "killed", *SHORT), env={ENV: "step:15"})
     assert killed.returncode == -signal.SIGKILL
-    resumed = run_python(_toy_args(tmp_path, tmp_path / "killed", *args))
+    saved = (tmp_path / "killed" / "checkpoints" / "10").is_dir()  # unless still in flight
+    resumed = run_python(_toy_args(tmp_path, tmp_path / "killed", *SHORT))
     assert resumed.returncode == 0, resumed.stderr
-    a, b = load_run(tmp_path / "straight"), load_run(tmp_path / "killed")
-    assert a.step == b.step == 60
-    for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state), strict=True):
+    assert not saved or "resumed from the checkpoint at step 10" in resumed.stdout
+    run = load_run(tmp_path / "killed")
+    assert one_device.step == run.step == 20
+    for x, y in zip(jax.tree.leaves(one_device.state), jax.tree.leaves(run.state), strict=True):
         np.testing.assert_array_equal(x, y)
 
 
-def test_two_devices_match_one_device_with_dropout_on(tmp_path):
+def test_two_devices_match_one_device_with_dropout_on(tmp_path, one_device):
     """Data parallelism over pairs: the same global batches and masks, the loss per target
     token of the global batch; float32 sums in another order (see test_multidevice.py)."""
     from conftest import assert_trees_close
     from gpt_jax.restore import load_run
 
-    args = ["--config.train.num_steps=20", "--config.model.dropout=0.1",
-            "--config.model.n_layer=1"]  # one block of each kind: half the compiling
-    runs = {}
-    for devices in (1, 2):
-        workdir = tmp_path / f"d{devices}"
-        result = run_python(_toy_args(tmp_path, workdir, *args),
-                            env=devices_env(devices))
-        assert result.returncode == 0, result.stderr
-        runs[devices] = load_run(workdir)
-    assert_trees_close(runs[1].params, runs[2].params, rtol=1e-4, atol=1e-6)
+    result = run_python(_toy_args(tmp_path, tmp_path / "run", *SHORT), env=devices_env(2))
+    assert result.returncode == 0, result.stderr
+    assert_trees_close(one_device.params, load_run(tmp_path / "run").params, rtol=1e-4,
+                       atol=1e-6)
 
 
 @pytest.mark.parametrize("content, message", [

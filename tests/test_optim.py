@@ -115,8 +115,8 @@ def test_the_train_step_applies_the_optimizer_to_the_gradient_of_the_loss():
     state = init_state(model, optimizer, 0, 8)
     data = np.random.default_rng(1).integers(0, 65, size=(1, 1, 8, 9)).astype(np.int32)
     x, y = data[..., :-1], data[..., 1:]
-    grads = jax.grad(make_loss_fn(model))(state.params, x[0, 0], y[0, 0])
-    updates, _ = optimizer.update(grads, state.opt_state, state.params)
+    grads = jax.jit(jax.grad(make_loss_fn(model)))(state.params, x[0, 0], y[0, 0])
+    updates, _ = jax.jit(optimizer.update)(grads, state.opt_state, state.params)
     expected = optax.apply_updates(state.params, updates)
     rows = shard(np.arange(8, dtype=np.int32).reshape(1, 1, 8))
     new, metrics = make_train_step(model, optimizer, seed=0)(replicate(state), shard(x),

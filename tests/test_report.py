@@ -21,7 +21,7 @@ def _tiny(steps=20):
 
 def test_a_run_writes_metrics_events_plot_and_samples(tmp_path, capsys):
     config = _tiny()
-    config.train.update(dict(lr_schedule="cosine", warmup_steps=5))
+    config.train.update(dict(lr_schedule="cosine", warmup_steps=5, loss_plot=True))
     train_and_evaluate(config, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 10, 20]

@@ -192,9 +192,10 @@ def run_a(tmp_path_factory) -> Run:
 def run_b(tmp_path_factory) -> Run:
     """Run A's model, seed and batches in 3 micro-batches, two steps per call, one step
     fewer, fewer checkpoints and logs, and a sample at every evaluation."""
-    # Calls of steps 1 and 2 (one step each: the first compiles, the second is timed), 3-4,
-    # 5-6, then 7, 8 and 9, cut short by the evaluation, the checkpoint and the end: each
-    # would land mid-call unless it cut the calls.
+    # Calls of steps 1, 2 and 3 (one step each: the first compiles, the second is timed, and
+    # its time reaches the host after the third is sent), 4 (cut by the checkpoint), 5-6,
+    # then 7, 8 and 9, cut short by the evaluation, the checkpoint and the end: each would
+    # land mid-call unless it cut the calls.
     config = _run_config(num_steps=9, steps_per_call=2, grad_accum_steps=3,
                          checkpoint_every=4, keep_checkpoints=2, log_interval=2)
     config.sample.max_new_tokens = 13  # longer than the block: the sampler must slide
@@ -255,10 +256,24 @@ def test_tokens_per_second_count_batch_size_times_block_size_tokens_a_step(run_a
         assert run_a.records[step]["tokens_per_s"] == 6 * 6
 
 
+def test_each_progress_line_carries_the_rate_of_its_chunk(run_b):
+    """A chunk's losses reach the host together: each line shows its chunk's steps × 6 × 6
+    tokens over the chunk's one second, not the time between two steps fetched together.
+    Run B's lines: steps 2 and 4 (chunks of one step), 6 (two), 8 (one)."""
+    rates = {int(step): float(rate.replace(",", "")) for step, rate in re.findall(
+        r"^step +(\d+) \| loss .* \| ([\d,]+) tokens/s$", run_b.stdout, re.M)}
+    assert rates == {2: 36, 4: 36, 6: 72, 8: 36}
+
+
 def test_the_run_ends_at_num_steps(run_a, run_b):
     for run, end in ((run_a, 10), (run_b, 9)):
         assert max(run.records) == load_run(run.workdir).step == end
     assert max(run_a.events["step_loss"]) == 10  # run A logs every step: none past the end
+
+
+def test_loss_plot_off_draws_no_loss_png(run_a):
+    """The tiny config turns train.loss_plot off; test_report's run draws it."""
+    assert not (run_a.workdir / "loss.png").exists()
 
 
 def test_evaluations_come_every_eval_interval_steps_and_at_the_end(run_a, run_b):
@@ -286,13 +301,12 @@ def test_checkpoints_every_checkpoint_every_steps_keeping_the_last_keep_checkpoi
 
 
 def test_steps_per_call_and_grad_accum_steps_change_the_layout_not_the_training(run_a, run_b):
-    """Run B takes two steps per call (the first two calls take one: the first compiles, the
-    second times a step; those ending at 7, 8 and 9 are cut to one) and
-    splits each batch of 6 into 3 micro-batches of 2: the compiled chunk takes its offsets as
-    such, and its losses, gradient norms and params are run A's. Tolerance: accumulating three
-    partial gradients changes float32 summation order (measured: params within 1.2e-7, one ulp
-    of a LayerNorm gain; losses and norms within 1.2e-7 relative; two steps per call alone are
-    bit-identical)."""
+    """Run B takes two steps per call (the first three calls take one, see run_b; those
+    ending at 4, 7, 8 and 9 are cut to one) and splits each batch of 6 into 3 micro-batches
+    of 2: the compiled chunk takes its offsets as such, and its losses, gradient norms and
+    params are run A's. Tolerance: accumulating three partial gradients changes float32
+    summation order (measured: params within 1.2e-7, one ulp of a LayerNorm gain; losses and
+    norms within 1.2e-7 relative; two steps per call alone are bit-identical)."""
     assert run_a.chunk_starts_shape == (1, 1, 1, 6)  # (devices, steps, micro-batches, rows)
     assert run_b.chunk_starts_shape == (1, 2, 3, 2)
     assert "the first 1 step(s) took" in run_b.stdout

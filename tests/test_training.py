@@ -101,6 +101,7 @@ def test_cli_trains_end_to_end_and_writes_metrics(tmp_path):
     assert records[-1]["tokens_per_s"] > 0
     assert json.loads((tmp_path / "config.json").read_text())["model"]["n_layer"] == 3
     assert len(json.loads((tmp_path / "vocab.json").read_text())["chars"]) == 65
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_typo_is_one_line_and_nonzero(tmp_path):

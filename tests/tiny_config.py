@@ -14,7 +14,8 @@ def tiny_config(**model) -> ml_collections.ConfigDict:
     config = base_config()
     config.model.update({**dict(block_size=8, n_embd=16, n_head=2, n_layer=2), **model})
     config.train.update(dict(num_steps=20, batch_size=8, eval_interval=10, eval_iters=2,
-                             log_interval=10, checkpoint_every=10))
+                             log_interval=10, checkpoint_every=10,
+                             loss_plot=False))  # test_report checks the plot
     config.sample.max_new_tokens = 0
     return config
 
