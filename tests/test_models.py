@@ -133,11 +133,12 @@ def test_chunked_attention_equals_full_attention(query_chunk):
     params = init(full)["params"]
     idx = jax.random.randint(jax.random.key(1), (3, 8), 0, V)
     targets = jax.random.randint(jax.random.key(2), (3, 8), 0, V)
-    np.testing.assert_allclose(chunked.apply({"params": params}, idx),
-                               full.apply({"params": params}, idx), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(chunked.apply)({"params": params}, idx),
+                               jax.jit(full.apply)({"params": params}, idx), rtol=0, atol=1e-5)
 
-    def grads(model):
-        return jax.grad(lambda p: cross_entropy(model.apply({"params": p}, idx), targets))(params)
+    def grads(model):  # jitted: one compile instead of every op's own
+        return jax.jit(jax.grad(lambda p: cross_entropy(model.apply({"params": p}, idx),
+                                                        targets)))(params)
 
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                  grads(chunked), grads(full))
