@@ -5,14 +5,17 @@ on the whole prefix for every token.
     python benchmarks/translation.py [--workdir=RUN] [--batch=64 --batch=256 ...] [--out=...json]
 
 With --workdir, a trained run (e.g. of configs/seq2seq.py); without, configs/seq2seq.py
-untrained. Both paths decode the same held-out sources in the same run, at each --batch: a
+untrained. The paths decode the same held-out sources in the same run, at each --batch: a
 small batch shows the per-token overhead of a decoding step, a large one the arithmetic. The
-two paths run in turns, so that a change of the machine's load falls on both; the speed-up
-is the median of the turns' ratios, printed with their range.
+cached path runs twice, with every head in one product (`model.fused_decode`, the default
+of configs/seq2seq.py; models/fused_heads.py) and head by head (the Heads, attention.py).
+The paths run in turns, so that a change of the machine's load falls on all of them; a
+speed-up is the median of the turns' ratios, printed with their range.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import statistics
@@ -72,29 +75,35 @@ def main(argv):
         params = init_state(model, make_optimizer(config.train), 0, task.example_inputs()).params
     # Both paths read the same encoded sources: the encoder runs once in either, so it is timed
     # apart and the comparison is of the decoding.
+    fused = model.clone(config=dataclasses.replace(model.config, fused_decode=True))
+    head_by_head = model.clone(config=dataclasses.replace(model.config, fused_decode=False))
     encode = jax.jit(lambda p, s: model.apply({"params": p}, s, method=model.encode))
     rows = []
     for batch in F.batch:
         sources = task.val.source_NxS[np.arange(batch) % len(task.val)]
         memory = encode(params, sources)
         mask = sources != 0
-        fns = {name: functools.partial(write_target, model, params, memory, mask,
-                                       steps=task.T, use_cache=use_cache)
-               for name, use_cache in (("uncached", False), ("cached", True))}
+        paths = (("uncached", model, False), ("cached", fused, True),
+                 ("cached_head_by_head", head_by_head, True))
+        fns = {name: functools.partial(write_target, m, params, memory, mask, steps=task.T,
+                                       use_cache=use_cache) for name, m, use_cache in paths}
         fns["encoder"] = functools.partial(encode, params, sources)
         seconds, times = _alternated_seconds(fns, F.repeats)
-        turn_ratios = [u / c for u, c in zip(times["uncached"], times["cached"], strict=True)]
         tokens = batch * task.T
         row = {"config": "seq2seq.py", "trained": bool(F.workdir), "batch": batch,
                "target_tokens": task.T, **{f"{k}_s": v for k, v in seconds.items()},
                **{f"{k}_tokens_per_s": tokens / v for k, v in seconds.items()},
-               "speedup": statistics.median(turn_ratios),
-               "speedup_min_max": [min(turn_ratios), max(turn_ratios)],
                "device": str(jax.devices()[0].device_kind), "jax": jax.__version__}
-        print(f"{batch} sources × {task.T} tokens, decoding: cached "
-              f"{seconds['cached'] * 1e3:.1f} ms, uncached {seconds['uncached'] * 1e3:.1f} ms: "
-              f"{row['speedup']:.1f}× faster (median of {F.repeats} turns, "
-              f"{min(turn_ratios):.1f}–{max(turn_ratios):.1f}; the encoder, run once by either: "
+        said = []
+        for name, key in (("cached", "speedup"), ("cached_head_by_head", "head_by_head")):
+            ratios = [u / c for u, c in zip(times["uncached"], times[name], strict=True)]
+            row[key], row[f"{key}_min_max"] = statistics.median(ratios), [min(ratios),
+                                                                           max(ratios)]
+            said.append(f"{name.replace('_', ' ')} {seconds[name] * 1e3:.1f} ms: "
+                        f"{row[key]:.1f}× ({min(ratios):.1f}–{max(ratios):.1f})")
+        print(f"{batch} sources × {task.T} tokens, against uncached "
+              f"{seconds['uncached'] * 1e3:.1f} ms: {'; '.join(said)} (medians of "
+              f"{F.repeats} turns; the encoder, run once by each: "
               f"{seconds['encoder'] * 1e3:.1f} ms)")
         rows.append(row)
     Path(F.out).parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ def get_config(variant: str = ""):
     m.name, m.block_size = "encoder_decoder", d.max_target_len + 1
     m.n_layer, m.n_head, m.n_embd = 2, 4, 64
     m.activation, m.tie_embeddings = "gelu", True
+    m.fused_decode = True  # translating: all heads per product (models/fused_heads.py)
     t.batch_size, t.num_steps = 64, 1500
     t.learning_rate, t.min_learning_rate = 3e-3, 1e-4
     t.lr_schedule, t.warmup_steps = "cosine", 100

@@ -238,7 +238,7 @@ def pairs_model(config: ml_collections.ConfigDict, vocab_size: int) -> nn.Module
         n_embd=m.n_embd, n_head=m.n_head, n_layer=m.n_layer, ffn_mult=m.ffn_mult,
         activation=m.activation, dropout=m.dropout, fused_dropout=m.fused_dropout, init=m.init,
         compute_dtype=m.compute_dtype, shared_embeddings=m.tie_embeddings, qk_norm=m.qk_norm,
-        bias=m.bias, zero_init_proj=m.zero_init_proj))
+        bias=m.bias, zero_init_proj=m.zero_init_proj, fused_decode=m.fused_decode))
 
 
 def pairs_inputs(config: ml_collections.ConfigDict) -> tuple[jax.ShapeDtypeStruct, ...]:

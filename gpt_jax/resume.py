@@ -20,7 +20,7 @@ from gpt_jax.metrics import keep_aside, read_metrics
 from gpt_jax.run_files import DAMAGED
 
 # Model fields that change how the same parameters are computed with, not the parameters.
-PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype", "fused_dropout")
+PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype", "fused_dropout", "fused_decode")
 
 
 def check_config(workdir: Path, config: ml_collections.ConfigDict,

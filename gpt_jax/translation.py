@@ -1,9 +1,10 @@
 """Writing a target for a source, one token at a time: the encoder–decoder's generation.
 
 The encoder runs once per source, and each decoder head projects the source's keys and values
-once (models/attention.py); the decoder's self-attention keeps a cache of the target so far,
-so each new token costs one position of the decoder. `use_cache=False` re-runs the decoder on
-the whole prefix at every token instead (for tests and the benchmark).
+once (models/attention.py; all heads at once with `model.fused_decode`, models/fused_heads.py);
+the decoder's self-attention keeps a cache of the target so far, so each new token costs one
+position of the decoder. `use_cache=False` re-runs the decoder on the whole prefix at every
+token instead (for tests and the benchmark).
 Legend: B sources, S source time, T target positions (max_target_len + 1), V vocab.
 """
 

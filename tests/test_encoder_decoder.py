@@ -1,6 +1,7 @@
 """The encoder–decoder: who sees what (by gradients, exactly), cached decoding equals the
 uncached decoder, a tiny run learns a toy task to 100%, and a killed run resumes bit-exact."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -81,8 +82,11 @@ def test_cached_decoding_equals_the_uncached_decoder_token_for_token(model, gree
     np.testing.assert_array_equal(cached, uncached)
 
 
-def test_cached_logits_equal_the_uncached_decoder_logit_for_logit(model):
+@pytest.mark.parametrize("fused_decode", [False, True], ids=["head_by_head", "fused_heads"])
+def test_cached_logits_equal_the_uncached_decoder_logit_for_logit(model, fused_decode):
+    """Both decoding paths (model.fused_decode) against the uncached decoder, step by step."""
     m, params, _ = model
+    m = m.clone(config=dataclasses.replace(CONFIG, fused_decode=fused_decode))
     memory = m.apply({"params": params}, SOURCE, method=m.encode)
     mask = SOURCE != PairVocab.PAD
     full = m.apply({"params": params}, TARGET_IN, memory, mask, method=m.decode)
@@ -94,6 +98,14 @@ def test_cached_logits_equal_the_uncached_decoder_logit_for_logit(model):
         cache = mutated["cache"]
         # The same float32 arithmetic over the same keys, in another grouping.
         np.testing.assert_allclose(logits[:, 0], full[:, t], rtol=1e-5, atol=1e-5)
+    # The switch took effect: the fused heads keep the target's keys as (B, H, D, T) and the
+    # source's as (B, H, D, S); the Heads keep theirs head-major, (H, B, T, D) and (H, B, S, D).
+    B, H, D = SOURCE.shape[0], CONFIG.n_head, CONFIG.head_size
+    heads = cache["decoder_0"]["sa"]["heads"]
+    target_keys = heads["cached_key"] if fused_decode else heads["cache"]["cached_key"]
+    source_keys = cache["decoder_0"]["cross"]["heads"]["source_key"]
+    assert target_keys.shape == ((B, H, D, T) if fused_decode else (H, B, T, D))
+    assert source_keys.shape == ((B, H, D, S) if fused_decode else (H, B, S, D))
 
 
 def _toy_files(tmp_path):

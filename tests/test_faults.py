@@ -224,11 +224,13 @@ def test_data_path_expands_home_and_drops_a_byte_order_mark(tmp_path):
 def test_resume_allows_what_does_not_change_the_parameters_and_refuses_the_rest(tmp_path):
     assert _train(tmp_path, args=["--config.train.num_steps=10"]).returncode == 0
     neutral = _train(tmp_path, args=["--config.train.num_steps=20", "--config.model.query_chunk=4",
-                                     "--config.model.compute_dtype=bfloat16"])
+                                     "--config.model.compute_dtype=bfloat16",
+                                     "--config.model.fused_decode=True"])
     assert neutral.returncode == 0, neutral.stderr
     assert "resuming with a changed setting: model.query_chunk: 0 → 4" in neutral.stdout
     assert "resuming with a changed setting: model.compute_dtype: 'float32' → 'bfloat16'" \
         in neutral.stdout
+    assert "resuming with a changed setting: model.fused_decode: False → True" in neutral.stdout
     assert "resuming with a changed setting: train.num_steps: 10 → 20" in neutral.stdout
     for change in ("--config.model.n_embd=32", "--config.model.pos_emb=none",
                    "--config.model.activation=gelu"):

@@ -130,6 +130,31 @@ def test_greedy_cached_and_uncached_generate_the_same_text_past_the_block(switch
     assert len(np.unique(np.asarray(cached))) > 1  # not a constant sequence
 
 
+@pytest.mark.parametrize("switches", [{}, MODERN], ids=["lecture", "modern"])
+def test_fused_decode_gives_the_head_by_head_logits_at_every_step(switches):
+    """model.fused_decode (models/fused_heads.py) reads the Heads' parameters, so the same
+    params decode to the same logits, from the prefill through every cached step; its cache
+    keeps the keys as (B, H, D, T), the Heads' as (H, B, T, D)."""
+    logits_by_path, caches = [], []
+    params = _params(_model(**switches))
+    seq = _idx(seed=7).astype(np.int32)
+    for fused in (False, True):
+        model = _model(**switches, fused_decode=fused)
+        run_decode = jax.jit(lambda c, tok, pos, m=model: decode_step(m, params, c, tok, pos))
+        logits, cache = prefill(model, params, np.where(np.arange(T) < 3, seq, 0), 3)
+        steps = [logits]
+        for pos in range(3, T):
+            logits, cache = run_decode(cache, seq[:, pos], pos)
+            steps.append(logits)
+        logits_by_path.append(np.stack(steps))
+        caches.append(cache["block_0"]["sa"]["heads"])
+    np.testing.assert_allclose(logits_by_path[1], logits_by_path[0], rtol=1e-5, atol=1e-5)
+    m = tiny_config().model
+    B, H, D = seq.shape[0], m.n_head, m.n_embd // m.n_head
+    assert caches[0]["cache"]["cached_key"].shape == (H, B, T, D)
+    assert caches[1]["cached_key"].shape == (B, H, D, T)
+
+
 def test_rope_rotates_each_pair_by_position_times_its_frequency():
     """Equal to the formula: within float32 rounding at the positions of a block, and at
     position p within the error of a float32 angle p·θ (p · 6e-8 radians)."""

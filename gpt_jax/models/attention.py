@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from gpt_jax.models.chunked_attention import chunked_causal_attention
 from gpt_jax.models.dropout import Dropout
+from gpt_jax.models.fused_heads import FusedHeads
 from gpt_jax.models.init import dense_init, proj_init
 from gpt_jax.models.kv_cache import KVCache
 from gpt_jax.models.rope import rotate
@@ -120,10 +121,13 @@ class MultiHeadAttention(nn.Module):
         # nn.vmap runs one Head definition with n_head independent sets of weights. Their
         # kernels are stacked as (C, H, D), the layout a matmul reads without a transpose:
         # that halves the time of a one-token decode step.
-        heads = nn.vmap(Head, variable_axes={"params": 1, "cache": 0, "intermediates": 1},
-                        split_rngs={"params": True, "dropout": True},
-                        in_axes=None, out_axes=2, axis_size=cfg.n_head)
-        heads = heads(cfg, self.causal, self.deterministic, self.decode, name="heads")
+        if self.decode and cfg.fused_decode:  # the same weights, every head in one product
+            heads = FusedHeads(cfg, self.causal, name="heads")
+        else:
+            heads = nn.vmap(Head, variable_axes={"params": 1, "cache": 0, "intermediates": 1},
+                            split_rngs={"params": True, "dropout": True},
+                            in_axes=None, out_axes=2, axis_size=cfg.n_head)
+            heads = heads(cfg, self.causal, self.deterministic, self.decode, name="heads")
         out_BxTxHxD = heads(x_BxTxC, kv_BxSxC, kv_mask_BxS, start)
         out_BxTxHD = out_BxTxHxD.reshape(*out_BxTxHxD.shape[:2], -1)  # concatenate the heads
         if not cfg.projections:

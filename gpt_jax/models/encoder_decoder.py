@@ -34,6 +34,7 @@ class EncoderDecoderConfig:
     activation: str = "relu"
     dropout: float = 0.0
     fused_dropout: bool = False
+    fused_decode: bool = False  # decoding by models/fused_heads.py (same math, faster)
     init: str = "gpt2"
     compute_dtype: str = "float32"
     shared_embeddings: bool = True  # one character table for source, target and LM head

@@ -1,0 +1,113 @@
+"""Every head at once, for sampling's steps: the fast path of MultiHeadAttention's decoding
+(`model.fused_decode`), with the same parameters and the same math as the Heads.
+
+A decoding step does one token's arithmetic per row, so the layout of its operands costs as
+much as the arithmetic. The vmapped Heads (attention.py) keep each head's cache head-major,
+(H, B, S, D), and XLA copies the keys out of it into (H, B, D, S) for every step's q·kᵀ. Here
+the caches hold keys and values transposed, (B, H, D, S), the layout in which XLA's CPU
+backend reads both attention products in place: the source's (cross-attention) are projected
+and transposed once per generation, the target's grow by one column a step. The projections
+read the Heads' stacked kernels, (C, H, D). On the encoder–decoder's decoding this is faster;
+on the GPT's batch-1 sampling it is slower (benchmarks/README.md), so it is off by default
+and on in configs/seq2seq.py.
+
+Legend: B batch, T new tokens, S key/value time, C channels, H heads, D head size.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gpt_jax.models.init import dense_init
+from gpt_jax.models.rope import rotate
+
+
+class HeadsNorm(nn.Module):
+    """qk_norm for all heads at once: the vmapped Heads' RMSNorm, whose gains are stacked as
+    (D, H), applied to (B, T, H, D)."""
+
+    dtype: str
+
+    @nn.compact
+    def __call__(self, x_BxTxHxD: jax.Array) -> jax.Array:
+        H, D = x_BxTxHxD.shape[-2:]
+        scale_DxH = self.param("scale", nn.initializers.ones, (D, H))
+        x32_BxTxHxD = x_BxTxHxD.astype(jnp.float32)
+        mean_square_BxTxHx1 = jnp.mean(jnp.square(x32_BxTxHxD), axis=-1, keepdims=True)
+        normed_BxTxHxD = x32_BxTxHxD * jax.lax.rsqrt(mean_square_BxTxHx1 + 1e-6)
+        return (normed_BxTxHxD * scale_DxH.T).astype(self.dtype)
+
+
+class FusedHeads(nn.Module):
+    """The n_head Heads of MultiHeadAttention in decoding, as one module named like them."""
+
+    config: object
+    causal: bool = True
+
+    @nn.compact
+    def __call__(self, x_BxTxC: jax.Array, kv_BxSxC: jax.Array | None = None,
+                 kv_mask_BxS: jax.Array | None = None, start: jax.Array | int = 0) -> jax.Array:
+        cfg = self.config
+        T = x_BxTxC.shape[1]
+        q_BxTxHxD = self.query(x_BxTxC)
+        q_pos_T = start + jnp.arange(T)
+        if kv_BxSxC is not None:  # cross-attention: the source, projected at the first step
+            kT_BxHxDxS, vT_BxHxDxS = self.source_keys_values(kv_BxSxC)
+            k_pos_S = jnp.arange(kT_BxHxDxS.shape[-1])
+        else:  # self-attention: this step's keys and values join the cache
+            k_BxTxHxD, v_BxTxHxD = self.key(x_BxTxC), self.linear("value")(x_BxTxC)
+            if cfg.pos_emb == "rope":
+                q_BxTxHxD = self.rotate(q_BxTxHxD, q_pos_T)
+                k_BxTxHxD = self.rotate(k_BxTxHxD, q_pos_T)
+            kT_BxHxDxS = self.cached("cached_key", k_BxTxHxD, start)
+            vT_BxHxDxS = self.cached("cached_value", v_BxTxHxD, start)
+            k_pos_S = jnp.arange(cfg.block_size)
+        D = q_BxTxHxD.shape[-1]
+        wei_BxHxTxS = jnp.einsum("bthd,bhds->bhts", q_BxTxHxD, kT_BxHxDxS) * D**-0.5
+        if self.causal:
+            wei_BxHxTxS = jnp.where(k_pos_S[None, :] <= q_pos_T[:, None], wei_BxHxTxS, -jnp.inf)
+        if kv_mask_BxS is not None:
+            wei_BxHxTxS = jnp.where(kv_mask_BxS[:, None, None, :], wei_BxHxTxS, -jnp.inf)
+        wei_BxHxTxS = jax.nn.softmax(wei_BxHxTxS.astype(jnp.float32), axis=-1)
+        return jnp.einsum("bhts,bhds->bthd", wei_BxHxTxS.astype(vT_BxHxDxS.dtype), vT_BxHxDxS)
+
+    def cached(self, name: str, new_BxTxHxD: jax.Array, start) -> jax.Array:
+        """Writes this step's keys (or values) at `start`; returns every slot's."""
+        B, _, H, D = new_BxTxHxD.shape
+        cache = self.variable("cache", name, jnp.zeros, (B, H, D, self.config.block_size),
+                              new_BxTxHxD.dtype)
+        cache.value = jax.lax.dynamic_update_slice(cache.value, new_BxTxHxD.transpose(0, 2, 3, 1),
+                                                   (0, 0, 0, start))
+        return cache.value
+
+    def source_keys_values(self, source_BxSxC: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.has_variable("cache", "source_key"):
+            return self.get_variable("cache", "source_key"), self.get_variable("cache",
+                                                                               "source_value")
+        k_BxSxHxD, v_BxSxHxD = self.key(source_BxSxC), self.linear("value")(source_BxSxC)
+        kT_BxHxDxS, vT_BxHxDxS = k_BxSxHxD.transpose(0, 2, 3, 1), v_BxSxHxD.transpose(0, 2, 3, 1)
+        self.put_variable("cache", "source_key", kT_BxHxDxS)
+        self.put_variable("cache", "source_value", vT_BxHxDxS)
+        return kT_BxHxDxS, vT_BxHxDxS
+
+    def rotate(self, x_BxTxHxD: jax.Array, positions_T: jax.Array) -> jax.Array:
+        """RoPE on every head: rope.rotate sees (B, H, T, D)."""
+        x_BxHxTxD = x_BxTxHxD.swapaxes(1, 2)
+        return rotate(x_BxHxTxD, positions_T, self.config.rope_base).swapaxes(1, 2)
+
+    def query(self, x_BxTxC: jax.Array) -> jax.Array:
+        return self.qk_norm("query_norm", self.linear("query")(x_BxTxC))
+
+    def key(self, x_BxSxC: jax.Array) -> jax.Array:
+        return self.qk_norm("key_norm", self.linear("key")(x_BxSxC))
+
+    def qk_norm(self, name: str, x_BxTxHxD: jax.Array) -> jax.Array:
+        if not self.config.qk_norm:
+            return x_BxTxHxD
+        return HeadsNorm(self.config.compute_dtype, name=name)(x_BxTxHxD)
+
+    def linear(self, name: str) -> nn.DenseGeneral:
+        """x_BxTxC → (B, T, H, D): all heads' projections, kernel (C, H, D) as the Heads'."""
+        cfg = self.config
+        return nn.DenseGeneral((cfg.n_head, cfg.head_size), use_bias=False, name=name,
+                               dtype=cfg.compute_dtype, kernel_init=dense_init(cfg.init))
