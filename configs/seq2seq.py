@@ -29,6 +29,7 @@ def get_config(variant: str = ""):
     if variant == "gpt":
         config.description = "decoder-only GPT on the same pairs: source<BOS>target"
         m.name, m.block_size, m.n_layer = "gpt", d.max_source_len + d.max_target_len + 1, 5
+        m.fused_decode = False  # the GPT's default (fused_heads.py: slower at batch 1)
     elif variant:
         raise UserError(f"unknown variant {variant!r} of seq2seq.py; choose gpt")
     return config

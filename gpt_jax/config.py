@@ -67,7 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
         compute_dtype="float32",  # float32 | bfloat16 (matmuls only; params stay float32)
         query_chunk=0,  # > 0: causal attention by chunks of queries, skipping the masked half
         fused_decode=False,  # sampling: every head in one product, caches in the products'
-        # layout (models/fused_heads.py); the same parameters and logits, fewer operations
+        # layout (models/fused_heads.py); the same parameters, logits equal up to rounding
     ))
     config.data = ml_collections.ConfigDict(dict(
         task="text",  # text: the next character | pairs: source → target (pairs_task.py)

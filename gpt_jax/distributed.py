@@ -7,6 +7,8 @@ jax detects Cloud TPU VMs, SLURM and Open MPI by itself.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import os
 import socket
 import sys
@@ -83,7 +85,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
     if not 0 < timeout_s <= 10**6:
         raise UserError(f"--distributed_timeout must be in (0, 1e6] seconds, got {timeout_s}")
-    # jax's own timeout, later than ours: ours ends the process with a message, jax's aborts.
+    # jax's own timeouts, later than ours: ours end the process with a message, jax's abort.
     jax_timeout = int(timeout_s) + 60
     explicit = (coordinator_address, num_processes, process_id)
     if any(a is not None for a in explicit):
@@ -104,14 +106,81 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                                   f"same command with every --process_id in 0 .. "
                                   f"{num_processes - 1}"):
             jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                                       initialization_timeout=jax_timeout)
+                                       initialization_timeout=jax_timeout,
+                                       heartbeat_timeout_seconds=jax_timeout)
     elif auto:
         with _watchdog(timeout_s, f"the processes of the cluster did not all join within "
                                   f"--distributed_timeout={timeout_s:g} s"):
             try:
-                jax.distributed.initialize(initialization_timeout=jax_timeout)
+                jax.distributed.initialize(initialization_timeout=jax_timeout,
+                                           heartbeat_timeout_seconds=jax_timeout)
             except (ValueError, RuntimeError) as e:
                 raise UserError(f"--distributed could not detect a cluster: {e}") from None
+    else:
+        return
+    watch_peers(timeout_s)
+
+
+ALIVE = "gpt_jax/alive/"  # + process index: a counter each process raises every second
+
+
+def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
+    """Ends this process with one line when another process of the run shows no sign of life
+    for `timeout_s`. A stopped peer (SIGSTOP, a frozen host) resets no connection, so a
+    collective waits on it, until jax's missed-heartbeat abort: a C++ check failure whose
+    Python callback jaxlib 0.10.2 cannot take. Instead every process raises a counter in the
+    coordinator's key-value store every `beat_s` and watches the others'; a process that
+    ends normally writes "done" and is no longer watched."""
+    import atexit
+
+    import jax
+    from jax._src import distributed as jax_distributed
+
+    client, me = jax_distributed.global_state.client, jax.process_index()
+    peers = [p for p in range(jax.process_count()) if p != me]
+    if client is None or not peers:
+        return
+    heard = dict.fromkeys([*peers, "coordinator"], time.monotonic())  # last sign of life
+    last = {}
+
+    def beat() -> None:  # may block inside an RPC while the coordinator is stopped
+        for count in itertools.count():
+            try:
+                client.key_value_set(f"{ALIVE}{me}", str(count), allow_overwrite=True)
+            except Exception:  # the coordinator is gone or stopped: `watch` says so in time
+                time.sleep(beat_s)
+                continue
+            heard["coordinator"] = time.monotonic()
+            for p in peers:
+                with contextlib.suppress(Exception):  # not written yet
+                    value = client.key_value_try_get(f"{ALIVE}{p}")
+                    if value == "done":
+                        heard[p] = math.inf
+                    elif value != last.get(p):
+                        last[p], heard[p] = value, time.monotonic()
+            time.sleep(beat_s)
+
+    def watch() -> None:
+        while True:
+            time.sleep(beat_s)
+            for who, at in heard.items():
+                if time.monotonic() - at > timeout_s:
+                    name = ("the coordinator (process 0)" if who == "coordinator"
+                            else f"process {who}")
+                    print(f"error: {name} of this run showed no sign of life for "
+                          f"--distributed_timeout={timeout_s:g} s (stopped, frozen or "
+                          f"unreachable): stopping; run the same command on every process to "
+                          f"resume from the newest checkpoint", file=sys.stderr, flush=True)
+                    os._exit(2)
+
+    def done() -> None:
+        with contextlib.suppress(Exception):
+            client.key_value_set(f"{ALIVE}{me}", "done", allow_overwrite=True)
+        heard.update(dict.fromkeys(heard, math.inf))  # ending: nobody is waited for
+
+    atexit.register(done)
+    for target in (beat, watch):
+        threading.Thread(target=target, daemon=True, name=f"peers_{target.__name__}").start()
 
 
 def require_same_run(description: str) -> None:

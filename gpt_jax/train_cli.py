@@ -20,7 +20,8 @@ flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_process
                      flag_values=FLAGS)
 flags.DEFINE_bool("distributed", False, "Auto-detect the processes of a Cloud TPU VM, SLURM or "
                   "Open MPI job.", flag_values=FLAGS)
-flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other processes.",
+flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other processes to "
+                   "join, and for a sign of life from each of them while training.",
                    flag_values=FLAGS)
 
 

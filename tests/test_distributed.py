@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO, assert_trees_close, devices_env, run_python
 from gpt_jax.restore import load_run
 
@@ -100,6 +102,42 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_p
         steps.append(int(last.split("terminated at step ")[1].split(":")[0]))
     assert steps[0] == steps[1]
     assert load_run(tmp_path).step == steps[0]
+
+
+@pytest.mark.parametrize("stopped", [0, 1], ids=["coordinator_stopped", "peer_stopped"])
+def test_a_stopped_process_ends_the_other_with_one_line_within_the_timeout(tmp_path, stopped):
+    """SIGSTOP (a frozen host) resets no connection: without a sign of life from its peer
+    for --distributed_timeout, the other process ends with one line and exit status 2 instead
+    of waiting, then dying in jax's C++ heartbeat check; the checkpoint saved stays."""
+    port, timeout_s = _free_port(), 8
+    procs = [subprocess.Popen(
+        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
+         "--config.train.num_steps=1000000", "--config.train.checkpoint_every=5",
+         "--config.train.eval_interval=1000000", f"--coordinator_address=127.0.0.1:{port}",
+         "--num_processes=2", f"--process_id={i}", f"--distributed_timeout={timeout_s}"],
+        cwd=REPO, env={**os.environ, **_devices(1)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        for line in procs[0].stdout:
+            if line.startswith("step") and "| loss" in line or "step(s) took" in line:
+                break
+        while not any(p.name.isdigit() for p in (tmp_path / "checkpoints").glob("*")):
+            time.sleep(0.2)
+        procs[stopped].send_signal(signal.SIGSTOP)
+        start = time.perf_counter()
+        _, err = procs[1 - stopped].communicate(timeout=timeout_s + 60)
+        waited = time.perf_counter() - start
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    assert procs[1 - stopped].returncode == 2, err
+    assert err.strip().splitlines() == [
+        f"error: process {stopped} of this run showed no sign of life for "
+        f"--distributed_timeout={timeout_s} s (stopped, frozen or unreachable): stopping; run "
+        f"the same command on every process to resume from the newest checkpoint"], err
+    assert timeout_s - 1 < waited < timeout_s + 30
+    assert load_run(tmp_path).step >= 5
 
 
 def test_processes_started_with_different_configs_are_refused(tmp_path):

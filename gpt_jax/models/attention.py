@@ -107,7 +107,8 @@ class Head(nn.Module):
 
 class MultiHeadAttention(nn.Module):
     """n_head Heads side by side on the same input, their outputs concatenated, then projected
-    back into the residual stream (`projections`, with dropout; `bias`, `zero_init_proj`)."""
+    back into the residual stream (`projections`, with dropout; `bias`, `zero_init_proj`).
+    Decoding with `fused_decode` runs models/fused_heads.py over the same parameters."""
 
     config: object
     causal: bool = True
@@ -118,12 +119,12 @@ class MultiHeadAttention(nn.Module):
     def __call__(self, x_BxTxC: jax.Array, kv_BxSxC: jax.Array | None = None,
                  kv_mask_BxS: jax.Array | None = None, start: jax.Array | int = 0) -> jax.Array:
         cfg = self.config
-        # nn.vmap runs one Head definition with n_head independent sets of weights. Their
-        # kernels are stacked as (C, H, D), the layout a matmul reads without a transpose:
-        # that halves the time of a one-token decode step.
         if self.decode and cfg.fused_decode:  # the same weights, every head in one product
             heads = FusedHeads(cfg, self.causal, name="heads")
         else:
+            # nn.vmap runs one Head definition with n_head independent sets of weights. Their
+            # kernels are stacked as (C, H, D), the layout a matmul reads without a transpose:
+            # that halves the time of a one-token decode step.
             heads = nn.vmap(Head, variable_axes={"params": 1, "cache": 0, "intermediates": 1},
                             split_rngs={"params": True, "dropout": True},
                             in_axes=None, out_axes=2, axis_size=cfg.n_head)

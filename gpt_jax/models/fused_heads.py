@@ -34,12 +34,16 @@ class HeadsNorm(nn.Module):
         scale_DxH = self.param("scale", nn.initializers.ones, (D, H))
         x32_BxTxHxD = x_BxTxHxD.astype(jnp.float32)
         mean_square_BxTxHx1 = jnp.mean(jnp.square(x32_BxTxHxD), axis=-1, keepdims=True)
-        normed_BxTxHxD = x32_BxTxHxD * jax.lax.rsqrt(mean_square_BxTxHx1 + 1e-6)
-        return (normed_BxTxHxD * scale_DxH.T).astype(self.dtype)
+        # Grouped as nn.RMSNorm groups it, so that both give the same bits.
+        gain_BxTxHxD = jax.lax.rsqrt(mean_square_BxTxHx1 + nn.RMSNorm.epsilon) * scale_DxH.T
+        return (x32_BxTxHxD * gain_BxTxHxD).astype(self.dtype)
 
 
 class FusedHeads(nn.Module):
-    """The n_head Heads of MultiHeadAttention in decoding, as one module named like them."""
+    """The n_head Heads of MultiHeadAttention in decoding, as one module named like them.
+
+    For inference only: no attention dropout, no sown attention weights. Initialize a model
+    with decode=False: the same shapes come out here, but other draws than the Heads'."""
 
     config: object
     causal: bool = True
@@ -52,26 +56,26 @@ class FusedHeads(nn.Module):
         q_BxTxHxD = self.query(x_BxTxC)
         q_pos_T = start + jnp.arange(T)
         if kv_BxSxC is not None:  # cross-attention: the source, projected at the first step
-            kT_BxHxDxS, vT_BxHxDxS = self.source_keys_values(kv_BxSxC)
-            k_pos_S = jnp.arange(kT_BxHxDxS.shape[-1])
+            k_BxHxDxS, v_BxHxDxS = self.source_keys_values(kv_BxSxC)
+            k_pos_S = jnp.arange(k_BxHxDxS.shape[-1])
         else:  # self-attention: this step's keys and values join the cache
             k_BxTxHxD, v_BxTxHxD = self.key(x_BxTxC), self.linear("value")(x_BxTxC)
             if cfg.pos_emb == "rope":
                 q_BxTxHxD = self.rotate(q_BxTxHxD, q_pos_T)
                 k_BxTxHxD = self.rotate(k_BxTxHxD, q_pos_T)
-            kT_BxHxDxS = self.cached("cached_key", k_BxTxHxD, start)
-            vT_BxHxDxS = self.cached("cached_value", v_BxTxHxD, start)
+            k_BxHxDxS = self.cached("cached_key", k_BxTxHxD, start)
+            v_BxHxDxS = self.cached("cached_value", v_BxTxHxD, start)
             k_pos_S = jnp.arange(cfg.block_size)
         D = q_BxTxHxD.shape[-1]
-        wei_BxHxTxS = jnp.einsum("bthd,bhds->bhts", q_BxTxHxD, kT_BxHxDxS) * D**-0.5
+        wei_BxHxTxS = jnp.einsum("bthd,bhds->bhts", q_BxTxHxD, k_BxHxDxS) * D**-0.5
         if self.causal:
             wei_BxHxTxS = jnp.where(k_pos_S[None, :] <= q_pos_T[:, None], wei_BxHxTxS, -jnp.inf)
         if kv_mask_BxS is not None:
             wei_BxHxTxS = jnp.where(kv_mask_BxS[:, None, None, :], wei_BxHxTxS, -jnp.inf)
         wei_BxHxTxS = jax.nn.softmax(wei_BxHxTxS.astype(jnp.float32), axis=-1)
-        return jnp.einsum("bhts,bhds->bthd", wei_BxHxTxS.astype(vT_BxHxDxS.dtype), vT_BxHxDxS)
+        return jnp.einsum("bhts,bhds->bthd", wei_BxHxTxS.astype(v_BxHxDxS.dtype), v_BxHxDxS)
 
-    def cached(self, name: str, new_BxTxHxD: jax.Array, start) -> jax.Array:
+    def cached(self, name: str, new_BxTxHxD: jax.Array, start: jax.Array | int) -> jax.Array:
         """Writes this step's keys (or values) at `start`; returns every slot's."""
         B, _, H, D = new_BxTxHxD.shape
         cache = self.variable("cache", name, jnp.zeros, (B, H, D, self.config.block_size),
@@ -81,14 +85,16 @@ class FusedHeads(nn.Module):
         return cache.value
 
     def source_keys_values(self, source_BxSxC: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The keys and values of a source being translated, transposed to (B, H, D, S):
+        projected once, at the first call of a generation, then read from the cache."""
         if self.has_variable("cache", "source_key"):
             return self.get_variable("cache", "source_key"), self.get_variable("cache",
                                                                                "source_value")
         k_BxSxHxD, v_BxSxHxD = self.key(source_BxSxC), self.linear("value")(source_BxSxC)
-        kT_BxHxDxS, vT_BxHxDxS = k_BxSxHxD.transpose(0, 2, 3, 1), v_BxSxHxD.transpose(0, 2, 3, 1)
-        self.put_variable("cache", "source_key", kT_BxHxDxS)
-        self.put_variable("cache", "source_value", vT_BxHxDxS)
-        return kT_BxHxDxS, vT_BxHxDxS
+        k_BxHxDxS, v_BxHxDxS = k_BxSxHxD.transpose(0, 2, 3, 1), v_BxSxHxD.transpose(0, 2, 3, 1)
+        self.put_variable("cache", "source_key", k_BxHxDxS)
+        self.put_variable("cache", "source_value", v_BxHxDxS)
+        return k_BxHxDxS, v_BxHxDxS
 
     def rotate(self, x_BxTxHxD: jax.Array, positions_T: jax.Array) -> jax.Array:
         """RoPE on every head: rope.rotate sees (B, H, T, D)."""

@@ -43,7 +43,7 @@ class GPTConfig:
     compute_dtype: str = "float32"  # of the matmuls: bfloat16 is mixed precision; params,
     # the residual stream, LayerNorm, softmax and the loss stay float32
     query_chunk: int = 0  # > 0: causal attention by chunks of this many queries (same math)
-    fused_decode: bool = False  # sampling's one-token steps by models/fused_heads.py (same math)
+    fused_decode: bool = False  # sampling (prefill and steps) by models/fused_heads.py (same math)
 
     @property
     def head_size(self) -> int:
