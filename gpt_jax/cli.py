@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from absl import flags
 
-from gpt_jax import host_memory, stop
+from gpt_jax import distributed, host_memory, stop
 from gpt_jax.errors import Stopped, UserError
 
 __all__ = ["UserError", "parse_flags", "run"]
@@ -230,6 +230,7 @@ def _exit(message: str, code: int) -> NoReturn:
     print(message, file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
+    distributed.leaving()
     os._exit(code)
 
 

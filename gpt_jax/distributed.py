@@ -122,6 +122,17 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 
 ALIVE = "gpt_jax/alive/"  # + process index: a counter each process raises every second
+_farewells = []  # watch_peers' "done", for `leaving`
+
+
+def leaving(wait_s: float = 2.0) -> None:
+    """Tells the other processes that this one ends on purpose (a stop, an error it has
+    reported), so that none of them reports it as gone while finishing its own save. Waits at
+    most `wait_s`: a stopped coordinator would hold the call."""
+    for farewell in _farewells:
+        thread = threading.Thread(target=farewell, daemon=True)
+        thread.start()
+        thread.join(wait_s)
 
 
 def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
@@ -179,6 +190,7 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
         heard.update(dict.fromkeys(heard, math.inf))  # ending: nobody is waited for
 
     atexit.register(done)
+    _farewells.append(done)
     for target in (beat, watch):
         threading.Thread(target=target, daemon=True, name=f"peers_{target.__name__}").start()
 
