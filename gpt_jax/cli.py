@@ -230,7 +230,6 @@ def _exit(message: str, code: int) -> NoReturn:
     print(message, file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    distributed.leaving()
     os._exit(code)
 
 
@@ -269,7 +268,8 @@ def run(main: Callable[[], None]) -> None:
         try:
             check_argv(sys.argv)
             main()
-        except Stopped as e:
+        except Stopped as e:  # every process stops at this step: none is to report the others
+            distributed.leaving()
             _exit(str(e), e.exit_code)
         except UserError as e:
             _exit(f"error: {e}", EXIT_USER_ERROR)

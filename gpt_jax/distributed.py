@@ -126,9 +126,10 @@ _farewells = []  # watch_peers' "done", for `leaving`
 
 
 def leaving(wait_s: float = 2.0) -> None:
-    """Tells the other processes that this one ends on purpose (a stop, an error it has
-    reported), so that none of them reports it as gone while finishing its own save. Waits at
-    most `wait_s`: a stopped coordinator would hold the call."""
+    """Tells the other processes that this one ends on purpose (a stop they all agreed on), so
+    that none of them reports it as gone while finishing its own save. Waits at most `wait_s`:
+    a stopped coordinator would hold the call. Not after a peer's failure: a call to a dead
+    coordinator is what makes jax abort this process from C++."""
     for farewell in _farewells:
         thread = threading.Thread(target=farewell, daemon=True)
         thread.start()

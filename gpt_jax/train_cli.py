@@ -37,6 +37,10 @@ def _main(argv: list[str]) -> None:
 
     config = cli.loaded_config(FLAGS)
     validate(config)  # a typo fails now: before importing jax, and before waiting for peers
+    if F.coordinator_address or F.distributed:
+        from gpt_jax import runtime_log
+
+        runtime_log.keep_runtime_failures_off_stderr()  # a lost peer is the CLI's one line
     # Importing jax is fine; calling it is not until jax.distributed has started.
     from gpt_jax import compilation_cache, distributed
     from gpt_jax.trainer import train_and_evaluate

@@ -104,11 +104,23 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_p
     assert load_run(tmp_path).step == steps[0]
 
 
-@pytest.mark.parametrize("stopped", [0, 1], ids=["coordinator_stopped", "peer_stopped"])
-def test_a_stopped_process_ends_the_other_with_one_line_within_the_timeout(tmp_path, stopped):
+STOPPED = ("error: process {} of this run showed no sign of life for --distributed_timeout=8 s "
+           "(stopped, frozen or unreachable): stopping; run the same command on every process "
+           "to resume from the newest checkpoint")
+LOST = ("error: another process of this run failed or was stopped (a collective lost its peer); "
+        "run the same command on every process to resume from the newest checkpoint")
+
+
+@pytest.mark.parametrize("stopped, signum, expected", [
+    (0, signal.SIGSTOP, STOPPED.format(0)), (1, signal.SIGSTOP, STOPPED.format(1)),
+    (0, signal.SIGKILL, LOST)], ids=["coordinator_stopped", "peer_stopped", "coordinator_killed"])
+def test_a_stopped_or_killed_process_ends_the_other_with_one_line(tmp_path, stopped, signum,
+                                                                  expected):
     """SIGSTOP (a frozen host) resets no connection: without a sign of life from its peer
     for --distributed_timeout, the other process ends with one line and exit status 2 instead
-    of waiting, then dying in jax's C++ heartbeat check; the checkpoint saved stays."""
+    of waiting, then dying in jax's C++ heartbeat check. A killed coordinator fails the
+    collective at once: one line too, without the C++ runtime's own report of it. The
+    checkpoint saved before stays."""
     port, timeout_s = _free_port(), 8
     procs = [subprocess.Popen(
         [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
@@ -123,7 +135,7 @@ def test_a_stopped_process_ends_the_other_with_one_line_within_the_timeout(tmp_p
                 break
         while not any(p.name.isdigit() for p in (tmp_path / "checkpoints").glob("*")):
             time.sleep(0.2)
-        procs[stopped].send_signal(signal.SIGSTOP)
+        procs[stopped].send_signal(signum)
         start = time.perf_counter()
         _, err = procs[1 - stopped].communicate(timeout=timeout_s + 60)
         waited = time.perf_counter() - start
@@ -132,11 +144,9 @@ def test_a_stopped_process_ends_the_other_with_one_line_within_the_timeout(tmp_p
             p.kill()
             p.communicate()
     assert procs[1 - stopped].returncode == 2, err
-    assert err.strip().splitlines() == [
-        f"error: process {stopped} of this run showed no sign of life for "
-        f"--distributed_timeout={timeout_s} s (stopped, frozen or unreachable): stopping; run "
-        f"the same command on every process to resume from the newest checkpoint"], err
-    assert timeout_s - 1 < waited < timeout_s + 30
+    assert err.strip().splitlines() == [expected], err
+    if signum == signal.SIGSTOP:
+        assert timeout_s - 1 < waited < timeout_s + 30
     assert load_run(tmp_path).step >= 5
 
 
