@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from absl import flags
 
-from gpt_jax import distributed, host_memory, stop
+from gpt_jax import distributed, host_memory, runtime_log, stop
 from gpt_jax.errors import Stopped, UserError
 
 __all__ = ["UserError", "parse_flags", "run"]
@@ -227,7 +227,8 @@ def command_settings() -> Iterator[None]:
 def _exit(message: str, code: int) -> NoReturn:
     """Prints one line and leaves at once: library threads still winding down (orbax's async
     helpers) would otherwise print tracebacks or keep the interpreter from exiting."""
-    print(message, file=sys.stderr)
+    if runtime_log.first_to_speak():  # unless jax's runtime has just said a peer is lost
+        print(message, file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -1,6 +1,7 @@
 """Multi-process training on one machine: 2 processes × 2 fake CPU devices over 127.0.0.1."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -107,12 +108,18 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_p
 STOPPED = ("error: process {} of this run showed no sign of life for --distributed_timeout=8 s "
            "(stopped, frozen or unreachable): stopping; run the same command on every process "
            "to resume from the newest checkpoint")
-LOST = ("error: another process of this run failed or was stopped (a collective lost its peer); "
-        "run the same command on every process to resume from the newest checkpoint")
+# Whichever hears of it first: a failed collective (cli.py), jax's runtime (runtime_log.py), or
+# the checkpoint being saved at that moment (checkpoint.py), which names the one kept.
+LOST = (r"error: another process of this run failed or was stopped \((a collective lost its "
+        r"peer|jax's coordination service lost it)\); run the same command on every process "
+        r"to resume from the newest checkpoint"
+        r"|error: cannot save the checkpoint of step \d+ in \S+: .*peer.*; the checkpoint of "
+        r"step \d+ is kept")
 
 
 @pytest.mark.parametrize("stopped, signum, expected", [
-    (0, signal.SIGSTOP, STOPPED.format(0)), (1, signal.SIGSTOP, STOPPED.format(1)),
+    (0, signal.SIGSTOP, re.escape(STOPPED.format(0))),
+    (1, signal.SIGSTOP, re.escape(STOPPED.format(1))),
     (0, signal.SIGKILL, LOST)], ids=["coordinator_stopped", "peer_stopped", "coordinator_killed"])
 def test_a_stopped_or_killed_process_ends_the_other_with_one_line(tmp_path, stopped, signum,
                                                                   expected):
@@ -144,7 +151,8 @@ def test_a_stopped_or_killed_process_ends_the_other_with_one_line(tmp_path, stop
             p.kill()
             p.communicate()
     assert procs[1 - stopped].returncode == 2, err
-    assert err.strip().splitlines() == [expected], err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(expected, lines[0]), err
     if signum == signal.SIGSTOP:
         assert timeout_s - 1 < waited < timeout_s + 30
     assert load_run(tmp_path).step >= 5
