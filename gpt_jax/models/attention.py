@@ -12,10 +12,11 @@ from gpt_jax.models.dropout import Dropout
 from gpt_jax.models.fused_heads import FusedHeads
 from gpt_jax.models.init import dense_init, proj_init
 from gpt_jax.models.kv_cache import KVCache
+from gpt_jax.models.query_key import QueryKey
 from gpt_jax.models.rope import rotate
 
 
-class Head(nn.Module):
+class Head(QueryKey, nn.Module):
     """One head of attention: every position asks a query, every position offers a key and a
     value, and each output is the values averaged by how well their keys match its query.
 
@@ -86,12 +87,6 @@ class Head(nn.Module):
         self.put_variable("cache", "source_key", k_BxSxD)
         self.put_variable("cache", "source_value", v_BxSxD)
         return k_BxSxD, v_BxSxD
-
-    def query(self, x_BxTxC: jax.Array) -> jax.Array:
-        return self.qk_norm("query_norm", self.linear("query")(x_BxTxC))
-
-    def key(self, x_BxSxC: jax.Array) -> jax.Array:
-        return self.qk_norm("key_norm", self.linear("key")(x_BxSxC))
 
     def qk_norm(self, name: str, x_BxTxD: jax.Array) -> jax.Array:
         """x / RMS(x) · γ over the head's D channels (`qk_norm`), in the compute dtype."""

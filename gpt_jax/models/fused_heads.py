@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from gpt_jax.models.init import dense_init
+from gpt_jax.models.query_key import QueryKey
 from gpt_jax.models.rope import rotate
 
 
@@ -39,7 +40,7 @@ class HeadsNorm(nn.Module):
         return (x32_BxTxHxD * gain_BxTxHxD).astype(self.dtype)
 
 
-class FusedHeads(nn.Module):
+class FusedHeads(QueryKey, nn.Module):
     """The n_head Heads of MultiHeadAttention in decoding, as one module named like them.
 
     For inference only: no attention dropout, no sown attention weights. Initialize a model
@@ -100,12 +101,6 @@ class FusedHeads(nn.Module):
         """RoPE on every head: rope.rotate sees (B, H, T, D)."""
         x_BxHxTxD = x_BxTxHxD.swapaxes(1, 2)
         return rotate(x_BxHxTxD, positions_T, self.config.rope_base).swapaxes(1, 2)
-
-    def query(self, x_BxTxC: jax.Array) -> jax.Array:
-        return self.qk_norm("query_norm", self.linear("query")(x_BxTxC))
-
-    def key(self, x_BxSxC: jax.Array) -> jax.Array:
-        return self.qk_norm("key_norm", self.linear("key")(x_BxSxC))
 
     def qk_norm(self, name: str, x_BxTxHxD: jax.Array) -> jax.Array:
         if not self.config.qk_norm:
