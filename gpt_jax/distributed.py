@@ -122,18 +122,18 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 
 ALIVE = "gpt_jax/alive/"  # + process index: a counter each process raises every second
-_farewells = []  # watch_peers' "done", for `leaving`
+_farewells = []  # watch_peers' farewell, for `leaving`
 
 
 def leaving(wait_s: float = 2.0) -> None:
     """Tells the other processes that this one ends on purpose (a stop they all agreed on), so
-    that none of them reports it as gone while finishing its own save. Waits at most `wait_s`:
-    a stopped coordinator would hold the call. Not after a peer's failure: a call to a dead
-    coordinator is what makes jax abort this process from C++."""
+    that none of them reports it as gone while finishing its own save. The coordinator then
+    waits for the others to say the same: its exit ends the coordination service, which jax's
+    runtime in a process still saving would report as a lost peer. Waits at most `wait_s` for
+    its own word to go out (a stopped coordinator would hold the call). Not after a peer's
+    failure: a call to a dead coordinator is what makes jax abort this process from C++."""
     for farewell in _farewells:
-        thread = threading.Thread(target=farewell, daemon=True)
-        thread.start()
-        thread.join(wait_s)
+        farewell(wait_s)
 
 
 def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
@@ -154,9 +154,12 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
         return
     heard = dict.fromkeys([*peers, "coordinator"], time.monotonic())  # last sign of life
     last = {}
+    ending = threading.Event()
 
     def beat() -> None:  # may block inside an RPC while the coordinator is stopped
         for count in itertools.count():
+            if ending.is_set():  # "done" is this process's last word
+                return
             try:
                 client.key_value_set(f"{ALIVE}{me}", str(count), allow_overwrite=True)
             except Exception:  # the coordinator is gone or stopped: `watch` says so in time
@@ -173,10 +176,10 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
             time.sleep(beat_s)
 
     def watch() -> None:
-        while True:
+        while not ending.is_set():
             time.sleep(beat_s)
             for who, at in heard.items():
-                if time.monotonic() - at > timeout_s:
+                if time.monotonic() - at > timeout_s and not ending.is_set():
                     name = ("the coordinator (process 0)" if who == "coordinator"
                             else f"process {who}")
                     print(f"error: {name} of this run showed no sign of life for "
@@ -186,12 +189,34 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
                     os._exit(2)
 
     def done() -> None:
+        ending.set()
         with contextlib.suppress(Exception):
             client.key_value_set(f"{ALIVE}{me}", "done", allow_overwrite=True)
-        heard.update(dict.fromkeys(heard, math.inf))  # ending: nobody is waited for
+
+    def others_done() -> None:
+        """The coordinator's wait for every peer's "done", while each still beats."""
+        values, changed = {}, dict.fromkeys(peers, time.monotonic())
+        while True:
+            for p in peers:
+                with contextlib.suppress(Exception):
+                    value = client.key_value_try_get(f"{ALIVE}{p}")
+                    if value != values.get(p):
+                        values[p], changed[p] = value, time.monotonic()
+            waiting = [p for p in peers if values.get(p) != "done"
+                       and time.monotonic() - changed[p] <= timeout_s]
+            if not waiting:
+                return
+            time.sleep(0.05)
+
+    def farewell(wait_s: float) -> None:
+        thread = threading.Thread(target=done, daemon=True)
+        thread.start()
+        thread.join(wait_s)
+        if me == 0 and not thread.is_alive():
+            others_done()
 
     atexit.register(done)
-    _farewells.append(done)
+    _farewells.append(farewell)
     for target in (beat, watch):
         threading.Thread(target=target, daemon=True, name=f"peers_{target.__name__}").start()
 
