@@ -93,6 +93,7 @@ def base_config() -> ml_collections.ConfigDict:
         optimizer="adamw",  # adamw | muon: the blocks' matrices on Muon, the rest on AdamW
         muon_learning_rate=0.02,  # muon: the Muon matrices' peak rate, on the same schedule
         muon_weight_decay=0.0,  # muon: decoupled weight decay of the Muon matrices
+        muon_ns_steps=5,  # muon: Newton–Schulz iterations that orthogonalize each update
         beta1=0.9,
         beta2=0.999,
         grad_clip=1.0,  # global-norm clip; 0 turns it off
@@ -255,6 +256,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"train.muon_learning_rate must be a positive number, got {t.muon_learning_rate}")
     _require(0 <= t.muon_weight_decay < math.inf,
              f"train.muon_weight_decay must be a number >= 0, got {t.muon_weight_decay}")
+    _require(isinstance(t.muon_ns_steps, int) and 1 <= t.muon_ns_steps <= 20,
+             f"train.muon_ns_steps must be an integer in [1, 20], got {t.muon_ns_steps}")
     _require_count("sample.max_new_tokens", config.sample.max_new_tokens, 0)
 
 

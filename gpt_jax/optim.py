@@ -61,11 +61,13 @@ def width_scale(shape: tuple[int, ...]) -> float:
 
 
 def muon(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Muon (Jordan et al. 2024): Nesterov momentum (β = 0.95) orthogonalized by five
-    Newton–Schulz iterations (optax.contrib.scale_by_muon), scaled by width_scale, decoupled
-    weight decay, then muon_learning_rate on the schedule of learning_rate."""
+    """Muon (Jordan et al. 2024): Nesterov momentum (β = 0.95) orthogonalized by
+    train.muon_ns_steps Newton–Schulz iterations (optax.contrib.scale_by_muon), scaled by
+    width_scale, decoupled weight decay, then muon_learning_rate on the schedule of
+    learning_rate."""
     return optax.chain(
-        optax.contrib.scale_by_muon(weight_dimension_numbers=matrix_axes),
+        optax.contrib.scale_by_muon(ns_steps=train.muon_ns_steps,
+                                    weight_dimension_numbers=matrix_axes),
         optax.stateless_with_tree_map(lambda u, _: u * width_scale(u.shape)),
         optax.add_decayed_weights(train.muon_weight_decay),
         optax.scale_by_learning_rate(learning_rate_schedule(train, train.muon_learning_rate)))

@@ -214,6 +214,8 @@ INCONSISTENT = [
                  (0.0, -0.02, math.nan, math.inf), (1e-30, 0.02, 0.02, 1e300)),
     *_range_rows("train.muon_weight_decay", "train.muon_weight_decay must be a number >= 0",
                  (-0.1, math.nan, math.inf), (0.0, 0.1, 1e300)),
+    *_range_rows("train.muon_ns_steps", "train.muon_ns_steps must be an integer in [1, 20]",
+                 (0, -1, 21), (1, 5, 20)),
 ]
 
 
