@@ -234,6 +234,17 @@ def _exit(message: str, code: int) -> NoReturn:
     os._exit(code)
 
 
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a writer its reader left
+
+
+def _exit_quietly(code: int) -> NoReturn:
+    """Leaves without a word: stdout's reader is gone, and Python's own flush at exit would
+    otherwise report the broken pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os._exit(code)
+
+
 # How a cross-process collective reports a peer that died or was killed (jax's CPU collectives
 # run on Gloo; the coordination service notices missing heartbeats).
 PEER_FAILURES = ("Gloo all-reduce failed", "Connection reset by peer", "heartbeat timeout",
@@ -274,6 +285,8 @@ def run(main: Callable[[], None]) -> None:
             _exit(str(e), e.exit_code)
         except UserError as e:
             _exit(f"error: {e}", EXIT_USER_ERROR)
+        except BrokenPipeError:  # the reader of our output has stopped (`| head`): so do we
+            _exit_quietly(EXIT_BROKEN_PIPE)
         except Terminated:
             _exit("terminated", 143)
         except KeyboardInterrupt:

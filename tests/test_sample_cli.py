@@ -1,8 +1,11 @@
 """`python -m gpt_jax.sample`: text from a workdir alone (bad input: see test_errors.py)."""
 
+import subprocess
+import sys
+
 import pytest
 
-from conftest import run_python, tiny_config
+from conftest import REPO, run_python, tiny_config
 from gpt_jax.trainer import train_and_evaluate
 
 
@@ -37,3 +40,14 @@ def test_same_seed_same_text_and_batched_samples(runs, name):
 def test_long_generation_and_long_prompt(runs):
     result = _sample(runs["gpt"], "--prompt=" + "abc " * 10, "--max_new_tokens=50")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_reader_that_stops_reading_ends_the_sampler_quietly(runs):
+    """`sample ... | head`: once the pipe's reader is gone, the sampler ends without a
+    traceback, with the status a shell gives a process that SIGPIPE ended (141)."""
+    proc = subprocess.Popen([sys.executable, "-m", "gpt_jax.sample", f"--workdir={runs['gpt']}",
+                             "--num_samples=2", "--max_new_tokens=20"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the sampler has printed anything
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and err == "", err
