@@ -249,6 +249,15 @@ def pairs_inputs(config: ml_collections.ConfigDict) -> tuple[jax.ShapeDtypeStruc
     return (row(config.model.block_size),)
 
 
+def encode_source(config: ml_collections.ConfigDict, vocab: PairVocab, source: str) -> np.ndarray:
+    """The ids of a source a run can translate: 1 to data.max_source_len known characters."""
+    S = config.data.max_source_len
+    if not source or len(source) > S:
+        raise UserError(f"a source must have 1 to data.max_source_len = {S} characters, "
+                        f"got {len(source)}: {source!r}")
+    return vocab.encode_source(source)
+
+
 def translate_texts(model: nn.Module, params, config: ml_collections.ConfigDict,
                     vocab: PairVocab, sources: list[str], seed: int = 0, greedy: bool = True,
                     temperature: float = 1.0, top_k: int = 0,
@@ -256,11 +265,7 @@ def translate_texts(model: nn.Module, params, config: ml_collections.ConfigDict,
     """The target the model writes for each source text (from a run's config and vocabulary
     alone: no data needed)."""
     S, T, L = config.data.max_source_len, config.data.max_target_len + 1, config.model.block_size
-    for source in sources:
-        if not source or len(source) > S:
-            raise UserError(f"a source must have 1 to data.max_source_len = {S} characters, "
-                            f"got {len(source)}: {source!r}")
-    ids = [vocab.encode_source(s) for s in sources]
+    ids = [encode_source(config, vocab, s) for s in sources]
     if config.model.name == "encoder_decoder":
         source_BxS = np.zeros((len(ids), S), np.int32)
         for b, row in enumerate(ids):

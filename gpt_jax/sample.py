@@ -115,6 +115,9 @@ def _main(argv: list[str]) -> None:
         memory.sampling_bytes(run.config, run.tokenizer.vocab_size,
                               F.num_samples * len(prompts), F.max_new_tokens), "sampling")
     if run.config.data.task == "pairs":
+        from gpt_jax.pairs_task import encode_source
+
+        _check_each(prompts, F, lambda source: encode_source(run.config, run.tokenizer, source))
         outputs = _translate(run, prompts, F)
     else:
         outputs = _continue(run, prompts, F)
@@ -127,12 +130,24 @@ def _main(argv: list[str]) -> None:
           file=sys.stderr)
 
 
+def _check_each(prompts: list[str], F, check) -> None:
+    """Runs `check` on every prompt before anything compiles; an error in a --prompts file
+    names its line."""
+    for line, prompt in enumerate(prompts, 1):
+        try:
+            check(prompt)
+        except UserError as e:
+            if F.prompts is None:
+                raise
+            where = "standard input" if F.prompts == "-" else F.prompts
+            raise UserError(f"--prompts {where}, line {line}: {e}") from None
+
+
 def _continue(run, prompts: list[str], F) -> list[str]:
     """Each prompt followed by num_samples continuations of max_new_tokens characters."""
     from gpt_jax.generation import sample_texts
 
-    for prompt in prompts:
-        run.tokenizer.encode(prompt)  # names an unknown character before anything compiles
+    _check_each(prompts, F, run.tokenizer.encode)
     block_size = run.config.model.block_size
     _check(F.slide < block_size, f"--slide must be < block_size ({block_size})")
     outputs = []

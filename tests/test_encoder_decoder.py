@@ -141,7 +141,8 @@ def _toy_args(tmp_path, workdir, *extra):
 
 def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(tmp_path):
     """Reversing needs cross-attention by position: 100% of held-out words, in seconds; and
-    the sampler then writes the reversal of prompts from a flag, a file and standard input."""
+    the sampler then writes the reversal of prompts from a flag, a file and standard input,
+    and names the line of a file's source that is too long."""
     run = tmp_path / "run"
     result = run_python(_toy_args(tmp_path, run), timeout=120)
     assert result.returncode == 0, result.stderr
@@ -158,6 +159,12 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
                                  "--prompts=-"], cwd=REPO, input="ab\nfed\n",
                                 capture_output=True, text=True, timeout=120)
     assert from_stdin.stdout.splitlines() == ["ba", "def"], from_stdin.stderr
+    (tmp_path / "prompts.txt").write_text("abc\nabcdefgh\n")  # a source too long: named
+    too_long = run_python(["-m", "gpt_jax.sample", f"--workdir={run}",
+                           f"--prompts={tmp_path / 'prompts.txt'}"])
+    assert too_long.returncode == 2 and too_long.stderr.strip().endswith(
+        "prompts.txt, line 2: a source must have 1 to data.max_source_len = 6 characters, "
+        "got 8: 'abcdefgh'"), too_long.stderr
 
 
 # Dropout on, a checkpoint every 10 steps.

@@ -30,6 +30,7 @@ def files(tmp_path_factory):
     (d / "short.txt").write_text("to be or n")  # 10 characters: the train split has 9
     (d / "small_val.txt").write_text("abcdefghij" * 10)  # val split of 10 < block_size + 1
     (d / "greek.txt").write_text("αβγδεζηθικλμ" * 100)
+    (d / "prompts.txt").write_text("ROMEO:\nJULIET:\nhéllo\n")
     (d / "a_file").write_text("")
     os.mkfifo(d / "fifo")
     run = d / "run"
@@ -224,6 +225,9 @@ CASES = {
     # sampling
     "prompt_outside_vocabulary": (sample("--prompt=héllo"),
                                   "character 'é' is not in the vocabulary of 65 characters"),
+    "prompts_file_line_outside_vocabulary": (
+        lambda d: sample(f"--prompts={d / 'prompts.txt'}")(d),
+        "--prompts .*prompts.txt, line 3: character 'é' is not in the vocabulary of 65"),
     "temperature_0": (sample("--temperature=0"), "--temperature must be > 0, got 0.0"),
     "top_p_0": (sample("--top_p=0"), r"--top_p must be in \(0, 1\], got 0.0"),
     "top_p_above_1": (sample("--top_p=1.5"), r"--top_p must be in \(0, 1\], got 1.5"),
