@@ -82,11 +82,17 @@ def test_cached_decoding_equals_the_uncached_decoder_token_for_token(model, gree
     np.testing.assert_array_equal(cached, uncached)
 
 
-@pytest.mark.parametrize("fused_decode", [False, True], ids=["head_by_head", "fused_heads"])
-def test_cached_logits_equal_the_uncached_decoder_logit_for_logit(model, fused_decode):
-    """Both decoding paths (model.fused_decode) against the uncached decoder, step by step."""
+@pytest.mark.parametrize("fused_decode, qk_norm", [(False, False), (True, False), (True, True)],
+                         ids=["head_by_head", "fused_heads", "fused_heads_qk_norm"])
+def test_cached_logits_equal_the_uncached_decoder_logit_for_logit(model, fused_decode, qk_norm):
+    """Both decoding paths (model.fused_decode) against the uncached decoder, step by step;
+    the fused heads also with normalized queries and keys (the source's keys projected with
+    its values, then normalized)."""
     m, params, _ = model
-    m = m.clone(config=dataclasses.replace(CONFIG, fused_decode=fused_decode))
+    m = m.clone(config=dataclasses.replace(CONFIG, fused_decode=fused_decode, qk_norm=qk_norm))
+    if qk_norm:  # gains too: each head's RMSNorm scale, away from 1
+        params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(2), p.shape),
+                              m.init(jax.random.key(0), SOURCE, TARGET_IN)["params"])
     memory = m.apply({"params": params}, SOURCE, method=m.encode)
     mask = SOURCE != PairVocab.PAD
     full = m.apply({"params": params}, TARGET_IN, memory, mask, method=m.decode)
