@@ -77,6 +77,11 @@ def _watchdog(timeout_s: float, message: str) -> Iterator[None]:
         timer.cancel()
 
 
+def jax_timeout_s(timeout_s: float) -> int:
+    """jax's own timeouts, later than ours: ours end the process with a message, jax's abort."""
+    return int(timeout_s) + 60
+
+
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None, auto: bool = False,
                timeout_s: float = 300) -> None:
@@ -85,8 +90,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
     if not 0 < timeout_s <= 10**6:
         raise UserError(f"--distributed_timeout must be in (0, 1e6] seconds, got {timeout_s}")
-    # jax's own timeouts, later than ours: ours end the process with a message, jax's abort.
-    jax_timeout = int(timeout_s) + 60
+    jax_timeout = jax_timeout_s(timeout_s)
     explicit = (coordinator_address, num_processes, process_id)
     if any(a is not None for a in explicit):
         if any(a is None for a in explicit):
@@ -194,18 +198,15 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
             client.key_value_set(f"{ALIVE}{me}", "done", allow_overwrite=True)
 
     def others_done() -> None:
-        """The coordinator's wait for every peer's "done", while each still beats."""
-        values, changed = {}, dict.fromkeys(peers, time.monotonic())
-        while True:
-            for p in peers:
-                with contextlib.suppress(Exception):
-                    value = client.key_value_try_get(f"{ALIVE}{p}")
-                    if value != values.get(p):
-                        values[p], changed[p] = value, time.monotonic()
-            waiting = [p for p in peers if values.get(p) != "done"
-                       and time.monotonic() - changed[p] <= timeout_s]
-            if not waiting:
-                return
+        """The coordinator's wait for every peer's "done", at most as long as jax's runtime
+        waits for a peer's heartbeat: a peer gone or stuck must not hold this process."""
+        deadline = time.monotonic() + jax_timeout_s(timeout_s)
+        waiting = set(peers)
+        while waiting and time.monotonic() < deadline:
+            for p in list(waiting):
+                with contextlib.suppress(Exception):  # the coordinator is this process
+                    if client.key_value_try_get(f"{ALIVE}{p}") == "done":
+                        waiting.discard(p)
             time.sleep(0.05)
 
     def farewell(wait_s: float) -> None:
