@@ -198,15 +198,20 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
             client.key_value_set(f"{ALIVE}{me}", "done", allow_overwrite=True)
 
     def others_done() -> None:
-        """The coordinator's wait for every peer's "done", at most as long as jax's runtime
-        waits for a peer's heartbeat: a peer gone or stuck must not hold this process."""
+        """The coordinator's wait for every peer's "done". Not for a peer whose counter has
+        not moved for `timeout_s` (gone), nor longer than jax's runtime waits for a heartbeat
+        (a peer alive but stuck)."""
         deadline = time.monotonic() + jax_timeout_s(timeout_s)
+        values, moved = {}, dict.fromkeys(peers, time.monotonic())
         waiting = set(peers)
         while waiting and time.monotonic() < deadline:
             for p in list(waiting):
-                with contextlib.suppress(Exception):  # the coordinator is this process
-                    if client.key_value_try_get(f"{ALIVE}{p}") == "done":
-                        waiting.discard(p)
+                with contextlib.suppress(Exception):  # nothing written yet
+                    value = client.key_value_try_get(f"{ALIVE}{p}")
+                    if value != values.get(p):
+                        values[p], moved[p] = value, time.monotonic()
+                if values.get(p) == "done" or time.monotonic() - moved[p] > timeout_s:
+                    waiting.discard(p)
             time.sleep(0.05)
 
     def farewell(wait_s: float) -> None:
