@@ -16,12 +16,13 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from gpt_jax import cli
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -30,7 +31,8 @@ import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
 flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
                           "Config files under configs/.")
 flags.DEFINE_integer("steps", 100, "Timed steps per config, after warm-up (the scaled GPT "
-                     "takes about 25 s a step here, ours and nanoGPT's together).")
+                     "takes about 25 s a step here, ours and nanoGPT's together).",
+                     lower_bound=1)
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT with "
                     "data/shakespeare_char prepared, to time side by side.")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
@@ -153,7 +155,7 @@ def time_nanogpt(spec: str, steps: int) -> dict:
     warmup = 5  # nanoGPT itself skips 5 iterations before it estimates its MFU
     cmd = [F.nanogpt_python, *nanogpt.TRAIN, "--eval_iters=1", "--log_interval=1",
            "--eval_interval=100000", f"--max_iters={warmup + steps}", *nanogpt.MODEL_ARGS[spec]]
-    out = subprocess.run(cmd, cwd=F.nanogpt, capture_output=True, text=True, check=True).stdout
+    out = nanogpt.run(cmd, F.nanogpt)
     times = [float(ms) for ms in re.findall(r"^iter \d+: .*time ([\d.]+)ms", out, re.M)]
     timed = times[warmup + 1:]  # iteration 0 also pays for the first evaluation
     median = statistics.median(timed)
@@ -171,6 +173,8 @@ def main(argv):
     from gpt_jax.host_memory import keep_freed_memory
 
     keep_freed_memory()  # as train.py does (gpt_jax/cli.py)
+    if F.nanogpt:
+        nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
 
     peak = matmul_peak_flops()
     print(f"fp32 matmul peak (jitted 4096² matmul): {peak / 1e9:.1f} GFLOP/s", flush=True)
@@ -217,4 +221,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, __doc__)

@@ -27,16 +27,20 @@ import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from gpt_jax import cli
+from gpt_jax.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO / "gpt_jax" / "data" / "tinyshakespeare.txt"
 
 flags.DEFINE_string("scratch", "/tmp/gpt_jax_scale", "Folder for the corpus, data and runs.")
 flags.DEFINE_float("gigabytes", 2.0, "Size of the generated corpus.")
-flags.DEFINE_integer("steps", 500, "Train steps of each timed run.")
-flags.DEFINE_integer("repeats", 2, "Alternated pairs of timed runs.")
-flags.DEFINE_integer("bpe_vocab", 512, "BPE vocabulary for the bits-per-character run.")
+flags.DEFINE_integer("steps", 500, "Train steps of each timed run.", lower_bound=1)
+flags.DEFINE_integer("repeats", 2, "Alternated pairs of timed runs.", lower_bound=1)
+flags.DEFINE_integer("bpe_vocab", 512, "BPE vocabulary for the bits-per-character run.",
+                     lower_bound=256)
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "data_at_scale.json"), "JSON.")
 
 
@@ -46,8 +50,10 @@ def timed(args: list[str], cwd: Path = REPO) -> dict:
     proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, *args], cwd=cwd,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(args)}\n{proc.stderr[-2000:]}")
+    if proc.returncode != 0:  # its own last line, before /usr/bin/time's report
+        said = proc.stderr.split("\tCommand being timed:")[0].strip().splitlines()
+        raise UserError(f"python {' '.join(args[:2])} failed: "
+                        f"{said[-1] if said else 'no output'}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
     return {"seconds": seconds, "peak_rss_mb": rss_kb / 1024, "stdout": proc.stdout}
 
@@ -83,6 +89,8 @@ def _mean_rate(workdir: Path) -> float:
 def main(argv):
     del argv
     F = flags.FLAGS
+    if not F.gigabytes > 0:
+        raise UserError(f"--gigabytes must be > 0, got {F.gigabytes}")
     scratch = Path(F.scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     result = {"cpu": _cpu()}
@@ -192,4 +200,4 @@ def _cpu() -> str:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, __doc__)

@@ -1,6 +1,12 @@
 """How the benchmarks run karpathy/nanoGPT's own train.py, from a checkout outside this repo
 (none of its code is ours): on the CPU, eager, with our configs' model and batch settings."""
 
+import os
+import subprocess
+from pathlib import Path
+
+from gpt_jax.errors import UserError
+
 TRAIN = ["train.py", "config/train_shakespeare_char.py", "--device=cpu", "--compile=False"]
 
 # Per config of ours: the flags that make nanoGPT train the same model on the same batches.
@@ -9,3 +15,32 @@ MODEL_ARGS = {
                                 "--n_head=4", "--n_embd=128", "--dropout=0.0"],
     "shakespeare_char.py": [],  # its config file's own settings
 }
+
+
+def require_checkout(checkout: str | None, python: str) -> None:
+    """A nanoGPT checkout with shakespeare_char prepared, and a Python to run it, or one line
+    saying what is missing."""
+    if not checkout:
+        raise UserError("pass --nanogpt=DIR, a checkout of karpathy/nanoGPT")
+    folder = Path(checkout).expanduser()
+    if not (folder / "train.py").is_file():
+        raise UserError(f"--nanogpt={checkout} is not a nanoGPT checkout: no train.py in it")
+    if not (folder / "data" / "shakespeare_char" / "train.bin").is_file():
+        raise UserError(f"--nanogpt={checkout} has no data/shakespeare_char/train.bin: run its "
+                        f"data/shakespeare_char/prepare.py first")
+    if not (Path(python).is_file() and os.access(python, os.X_OK)):
+        raise UserError(f"--nanogpt_python={python} is not an executable file")
+
+
+def failed(cmd: list[str], output: str) -> UserError:
+    """A benchmarked command that failed: its name, its exit and its last line."""
+    last = output.strip().splitlines()[-1] if output.strip() else "no output"
+    return UserError(f"{Path(cmd[0]).name} {cmd[1]} failed: {last}")
+
+
+def run(cmd: list[str], cwd: str) -> str:
+    """nanoGPT's stdout, or one line naming the failure."""
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise failed(cmd, proc.stderr or proc.stdout)
+    return proc.stdout

@@ -18,15 +18,18 @@ import re
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from gpt_jax import cli
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 flags.DEFINE_string("config", "shakespeare_char.py", "Config file under configs/.")
 flags.DEFINE_multi_string("override", [], "field=value, as --config.field=value in train.py.")
-flags.DEFINE_integer("calls", 2, "Train-chunk calls to trace, after 2 untraced ones.")
-flags.DEFINE_integer("top", 25, "Rows to print.")
+flags.DEFINE_integer("calls", 2, "Train-chunk calls to trace, after 2 untraced ones.",
+                     lower_bound=1)
+flags.DEFINE_integer("top", 25, "Rows to print.", lower_bound=1)
 flags.DEFINE_string("trace_dir", "/tmp/gpt_jax_profile", "Where the trace is written.")
 
 
@@ -78,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, __doc__)

@@ -20,15 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from gpt_jax import cli
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 if __name__ == "__main__":  # flags of its own only when run alone, not imported by bench.py
     flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "sampling.json"), "JSON.")
-    flags.DEFINE_integer("new_tokens", 500, "Tokens to generate.")
-    flags.DEFINE_integer("repeats", 3, "Timed runs per path (after one compiling run).")
+    flags.DEFINE_integer("new_tokens", 500, "Tokens to generate.", lower_bound=1)
+    flags.DEFINE_integer("repeats", 3, "Timed runs per path (after one compiling run).",
+                         lower_bound=1)
     flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
                               "Config files under configs/.")
 
@@ -121,4 +124,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, __doc__)

@@ -20,11 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
+
+from gpt_jax import cli  # noqa: E402
 
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT, data prepared.")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
@@ -32,7 +34,8 @@ flags.DEFINE_float("target", 1.88, "The validation loss to reach.")
 flags.DEFINE_string("config", "configs/shakespeare_char_cpu.py:short", "Our config (e.g. "
                     "configs/shakespeare_char_cpu.py:modern_short).")
 flags.DEFINE_integer("eval_interval", 250, "Our evaluations' interval, in steps (nanoGPT's: "
-                     "250); a finer one finds the crossing sooner, and pays for it.")
+                     "250); a finer one finds the crossing sooner, and pays for it.",
+                     lower_bound=1)
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "time_to_loss.json"), "JSON.")
 
 OURS = ["--config.train.eval_iters=20", "--config.sample.max_new_tokens=0"]
@@ -45,14 +48,15 @@ def timed_evaluations(cmd: list[str], cwd: Path, pattern: str, env=None) -> dict
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    evals = []
+    evals, lines = [], []
     for line in proc.stdout:
+        lines.append(line)
         match = re.search(pattern, line)
         if match:
             evals.append({"step": int(match["step"]), "val_loss": float(match["val"]),
                           "elapsed_s": time.perf_counter() - start})
     if proc.wait():
-        raise RuntimeError(f"{cmd} failed")
+        raise nanogpt.failed(cmd, "".join(lines[-20:]))
     return {"evaluations": evals, "wall_s": time.perf_counter() - start}
 
 
@@ -63,6 +67,7 @@ def first_below(result: dict, target: float) -> dict | None:
 def main(argv):
     del argv
     F = flags.FLAGS
+    nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
     nano = timed_evaluations([F.nanogpt_python, *NANOGPT_CPU], Path(F.nanogpt),
                              r"^step (?P<step>\d+): train loss [\d.]+, val loss (?P<val>[\d.]+)")
     with tempfile.TemporaryDirectory() as workdir:
@@ -90,4 +95,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, __doc__)

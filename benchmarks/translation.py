@@ -23,15 +23,18 @@ import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from gpt_jax import cli
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 flags.DEFINE_string("workdir", None, "A trained seq2seq run (default: an untrained model).")
-flags.DEFINE_multi_integer("batch", [64, 256, 1024], "Sources decoded at once.")
+flags.DEFINE_multi_integer("batch", [64, 256, 1024], "Sources decoded at once.",
+                           lower_bound=1)
 flags.DEFINE_integer("repeats", 15, "Timed turns (each path once a turn), after one "
-                     "compiling run.")
+                     "compiling run.", lower_bound=1)
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "translation.json"), "JSON.")
 
 
@@ -112,4 +115,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, __doc__)

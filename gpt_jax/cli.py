@@ -23,7 +23,7 @@ from absl import flags
 from gpt_jax import distributed, host_memory, runtime_log, stop
 from gpt_jax.errors import Stopped, UserError
 
-__all__ = ["UserError", "parse_flags", "run"]
+__all__ = ["UserError", "parse_flags", "run", "run_main"]
 
 HELP = ("--help", "-h", "-help", "--helpfull", "--helpshort", "-?")
 EXIT_USER_ERROR = 2
@@ -264,6 +264,16 @@ def _raise(signum, frame):
     if stop.importing(frame):
         stop.exit_now(signum)
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+
+
+def run_main(main: Callable[[list[str]], None], usage: str) -> None:
+    """An absl-style `main(argv)` (the benchmarks') run as every command of the package is:
+    its flags parsed by parse_flags, bad input one line and exit status 2."""
+    def parsed_then_main() -> None:
+        parse_flags(sys.argv, usage, flags.FLAGS)
+        main(sys.argv)
+
+    run(parsed_then_main)
 
 
 OUT_OF_MEMORY = ("error: out of memory: use a smaller model, batch or block, more "

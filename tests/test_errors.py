@@ -237,6 +237,16 @@ CASES = {
                                     "is not a training run: config.json or vocab.json"),
     "missing_workdir": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'nope'}"],
                         "workdir not found"),
+    # the benchmarks are commands too
+    "benchmark_steps_0": (lambda d: ["benchmarks/bench.py", "--steps=0"],
+                          "flag --steps=0: 0 is not a positive integer"),
+    "benchmark_without_nanogpt": (lambda d: ["benchmarks/time_to_loss.py"],
+                                  "pass --nanogpt=DIR, a checkout of karpathy/nanoGPT"),
+    "benchmark_nanogpt_not_a_checkout": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}"],
+        "is not a nanoGPT checkout: no train.py in it"),
+    "benchmark_of_a_missing_run": (
+        lambda d: ["benchmarks/translation.py", f"--workdir={d / 'nope'}"], "workdir not found"),
 }
 
 
