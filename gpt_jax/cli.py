@@ -195,12 +195,15 @@ def command_settings() -> Iterator[None]:
     """The process-wide changes a command makes, each because it was measured to matter:
     - glibc keeps freed buffers for reuse (host_memory.py: 3% more tokens/s on a CPU);
     - orbax's log records stay off stderr: Checkpoints surfaces its failures as one line;
-    - the "Event loop is closed" reports of reads that orbax abandoned after a failed restore
-      or save are dropped (they are not errors of ours, and would bury the one line)."""
+    - the reports of reads that orbax abandoned after a failed restore or save ("Event loop
+      is closed", asyncio's "Task exception was never retrieved", printed whenever the
+      garbage collector meets one) are dropped: not errors of ours, they would bury the line."""
     host_memory.keep_freed_memory()
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.CRITICAL)
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addFilter(_not_an_abandoned_read)
     default_hook = sys.unraisablehook
 
     def hook(unraisable):
@@ -222,6 +225,14 @@ def command_settings() -> Iterator[None]:
     finally:
         sys.unraisablehook = default_hook
         absl_logger.setLevel(level)
+        asyncio_logger.removeFilter(_not_an_abandoned_read)
+
+
+def _not_an_abandoned_read(record: logging.LogRecord) -> bool:
+    """False for asyncio's report of a task whose failure nobody awaited: orbax's reads of a
+    damaged checkpoint that it gave up on once the first read failed."""
+    return not str(record.msg).startswith(("Task exception was never retrieved",
+                                           "Future exception was never retrieved"))
 
 
 def _exit(message: str, code: int) -> NoReturn:

@@ -4,6 +4,7 @@ One table; each case runs the real command line in a subprocess, then checks tha
 checkpoints of an existing run are untouched and still restore.
 """
 
+import logging
 import os
 import re
 import shutil
@@ -319,3 +320,32 @@ def test_a_collective_that_lost_its_peer_is_one_line():
     assert result.stderr.strip().splitlines() == [
         "error: another process of this run failed or was stopped (a collective lost its peer); "
         "run the same command on every process to resume from the newest checkpoint"]
+
+
+def test_a_failed_read_that_nobody_awaited_is_not_reported_but_other_asyncio_errors_are(caplog):
+    """Orbax gives up on the other reads of a damaged checkpoint once one fails; asyncio then
+    reports each such task when the garbage collector meets it, whenever that is, and the
+    report would bury the run's one line."""
+    import asyncio
+    import gc
+
+    from gpt_jax import cli
+
+    async def read_damaged_bytes():
+        raise ValueError("OUT_OF_RANGE: Error reading byte range")
+
+    def abandon_a_failed_read():
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(read_damaged_bytes())
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+        del task
+        gc.collect()
+
+    with cli.command_settings():
+        abandon_a_failed_read()
+        logging.getLogger("asyncio").error("Unclosed connection")
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == [
+        "Unclosed connection"]
+    abandon_a_failed_read()  # outside a command asyncio reports it as it always did
+    assert caplog.records[-1].getMessage().startswith("Task exception was never retrieved")
