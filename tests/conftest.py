@@ -1,5 +1,7 @@
 """Shared fixtures: tiny configs and compiled pieces reused across tests (compiling dominates)."""
 
+import atexit
+import functools
 import os
 import subprocess
 import sys
@@ -15,6 +17,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 import jax  # noqa: E402
 import numpy as np
 import pytest
+from fork_server import ForkServer, forkable
 from tiny_config import tiny_config  # noqa: F401  (tests import it from here)
 
 from gpt_jax.dataset import default_corpus_path
@@ -22,14 +25,14 @@ from gpt_jax.tokenizer import CharTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Subprocesses compile with LLVM's -O0: compiling is most of a subprocess test's time (a tiny
-# model runs a few steps), and -O0 compiles about twice as fast. They test behaviour (signals,
-# files, resumes, layouts compared with each other), not speed. This process keeps XLA's
-# default, so the in-process tests of the math (its exact equalities) run the code users run:
-# XLA reads XLA_FLAGS once, when the backend starts, which is here, before the flag is set.
+# Every test compiles with LLVM's -O0 (subprocesses inherit XLA_FLAGS): compiling is most of
+# this suite's time (~2,000 op-by-op compiles here, a tiny model trained for a few steps in a
+# subprocess), -O0 compiles 20% to 2x faster, and what the tests check (exact equalities, signals,
+# files, resumes, layouts compared with each other) holds at any optimization level: XLA's own
+# passes (fusion, simplification) still run. Set before jax's backend starts, which reads it.
+FAST_COMPILE_XLA_FLAGS = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_XLA_FLAGS}".strip()
 jax.devices()
-SUBPROCESS_XLA_FLAGS = "--xla_backend_optimization_level=0"
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUBPROCESS_XLA_FLAGS}".strip()
 
 
 def devices_env(n: int) -> dict:
@@ -54,10 +57,26 @@ def rng() -> np.random.Generator:
 
 def run_python(args: list[str], env: dict | None = None, timeout: float = 300,
                cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """Runs `python ARGS` in a fresh interpreter (own jax, own device count)."""
+    """Runs `python ARGS` in a process of its own (own jax, own device count): forked from this
+    worker's fork server, which has imported jax and the rest once, where it can be; else a
+    fresh interpreter. GPT_JAX_TESTS_FORK=0 runs every one in a fresh interpreter."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    if os.environ.get("GPT_JAX_TESTS_FORK", "1") == "0" or not forkable(
+            args, full_env, _fork_server().env):
+        return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory() as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        code = _fork_server().run(args, full_env, cwd, timeout, out, err)
+        return subprocess.CompletedProcess([sys.executable, *args], code,
+                                           out.read_text(), err.read_text())
+
+
+@functools.cache
+def _fork_server() -> ForkServer:
+    server = ForkServer(REPO)
+    atexit.register(server.close)
+    return server
 
 
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-6) -> None:

@@ -105,7 +105,7 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_p
     assert load_run(tmp_path).step == steps[0]
 
 
-STOPPED = ("error: process {} of this run showed no sign of life for --distributed_timeout=8 s "
+STOPPED = ("error: process {} of this run showed no sign of life for --distributed_timeout=5 s "
            "(stopped, frozen or unreachable): stopping; run the same command on every process "
            "to resume from the newest checkpoint")
 # Whichever hears of it first: a failed collective (cli.py), jax's runtime (runtime_log.py), or
@@ -128,7 +128,7 @@ def test_a_stopped_or_killed_process_ends_the_other_with_one_line(tmp_path, stop
     of waiting, then dying in jax's C++ heartbeat check. A killed coordinator fails the
     collective at once: one line too, without the C++ runtime's own report of it. The
     checkpoint saved before stays."""
-    port, timeout_s = _free_port(), 8
+    port, timeout_s = _free_port(), 5
     procs = [subprocess.Popen(
         [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
          "--config.train.num_steps=1000000", "--config.train.checkpoint_every=5",

@@ -46,9 +46,6 @@ V = 65  # tiny Shakespeare's characters
 # 2.5e-7 relative. A wrong batch, wrong params or a wrong dropout mask moves it by more, and the
 # tests check that their nearest alternatives fall outside the tolerance.
 LOSS_RTOL = 1e-5
-# Reference computations run once on a few tiny batches: compiled without LLVM's optimizations,
-# as the trainer's own init is on a CPU (3x less compile time, the same float semantics).
-_FAST_COMPILE = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -132,9 +129,8 @@ def tensorboard_scalars(workdir: Path) -> dict[str, dict[int, float]]:
 @functools.cache
 def _jitted(model):
     """model.init and model.apply, compiled once per model."""
-    apply = jax.jit(model.apply, static_argnames=("train", "capture_intermediates", "mutable"),
-                    compiler_options=_FAST_COMPILE)
-    return jax.jit(model.init, compiler_options=_FAST_COMPILE), apply
+    apply = jax.jit(model.apply, static_argnames=("train", "capture_intermediates", "mutable"))
+    return jax.jit(model.init), apply
 
 
 def initial_params(model, seed: int, block_size: int):
