@@ -88,6 +88,7 @@ def training_setup(spec: str, overrides: dict) -> dict:
     from gpt_jax.state import init_state
     from gpt_jax.steps import make_train_chunk, replicate, shard
     from gpt_jax.task import load_task
+    from gpt_jax.xla_options import compiler_options
 
     config = load_config_file(str(REPO / "configs" / spec))
     apply_overrides(config, overrides)
@@ -111,11 +112,13 @@ def training_setup(spec: str, overrides: dict) -> dict:
     def starts(step):
         return task.chunk_inputs(layout, step, k, k)
 
+    options = compiler_options(t.cpu_library_products)  # as the trainer compiles it
+
     # `run` calls `chunk`, which compiles at its first call, or the executable `compile` made.
     return {"config": config, "params": state.params, "state": replicate(state), "k": k,
             "warmup": warmup,
             "compile": lambda state: chunk.lower(state, tokens, starts(0), k, no_stop,
-                                                 rows).compile(),
+                                                 rows).compile(compiler_options=options),
             "run": lambda state, step, fn=chunk: fn(state, tokens, starts(step), k, no_stop,
                                                     rows)[:2]}
 

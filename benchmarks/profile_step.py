@@ -59,10 +59,11 @@ def main(argv):
     F = flags.FLAGS
     setup = training_setup(F.config, dict(o.split("=", 1) for o in F.override))
     state, k = setup["state"], setup["k"]
+    compiled = setup["compile"](state)  # with the trainer's compiler options
     for call in range(2 + F.calls):
         if call == 2:
             jax.profiler.start_trace(F.trace_dir)
-        state, metrics = setup["run"](state, call * k)
+        state, metrics = setup["run"](state, call * k, compiled)
         jax.block_until_ready(metrics)
     jax.profiler.stop_trace()
 

@@ -9,6 +9,10 @@ untrained. The paths decode the same held-out sources in the same run, at each -
 small batch shows the per-token overhead of a decoding step, a large one the arithmetic. The
 cached path runs twice, with every head in one product (`model.fused_decode`, the default
 of configs/seq2seq.py; models/fused_heads.py) and head by head (the Heads, attention.py).
+Each path's products are computed as it computes them by default (gpt_jax/xla_options.py:
+XLA's own kernels for the cached decoding, YNNPACK for the uncached decoder, each the faster
+for it), and, for the record, the other way too: the cached decoding by YNNPACK (its speed-up
+is still over the uncached decoder's fastest) and the uncached decoder by XLA's kernels.
 The paths run in turns, so that a change of the machine's load falls on all of them; a
 speed-up is the median of the turns' ratios, printed with their range.
 """
@@ -86,10 +90,14 @@ def main(argv):
         sources = task.val.source_NxS[np.arange(batch) % len(task.val)]
         memory = encode(params, sources)
         mask = sources != 0
-        paths = (("uncached", model, False), ("cached", fused, True),
-                 ("cached_head_by_head", head_by_head, True))
+        # (name, model, use_cache, library_products); None: the path's own choice (XLA's
+        # kernels for the cached decoding, YNNPACK for the uncached: each the faster for it).
+        paths = (("uncached", model, False, None), ("cached", fused, True, None),
+                 ("cached_head_by_head", head_by_head, True, None),
+                 ("cached_ynnpack", fused, True, True), ("uncached_xla", model, False, False))
         fns = {name: functools.partial(write_target, m, params, memory, mask, steps=task.T,
-                                       use_cache=use_cache) for name, m, use_cache in paths}
+                                       use_cache=use_cache, library_products=library)
+               for name, m, use_cache, library in paths}
         fns["encoder"] = functools.partial(encode, params, sources)
         seconds, times = _alternated_seconds(fns, F.repeats)
         tokens = batch * task.T
@@ -98,7 +106,8 @@ def main(argv):
                **{f"{k}_tokens_per_s": tokens / v for k, v in seconds.items()},
                "device": str(jax.devices()[0].device_kind), "jax": jax.__version__}
         said = []
-        for name, key in (("cached", "speedup"), ("cached_head_by_head", "head_by_head")):
+        for name, key in (("cached", "speedup"), ("cached_head_by_head", "head_by_head"),
+                          ("cached_ynnpack", "ynnpack")):
             ratios = [u / c for u, c in zip(times["uncached"], times[name], strict=True)]
             row[key], row[f"{key}_min_max"] = statistics.median(ratios), [min(ratios),
                                                                            max(ratios)]
@@ -106,7 +115,8 @@ def main(argv):
                         f"{row[key]:.1f}× ({min(ratios):.1f}–{max(ratios):.1f})")
         print(f"{batch} sources × {task.T} tokens, against uncached "
               f"{seconds['uncached'] * 1e3:.1f} ms: {'; '.join(said)} (medians of "
-              f"{F.repeats} turns; the encoder, run once by each: "
+              f"{F.repeats} turns; uncached by XLA's kernels "
+              f"{seconds['uncached_xla'] * 1e3:.1f} ms; the encoder, run once by each: "
               f"{seconds['encoder'] * 1e3:.1f} ms)")
         rows.append(row)
     Path(F.out).parent.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,9 @@ def base_config() -> ml_collections.ConfigDict:
         muon_learning_rate=0.02,  # muon: the Muon matrices' peak rate, on the same schedule
         muon_weight_decay=0.0,  # muon: decoupled weight decay of the Muon matrices
         muon_ns_steps=5,  # muon: Newton–Schulz iterations that orthogonalize each update
+        cpu_library_products=True,  # XLA:CPU: the train step's matrix products by the YNNPACK
+        # library (faster for the GPT's passes), or by XLA's own kernels (False: faster for
+        # Muon's many small ones); gpt_jax/xla_options.py. No effect off the CPU
         beta1=0.9,
         beta2=0.999,
         grad_clip=1.0,  # global-norm clip; 0 turns it off

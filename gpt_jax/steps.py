@@ -44,16 +44,18 @@ def replicated_shapes(tree):
                                                        sharding=sharding), tree)
 
 
-def compile_ahead(pool: Executor, step: Callable, *args) -> Callable[[], Callable]:
+def compile_ahead(pool: Executor, step: Callable, *args,
+                  compiler_options: dict | None = None) -> Callable[[], Callable]:
     """Traces `step` for arguments like `args` (arrays or shapes) here, then compiles it on
-    `pool`; returns a function that waits for it and gives the compiled step, callable as
-    `step` is. XLA releases the GIL while it compiles, so the host builds the state meanwhile.
-    Tracing stays on this thread: flax's module machinery is not safe to run on two at once.
-    Across processes a pmap cannot be lowered for shapes alone; there the step compiles at
-    its first call, as usual."""
+    `pool` (with `compiler_options`, xla_options.py); returns a function that waits for it and
+    gives the compiled step, callable as `step` is. XLA releases the GIL while it compiles, so
+    the host builds the state meanwhile. Tracing stays on this thread: flax's module machinery
+    is not safe to run on two at once. Across processes a pmap cannot be lowered for shapes
+    alone; there the step compiles at its first call, as usual, with XLA's default options."""
     if jax.process_count() > 1:
         return lambda: step
-    return pool.submit(step.lower(*args).compile).result
+    lowered = step.lower(*args)
+    return pool.submit(lowered.compile, compiler_options=compiler_options).result
 
 
 def unreplicate(tree):

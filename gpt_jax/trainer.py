@@ -34,6 +34,7 @@ from gpt_jax.steps import (
 )
 from gpt_jax.stop import StopRequest
 from gpt_jax.task import load_task
+from gpt_jax.xla_options import compiler_options
 
 CHUNK_SECONDS = 2.0  # the longest a call of train steps should take (see _steps_per_call)
 
@@ -100,7 +101,8 @@ class Trainer:
             finished = resume_step is not None and resume_step >= t.num_steps
             train_chunk = (lambda: chunk) if finished else compile_ahead(
                 pool, chunk, replicated, self.data, self._chunk_inputs(0, 0), 0,
-                self._stop_signal(None), self.rows)
+                self._stop_signal(None), self.rows,
+                compiler_options=compiler_options(t.cpu_library_products))
             evaluate = compile_ahead(pool, self.task.evaluator(self.model), replicated.params,
                                      self.eval_data)
             if resume_step is None:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from gpt_jax.generation import filter_logits
 from gpt_jax.pairs import PairVocab
+from gpt_jax.xla_options import compiler_options
 
 
 def _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy: bool):
@@ -27,22 +28,67 @@ def _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy: bool):
     return jax.random.categorical(jax.random.fold_in(key, i), filtered_BxV).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "steps", "greedy", "use_cache"))
+_STATIC = ("model", "steps", "greedy", "use_cache")
+
+
+@functools.cache
+def _jitted(fn, library_products: bool):
+    """`fn` jitted, its products by YNNPACK or by XLA's own kernels (xla_options.py)."""
+    return jax.jit(fn, static_argnames=_STATIC,
+                   compiler_options=compiler_options(library_products))
+
+
+def _program(fn, library_products: bool, x: jax.Array):
+    """`fn` as a program of its own; inside another program being traced (the evaluation's
+    exact match), `fn` itself, part of that program and compiled with its options."""
+    return fn if isinstance(x, jax.core.Tracer) else _jitted(fn, library_products)
+
+
+# From this many sources up, the cached decoding's products run faster by XLA's own kernels
+# than by YNNPACK; below, YNNPACK is faster (benchmarks/README.md: even at 16).
+XLA_PRODUCTS_FROM = 16
+
+
+def _products_for(use_cache: bool, rows: int, library_products: bool | None) -> bool:
+    """None: the faster choice measured for each path (benchmarks/translation.py): XLA's own
+    kernels for the cached decoder's one-token products from XLA_PRODUCTS_FROM sources up,
+    YNNPACK below that and for the uncached decoder's whole prefixes."""
+    if library_products is not None:
+        return library_products
+    return not use_cache or rows < XLA_PRODUCTS_FROM
+
+
 def translate(model: nn.Module, params, source_BxS: jax.Array, key: jax.Array | None = None,
               temperature=1.0, top_k=0, top_p=1.0, *, steps: int, greedy: bool = True,
-              use_cache: bool = True) -> jax.Array:
+              use_cache: bool = True, library_products: bool | None = None) -> jax.Array:
     """(B, steps) target tokens: greedy, or sampled with temperature, top-k and top-p."""
+    return _program(_translate, _products_for(use_cache, len(source_BxS), library_products),
+                    source_BxS)(
+        model, params, source_BxS, key, temperature, top_k, top_p, steps=steps, greedy=greedy,
+        use_cache=use_cache)
+
+
+def _translate(model, params, source_BxS, key, temperature, top_k, top_p, *, steps, greedy,
+               use_cache):
     source_mask_BxS = source_BxS != PairVocab.PAD
     memory_BxSxC = model.apply({"params": params}, source_BxS, method=model.encode)
-    return write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature, top_k,
-                        top_p, steps=steps, greedy=greedy, use_cache=use_cache)
+    return _write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature, top_k,
+                         top_p, steps=steps, greedy=greedy, use_cache=use_cache)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "steps", "greedy", "use_cache"))
 def write_target(model: nn.Module, params, memory_BxSxC: jax.Array, source_mask_BxS: jax.Array,
                  key: jax.Array | None = None, temperature=1.0, top_k=0, top_p=1.0, *,
-                 steps: int, greedy: bool = True, use_cache: bool = True) -> jax.Array:
+                 steps: int, greedy: bool = True, use_cache: bool = True,
+                 library_products: bool | None = None) -> jax.Array:
     """The decoder's part of `translate`, given the encoded sources."""
+    return _program(_write_target, _products_for(use_cache, len(memory_BxSxC), library_products),
+                    memory_BxSxC)(
+        model, params, memory_BxSxC, source_mask_BxS, key, temperature, top_k, top_p,
+        steps=steps, greedy=greedy, use_cache=use_cache)
+
+
+def _write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature, top_k, top_p,
+                  *, steps, greedy, use_cache):
     key = jax.random.key(0) if key is None else key
     variables = {"params": params}
     B = memory_BxSxC.shape[0]
