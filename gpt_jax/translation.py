@@ -45,8 +45,9 @@ def _program(fn, library_products: bool, x: jax.Array):
 
 
 # From this many sources up, the cached decoding's products run faster by XLA's own kernels
-# than by YNNPACK; below, YNNPACK is faster (benchmarks/README.md: even at 16).
-XLA_PRODUCTS_FROM = 16
+# than by YNNPACK; below, YNNPACK is a little faster (benchmarks/README.md, measured at 1 to
+# 1,024 sources).
+XLA_PRODUCTS_FROM = 32
 
 
 def _products_for(use_cache: bool, rows: int, library_products: bool | None) -> bool:

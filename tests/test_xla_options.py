@@ -63,18 +63,18 @@ def test_the_train_step_trains_the_same_whoever_computes_its_products(muon_runs)
                  params_a, params_b)
 
 
-def test_cached_decoding_uses_xla_products_from_16_sources_and_writes_the_same_tokens():
+def test_cached_decoding_uses_xla_products_from_32_sources_and_writes_the_same_tokens():
     """Below XLA_PRODUCTS_FROM sources the cached decoding keeps YNNPACK, as the uncached
     decoder always does; from there on XLA's own kernels, whose tokens are the same."""
-    assert [translation._products_for(True, rows, None) for rows in (1, 15, 16, 1024)] == [
+    assert [translation._products_for(True, rows, None) for rows in (1, 31, 32, 1024)] == [
         True, True, False, False]
     assert translation._products_for(False, 1024, None)  # the uncached decoder: YNNPACK
     assert not translation._products_for(False, 1, False)  # or as asked
     config = EncoderDecoderConfig(vocab_size=20, source_len=7, block_size=6, n_embd=16,
                                   n_head=2, n_layer=2, fused_decode=True)
     rng = np.random.default_rng(0)
-    source = rng.integers(3, 20, (16, 7))
-    source[np.arange(7)[None] >= rng.integers(1, 8, (16, 1))] = PairVocab.PAD
+    source = rng.integers(3, 20, (32, 7))
+    source[np.arange(7)[None] >= rng.integers(1, 8, (32, 1))] = PairVocab.PAD
     model = EncoderDecoder(config)
     params = model.init(jax.random.key(0), source, source[:, :6])["params"]
     params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape),
