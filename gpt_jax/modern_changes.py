@@ -34,7 +34,7 @@ CHANGES = {
     "softcap": ("logits soft-capped at 30: 30·tanh(logits/30)",
                 _set("model", logit_softcap=30.0)),
     # Muon's Newton–Schulz products are small: on a CPU, XLA's own kernels run them faster
-    # than YNNPACK (xla_options.py); the same math, the same losses.
+    # than YNNPACK (xla_options.py); the same math, rounded by other kernels.
     "muon": ("the Muon optimizer for the blocks' matrices",
              _set("train", optimizer="muon", cpu_library_products=False)),
 }

@@ -6,7 +6,9 @@ way for programs made of many small products: Muon's Newton–Schulz iterations 
 128-wide matrices a step on the CPU GPT) and the encoder–decoder's cached decoding (one token
 a row). Those run 10–17% faster with XLA's own kernels (benchmarks/README.md, "Small products
 without YNNPACK"). The choice is made per program, through its compiler options. It changes
-which kernel computes each product, not what is computed. Off the CPU it changes nothing.
+which kernel computes each product, not what is computed: only the rounding differs (float32's
+last bit, so a long run's losses move within a seed's spread). Off the CPU it changes nothing;
+nor across processes, where the train step compiles at its first call (steps.compile_ahead).
 """
 
 import jax
