@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 flags.DEFINE_string("workdir", None, "A trained seq2seq run (default: an untrained model).")
-flags.DEFINE_multi_integer("batch", [64, 256, 1024], "Sources decoded at once.",
+flags.DEFINE_multi_integer("batch", [1, 8, 32, 64, 256, 1024], "Sources decoded at once.",
                            lower_bound=1)
 flags.DEFINE_integer("repeats", 15, "Timed turns (each path once a turn), after one "
                      "compiling run.", lower_bound=1)
