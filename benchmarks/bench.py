@@ -86,7 +86,7 @@ def training_setup(spec: str, overrides: dict) -> dict:
     from gpt_jax.layout import BatchLayout
     from gpt_jax.optim import make_optimizer
     from gpt_jax.state import init_state
-    from gpt_jax.steps import make_train_chunk, replicate, shard
+    from gpt_jax.steps import make_train_chunk, replicate, seed_key_data, shard
     from gpt_jax.task import load_task
     from gpt_jax.xla_options import compiler_options
 
@@ -104,7 +104,8 @@ def training_setup(spec: str, overrides: dict) -> dict:
     # Warm-up calls: the first tens of steps run slower (allocation); one call of a slow step
     # is tens of them already.
     warmup = 1 if m.block_size * t.batch_size >= 8192 else 3
-    chunk = make_train_chunk(model, optimizer, t.seed, task)
+    chunk = make_train_chunk(model, optimizer, task)
+    seed_data = seed_key_data(t.seed)
     tokens = replicate(task.device_data())
     no_stop = shard(np.zeros(jax.local_device_count(), np.int32))
     rows = shard(layout.row_ids())
@@ -117,10 +118,10 @@ def training_setup(spec: str, overrides: dict) -> dict:
     # `run` calls `chunk`, which compiles at its first call, or the executable `compile` made.
     return {"config": config, "params": state.params, "state": replicate(state), "k": k,
             "warmup": warmup,
-            "compile": lambda state: chunk.lower(state, tokens, starts(0), k, no_stop,
-                                                 rows).compile(compiler_options=options),
+            "compile": lambda state: chunk.lower(state, tokens, starts(0), k, no_stop, rows,
+                                                 seed_data).compile(compiler_options=options),
             "run": lambda state, step, fn=chunk: fn(state, tokens, starts(step), k, no_stop,
-                                                    rows)[:2]}
+                                                    rows, seed_data)[:2]}
 
 
 def time_training(spec: str, steps: int, overrides: dict) -> dict:

@@ -93,24 +93,32 @@ def make_loss_fn(model: nn.Module) -> Callable:
     return loss_fn
 
 
-def example_keys(seed: int, step: jax.Array, rows: jax.Array) -> jax.Array:
+def seed_key_data(seed: int) -> np.ndarray:
+    """The run's seed as the train step takes it: the raw data of jax.random.key(seed), an
+    argument rather than a constant, so that runs that differ only in their seed run (and
+    find in the compilation cache) one program."""
+    return np.asarray(jax.random.key_data(jax.random.key(seed)))
+
+
+def example_keys(seed_data: jax.Array, step: jax.Array, rows: jax.Array) -> jax.Array:
     """The dropout key of each example: from (seed, step, its row in the global batch), so
     the masks, like the batches, do not depend on which device or micro-batch computes it,
-    and a resumed run draws the very same ones (no RNG state to checkpoint)."""
-    step_key = jax.random.fold_in(jax.random.key(seed), step)
+    and a resumed run draws the very same ones (no RNG state to checkpoint). `seed_data`:
+    seed_key_data(seed)."""
+    step_key = jax.random.fold_in(jax.random.wrap_key_data(seed_data), step)
     return jax.vmap(lambda row: jax.random.fold_in(step_key, row))(rows.reshape(-1)).reshape(
         rows.shape)
 
 
-def _train_step(loss_fn: Callable, optimizer: optax.GradientTransformation,
-                seed: int) -> Callable:
-    """One update on one device's rows: (state, batch_A, rows_AxB) -> (state, metrics), where
-    every leaf of `batch_A` has a leading axis of micro-batches, `loss_fn(params, batch,
-    keys_B)` is the task's, and rows are the examples' indices in the global batch."""
+def _train_step(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
+    """One update on one device's rows: (state, batch_A, rows_AxB, seed_data) -> (state,
+    metrics), where every leaf of `batch_A` has a leading axis of micro-batches, `loss_fn(params,
+    batch, keys_B)` is the task's, rows are the examples' indices in the global batch and
+    seed_data is seed_key_data(seed)."""
     grad_fn = jax.value_and_grad(loss_fn)
 
-    def train_step(state: TrainState, batch_A, rows_AxB):
-        keys_AxB = example_keys(seed, state.step, rows_AxB)
+    def train_step(state: TrainState, batch_A, rows_AxB, seed_data):
+        keys_AxB = example_keys(seed_data, state.step, rows_AxB)
         num_micro = rows_AxB.shape[0]
         if num_micro == 1:
             loss, grads = grad_fn(state.params, jax.tree.map(lambda a: a[0], batch_A),
@@ -138,17 +146,19 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
     """A language model's step: (state, x_DxAxBxT, y_DxAxBxT, rows_DxAxB) -> (state, metrics);
     D = local devices, state donated."""
     loss_fn = make_loss_fn(model)
-    step = _train_step(lambda params, batch, keys: loss_fn(params, *batch, keys), optimizer,
-                       seed)
-    return jax.pmap(lambda state, x, y, rows: step(state, (x, y), rows), axis_name=AXIS,
-                    donate_argnums=(0,))
+    step = _train_step(lambda params, batch, keys: loss_fn(params, *batch, keys), optimizer)
+    pmapped = jax.pmap(lambda state, x, y, rows, seed_data: step(state, (x, y), rows, seed_data),
+                       axis_name=AXIS, in_axes=(0, 0, 0, 0, None), donate_argnums=(0,))
+    seed_data = seed_key_data(seed)
+    return lambda state, x, y, rows: pmapped(state, x, y, rows, seed_data)
 
 
-def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, seed: int,
+def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation,
                      task) -> Callable:
-    """(state, data, inputs_DxK, n, stop_D, rows_DxAxB) -> (state, metrics_DxKx2, stop_D): n <= K
-    steps in one call; step k's batch is `task.batch(data, inputs[k])` (text: the windows at
-    its start offsets in the token stream kept on the device).
+    """(state, data, inputs_DxK, n, stop_D, rows_DxAxB, seed_data) -> (state, metrics_DxKx2,
+    stop_D): n <= K steps in one call; step k's batch is `task.batch(data, inputs[k])` (text:
+    the windows at its start offsets in the token stream kept on the device); seed_data is
+    seed_key_data(train.seed), the same program for every seed.
 
     The data stays on the device and the loop runs there, so the host pays the cost of a
     dispatch, a transfer and a metrics fetch once per K steps instead of every step.
@@ -156,13 +166,13 @@ def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, 
     process's stop request (a signal number, 0 for none) out as the largest over every
     device of every process, so all processes learn of a signal in the same chunk.
     """
-    train_step = _train_step(task.loss_fn(model), optimizer, seed)
+    train_step = _train_step(task.loss_fn(model), optimizer)
 
-    def chunk(state: TrainState, data, inputs_K, n, stop, rows_AxB):
+    def chunk(state: TrainState, data, inputs_K, n, stop, rows_AxB, seed_data):
         def one_step(k, carry):
             state, metrics_Kx2 = carry
             batch_A = task.batch(data, jax.tree.map(lambda a: a[k], inputs_K))
-            state, m = train_step(state, batch_A, rows_AxB)
+            state, m = train_step(state, batch_A, rows_AxB, seed_data)
             return state, metrics_Kx2.at[k].set(jnp.stack([m["loss"], m["grad_norm"]]))
 
         K = jax.tree.leaves(inputs_K)[0].shape[0]
@@ -170,7 +180,8 @@ def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation, 
         state, metrics_Kx2 = jax.lax.fori_loop(0, n, one_step, (state, metrics_Kx2))
         return state, metrics_Kx2, jax.lax.pmax(stop, AXIS)
 
-    return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None, 0, 0), donate_argnums=(0,))
+    return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None, 0, 0, None),
+                    donate_argnums=(0,))
 
 
 def mean_loss(loss_fn: Callable) -> Callable:

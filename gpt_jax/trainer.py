@@ -29,6 +29,7 @@ from gpt_jax.steps import (
     make_train_chunk,
     replicate,
     replicated_shapes,
+    seed_key_data,
     shard,
     unreplicate,
 )
@@ -86,6 +87,7 @@ class Trainer:
         self.learning_rates = LearningRates(t)
         self.data = replicate(self.task.device_data())  # what the train steps gather from
         self.rows = shard(self.layout.row_ids())  # each example's place in the global batch
+        self.seed_data = seed_key_data(t.seed)  # the dropout keys' root, an argument
         self.eval_data = self.task.eval_data(self.layout)
         self.steps_per_call = min(t.steps_per_call, t.num_steps)
         # The train and eval steps compile on two other threads while this one builds the
@@ -96,12 +98,12 @@ class Trainer:
         replicated = replicated_shapes(shapes)
         start = time.perf_counter()
         with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
-            chunk = make_train_chunk(self.model, self.optimizer, t.seed, self.task)
+            chunk = make_train_chunk(self.model, self.optimizer, self.task)
             # A finished run only evaluates: it need not wait for its train step to compile.
             finished = resume_step is not None and resume_step >= t.num_steps
             train_chunk = (lambda: chunk) if finished else compile_ahead(
                 pool, chunk, replicated, self.data, self._chunk_inputs(0, 0), 0,
-                self._stop_signal(None), self.rows,
+                self._stop_signal(None), self.rows, self.seed_data,
                 compiler_options=compiler_options(t.cpu_library_products))
             evaluate = compile_ahead(pool, self.task.evaluator(self.model), replicated.params,
                                      self.eval_data)
@@ -214,7 +216,7 @@ class Trainer:
             n = min(steps_per_call, self._steps_to_next_event(step))
             self.state, metrics, stop_signal = self.train_chunk(
                 self.state, self.data, self._chunk_inputs(step, n), n,
-                self._stop_signal(stop.signum), self.rows)
+                self._stop_signal(stop.signum), self.rows, self.seed_data)
             for s in range(step + 1, step + n + 1):
                 kill_points.maybe_kill("step", s)
             flush()  # the previous chunk's losses: the device is busy with this one meanwhile

@@ -62,7 +62,9 @@ def _products_for(use_cache: bool, rows: int, library_products: bool | None) -> 
 def translate(model: nn.Module, params, source_BxS: jax.Array, key: jax.Array | None = None,
               temperature=1.0, top_k=0, top_p=1.0, *, steps: int, greedy: bool = True,
               use_cache: bool = True, library_products: bool | None = None) -> jax.Array:
-    """(B, steps) target tokens: greedy, or sampled with temperature, top-k and top-p."""
+    """(B, steps) target tokens: greedy, or sampled with temperature, top-k and top-p.
+    `library_products`: who computes the products on a CPU (xla_options.py); None chooses the
+    faster way for the path and the batch."""
     return _program(_translate, _products_for(use_cache, len(source_BxS), library_products),
                     source_BxS)(
         model, params, source_BxS, key, temperature, top_k, top_p, steps=steps, greedy=greedy,
