@@ -11,6 +11,7 @@ Prints a table; writes JSON (--out). Nothing here is a test: figures depend on t
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ from pathlib import Path
 from absl import flags
 
 from gpt_jax import cli
+from gpt_jax.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -36,6 +38,8 @@ flags.DEFINE_integer("steps", 100, "Timed steps per config, after warm-up (the s
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT with "
                     "data/shakespeare_char prepared, to time side by side.")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
+flags.DEFINE_enum("nanogpt_device", "cpu", ["cpu", "cuda"], "Where nanoGPT runs: cpu (eager, "
+                  "float32) or cuda (torch.compile, its default bfloat16 autocast).")
 flags.DEFINE_bool("sampling", True, "Also time sampling (cached and uncached).")
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "bench.json"), "JSON out.")
 
@@ -74,6 +78,22 @@ def flops_per_token(config, params) -> float:
 # time the configs exactly as written.
 CPU_OVERRIDES = {"shakespeare_char.py": {"train.grad_accum_steps": 4}}
 flags.DEFINE_bool("cpu_overrides", True, "On a CPU, apply CPU_OVERRIDES.")
+flags.DEFINE_multi_string("set", [], "FIELD=VALUE for every config, as --config.FIELD=VALUE "
+                          "(e.g. --set=model.compute_dtype=bfloat16); repeatable.")
+
+
+def parse_settings(settings: list[str]) -> dict:
+    """['model.compute_dtype=bfloat16', 'train.batch_size=32'] -> typed overrides."""
+    out = {}
+    for setting in settings:
+        field, sep, text = setting.partition("=")
+        if not sep or not field:
+            raise UserError(f"--set={setting!r}: expected FIELD=VALUE")
+        try:
+            out[field] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[field] = text  # a bare word: a string
+    return out
 
 
 def training_setup(spec: str, overrides: dict) -> dict:
@@ -154,11 +174,14 @@ def time_training(spec: str, steps: int, overrides: dict) -> dict:
 
 
 def time_nanogpt(spec: str, steps: int) -> dict:
-    """nanoGPT's own train.py on the CPU, eager, with its own per-iteration timer."""
+    """nanoGPT's own train.py (on the CPU eager, on a GPU compiled), with its own
+    per-iteration timer."""
     F = flags.FLAGS
     warmup = 5  # nanoGPT itself skips 5 iterations before it estimates its MFU
-    cmd = [F.nanogpt_python, *nanogpt.TRAIN, "--eval_iters=1", "--log_interval=1",
-           "--eval_interval=100000", f"--max_iters={warmup + steps}", *nanogpt.MODEL_ARGS[spec]]
+    train = nanogpt.TRAIN_CUDA if F.nanogpt_device == "cuda" else nanogpt.TRAIN
+    cmd = [F.nanogpt_python, *train, "--eval_iters=1", "--log_interval=1",
+           "--eval_interval=100000", f"--max_iters={warmup + steps}",
+           *nanogpt.MODEL_ARGS[spec.partition(":")[0]]]
     out = nanogpt.run(cmd, F.nanogpt)
     times = [float(ms) for ms in re.findall(r"^iter \d+: .*time ([\d.]+)ms", out, re.M)]
     timed = times[warmup + 1:]  # iteration 0 also pays for the first evaluation
@@ -185,8 +208,8 @@ def main(argv):
     rows = []
     for spec in F.configs:
         on_cpu = jax.devices()[0].platform == "cpu"
-        row = time_training(spec, F.steps, CPU_OVERRIDES.get(spec, {}) if F.cpu_overrides
-                            and on_cpu else {})
+        overrides = CPU_OVERRIDES.get(spec, {}) if F.cpu_overrides and on_cpu else {}
+        row = time_training(spec, F.steps, {**overrides, **parse_settings(F.set)})
         row["mfu"] = row["flops_per_token"] * row["tokens_per_s"] / peak
         if F.sampling:
             row.update(time_sampling(spec))

@@ -1,5 +1,6 @@
 """How the benchmarks run karpathy/nanoGPT's own train.py, from a checkout outside this repo
-(none of its code is ours): on the CPU, eager, with our configs' model and batch settings."""
+(none of its code is ours), with our configs' model and batch settings: on the CPU eager, on a
+GPU as its README runs it (torch.compile, bfloat16 autocast)."""
 
 import os
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 from gpt_jax.errors import UserError
 
 TRAIN = ["train.py", "config/train_shakespeare_char.py", "--device=cpu", "--compile=False"]
+TRAIN_CUDA = ["train.py", "config/train_shakespeare_char.py", "--device=cuda", "--compile=True"]
 
 # Per config of ours: the flags that make nanoGPT train the same model on the same batches.
 MODEL_ARGS = {
