@@ -19,9 +19,9 @@ class Progress:
                         file=sys.stdout) if enabled and use_bar else None
 
     def update(self, step: int, loss: float, lr: float, tokens_per_s: float) -> None:
-        """Called with every step's loss, in order; `tokens_per_s` is the rate of the chunk of
-        steps it came with (steps arrive a chunk at a time, so timing them one by one would
-        measure nothing)."""
+        """Called with every step's loss, in order; `tokens_per_s` is the rate since the last pause
+        (an evaluation, a checkpoint): steps arrive a chunk at a time, so timing them one by one
+        would measure nothing."""
         if not self.enabled:
             return
         if self.bar is not None:

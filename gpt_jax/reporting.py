@@ -16,8 +16,9 @@ from gpt_jax.progress import Progress
 
 
 class ChunkClock:
-    """Training tokens per second, measured chunk by chunk: a chunk's losses reach the host
-    together when it ends, so the time between two chunks' ends is what they took."""
+    """Training tokens per second since the last pause, measured chunk by chunk: a chunk's
+    losses reach the host together when it ends, so the time between two chunks' ends is what
+    they took."""
 
     def __init__(self, tokens_per_step: int):
         self.tokens_per_step = tokens_per_step
@@ -28,13 +29,12 @@ class ChunkClock:
         self._last = time.perf_counter()
         self.steps, self.seconds = 0, 0.0
 
-    def chunk_done(self, n: int) -> float:
-        """Records that n more steps ended now; returns their tokens per second."""
+    def chunk_done(self, n: int) -> None:
+        """Records that n more steps ended now."""
         now = time.perf_counter()
-        seconds, self._last = now - self._last, now
+        self.seconds += now - self._last
+        self._last = now
         self.steps += n
-        self.seconds += seconds
-        return n * self.tokens_per_step / max(seconds, 1e-9)
 
     def rate(self) -> float:
         """Tokens per second since the last restart."""

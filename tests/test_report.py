@@ -81,3 +81,27 @@ def test_a_step_over_seeds_averages_them_and_keeps_each(tmp_path):
     losses = [r["val_loss"] for r in result["runs"]]
     assert losses[0] != losses[1]  # other seeds, other inits and batches
     assert result["val_loss"] == pytest.approx(sum(losses) / 2)
+
+
+def test_tokens_per_second_count_every_chunk_since_the_last_pause_however_their_ends_arrive(
+        monkeypatch):
+    """On a GPU a chunk's losses could reach the host only when the next chunk ended too: the
+    rate since the last pause is the same however the time falls between the two chunks."""
+    from gpt_jax import reporting
+
+    now = [100.0]
+    monkeypatch.setattr(reporting.time, "perf_counter", lambda: now[0])
+    rates = []
+    for split in (0.1, 0.2, 0.0):  # the first chunk's end seen 0.1, 0.2 or 0 s into the 0.2 s
+        clock = reporting.ChunkClock(tokens_per_step=50)
+        now[0] += split
+        clock.chunk_done(10)
+        now[0] += 0.2 - split
+        clock.chunk_done(10)
+        rates.append(clock.rate())
+    assert rates == [pytest.approx(20 * 50 / 0.2)] * 3
+    now[0] += 5.0  # an evaluation ...
+    clock.restart()  # ... does not count
+    now[0] += 0.1
+    clock.chunk_done(10)
+    assert clock.rate() == pytest.approx(10 * 50 / 0.1)
