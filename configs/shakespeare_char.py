@@ -6,7 +6,8 @@ micro-batches of 16 stay in the CPU's cache; 12 s as one batch of 64).
 
 On one H200 (benchmarks/README.md): val loss 1.484 at step 2,000, its best, then 1.746 at
 step 5,000. Like nanoGPT's recipe, whose 1.47 is its best checkpoint, it overfits 1 MB of text
-after about 2,000 steps. The lecture's own run (3e-4, no schedule) ends at 1.48.
+after about 2,000 steps. The lecture's own run (3e-4, no schedule) ends at 1.48. The
+checkpoint of the lowest val loss is kept beside the newest: sample it with `--best`.
 
 `:modern` adds the modern changes that the CPU ladder measured to help
 (gpt_jax/modern_changes.py), on the same budget; dropout stays. On the H200 it reaches 1.462 at

@@ -35,7 +35,7 @@ from gpt_jax.errors import UserError
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.inspect --workdir=DIR --prompt=TEXT [--out=DIR] "
-         "[--step=N] [--blocks=N] [--top=N]")
+         "[--step=N | --best] [--blocks=N] [--top=N]")
 flags.DEFINE_string("workdir", None, "A training run's folder.", flag_values=FLAGS)
 flags.DEFINE_string("prompt", None, "The text whose attention is drawn and whose next "
                     "character is predicted (an encoder–decoder: the source to translate). At "
@@ -44,6 +44,8 @@ flags.DEFINE_string("out", None, "Where the PNGs and index.html go (default: WOR
                     flag_values=FLAGS)
 flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).",
                      flag_values=FLAGS)
+flags.DEFINE_bool("best", False, "Restore the checkpoint saved with the lowest val loss "
+                  "instead of the latest.", flag_values=FLAGS)
 flags.DEFINE_integer("blocks", 0, "Validation blocks the loss at each position is averaged "
                      "over (default: as many as hold 131,072 tokens).", flag_values=FLAGS)
 flags.DEFINE_integer("top", 10, "How many of the most likely next characters to show.",
@@ -454,6 +456,8 @@ def _main(argv: list[str]) -> None:
     _check(0 <= F.blocks <= INT32_MAX, f"--blocks must be >= 0, got {F.blocks}")
     _check(1 <= F.top <= INT32_MAX, f"--top must be >= 1, got {F.top}")
     _check(F.step is None or 0 <= F.step <= INT32_MAX, f"--step must be >= 0, got {F.step}")
+    _check(not (F.best and F.step is not None), "--best and --step choose a checkpoint "
+           "each: give one")
 
     from gpt_jax import compilation_cache
 
@@ -461,7 +465,7 @@ def _main(argv: list[str]) -> None:
     from gpt_jax.restore import load_run
 
     workdir = Path(F.workdir).expanduser().absolute()
-    run = load_run(workdir, F.step)
+    run = load_run(workdir, F.step, F.best)
     out = Path(F.out).expanduser() if F.out else workdir / "inspect"
     inspection = Inspection(run, F.prompt, out, F.blocks, F.top)
     sections = inspection.draw()

@@ -31,9 +31,10 @@ class Run:
         return self.state.params
 
 
-def load_run(workdir: str | Path, step: int | None = None) -> Run:
-    """Restores config and vocab (JSON) and the checkpoint at `step` (default: the latest),
-    without writing anything to the workdir."""
+def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -> Run:
+    """Restores config and vocab (JSON) and the checkpoint at `step` (default: the latest;
+    with `best`, the one saved with the lowest val loss), without writing anything to the
+    workdir."""
     workdir = Path(workdir).expanduser().absolute()
     if workdir.exists() and not workdir.is_dir():
         raise UserError(f"workdir {workdir} is a file, not a run folder")
@@ -55,6 +56,11 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
         steps = checkpoints.steps()
         if not steps:
             raise UserError(f"workdir {workdir} has no checkpoints yet")
+        if best:
+            step = checkpoints.best_step()
+            if step is None:
+                raise UserError(f"no checkpoint in {workdir} was saved with a val loss (the "
+                                f"ones saved at an evaluation step are)")
         if step is not None and step not in steps:
             raise UserError(f"no checkpoint at step {step} in {workdir}; "
                             f"available: {', '.join(map(str, steps))}")

@@ -28,10 +28,12 @@ PROMPTS_LIMIT = 64 << 20  # prompts are read whole: more than this is not a list
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.sample --workdir=DIR [--prompt=TEXT | --prompts=FILE] "
          "[--max_new_tokens=N] [--num_samples=N] [--temperature=T] [--top_k=K] [--top_p=P] "
-         "[--seed=S] [--step=N]")
+         "[--seed=S] [--step=N | --best]")
 flags.DEFINE_string("workdir", None, "A training run's folder.", flag_values=FLAGS)
 flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).",
                      flag_values=FLAGS)
+flags.DEFINE_bool("best", False, "Restore the checkpoint saved with the lowest val loss "
+                  "instead of the latest.", flag_values=FLAGS)
 flags.DEFINE_string("prompt", "", "Text to continue (default: a newline), or the source to "
                     "translate. Only its last block_size characters are used.", flag_values=FLAGS)
 flags.DEFINE_string("prompts", None, "A UTF-8 file of prompts, one per line ('-': standard "
@@ -102,6 +104,8 @@ def _main(argv: list[str]) -> None:
     _check(0 <= F.slide <= INT32_MAX, f"--slide must be >= 0, got {F.slide}")
     _check(0 <= F.seed <= SEED_MAX, f"--seed must be in [0, 2^63 - 1], got {F.seed}")
     _check(F.step is None or 0 <= F.step <= INT32_MAX, f"--step must be >= 0, got {F.step}")
+    _check(not (F.best and F.step is not None), "--best and --step choose a checkpoint "
+           "each: give one")
     prompts = _prompts(F)
 
     from gpt_jax import compilation_cache
@@ -110,7 +114,7 @@ def _main(argv: list[str]) -> None:
     from gpt_jax import memory
     from gpt_jax.restore import load_run
 
-    run = load_run(F.workdir, F.step)
+    run = load_run(F.workdir, F.step, F.best)
     memory.require_fits(
         memory.sampling_bytes(run.config, run.tokenizer.vocab_size,
                               F.num_samples * len(prompts), F.max_new_tokens), "sampling")

@@ -65,7 +65,8 @@ class Trainer:
             memory.require_fits(memory.sampling_bytes(config, self.task.vocab_size, 1,
                                                       config.sample.max_new_tokens),
                                 "the sample at each evaluation (sample.max_new_tokens)")
-        self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints)
+        self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints,
+                                       keep_best=t.keep_best_checkpoint)
         try:
             self._build()
         except BaseException:
@@ -142,9 +143,9 @@ class Trainer:
         scores = self.evaluate_step(self.state.params, self.eval_data)
         return {name: float(unreplicate(value)) for name, value in scores.items()}
 
-    def save(self) -> None:
+    def save(self, val_loss: float | None = None) -> None:
         step = self.step
-        self.checkpoints.save(step, unreplicate(self.state))
+        self.checkpoints.save(step, unreplicate(self.state), val_loss)
         kill_points.maybe_kill("save", step)
 
     def sample(self, max_new_tokens: int) -> str:
@@ -241,10 +242,10 @@ class Trainer:
             if checkpoint or evaluate:
                 flush()  # never save a state whose update was not checked to be finite
                 tokens_per_s = clock.rate()
-                if checkpoint:
-                    self.save()  # first: the evaluation runs while it is written
                 if evaluate:
                     record = self._record(step, tokens_per_s)
+                if checkpoint:  # with its val loss, which decides the best checkpoint kept
+                    self.save(record.get("val_loss") if evaluate else None)
                 clock.restart()
             if (agreed_stop or (alone and stop.requested)) and step < t.num_steps:
                 flush()

@@ -2,11 +2,13 @@
 
 import shutil
 
+import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import run_python, tiny_config
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.errors import UserError
+from gpt_jax.metrics import read_metrics
 from gpt_jax.models import build_model
 from gpt_jax.optim import make_optimizer
 from gpt_jax.restore import load_run
@@ -51,3 +53,37 @@ def test_a_run_copied_elsewhere_still_samples(tmp_path):
     train_and_evaluate(config, tmp_path / "a")
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     assert load_run(tmp_path / "b").step == 10
+
+
+def test_the_checkpoint_of_the_lowest_val_loss_is_kept_beside_the_newest(tmp_path):
+    """Unit: keep=2 keeps the two newest and the best scored one; unscored saves never win."""
+    val_losses = [3.0, 2.0, 2.5, None, 2.6, 2.7]
+    for keep_best, kept in ((True, [2, 5, 6]), (False, [5, 6])):
+        checkpoints = Checkpoints(tmp_path / str(keep_best), keep=2, keep_best=keep_best)
+        for step, val_loss in enumerate(val_losses, 1):
+            checkpoints.save(step, {"w": np.full(3, float(step))}, val_loss)
+        checkpoints.wait()
+        assert checkpoints.steps() == kept
+        assert checkpoints.best_step() == (2 if keep_best else 5)
+        assert checkpoints.restore(kept[0], {"w": np.zeros(3)})["w"].tolist() == [kept[0]] * 3
+        checkpoints.close()
+
+
+def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from_its_newest(
+        tmp_path):
+    config = tiny_config()  # at this rate the val loss is lowest at step 12 of 16
+    config.train.update(dict(num_steps=16, eval_interval=2, checkpoint_every=2,
+                             keep_checkpoints=1, learning_rate=0.1))
+    train_and_evaluate(config, tmp_path)
+    records = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path)}
+    best = min(records, key=records.get)
+    assert best == 12 and records[16] > records[12]
+    newest, kept = load_run(tmp_path), load_run(tmp_path, best=True)
+    assert (newest.step, kept.step) == (16, 12)
+    assert not np.array_equal(newest.params["lm_head"]["kernel"], kept.params["lm_head"]["kernel"])
+    config.train.num_steps = 18  # resuming continues from the newest, not the best
+    assert train_and_evaluate(config, tmp_path)["step"] == 18
+    assert read_metrics(tmp_path)[-2]["step"] == 16
+    result = run_python(["-m", "gpt_jax.sample", f"--workdir={tmp_path}", "--best", "--step=4"])
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "--best and --step" in result.stderr
