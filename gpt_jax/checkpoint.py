@@ -113,11 +113,18 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
-    def best_step(self) -> int | None:
-        """The step whose checkpoint was saved with the lowest val loss, or None when no
+    def best(self) -> tuple[int, float] | None:
+        """(step, val loss) of the checkpoint saved with the lowest val loss, or None when no
         checkpoint was saved with one."""
-        scored = [s for s in self.steps() if self._manager.metrics(s) is not None]
-        return min(scored, key=lambda s: _val_loss(self._manager.metrics(s))) if scored else None
+        scored = [(s, m) for s in self.steps() if (m := self._manager.metrics(s)) is not None]
+        if not scored:
+            return None
+        step, metrics = min(scored, key=lambda item: _val_loss(item[1]))
+        return step, _val_loss(metrics)
+
+    def best_step(self) -> int | None:
+        best = self.best()
+        return None if best is None else best[0]
 
     def save(self, step: int, tree: Any, val_loss: float | None = None) -> None:
         """Starts writing `tree` (and its val loss, if it was evaluated) in the background; the

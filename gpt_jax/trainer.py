@@ -317,6 +317,13 @@ class Trainer:
         self.reporter.record(record, sample, write)
         return record
 
+    def best_kept(self) -> tuple[int, float] | None:
+        """(step, val loss) of the best checkpoint, where it is not the newest one."""
+        if not self.config.train.keep_best_checkpoint:
+            return None
+        best = self.checkpoints.best()
+        return best if best is not None and best[0] != self.checkpoints.latest_step() else None
+
     def close(self) -> None:
         self.checkpoints.close()
         if hasattr(self, "reporter"):
@@ -338,8 +345,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         trainer = Trainer(config, workdir)
         try:
             record = trainer.run()
+            best = trainer.best_kept()
         finally:
             trainer.close()
         if trainer.last_sample is not None:
             _log("sample:\n" + trainer.last_sample)
+        if best is not None:
+            _log(f"the lowest val loss, {best[1]:.4f}, was at step {best[0]}: its checkpoint is "
+                 f"kept (python -m gpt_jax.sample --workdir={workdir} --best)")
         return record

@@ -70,7 +70,7 @@ def test_the_checkpoint_of_the_lowest_val_loss_is_kept_beside_the_newest(tmp_pat
 
 
 def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from_its_newest(
-        tmp_path):
+        tmp_path, capsys):
     config = tiny_config()  # at this rate the val loss is lowest at step 12 of 16
     config.train.update(dict(num_steps=16, eval_interval=2, checkpoint_every=2,
                              keep_checkpoints=1, learning_rate=0.1))
@@ -78,6 +78,8 @@ def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from
     records = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path)}
     best = min(records, key=records.get)
     assert best == 12 and records[16] > records[12]
+    assert (f"the lowest val loss, {records[12]:.4f}, was at step 12: its checkpoint is kept"
+            in capsys.readouterr().out)
     newest, kept = load_run(tmp_path), load_run(tmp_path, best=True)
     assert (newest.step, kept.step) == (16, 12)
     assert not np.array_equal(newest.params["lm_head"]["kernel"], kept.params["lm_head"]["kernel"])
