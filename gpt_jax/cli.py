@@ -272,6 +272,7 @@ class Terminated(KeyboardInterrupt):
 def _raise(signum, frame):
     """Ctrl-C raises KeyboardInterrupt and SIGTERM Terminated, each caught by `run`; while a
     module is being imported, the command ends at once instead."""
+    stop.served()
     if stop.importing(frame):
         stop.exit_now(signum)
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
@@ -298,6 +299,7 @@ def run(main: Callable[[], None]) -> None:
         for signum in stop.SIGNALS:  # the trainer's loop installs its own
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 signal.signal(signum, _raise)
+        stop.watch_native_calls()
         try:
             check_argv(sys.argv)
             main()

@@ -12,8 +12,57 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+import time
 
 SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+
+# How long a signal may wait for its Python handler before the watch acts for it.
+GRACE_SECONDS = 1.0
+
+
+class _Watch:
+    """Signals that reached the process and signals that a Python handler ran for."""
+    started = False
+    received = 0
+    served = 0
+    abort_on_first = True  # False while training: there the first signal asks for a checkpoint
+    received_before_training = 0
+
+
+def served() -> None:
+    """Every Python handler of SIGINT and SIGTERM calls this first."""
+    _Watch.served += 1
+
+
+def watch_native_calls() -> None:
+    """CPython runs a Python signal handler only while its main thread runs Python: a signal
+    that comes during one long native call (an XLA computation or compilation; the scaled
+    GPT's step-0 evaluation on a CPU takes minutes) would wait for that call to end. The C
+    handler also writes the signal's number to a wakeup fd. This thread reads it, and when no
+    Python handler has run GRACE_SECONDS later, ends the command at once as that handler would
+    have: outside training on the first signal, while training on the second ("send it
+    again to abort"). Called once, from the main thread."""
+    if _Watch.started:
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    _Watch.started = True
+    threading.Thread(target=_watch, args=(read_fd,), daemon=True, name="signal-watch").start()
+
+
+def _watch(read_fd: int) -> None:
+    while True:
+        for signum in os.read(read_fd, 64):
+            if signum not in SIGNALS:
+                continue
+            _Watch.received += 1
+            received = _Watch.received
+            time.sleep(GRACE_SECONDS)
+            in_training = received - _Watch.received_before_training
+            if _Watch.served < received and (_Watch.abort_on_first or in_training >= 2):
+                exit_now(signum)
 
 
 def exit_now(signum: int) -> None:
@@ -63,6 +112,7 @@ class StopRequest:
         return SIGNALS.get(signum, SIGNALS[signal.SIGINT])
 
     def _handle(self, signum, frame) -> None:
+        served()
         if self.requested:  # the second signal: stop now, without saving
             raise KeyboardInterrupt
         self.requested, self.signum = True, signum
@@ -72,8 +122,10 @@ class StopRequest:
     def __enter__(self) -> StopRequest:
         for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        _Watch.abort_on_first, _Watch.received_before_training = False, _Watch.received
         return self
 
     def __exit__(self, *exc) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        _Watch.abort_on_first = True

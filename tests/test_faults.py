@@ -353,3 +353,42 @@ def test_a_signal_during_the_final_save_finishes_it_then_says_so(tmp_path, signa
     assert result.stderr.strip().splitlines() == [
         f"{word} after the last step, 20: checkpoint saved in {tmp_path / 'checkpoints'}"]
     assert load_run(tmp_path).step == 20
+
+
+def _cpu_gpt(workdir, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-u", "train.py",
+                             "--config=configs/shakespeare_char_cpu.py", f"--workdir={workdir}",
+                             "--config.sample.max_new_tokens=0", *extra], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_signal_during_a_long_evaluation_before_training_ends_the_command_within_seconds(
+        tmp_path):
+    """The step-0 evaluation here is one XLA call of about 30 s (600 batches of 2,048 tokens a
+    split), during which Python cannot run a signal handler: the watch of the wakeup fd
+    ends the command for it."""
+    proc = _cpu_gpt(tmp_path, "--config.train.batch_size=32", "--config.train.eval_iters=600")
+    _wait_for_line(proc, "ready in")
+    time.sleep(1.0)
+    start = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert time.perf_counter() - start < 5 and proc.returncode == 143, err
+    assert err.strip() == "terminated" and "step      0" not in out
+
+
+def test_a_second_signal_during_a_long_step_aborts_within_seconds(tmp_path):
+    """One step of 64 micro-batches (about 11 s here) is one XLA call: the first signal asks
+    for a checkpoint at its end, the second must not wait for it."""
+    proc = _cpu_gpt(tmp_path, "--config.train.batch_size=4096",
+                    "--config.train.grad_accum_steps=64", "--config.train.eval_iters=1")
+    _wait_for_line(proc, "step      0")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    start = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert time.perf_counter() - start < 5 and proc.returncode == 143, err
+    assert err.strip() == "terminated"
+    assert not (tmp_path / "checkpoints" / "1").exists()
