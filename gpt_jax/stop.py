@@ -43,8 +43,8 @@ def watch_native_calls() -> None:
     Python handler has run GRACE_SECONDS later, ends the command at once as that handler would
     have: outside training on the first signal, while training on the second ("send it
     again to abort"). Called once, from the main thread."""
-    if _Watch.started:
-        return
+    if _Watch.started or threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set the wakeup fd
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
