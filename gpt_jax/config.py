@@ -106,7 +106,8 @@ def base_config() -> ml_collections.ConfigDict:
         loss_plot=True,  # draw DIR/loss.png from metrics.jsonl at the end (matplotlib, ~1 s)
         checkpoint_every=1000,
         keep_checkpoints=3,
-        keep_best_checkpoint=True,  # also keep the checkpoint of the lowest val loss
+        keep_best_checkpoint=True,  # also keep the checkpoint of the lowest val loss (an
+        # evaluation that lowers it saves its step)
     ))
     config.sample = ml_collections.ConfigDict(dict(
         max_new_tokens=300,  # the sample printed at the end of training

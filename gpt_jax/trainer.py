@@ -115,6 +115,9 @@ class Trainer:
             self.train_chunk, self.evaluate_step = train_chunk(), evaluate()
         self.build_seconds = time.perf_counter() - start
         self.num_params = count_params(state.params)
+        best = self.checkpoints.best() if t.keep_best_checkpoint else None
+        self.best_val_loss = math.inf if best is None else best[1]  # of the checkpoints kept
+        self._saved_step = resume_step  # the step whose checkpoint exists already
         self._last_grad_norm = math.nan
         self.state = replicate(state)
         if self.is_main:
@@ -145,7 +148,12 @@ class Trainer:
 
     def save(self, val_loss: float | None = None) -> None:
         step = self.step
+        if step == self._saved_step:  # saved already: a stop at a step just saved
+            return
         self.checkpoints.save(step, unreplicate(self.state), val_loss)
+        self._saved_step = step
+        if val_loss is not None:
+            self.best_val_loss = min(self.best_val_loss, val_loss)
         kill_points.maybe_kill("save", step)
 
     def sample(self, max_new_tokens: int) -> str:
@@ -244,6 +252,7 @@ class Trainer:
                 tokens_per_s = clock.rate()
                 if evaluate:
                     record = self._record(step, tokens_per_s)
+                    checkpoint = checkpoint or self._new_best(record)
                 if checkpoint:  # with its val loss, which decides the best checkpoint kept
                     self.save(record.get("val_loss") if evaluate else None)
                 clock.restart()
@@ -258,6 +267,13 @@ class Trainer:
         scheduler's SIGTERM comes with a grace period of about 30 s) is served in seconds even
         when one step takes many. Only for one process: all processes must chunk alike."""
         return max(1, min(self.config.train.steps_per_call, int(CHUNK_SECONDS / step_seconds)))
+
+    def _new_best(self, record: dict) -> bool:
+        """Whether this evaluation's val loss is the lowest so far: with keep_best_checkpoint,
+        its step is saved even between checkpoint_every steps, as nanoGPT saves its best."""
+        val_loss = record.get("val_loss")
+        return (self.config.train.keep_best_checkpoint and val_loss is not None
+                and val_loss < self.best_val_loss)
 
     def _stop(self, step: int, signum: int) -> None:
         """Saves the step every process has reached and leaves with the signal's exit status."""

@@ -72,7 +72,7 @@ def test_the_checkpoint_of_the_lowest_val_loss_is_kept_beside_the_newest(tmp_pat
 def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from_its_newest(
         tmp_path, capsys):
     config = tiny_config()  # at this rate the val loss is lowest at step 12 of 16
-    config.train.update(dict(num_steps=16, eval_interval=2, checkpoint_every=2,
+    config.train.update(dict(num_steps=16, eval_interval=2, checkpoint_every=8,
                              keep_checkpoints=1, learning_rate=0.1))
     train_and_evaluate(config, tmp_path)
     records = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path)}
@@ -81,7 +81,8 @@ def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from
     assert (f"the lowest val loss, {records[12]:.4f}, was at step 12: its checkpoint is kept"
             in capsys.readouterr().out)
     newest, kept = load_run(tmp_path), load_run(tmp_path, best=True)
-    assert (newest.step, kept.step) == (16, 12)
+    assert (newest.step, kept.step) == (16, 12)  # 12: saved as a new best, between checkpoints
+    assert Checkpoints(tmp_path, read_only=True).steps() == [12, 16]
     assert not np.array_equal(newest.params["lm_head"]["kernel"], kept.params["lm_head"]["kernel"])
     config.train.num_steps = 18  # resuming continues from the newest, not the best
     assert train_and_evaluate(config, tmp_path)["step"] == 18
