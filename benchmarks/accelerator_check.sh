@@ -35,6 +35,11 @@ bench() {  # bench NAME SECONDS ARGS...
 }
 
 train gpt configs/shakespeare_char.py "${GPT_SECONDS:-290}"
+# The best checkpoint restores and samples; the progress lines' rates stay near the records'.
+timeout 60 $PY -m gpt_jax.sample --workdir="$RUNS/gpt" --best --max_new_tokens=200 \
+  > "$OUT/gpt_sample.txt" 2>&1; echo "sample --best: exit $?"; tail -1 "$OUT/gpt_sample.txt"
+grep -oE "[0-9,]+ tokens/s" "$OUT/gpt.log" | tr -d , | sort -n | sed -n '1p;$p' | tr '\n' ' '
+echo "(lowest and highest tokens/s printed)"
 bench bench_fp32 "${BENCH_SECONDS:-150}"
 train modern configs/shakespeare_char.py:modern "${MODERN_SECONDS:-240}"
 bench bench_bf16 "${BENCH_SECONDS:-150}" --set=model.compute_dtype=bfloat16
