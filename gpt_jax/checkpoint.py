@@ -5,6 +5,8 @@ A checkpoint holds host (unreplicated) arrays, so one saved on N devices restore
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import shutil
@@ -84,12 +86,15 @@ class Checkpoints:
     def __init__(self, workdir: str | Path, keep: int = 3, read_only: bool = False,
                  keep_best: bool = True):
         self.directory = Path(workdir).absolute() / CHECKPOINTS  # orbax wants absolute
-        # best_fn makes orbax store each save's val loss beside it ("metrics"), for best_step.
+        # best_fn makes orbax store each save's val loss beside it ("metrics") and read them
+        # all when it opens the folder, where one garbled file would raise: set aside first.
         tracked = dict(best_fn=_val_loss, best_mode="min")
-        if read_only:  # for sampling: touches nothing on disk
+        if read_only:  # for sampling: touches nothing on disk; best() reads the scores itself
             options = ocp.CheckpointManagerOptions(read_only=True, create=False,
-                                                   save_interval_steps=0, **tracked)
+                                                   save_interval_steps=0,
+                                                   lightweight_initialize=True)
         else:  # a save killed half-way leaves a temporary folder: clear it away at start
+            self._set_aside_damaged_scores()
             policies = ocp.checkpoint_managers
             kept = [policies.LatestN(n=keep)]
             if keep_best:
@@ -113,14 +118,38 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def _score_file(self, step: int) -> Path:
+        return self.directory / str(step) / "metrics" / "metrics"  # orbax's metrics item
+
+    def _score(self, step: int) -> float | None:
+        """The val loss saved with `step`, or None: none saved, or not readable as one."""
+        try:
+            value = _val_loss(json.loads(self._score_file(step).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError, RecursionError):
+            return None
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    def _set_aside_damaged_scores(self) -> None:
+        """A step's val-loss file that is not one (a damaged disk, a hand edit) goes to
+        WORKDIR/checkpoints_damaged/, never deleted: its checkpoint still restores, it only
+        stops competing for the best."""
+        for step in self._on_disk():
+            if self._score_file(step).exists() and self._score(step) is None:
+                aside = self.directory.with_name(DAMAGED)
+                aside.mkdir(exist_ok=True)
+                destination = aside / f"{step}.metrics.{int(time.time())}"
+                try:
+                    os.replace(self._score_file(step), destination)
+                except FileNotFoundError:  # another process of the run moved it first
+                    continue
+                print(f"warning: the val loss saved with the checkpoint at step {step} is "
+                      f"damaged: moved to {destination}", file=sys.stderr)
+
     def best(self) -> tuple[int, float] | None:
         """(step, val loss) of the checkpoint saved with the lowest val loss, or None when no
         checkpoint was saved with one."""
-        scored = [(s, m) for s in self.steps() if (m := self._manager.metrics(s)) is not None]
-        if not scored:
-            return None
-        step, metrics = min(scored, key=lambda item: _val_loss(item[1]))
-        return step, _val_loss(metrics)
+        scored = [(s, v) for s in self.steps() if (v := self._score(s)) is not None]
+        return min(scored, key=lambda item: item[1]) if scored else None
 
     def best_step(self) -> int | None:
         best = self.best()
@@ -185,7 +214,8 @@ class Checkpoints:
         strange = [p for p in folder.rglob("*") if not (p.is_file() or p.is_dir())]
         if strange:  # a pipe or a device in a checkpoint: reading it would block forever
             raise DamagedCheckpoint(f"{strange[0]} is not a regular file")
-        saved = self._manager.item_metadata(step)
+        # The item's own metadata: the manager's would also read the val-loss file.
+        saved = ocp.StandardCheckpointHandler().metadata(folder / "default")
         saved = getattr(saved, "tree", saved)
         if not saved:  # its metadata is gone: damage, not another model
             raise DamagedCheckpoint("its metadata is missing")

@@ -90,3 +90,21 @@ def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from
     result = run_python(["-m", "gpt_jax.sample", f"--workdir={tmp_path}", "--best", "--step=4"])
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "--best and --step" in result.stderr
+
+
+def test_a_garbled_val_loss_file_is_set_aside_and_its_checkpoint_still_restores(tmp_path,
+                                                                                capsys):
+    config = tiny_config()
+    config.train.update(dict(num_steps=10, eval_interval=5, checkpoint_every=5))
+    train_and_evaluate(config, tmp_path)
+    score = tmp_path / "checkpoints" / "10" / "metrics" / "metrics"
+    assert score.is_file()
+    score.write_text("garbage")
+    assert load_run(tmp_path).step == 10 and load_run(tmp_path, best=True).step == 5
+    config.train.num_steps = 15
+    assert train_and_evaluate(config, tmp_path)["step"] == 15
+    err = capsys.readouterr().err
+    assert "the val loss saved with the checkpoint at step 10 is damaged: moved to" in err
+    assert [p.name.split(".")[:2] for p in (tmp_path / "checkpoints_damaged").iterdir()] == [
+        ["10", "metrics"]]
+    assert load_run(tmp_path, step=10).step == 10
