@@ -104,6 +104,25 @@ def parse_settings(settings: list[str]) -> dict:
     return out
 
 
+# --set fields that change how a step is computed, not the model or its batches: nanoGPT
+# still trains the same model side by side (compute_dtype: its own autocast on a GPU).
+NANOGPT_NEUTRAL = {"model.compute_dtype", "model.query_chunk", "model.fused_dropout",
+                   "train.grad_accum_steps", "train.steps_per_call", "train.cpu_library_products"}
+
+
+def require_same_model_as_nanogpt(specs: list[str], settings: dict) -> None:
+    """nanoGPT is run with the flags of the base config (nanogpt.MODEL_ARGS): a variant or a
+    --set that changes the model would time two different models in one row."""
+    for spec in specs:
+        if ":" in spec or spec not in nanogpt.MODEL_ARGS:
+            raise UserError(f"--nanogpt times nanoGPT on the same model: {spec} has no nanoGPT "
+                            f"counterpart (choose from {', '.join(nanogpt.MODEL_ARGS)})")
+    changed = sorted(set(settings) - NANOGPT_NEUTRAL)
+    if changed:
+        raise UserError(f"--nanogpt times nanoGPT on the same model: --set={changed[0]} would "
+                        f"change ours only")
+
+
 def training_setup(spec: str, overrides: dict) -> dict:
     """The config's train chunk, replicated state and token stream, ready to call:
     `run(state, step)` runs `k` steps from `step` and returns (state, metrics)."""
@@ -190,7 +209,7 @@ def time_nanogpt(spec: str, steps: int) -> dict:
     train = nanogpt.TRAIN_CUDA if F.nanogpt_device == "cuda" else nanogpt.TRAIN
     cmd = [F.nanogpt_python, *train, "--eval_iters=1", "--log_interval=1",
            "--eval_interval=100000", f"--max_iters={warmup + steps}",
-           *nanogpt.MODEL_ARGS[spec.partition(":")[0]]]
+           *nanogpt.MODEL_ARGS[spec]]
     out = nanogpt.run(cmd, F.nanogpt)
     times = [float(ms) for ms in re.findall(r"^iter \d+: .*time ([\d.]+)ms", out, re.M)]
     timed = times[warmup + 1:]  # iteration 0 also pays for the first evaluation
@@ -211,6 +230,7 @@ def main(argv):
     keep_freed_memory()  # as train.py does (gpt_jax/cli.py)
     if F.nanogpt:
         nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
+        require_same_model_as_nanogpt(F.configs, parse_settings(F.set))
 
     peaks = {}  # per compute dtype: a bfloat16 row's MFU is against the bfloat16 matmul
     rows = []
@@ -225,7 +245,7 @@ def main(argv):
                   f"GFLOP/s", flush=True)
         row["mfu"] = row["flops_per_token"] * row["tokens_per_s"] / peaks[dtype]
         if F.sampling:
-            row.update(time_sampling(spec))
+            row.update(time_sampling(spec, overrides=parse_settings(F.set)))
         if F.nanogpt:
             nano = time_nanogpt(spec, F.steps)
             row["nanogpt"] = nano

@@ -51,11 +51,12 @@ def _time(fn, repeats: int) -> tuple[float, float]:
     return first, statistics.median(times)
 
 
-def make_untrained_run(spec: str, workdir: Path):
-    """A workdir holding an untrained checkpoint of `spec`, as the trainer would write it."""
+def make_untrained_run(spec: str, workdir: Path, overrides: dict | None = None):
+    """A workdir holding an untrained checkpoint of `spec` (with `overrides`, as
+    {'model.compute_dtype': 'bfloat16'}), as the trainer would write it."""
     from gpt_jax import run_files
     from gpt_jax.checkpoint import Checkpoints
-    from gpt_jax.config import load_config_file
+    from gpt_jax.config import apply_overrides, load_config_file
     from gpt_jax.dataset import default_corpus_path
     from gpt_jax.models import build_model
     from gpt_jax.optim import make_optimizer
@@ -63,6 +64,7 @@ def make_untrained_run(spec: str, workdir: Path):
     from gpt_jax.tokenizer import CharTokenizer
 
     config = load_config_file(str(REPO / "configs" / spec))
+    apply_overrides(config, overrides or {})
     tokenizer = CharTokenizer.from_text(default_corpus_path().read_text(encoding="utf-8"))
     model = build_model(config.model, tokenizer.vocab_size)
     state = init_state(model, make_optimizer(config.train), 0, config.model.block_size)
@@ -75,7 +77,8 @@ def make_untrained_run(spec: str, workdir: Path):
     return config, tokenizer, model, state.params
 
 
-def time_sampling(spec: str, new_tokens: int = 500, repeats: int = 3) -> dict:
+def time_sampling(spec: str, new_tokens: int = 500, repeats: int = 3,
+                  overrides: dict | None = None) -> dict:
     """Cached and uncached tokens/s for an untrained `spec`, batch 1, and the time from a
     cold `python -m gpt_jax.sample` to its first token."""
     import jax
@@ -84,7 +87,7 @@ def time_sampling(spec: str, new_tokens: int = 500, repeats: int = 3) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp) / "run"
-        config, tokenizer, model, params = make_untrained_run(spec, workdir)
+        config, tokenizer, model, params = make_untrained_run(spec, workdir, overrides)
         T = config.model.block_size
         window, n = prompt_window(tokenizer.encode("\n"), T, 1)
         row = {"sample_new_tokens": new_tokens}

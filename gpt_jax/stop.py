@@ -19,6 +19,10 @@ SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 1
 
 # How long a signal may wait for its Python handler before the watch acts for it.
 GRACE_SECONDS = 1.0
+# One signal delivered twice (by the terminal to the process group and by a launcher that
+# forwards it) arrives as two bytes but runs the Python handler once: bytes closer than this
+# to an unserved one are the same signal.
+SAME_SIGNAL_SECONDS = 0.1
 
 
 class _Watch:
@@ -53,16 +57,26 @@ def watch_native_calls() -> None:
 
 
 def _watch(read_fd: int) -> None:
+    last = -float("inf")  # when the last counted signal arrived
     while True:
-        for signum in os.read(read_fd, 64):
+        data = os.read(read_fd, 64)
+        now = time.monotonic()
+        for signum in data:
             if signum not in SIGNALS:
                 continue
+            if _Watch.served < _Watch.received and now - last < SAME_SIGNAL_SECONDS:
+                continue
+            last = now
             _Watch.received += 1
-            received = _Watch.received
-            time.sleep(GRACE_SECONDS)
-            in_training = received - _Watch.received_before_training
-            if _Watch.served < received and (_Watch.abort_on_first or in_training >= 2):
-                exit_now(signum)
+            check = threading.Timer(GRACE_SECONDS, _act_if_unserved, (signum, _Watch.received))
+            check.daemon = True
+            check.start()
+
+
+def _act_if_unserved(signum: int, received: int) -> None:
+    in_training = received - _Watch.received_before_training
+    if _Watch.served < received and (_Watch.abort_on_first or in_training >= 2):
+        exit_now(signum)
 
 
 def exit_now(signum: int) -> None:

@@ -230,6 +230,7 @@ class Trainer:
             # next chunk is queued waited for that chunk too (a chunk before an evaluation then
             # seemed to take no time: 10^8 tokens/s on an H200).
             metrics.copy_to_host_async()
+            stop_signal.copy_to_host_async()
             for s in range(step + 1, step + n + 1):
                 kill_points.maybe_kill("step", s)
             flush()  # the previous chunk's losses: the device is busy with this one meanwhile

@@ -392,3 +392,19 @@ def test_a_second_signal_during_a_long_step_aborts_within_seconds(tmp_path):
     assert time.perf_counter() - start < 5 and proc.returncode == 143, err
     assert err.strip() == "terminated"
     assert not (tmp_path / "checkpoints" / "1").exists()
+
+
+def test_one_signal_delivered_twice_still_saves_the_step_before_stopping(tmp_path):
+    """A terminal and a launcher that forwards its signal deliver it twice within milliseconds;
+    Python runs the handler once: that is one request for a checkpoint, not an abort."""
+    proc = _cpu_gpt(tmp_path, "--config.train.batch_size=4096",
+                    "--config.train.grad_accum_steps=64", "--config.train.eval_iters=1")
+    _wait_for_line(proc, "step      0")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().startswith("terminated at step 1: checkpoint saved"), err
+    assert load_run(tmp_path).step == 1
