@@ -377,14 +377,21 @@ def test_a_signal_during_a_long_evaluation_before_training_ends_the_command_with
     assert err.strip() == "terminated" and "step      0" not in out
 
 
-def test_a_second_signal_during_a_long_step_aborts_within_seconds(tmp_path):
-    """One step of 64 micro-batches (about 11 s here) is one XLA call: the first signal asks
-    for a checkpoint at its end, the second must not wait for it."""
-    proc = _cpu_gpt(tmp_path, "--config.train.batch_size=4096",
+def _signalled_during_a_long_step(workdir) -> subprocess.Popen:
+    """The CPU GPT whose one step of 64 micro-batches (about 11 s here) is one XLA call, sent
+    a SIGTERM a second into its first step."""
+    proc = _cpu_gpt(workdir, "--config.train.batch_size=4096",
                     "--config.train.grad_accum_steps=64", "--config.train.eval_iters=1")
     _wait_for_line(proc, "step      0")
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
+    return proc
+
+
+def test_a_second_signal_during_a_long_step_aborts_within_seconds(tmp_path):
+    """One step of 64 micro-batches (about 11 s here) is one XLA call: the first signal asks
+    for a checkpoint at its end, the second must not wait for it."""
+    proc = _signalled_during_a_long_step(tmp_path)
     time.sleep(0.3)
     start = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
@@ -397,11 +404,7 @@ def test_a_second_signal_during_a_long_step_aborts_within_seconds(tmp_path):
 def test_one_signal_delivered_twice_still_saves_the_step_before_stopping(tmp_path):
     """A terminal and a launcher that forwards its signal deliver it twice within milliseconds;
     Python runs the handler once: that is one request for a checkpoint, not an abort."""
-    proc = _cpu_gpt(tmp_path, "--config.train.batch_size=4096",
-                    "--config.train.grad_accum_steps=64", "--config.train.eval_iters=1")
-    _wait_for_line(proc, "step      0")
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
+    proc = _signalled_during_a_long_step(tmp_path)
     time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
