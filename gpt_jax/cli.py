@@ -21,12 +21,11 @@ from typing import NoReturn
 from absl import flags
 
 from gpt_jax import distributed, host_memory, runtime_log, stop
-from gpt_jax.errors import Stopped, UserError
+from gpt_jax.errors import EXIT_USER_ERROR, Stopped, UserError
 
 __all__ = ["UserError", "parse_flags", "run", "run_main"]
 
 HELP = ("--help", "-h", "-help", "--helpfull", "--helpshort", "-?")
-EXIT_USER_ERROR = 2
 
 
 def parse_flags(argv: Sequence[str], usage: str, command_flags: flags.FlagValues) -> None:

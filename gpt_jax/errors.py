@@ -1,5 +1,7 @@
 """The exceptions a command turns into one line on stderr and a non-zero exit."""
 
+EXIT_USER_ERROR = 2  # bad input, or a resource the command lacks (disk, memory)
+
 
 class UserError(Exception):
     """A mistake the user can fix (bad flags, files, configs, resources): exit status 2."""

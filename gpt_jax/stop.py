@@ -4,11 +4,13 @@ Kubernetes, Docker and preemptible cloud VMs all stop jobs with SIGTERM).
 The first signal only raises a flag; the trainer saves a checkpoint at the next step boundary
 and exits. Across processes the flag travels inside the train step (a `pmax` over every
 device), so all processes learn of it at the same chunk and save the same step, even when the
-signal reached one host only. A second signal aborts at once.
+signal reached one host only. A second signal aborts at once. During a long evaluation of a
+single-process run the first signal does not wait for it (`acting_during`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -32,6 +34,8 @@ class _Watch:
     served = 0
     abort_on_first = True  # False while training: there the first signal asks for a checkpoint
     received_before_training = 0
+    act = None  # set by `acting_during`: what a first signal in training does without waiting
+    act_lock = threading.Lock()  # the act runs whole or not at all
 
 
 def served() -> None:
@@ -46,7 +50,8 @@ def watch_native_calls() -> None:
     handler also writes the signal's number to a wakeup fd. This thread reads it, and when no
     Python handler has run GRACE_SECONDS later, ends the command at once as that handler would
     have: outside training on the first signal, while training on the second ("send it
-    again to abort"). Called once, from the main thread."""
+    again to abort"), or on the first during an evaluation after saving the step reached
+    (`acting_during`). Called once, from the main thread."""
     if _Watch.started or threading.current_thread() is not threading.main_thread():
         return  # only the main thread may set the wakeup fd
     read_fd, write_fd = os.pipe()
@@ -74,20 +79,48 @@ def _watch(read_fd: int) -> None:
 
 
 def _act_if_unserved(signum: int, received: int) -> None:
+    if _Watch.served >= received:
+        return
     in_training = received - _Watch.received_before_training
-    if _Watch.served < received and (_Watch.abort_on_first or in_training >= 2):
+    if _Watch.abort_on_first or in_training >= 2:
         exit_now(signum)
+    with _Watch.act_lock:
+        if _Watch.act is not None:
+            _Watch.act(signum)  # ends the process
+
+
+@contextlib.contextmanager
+def acting_during(act):
+    """While training, around one long native call that only reads what `act` saves (an
+    evaluation, a sample): a first signal that no Python handler has served after
+    GRACE_SECONDS runs `act(signum)` on the watch's thread, which saves the step reached and
+    ends the process, instead of waiting for the call. A scheduler's grace period (about 30 s)
+    can be shorter than one evaluation of the scaled GPT on a CPU. The body's end waits for
+    an act that has begun, so the main thread never moves on while it saves."""
+    with _Watch.act_lock:
+        _Watch.act = act
+    try:
+        yield
+    finally:
+        with _Watch.act_lock:
+            _Watch.act = None
+
+
+def end_command(message: str, code: int) -> None:
+    """Ends the process at once from any thread: `message` as the command's one last line on
+    stderr, and exit status `code`."""
+    try:
+        sys.stdout.flush()
+    except Exception:  # a flush the signal interrupted: what it held is lost either way
+        pass
+    os.write(2, f"{message}\n".encode())
+    os._exit(code)
 
 
 def exit_now(signum: int) -> None:
     """Ends the process at once: one line, and the status a shell gives that signal."""
     word, status = SIGNALS[signum]
-    try:
-        sys.stdout.flush()  # what a sampler printed so far
-    except Exception:  # a flush the signal interrupted: what it held is lost either way
-        pass
-    os.write(2, f"{word}\n".encode())
-    os._exit(status)
+    end_command(word, status)  # after what a sampler printed so far
 
 
 def exit_at_once_on_signals() -> None:

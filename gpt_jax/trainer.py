@@ -19,7 +19,7 @@ import numpy as np
 from gpt_jax import distributed, kill_points, memory, resume, run_files
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
-from gpt_jax.errors import Stopped, UserError
+from gpt_jax.errors import EXIT_USER_ERROR, Stopped, UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.optim import LearningRates, make_optimizer
 from gpt_jax.reporting import ChunkClock, Reporter
@@ -33,7 +33,7 @@ from gpt_jax.steps import (
     shard,
     unreplicate,
 )
-from gpt_jax.stop import StopRequest
+from gpt_jax.stop import StopRequest, acting_during, end_command
 from gpt_jax.task import load_task
 from gpt_jax.xla_options import compiler_options
 
@@ -278,12 +278,35 @@ class Trainer:
 
     def _stop(self, step: int, signum: int) -> None:
         """Saves the step every process has reached and leaves with the signal's exit status."""
-        if step % self.config.train.checkpoint_every:
-            self.save()
+        self.save()  # unless saved already
         self.checkpoints.wait()
+        raise self._stopped(step, signum)
+
+    def _stopped(self, step: int, signum: int) -> Stopped:
         word, code = StopRequest.describe(signum)
-        raise Stopped(f"{word} at step {step}: checkpoint saved in {self.checkpoints.directory};"
-                      f" run the same command to resume", code)
+        return Stopped(f"{word} at step {step}: checkpoint saved in {self.checkpoints.directory};"
+                       f" run the same command to resume", code)
+
+    def _save_then_end(self, step: int, signum: int) -> None:
+        """A signal during an evaluation or a sample, acted on by stop.py's watch thread while
+        the main thread waits in that call: the state it reads is the step's, checked finite
+        and not being updated, so this thread saves it and ends the command as `_stop` would."""
+        stopped = self._stopped(step, signum)
+        try:
+            self.save()
+            self.checkpoints.wait()
+            self.reporter.close()
+        except Exception as e:  # disk full, ...: the checkpoints before stay as they were
+            end_command(f"error: {str(stopped).split(':')[0]}, but its checkpoint could not be "
+                        f"saved: {e}", EXIT_USER_ERROR)
+        end_command(str(stopped), stopped.exit_code)
+
+    def _without_waiting_on_a_signal(self, step: int):
+        """Around a long call inside training: a first signal need not wait for its end (one
+        process only: several must agree on the step they save, which the train step does)."""
+        if jax.process_count() > 1:
+            return contextlib.nullcontext()
+        return acting_during(lambda signum: self._save_then_end(step, signum))
 
     def _steps_to_next_event(self, step: int) -> int:
         """Steps until the next evaluation, checkpoint or the end: a chunk never crosses one."""
@@ -326,11 +349,13 @@ class Trainer:
 
     def _record(self, step: int, tokens_per_s: float, write: bool = True) -> dict:
         """Evaluates; logs, writes the metrics record and a sample (process 0)."""
-        record = {"step": step, **self.evaluate(), "tokens_per_s": tokens_per_s,
-                  "lr": self.learning_rates.after(step), "grad_norm": self._last_grad_norm}
         sample = None
-        if self.is_main and self.config.sample.max_new_tokens > 0:
-            sample = self.sample(self.config.sample.max_new_tokens)
+        with self._without_waiting_on_a_signal(step):
+            scores = self.evaluate()
+            if self.is_main and self.config.sample.max_new_tokens > 0:
+                sample = self.sample(self.config.sample.max_new_tokens)
+        record = {"step": step, **scores, "tokens_per_s": tokens_per_s,
+                  "lr": self.learning_rates.after(step), "grad_norm": self._last_grad_norm}
         self.reporter.record(record, sample, write)
         return record
 

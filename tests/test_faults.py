@@ -377,6 +377,27 @@ def test_a_signal_during_a_long_evaluation_before_training_ends_the_command_with
     assert err.strip() == "terminated" and "step      0" not in out
 
 
+def test_a_signal_during_a_long_evaluation_in_training_saves_the_step_within_seconds(tmp_path):
+    """A scheduler's grace period (about 30 s) can be shorter than one evaluation: the first
+    SIGTERM during the evaluation at step 4 (one XLA call of about 30 s here) saves step 4 and
+    ends the command without waiting for it, and the run resumes from step 4."""
+    first = _cpu_gpt(tmp_path, "--config.train.num_steps=2", "--config.train.eval_iters=1")
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    proc = _cpu_gpt(tmp_path, "--config.train.num_steps=6", "--config.train.eval_interval=4",
+                    "--config.train.log_interval=1", "--config.train.batch_size=32",
+                    "--config.train.eval_iters=600")
+    _wait_for_line(proc, "step      4 | loss")  # printed as the evaluation starts
+    time.sleep(1.5)
+    start = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert time.perf_counter() - start < 10 and proc.returncode == 143, err
+    assert err.strip().startswith("terminated at step 4: checkpoint saved"), err
+    assert "val loss" not in out  # the evaluation never ended
+    assert load_run(tmp_path).step == 4
+
+
 def _signalled_during_a_long_step(workdir) -> subprocess.Popen:
     """The CPU GPT whose one step of 64 micro-batches (about 11 s here) is one XLA call, sent
     a SIGTERM a second into its first step."""
