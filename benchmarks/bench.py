@@ -11,7 +11,6 @@ Prints a table; writes JSON (--out). Nothing here is a test: figures depend on t
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import platform
@@ -24,6 +23,7 @@ from pathlib import Path
 from absl import flags
 
 from gpt_jax import cli
+from gpt_jax.config import parse_settings
 from gpt_jax.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,20 +88,6 @@ CPU_OVERRIDES = {"shakespeare_char.py": {"train.grad_accum_steps": 4}}
 flags.DEFINE_bool("cpu_overrides", True, "On a CPU, apply CPU_OVERRIDES.")
 flags.DEFINE_multi_string("set", [], "FIELD=VALUE for every config, as --config.FIELD=VALUE "
                           "(e.g. --set=model.compute_dtype=bfloat16); repeatable.")
-
-
-def parse_settings(settings: list[str]) -> dict:
-    """['model.compute_dtype=bfloat16', 'train.batch_size=32'] -> typed overrides."""
-    out = {}
-    for setting in settings:
-        field, sep, text = setting.partition("=")
-        if not sep or not field:
-            raise UserError(f"--set={setting!r}: expected FIELD=VALUE")
-        try:
-            out[field] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[field] = text  # a bare word: a string
-    return out
 
 
 # --set fields that change how a step is computed, not the model or its batches: nanoGPT

@@ -27,12 +27,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
 
 from gpt_jax import cli  # noqa: E402
+from gpt_jax.config import apply_overrides, load_config_file, parse_settings, validate  # noqa: E402
 
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT, data prepared.")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
 flags.DEFINE_float("target", 1.88, "The validation loss to reach.")
 flags.DEFINE_string("config", "configs/shakespeare_char_cpu.py:short", "Our config (e.g. "
                     "configs/shakespeare_char_cpu.py:modern_short).")
+flags.DEFINE_multi_string("set", [], "FIELD=VALUE for our run, passed as --config.FIELD=VALUE "
+                          "(e.g. --set=model.n_layer=2 --set=train.num_steps=375); repeatable.")
 flags.DEFINE_integer("eval_interval", 250, "Our evaluations' interval, in steps (nanoGPT's: "
                      "250); a finer one finds the crossing sooner, and pays for it.",
                      lower_bound=1)
@@ -67,17 +70,22 @@ def first_below(result: dict, target: float) -> dict | None:
 def main(argv):
     del argv
     F = flags.FLAGS
+    config = load_config_file(F.config)  # a mistake in our config is found before nanoGPT runs
+    apply_overrides(config, parse_settings(F.set))
+    validate(config)
     nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
     nano = timed_evaluations([F.nanogpt_python, *NANOGPT_CPU], Path(F.nanogpt),
                              r"^step (?P<step>\d+): train loss [\d.]+, val loss (?P<val>[\d.]+)")
     with tempfile.TemporaryDirectory() as workdir:
         ours = timed_evaluations(
             [sys.executable, "train.py", f"--config={F.config}", *OURS,
-             f"--config.train.eval_interval={F.eval_interval}", f"--workdir={workdir}"], REPO,
+             f"--config.train.eval_interval={F.eval_interval}",
+             *(f"--config.{setting}" for setting in F.set), f"--workdir={workdir}"], REPO,
             r"^step\s+(?P<step>\d+) \| train loss [\d.]+ \| val loss (?P<val>[\d.]+)",
             env={"GPT_JAX_CACHE_DIR": "off"})
     hit = first_below(ours, F.target)
-    result = {"target": F.target, "config": F.config, "eval_interval": F.eval_interval,
+    result = {"target": F.target, "config": F.config, "set": F.set,
+              "eval_interval": F.eval_interval,
               "nanogpt": nano, "ours": ours, "ours_first_below": hit,
               "nanogpt_first_below": first_below(nano, F.target),
               "ratio_to_nanogpt_wall": hit["elapsed_s"] / nano["wall_s"] if hit else None}

@@ -7,6 +7,7 @@ UserError before anything compiles, whatever the config came from (a file, flags
 
 from __future__ import annotations
 
+import ast
 import difflib
 import math
 import re
@@ -330,6 +331,21 @@ def set_field(config: ml_collections.ConfigDict, dotted: str, value: Any) -> Non
         if depth < len(keys) - 1:
             node = node[key]
     node[keys[-1]] = value
+
+
+def parse_settings(settings: list[str]) -> dict[str, Any]:
+    """A benchmark's --set flags, ['model.compute_dtype=bfloat16', 'train.batch_size=32'], as
+    typed overrides for apply_overrides."""
+    out = {}
+    for setting in settings:
+        field, sep, text = setting.partition("=")
+        if not sep or not field:
+            raise UserError(f"--set={setting!r}: expected FIELD=VALUE")
+        try:
+            out[field] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[field] = text  # a bare word: a string
+    return out
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]) -> None:
