@@ -248,7 +248,7 @@ CASES = {
         "is not a nanoGPT checkout: no train.py in it"),
     "benchmark_set_of_an_unknown_field": (  # found before nanoGPT's minute-long run
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", "--set=model.n_layr=2"],
-        "unknown config field --config.model.n_layr (did you mean 'model.n_layer'?)"),
+        r"unknown config field --config.model.n_layr \(did you mean 'model.n_layer'\?\)"),
     "benchmark_of_a_missing_run": (
         lambda d: ["benchmarks/translation.py", f"--workdir={d / 'nope'}"], "workdir not found"),
 }
