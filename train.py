@@ -1,9 +1,9 @@
 """Train a model of the ladder: python train.py --config=configs/bigram.py --workdir=/tmp/bigram"""
 
 if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
-    from gpt_jax import stop
+    from gpt_jax import first_step
 
-    stop.exit_at_once_on_signals()
+    first_step.take()
 
 from gpt_jax.train_cli import main  # noqa: E402  (after the signals are taken care of)
 

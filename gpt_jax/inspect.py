@@ -16,9 +16,9 @@ Legend: B batch, L layers, H heads, T query time, S key time, V vocab, C channel
 from __future__ import annotations
 
 if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
-    from gpt_jax import stop
+    from gpt_jax import first_step
 
-    stop.exit_at_once_on_signals()
+    first_step.take()
 
 import dataclasses
 import html

@@ -9,9 +9,9 @@ Re-running reads back the runs finished with the very same config.
 from __future__ import annotations
 
 if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
-    from gpt_jax import stop
+    from gpt_jax import first_step
 
-    stop.exit_at_once_on_signals()
+    first_step.take()
 
 import json
 import sys

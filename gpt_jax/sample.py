@@ -8,9 +8,9 @@ top-p is given.
 from __future__ import annotations
 
 if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
-    from gpt_jax import stop
+    from gpt_jax import first_step
 
-    stop.exit_at_once_on_signals()
+    first_step.take()
 
 import math
 import sys

@@ -124,10 +124,11 @@ def exit_now(signum: int) -> None:
 
 
 def exit_at_once_on_signals() -> None:
-    """A command's first step, before the imports that take seconds (jax): until `cli.run`
-    takes over, Ctrl-C or SIGTERM ends the command at once with one line, instead of a
-    traceback out of whichever module was loading. Nothing has been written yet. A signal
-    that the shell set to be ignored (`nohup`, a background job) stays ignored."""
+    """Part of a command's first step (first_step.py), before the imports that take seconds:
+    until `cli.run` takes over, Ctrl-C or SIGTERM ends the command at once with one line,
+    instead of a traceback out of whichever module was loading. Nothing has been written
+    yet. A signal that the shell set to be ignored (`nohup`, a background job) stays
+    ignored."""
     for signum in SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, lambda signum, frame: exit_now(signum))

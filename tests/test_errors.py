@@ -352,3 +352,20 @@ def test_a_failed_read_that_nobody_awaited_is_not_reported_but_other_asyncio_err
         "Unclosed connection"]
     abandon_a_failed_read()  # outside a command asyncio reports it as it always did
     assert caplog.records[-1].getMessage().startswith("Task exception was never retrieved")
+
+
+def test_a_command_whose_standard_streams_are_closed_runs_on_dev_null(tmp_path):
+    """Started with stdout and stderr closed (`>&- 2>&-`), training runs to its end: the
+    closed streams are /dev/null, not the next files the run opens (its metrics hold nothing
+    but records). With stdin closed, `--prompts=-` reads no prompt: one line, exit 2."""
+    run = tmp_path / "run"
+    train = subprocess.run(["bash", "-c", f'exec "$0" train.py --config={TINY} --workdir={run} '
+                            '--config.train.num_steps=4 >&- 2>&-', sys.executable], cwd=REPO)
+    assert train.returncode == 0
+    assert load_run(run).step == 4
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert lines and all(line.startswith("{") for line in lines)
+    sample = subprocess.run(["bash", "-c", f'exec "$0" -m gpt_jax.sample --workdir={run} '
+                             '--prompts=- <&-', sys.executable], cwd=REPO, capture_output=True,
+                            text=True)
+    assert sample.returncode == 2 and sample.stderr == "error: --prompts - holds no prompt\n"

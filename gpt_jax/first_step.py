@@ -1,0 +1,33 @@
+"""A command's first step, before the imports that take seconds (jax): standard streams that
+its caller closed are opened on /dev/null, and Ctrl-C or SIGTERM ends it at once (stop.py)."""
+
+import os
+import sys
+
+from gpt_jax import stop
+
+STREAMS = ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w"))
+
+
+def take() -> None:
+    open_closed_streams()
+    stop.exit_at_once_on_signals()
+
+
+def open_closed_streams() -> None:
+    """A command started with a standard stream closed (`>&-`, `2>&-`, `<&-`, some launchers)
+    would give that file descriptor to the next file it opens, a checkpoint's or the metrics',
+    and what jax's C++ runtime then logs to stderr would be written into it; Python also leaves
+    sys.stdout None, which the progress display cannot use. Each closed stream is opened on
+    /dev/null instead: what is written there is dropped, and reading it finds nothing."""
+    for fd, name, mode in STREAMS:
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        opened = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: fd itself
+        if opened != fd:
+            os.dup2(opened, fd)
+            os.close(opened)
+        setattr(sys, name, open(fd, mode, encoding="utf-8", closefd=False))  # noqa: SIM115
