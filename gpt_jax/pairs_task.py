@@ -32,6 +32,7 @@ from gpt_jax.pairs import (
     load_pairs,
     pair_batch_indices,
 )
+from gpt_jax.run_files import VOCAB
 from gpt_jax.steps import AXIS, apply_model, shard
 from gpt_jax.tasks import dates
 from gpt_jax.translation import complete_greedily, translate
@@ -99,6 +100,10 @@ class PairsTask:
         """The same pairs in the vocabulary a resumed run was trained with."""
         if stored == self.vocab:
             return self
+        if not isinstance(stored, PairVocab):
+            raise UserError(f"the workdir's {VOCAB} holds a text tokenizer ({stored.kind}), not "
+                            f"the vocabulary of source → target pairs: this config cannot resume "
+                            f"it; use the run's own config, or a new --workdir")
         try:
             return PairsTask(self.config, self.train_pairs, self.val_pairs, stored)
         except UserError as e:

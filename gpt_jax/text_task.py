@@ -22,6 +22,7 @@ from gpt_jax.dataset import TRAIN, VAL, Corpus, eval_stream, get_batch, load_tex
 from gpt_jax.errors import UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.models import build_model
+from gpt_jax.run_files import VOCAB
 from gpt_jax.steps import AXIS, make_loss_fn, mean_loss, shard
 from gpt_jax.token_files import DataDirLock, is_prepared_dir, open_prepared
 
@@ -67,8 +68,13 @@ class TextTask:
         (its ids are the rows of the embedding table)."""
         if stored.to_json() == self.vocab.to_json():
             return self
+        if not hasattr(stored, "encode"):  # a PairVocab: the run is an encoder–decoder's
+            raise UserError(f"the workdir's {VOCAB} holds the vocabulary of source → target "
+                            f"pairs, not of a text: this config ({self.config.data.task} task) "
+                            f"cannot resume it; use the run's own config, or a new --workdir")
         if self.prepared or not hasattr(stored, "chars"):
-            raise UserError(f"{self.config.data.path} is tokenized with another vocabulary "
+            data = self.config.data.path or "tiny Shakespeare (the shipped corpus)"
+            raise UserError(f"{data} is tokenized with another vocabulary "
                             f"({self.vocab.kind}, {self.vocab_size:,} symbols) than this run "
                             f"was trained with ({stored.kind}, {stored.vocab_size:,}): use "
                             f"the run's data, or a new --workdir")

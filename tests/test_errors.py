@@ -369,3 +369,26 @@ def test_a_command_whose_standard_streams_are_closed_runs_on_dev_null(tmp_path):
                              '--prompts=- <&-', sys.executable], cwd=REPO, capture_output=True,
                             text=True)
     assert sample.returncode == 2 and sample.stderr == "error: --prompts - holds no prompt\n"
+
+
+def test_a_workdir_holding_the_other_kind_of_vocabulary_is_refused_in_one_line(tmp_path):
+    """A text run whose vocab.json is a pairs vocabulary, and a seq2seq run whose vocab.json
+    is a text tokenizer's, are refused on resume instead of failing deep inside the data."""
+    text, pairs = tmp_path / "text", tmp_path / "pairs"
+    for workdir, args in ((text, [f"--config={TINY}"]),
+                          (pairs, ["--config=configs/seq2seq.py", "--config.train.eval_iters=1",
+                                   "--config.model.n_layer=1"])):
+        done = run_python(["train.py", *args, f"--workdir={workdir}",
+                           "--config.train.num_steps=1"])
+        assert done.returncode == 0, done.stderr
+    text_vocab = (text / "vocab.json").read_bytes()
+    (text / "vocab.json").write_bytes((pairs / "vocab.json").read_bytes())
+    (pairs / "vocab.json").write_bytes(text_vocab)
+    for workdir, args, said in (
+            (text, [f"--config={TINY}"], "holds the vocabulary of source → target pairs"),
+            (pairs, ["--config=configs/seq2seq.py", "--config.train.eval_iters=1",
+                     "--config.model.n_layer=1"], "holds a text tokenizer (char)")):
+        done = run_python(["train.py", *args, f"--workdir={workdir}",
+                           "--config.train.num_steps=2"])
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
