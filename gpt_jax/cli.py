@@ -68,6 +68,12 @@ def check_argv(argv: Sequence[str]) -> None:
                 raise UserError(f"--flagfile={value}: file not found")
             if path.stat().st_size > FLAG_FILE_LIMIT:
                 raise UserError(f"--flagfile={value}: more than 1 MiB; a flag file holds flags")
+            try:
+                path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"--flagfile={value} is not UTF-8 text (byte {e.start})") from None
+            except OSError as e:
+                raise UserError(f"--flagfile={value}: cannot read: {e.strerror}") from None
 
 
 def _flag_error(message: str) -> str:
@@ -75,6 +81,14 @@ def _flag_error(message: str) -> str:
     unknown = re.match(r"Unknown command line flag '(config\.[\w.]+)'", message)
     if unknown:
         return _unknown_override("--" + unknown.group(1)) or message.splitlines()[0]
+    loading = re.match(r"flag --config=(.*?): Error whilst parsing config file:\s*(.*)", message,
+                       re.S)
+    if loading:  # get_config() raised: the traceback's last line says what
+        from gpt_jax.config import config_file_error
+
+        spec, traceback = loading.groups()
+        said = re.search(r"^gpt_jax\.errors\.UserError: (.*)$", traceback, re.M)
+        return said.group(1) if said else config_file_error(spec, Exception(traceback))
     bad = re.match(r"flag (--config\.([\w.]+))=(.*?): (.*)", message, re.S)
     if not bad:
         return message.splitlines()[0]
@@ -96,7 +110,7 @@ def _config_flag_error(error: Exception, overrides: list[str]) -> str:
         message = _unknown_override(arg)
         if message:
             return message
-    return config_file_error(_config_spec(), error)
+    return config_file_error(config_spec(), error)
 
 
 def _unknown_override(arg: str) -> str | None:
@@ -125,7 +139,7 @@ def _config_file():
     if not any(arg.startswith("--config=") for arg in sys.argv[1:]):
         return base_config()
     try:
-        return load_config_file(_config_spec()).copy_and_resolve_references()
+        return load_config_file(config_spec()).copy_and_resolve_references()
     except Exception:
         return None
 
@@ -180,11 +194,11 @@ def loaded_config(command_flags: flags.FlagValues):
     except UserError:
         raise
     except Exception as e:
-        raise UserError(config_file_error(_config_spec(), e)) from None
+        raise UserError(config_file_error(config_spec(), e)) from None
     return config
 
 
-def _config_spec() -> str:
+def config_spec() -> str:
     specs = [arg[len("--config="):] for arg in sys.argv[1:] if arg.startswith("--config=")]
     return specs[-1] if specs else "the config file"
 

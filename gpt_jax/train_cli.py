@@ -31,6 +31,8 @@ def _main(argv: list[str]) -> None:
                                   "be overridden as --config.section.field=value.")
     cli.parse_flags(argv, USAGE, FLAGS)
     F = FLAGS
+    if F.config is None and any(arg.startswith("--config=") for arg in argv[1:]):
+        raise cli.UserError(f"get_config() of {cli.config_spec()} returned None, not a config")
     if not F.config or not F.workdir:
         raise cli.UserError(USAGE)
     from gpt_jax.config import validate

@@ -33,6 +33,9 @@ def files(tmp_path_factory):
     (d / "greek.txt").write_text("αβγδεζηθικλμ" * 100)
     (d / "prompts.txt").write_text("ROMEO:\nJULIET:\nhéllo\n")
     (d / "a_file").write_text("")
+    (d / "raises.py").write_text('def get_config():\n    raise ValueError("boom")\n')
+    (d / "returns_none.py").write_text("def get_config():\n    return None\n")
+    (d / "flags.bin").write_bytes(b"\xff\xfe--workdir=x\n")
     os.mkfifo(d / "fifo")
     run = d / "run"
     config = tiny_config()
@@ -81,6 +84,17 @@ CASES = {
     "config_without_get_config": (lambda d: ["train.py", "--config=gpt_jax/__init__.py",
                                              f"--workdir={d / 'run'}"],
                                   "config file gpt_jax/__init__.py has no get_config"),
+    "variant_of_a_config_without_variants": (
+        lambda d: ["train.py", "--config=configs/bigram.py:foo", f"--workdir={d / 'run'}"],
+        "config file configs/bigram.py takes no ':variant', got 'foo'"),
+    "config_whose_get_config_raises": (
+        lambda d: ["train.py", f"--config={d / 'raises.py'}", f"--workdir={d / 'run'}"],
+        "raises.py failed to load: ValueError: boom"),
+    "config_whose_get_config_returns_none": (
+        lambda d: ["train.py", f"--config={d / 'returns_none.py'}", f"--workdir={d / 'run'}"],
+        r"get_config\(\) of .*returns_none.py returned None"),
+    "flagfile_not_utf8": (lambda d: ["train.py", f"--flagfile={d / 'flags.bin'}"],
+                          r"--flagfile=.*flags.bin is not UTF-8 text \(byte 0\)"),
     "unknown_variant": (lambda d: ["train.py", "--config=configs/lecture.py:transformer",
                                    f"--workdir={d / 'run'}"],
                         "unknown lecture step 'transformer'; choose one of head, multihead"),
