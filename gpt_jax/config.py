@@ -198,6 +198,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
             _require(m[field] == defaults[field],
                      f"model.{field} is a switch of the GPT; the encoder–decoder has no "
                      f"other form: leave it at {defaults[field]!r}")
+    _require(config.data.task == "pairs" or not config.data.val_path,
+             "data.val_path names a file of held-out pairs, for data.task=pairs; a text task "
+             "holds out its own validation split")
     _require(config.data.task != "pairs" or m.name in ("gpt", "encoder_decoder"),
              f"data.task=pairs trains model.name gpt or encoder_decoder, not {m.name!r}")
     if config.data.task == "pairs":
@@ -249,6 +252,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"train.min_learning_rate must be a number >= 0, got {t.min_learning_rate}")
     _require(t.lr_schedule in ("constant", "cosine"),
              f"train.lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
+    _require(t.lr_schedule != "cosine" or t.min_learning_rate <= t.learning_rate,
+             f"train.min_learning_rate ({t.min_learning_rate}) is above train.learning_rate "
+             f"({t.learning_rate}): the cosine schedule would raise the rate as it decays")
     _require_count("train.warmup_steps", t.warmup_steps, 0)
     _require(0 <= t.seed <= SEED_MAX, f"train.seed must be in [0, 2^63 - 1], got {t.seed}")
     _require(0 <= t.grad_clip < math.inf, f"train.grad_clip must be >= 0, got {t.grad_clip}")

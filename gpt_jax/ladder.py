@@ -173,6 +173,10 @@ def _main(argv: list[str]) -> None:
     F = FLAGS
     if not F.workdir:
         raise UserError(USAGE)
+    if F.seq2seq and (F.full or F.modern):
+        raise UserError(f"--seq2seq trains the encoder–decoder's comparison alone: drop "
+                        f"--{'full' if F.full else 'modern'}, or run the ladder without "
+                        f"--seq2seq")
     from gpt_jax import compilation_cache, run_files
     from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.plots import plot_ladder

@@ -37,12 +37,12 @@ def read_metrics(workdir: str | Path) -> list[dict]:
     """The records of metrics.jsonl; a line that is not a record (cut short by a killed
     process, or edited by hand) is skipped with a warning."""
     path = Path(workdir) / METRICS
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # bytes that are not UTF-8 spoil their line only, which is then skipped
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
     records = []
     for number, line in enumerate(text.splitlines(), 1):
         try:

@@ -98,6 +98,14 @@ CASES = {
     "unknown_variant": (lambda d: ["train.py", "--config=configs/lecture.py:transformer",
                                    f"--workdir={d / 'run'}"],
                         "unknown lecture step 'transformer'; choose one of head, multihead"),
+    "val_path_of_a_text_task": (train("--config.data.val_path=held_out.tsv"),
+                                "data.val_path names a file of held-out pairs"),
+    "cosine_ending_above_its_peak": (
+        train("--config.train.lr_schedule=cosine", "--config.train.min_learning_rate=1.0"),
+        r"train.min_learning_rate \(1.0\) is above train.learning_rate"),
+    "ladder_seq2seq_with_modern": (lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad'}",
+                                              "--seq2seq", "--modern"],
+                                   "--seq2seq trains the encoder–decoder's comparison alone"),
     "typo_override": (train("--config.model.n_layr=2"),
                       r"unknown config field --config.model.n_layr \(did you mean "
                       r"'model.n_layer'\?\)"),

@@ -166,6 +166,19 @@ def test_a_wrong_last_line_of_metrics_is_skipped_with_a_warning(tmp_path, capsys
     assert (tmp_path / "metrics.jsonl").read_text() == records
 
 
+def test_a_last_line_of_metrics_that_is_not_utf8_is_skipped_with_a_warning(tmp_path, capsys):
+    """Bytes that are not UTF-8 (a disk error, a binary pasted in) spoil their line only."""
+    from gpt_jax.metrics import MetricsWriter
+
+    records = b'{"step": 0, "val_loss": 4.2}\n{"step": 10, "val_loss": 3.1}\n'
+    (tmp_path / "metrics.jsonl").write_bytes(records + b"\xff\xfe\n")
+    writer = MetricsWriter(tmp_path)
+    writer.truncate_after(10)
+    writer.close()
+    assert "metrics.jsonl line 3 is not a metrics record; skipped" in capsys.readouterr().err
+    assert (tmp_path / "metrics.jsonl").read_bytes() == records
+
+
 def test_a_resumed_run_skips_a_wrong_last_line_of_metrics(run):
     """The same through the command line (the table above runs the reader alone)."""
     with (run / "metrics.jsonl").open("a") as f:
