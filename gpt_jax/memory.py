@@ -144,6 +144,9 @@ def sampling_bytes(config: ml_collections.ConfigDict, vocab_size: int, num_sampl
     cache = 2 * model.n_layer * num_samples * T * model.n_embd \
         if model.name in ("gpt", "encoder_decoder") else 0
     fewer = "lower --num_samples or --max_new_tokens"
+    if config.data.task == "pairs":  # a translation is as long as the task's targets
+        max_new_tokens = config.data.max_target_len + 1
+        fewer = "give fewer prompts or a lower --num_samples"
     return {"parameters": (FLOAT * params, "this run cannot be sampled on this machine"),
             f"{num_samples} × {max_new_tokens} generated tokens, and their text": (
                 SAMPLE_BYTES_PER_TOKEN * num_samples * (T + max_new_tokens), fewer),

@@ -266,9 +266,9 @@ def encode_source(config: ml_collections.ConfigDict, vocab: PairVocab, source: s
 def translate_texts(model: nn.Module, params, config: ml_collections.ConfigDict,
                     vocab: PairVocab, sources: list[str], seed: int = 0, greedy: bool = True,
                     temperature: float = 1.0, top_k: int = 0,
-                    top_p: float = 1.0) -> list[str]:
+                    top_p: float = 1.0, use_cache: bool = True) -> list[str]:
     """The target the model writes for each source text (from a run's config and vocabulary
-    alone: no data needed)."""
+    alone: no data needed); the encoder–decoder without its KV cache with `use_cache=False`."""
     S, T, L = config.data.max_source_len, config.data.max_target_len + 1, config.model.block_size
     ids = [encode_source(config, vocab, s) for s in sources]
     if config.model.name == "encoder_decoder":
@@ -276,7 +276,7 @@ def translate_texts(model: nn.Module, params, config: ml_collections.ConfigDict,
         for b, row in enumerate(ids):
             source_BxS[b, :len(row)] = row
         out = translate(model, params, source_BxS, jax.random.key(seed), temperature, top_k,
-                        top_p, steps=T, greedy=greedy)
+                        top_p, steps=T, greedy=greedy, use_cache=use_cache)
     else:
         x_BxL = np.zeros((len(ids), L), np.int32)
         for b, row in enumerate(ids):

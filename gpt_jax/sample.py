@@ -115,6 +115,8 @@ def _main(argv: list[str]) -> None:
     from gpt_jax.restore import load_run
 
     run = load_run(F.workdir, F.step, F.best)
+    if run.config.data.task == "pairs":
+        _check_translation_flags(run.config.model.name, F)
     memory.require_fits(
         memory.sampling_bytes(run.config, run.tokenizer.vocab_size,
                               F.num_samples * len(prompts), F.max_new_tokens), "sampling")
@@ -165,6 +167,20 @@ def _continue(run, prompts: list[str], F) -> list[str]:
     return outputs
 
 
+def _check_translation_flags(model_name: str, F) -> None:
+    """A run trained on pairs writes one target per prompt, as long as the task's targets:
+    the flags that shape a continuation of text mean nothing there, and are refused rather
+    than ignored."""
+    for name in ("max_new_tokens", "slide"):
+        _check(not FLAGS[name].present, f"--{name} is for continuing text; this run translates "
+               f"each prompt, to a target as long as its task's (data.max_target_len)")
+    sampling = [f"--{name}" for name in ("temperature", "top_k", "top_p")
+                if FLAGS[name].present]
+    _check(model_name == "encoder_decoder" or not (sampling or F.no_cache),
+           f"{(sampling or ['--no_cache'])[0]}: this run, a decoder-only GPT on pairs, writes "
+           f"its answers greedily, re-reading the whole window: drop it")
+
+
 def _translate(run, sources: list[str], F) -> list[str]:
     """The target written for each source (num_samples of each when sampling)."""
     from gpt_jax.pairs_task import translate_texts
@@ -173,7 +189,8 @@ def _translate(run, sources: list[str], F) -> list[str]:
     repeated = [s for s in sources for _ in range(F.num_samples)]
     return translate_texts(run.model, run.params, run.config, run.tokenizer, repeated, F.seed,
                            greedy, 1.0 if F.temperature is None else F.temperature,
-                           F.top_k or 0, 1.0 if F.top_p is None else F.top_p)
+                           F.top_k or 0, 1.0 if F.top_p is None else F.top_p,
+                           use_cache=not F.no_cache)
 
 
 def main() -> None:

@@ -165,6 +165,13 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
                                  "--prompts=-"], cwd=REPO, input="ab\nfed\n",
                                 capture_output=True, text=True, timeout=120)
     assert from_stdin.stdout.splitlines() == ["ba", "def"], from_stdin.stderr
+    uncached = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=dcba",
+                           "--no_cache"])  # the decoder re-run on the whole prefix
+    assert uncached.stdout.strip() == "abcd", uncached.stderr
+    for flag in ("--max_new_tokens=3", "--slide=1"):  # a continuation's, not a translation's
+        refused = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab", flag])
+        assert refused.returncode == 2 and refused.stderr.startswith(
+            f"error: {flag.split('=')[0]} is for continuing text"), refused.stderr
     (tmp_path / "prompts.txt").write_text("abc\nabcdefgh\n")  # a source too long: named
     too_long = run_python(["-m", "gpt_jax.sample", f"--workdir={run}",
                            f"--prompts={tmp_path / 'prompts.txt'}"])
