@@ -104,9 +104,13 @@ def expand_inputs(inputs: Sequence[str], out: str | Path | None = None) -> list[
             raise UserError(f"--input={arg} is neither a file nor a folder")
         else:
             raise UserError(f"input not found: {arg}")
-        found = [f for f in found if out is None or not _inside(f, out)]
-        if not found:
+        outside = [f for f in found if out is None or not _inside(f, out)]
+        if found and not outside:
+            raise UserError(f"--input={arg}: every file it holds is inside the output folder "
+                            f"{out}; write the prepared data elsewhere")
+        if not outside:
             raise UserError(f"--input={arg}: the folder holds no files")
+        found = outside
         files += found
     if not files:
         raise UserError(USAGE)

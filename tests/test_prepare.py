@@ -282,6 +282,8 @@ def _cli_cases(tmp_path):
         ([f"--input={tmp_path / 'missing.txt'}", out], "input not found: .*missing.txt"),
         ([f"--input={tmp_path / '*.md'}", out], r"matches no files"),
         ([f"--input={tmp_path / 'emptydir'}", out], "holds no files"),
+        ([f"--input={tmp_path}", f"--out={tmp_path}"],
+         "every file it holds is inside the output folder"),
         ([f"--input={tmp_path / 'empty.txt'}", out], "hold no text: .*empty.txt is empty"),
         ([f"--input={tmp_path / 'bom_only.txt'}", out], "hold no text"),
         ([f"--input={tmp_path / 'cut.txt'}", out], r"cut\.txt ends in the middle .*offset 2"),
