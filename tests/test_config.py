@@ -25,8 +25,9 @@ from gpt_jax.errors import UserError
 STEPS = [*ladder_steps.STEPS, ladder_steps.FULL_STEP, *ladder_steps.MODERN_STEPS,
          *ladder_steps.SEQ2SEQ_STEPS]
 FILES = ["configs/shakespeare_char_cpu.py:short", "configs/shakespeare_char_cpu.py:modern",
-         "configs/shakespeare_char_cpu.py:modern_short", "configs/shakespeare_char.py:modern",
-         "configs/ngram.py", "configs/mlp.py"]
+         "configs/shakespeare_char_cpu.py:modern_short",
+         "configs/shakespeare_char_cpu.py:modern_fast",
+         "configs/shakespeare_char.py:modern", "configs/ngram.py", "configs/mlp.py"]
 
 
 @pytest.mark.parametrize("spec", FILES + [f"configs/{spec}" for _, spec in STEPS])

@@ -271,6 +271,12 @@ CASES = {
     "benchmark_set_of_an_unknown_field": (  # found before nanoGPT's minute-long run
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", "--set=model.n_layr=2"],
         r"unknown config field --config.model.n_layr \(did you mean 'model.n_layer'\?\)"),
+    "benchmark_seeds_not_integers": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", "--seeds=1,two"],
+        "--seeds takes non-negative integers separated by commas"),
+    "benchmark_seed_set_twice": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", "--set=train.seed=3"],
+        "give the seeds as --seeds=S1,S2"),
     "benchmark_of_a_missing_run": (
         lambda d: ["benchmarks/translation.py", f"--workdir={d / 'nope'}"], "workdir not found"),
 }
