@@ -7,6 +7,7 @@ the peak memory of real runs on a CPU: a config refused here could not have run.
 
 from __future__ import annotations
 
+import decimal
 import os
 from pathlib import Path
 
@@ -179,8 +180,8 @@ def require_fits(parts: dict[str, tuple[int, str]], what: str,
 
 
 def _size(n_bytes: int) -> str:
-    if n_bytes >= 10**6 * GiB:
-        return f"{n_bytes / GiB:.1e} GiB"
+    if n_bytes >= 10**6 * GiB:  # Decimal: a count past a float's range still prints
+        return f"{decimal.Decimal(n_bytes) / GiB:.1e} GiB".replace("e+", "e")
     if n_bytes >= GiB:
         return f"{n_bytes / GiB:,.1f} GiB"
     return f"{n_bytes / 2**20:,.0f} MiB"

@@ -187,6 +187,10 @@ CASES = {
         lambda d: ["train.py", "--config=configs/shakespeare_char_cpu.py",
                    f"--workdir={d / 'fresh_batch'}", "--config.train.batch_size=100000"],
         r"needs about [\d,.]+ GiB of memory \(activations of 100000 sequences"),
+    "ngram_whose_size_is_past_a_float": (  # 65^201 parameters: the estimate still prints
+        lambda d: ["train.py", "--config=configs/ngram.py", f"--workdir={d / 'fresh_ngram'}",
+                   "--config.model.context=200"],
+        r"training this config needs about 3\.7e356 GiB of memory"),
     "eval_batches_that_cannot_fit": (train("--config.train.eval_iters=100000000"),
                                      r"evaluation batches.*lower train.eval_iters"),
     "model_that_cannot_fit": (train("--config.model.n_embd=1000000", "--config.model.n_head=1"),
