@@ -21,7 +21,7 @@ from typing import NoReturn
 from absl import flags
 
 from gpt_jax import distributed, host_memory, runtime_log, stop
-from gpt_jax.errors import EXIT_USER_ERROR, Stopped, UserError
+from gpt_jax.errors import EXIT_USER_ERROR, Stopped, Terminated, UserError
 
 __all__ = ["UserError", "parse_flags", "run", "run_main"]
 
@@ -275,11 +275,6 @@ PEER_FAILURES = ("Gloo all-reduce failed", "Connection reset by peer", "heartbea
                  "Connection closed by peer")
 RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
                    errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EFBIG}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM where no checkpoint is due: before training starts, while sampling, in a
-    report or a prepare. Raised like Ctrl-C's KeyboardInterrupt, so that it stops at once."""
 
 
 def _raise(signum, frame):

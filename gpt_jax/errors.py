@@ -14,3 +14,9 @@ class Stopped(Exception):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM where no checkpoint is due: before training starts, while sampling, in a
+    report or a prepare, or a second one while a checkpoint is saved. Raised like Ctrl-C's
+    KeyboardInterrupt, so that it stops at once."""

@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+from gpt_jax.errors import Terminated
+
 SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
 
 # How long a signal may wait for its Python handler before the watch acts for it.
@@ -162,7 +164,7 @@ class StopRequest:
     def _handle(self, signum, frame) -> None:
         served()
         if self.requested:  # the second signal: stop now, without saving
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
         self.requested, self.signum = True, signum
         self._notify(f"{signal.Signals(signum).name}: saving a checkpoint at the next step "
                      f"boundary, then stopping (send it again to abort)")

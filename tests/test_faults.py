@@ -432,3 +432,33 @@ def test_one_signal_delivered_twice_still_saves_the_step_before_stopping(tmp_pat
     assert proc.returncode == 143, err
     assert err.strip().startswith("terminated at step 1: checkpoint saved"), err
     assert load_run(tmp_path).step == 1
+
+
+
+SIGNALLED_TWICE_IN_TRAINING = """
+import os, signal, sys, time
+from gpt_jax import cli
+from gpt_jax.stop import StopRequest
+
+def main():
+    signum = getattr(signal, "SIG" + sys.argv[1])
+    with StopRequest(lambda note: None) as stop:
+        os.kill(os.getpid(), signum)  # the first asks for a save at the next step boundary
+        time.sleep(0.05)
+        assert stop.requested
+        os.kill(os.getpid(), signum)  # the second aborts it
+        time.sleep(5)
+    print("not stopped")
+
+cli.run(main)
+"""
+
+
+@pytest.mark.parametrize("name, word, code", [("TERM", "terminated", 143),
+                                              ("INT", "interrupted", 130)])
+def test_a_second_signal_during_training_is_reported_as_that_signal(name, word, code):
+    """A second SIGTERM while a checkpoint is due aborts like a second Ctrl-C, and says so as
+    a SIGTERM: 'terminated', 143 (it said 'interrupted', 130)."""
+    result = run_python(["-c", SIGNALLED_TWICE_IN_TRAINING, name], timeout=60)
+    assert result.returncode == code and result.stderr.splitlines() == [word], result.stderr
+    assert "not stopped" not in result.stdout
