@@ -54,26 +54,41 @@ FLAG_FILE_LIMIT = 1 << 20
 
 
 def check_argv(argv: Sequence[str]) -> None:
-    """What must hold before any flag is read: a --flagfile is a regular file of at most
-    1 MiB (a pipe or a device would be read forever), and a --config file a regular file."""
-    for arg in argv[1:]:
+    """What must hold before any flag is read: a --flagfile, and every --flagfile nested in
+    one, is a regular UTF-8 file of at most 1 MiB that does not include itself (a pipe or a
+    device would be read forever), and a --config file a regular file."""
+    _check_flags(argv[1:], within=())
+
+
+def _check_flags(args: Sequence[str], within: tuple[str, ...]) -> None:
+    """check_argv for the flags of the command line or, `within` these flag files, of one."""
+    inside = f" (in --flagfile={within[-1]})" if within else ""
+    for i, arg in enumerate(args):
         name, eq, value = arg.lstrip("-").partition("=")
+        if arg in ("--flagfile", "-flagfile") and i + 1 < len(args):  # absl's "--flagfile F"
+            name, eq, value = "flagfile", "=", args[i + 1]
         if not eq or name not in ("flagfile", "config") or not value:
             continue
         path = Path(value.partition(":")[0] if name == "config" else value).expanduser()
         if path.exists() and not path.is_file():
-            raise UserError(f"--{name}={value}: not a regular file")
+            raise UserError(f"--{name}={value}{inside}: not a regular file")
         if name == "flagfile":
             if not path.is_file():
-                raise UserError(f"--flagfile={value}: file not found")
+                raise UserError(f"--flagfile={value}{inside}: file not found")
+            if value in within:
+                raise UserError(f"--flagfile={value}{inside} includes itself")
             if path.stat().st_size > FLAG_FILE_LIMIT:
-                raise UserError(f"--flagfile={value}: more than 1 MiB; a flag file holds flags")
+                raise UserError(f"--flagfile={value}{inside}: more than 1 MiB; a flag file "
+                                f"holds flags")
             try:
-                path.read_bytes().decode("utf-8")
+                text = path.read_bytes().decode("utf-8")
             except UnicodeDecodeError as e:
-                raise UserError(f"--flagfile={value} is not UTF-8 text (byte {e.start})") from None
+                raise UserError(f"--flagfile={value}{inside} is not UTF-8 text "
+                                f"(byte {e.start})") from None
             except OSError as e:
-                raise UserError(f"--flagfile={value}: cannot read: {e.strerror}") from None
+                raise UserError(f"--flagfile={value}{inside}: cannot read: "
+                                f"{e.strerror}") from None
+            _check_flags([line.strip() for line in text.splitlines()], (*within, value))
 
 
 def _flag_error(message: str) -> str:

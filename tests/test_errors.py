@@ -36,6 +36,9 @@ def files(tmp_path_factory):
     (d / "raises.py").write_text('def get_config():\n    raise ValueError("boom")\n')
     (d / "returns_none.py").write_text("def get_config():\n    return None\n")
     (d / "flags.bin").write_bytes(b"\xff\xfe--workdir=x\n")
+    (d / "nests_a_pipe.flags").write_text(f"# a comment\n--flagfile={d / 'fifo'}\n")
+    (d / "nests_latin1.flags").write_text(f"--flagfile={d / 'flags.bin'}\n")
+    (d / "nests_itself.flags").write_text(f"--flagfile={d / 'nests_itself.flags'}\n")
     os.mkfifo(d / "fifo")
     run = d / "run"
     config = tiny_config()
@@ -237,6 +240,16 @@ CASES = {
                          "--flagfile=/no/such/flags: file not found"),
     "flagfile_is_a_pipe": (lambda d: train(f"--flagfile={d / 'fifo'}")(d),
                            "--flagfile=.*fifo: not a regular file"),
+    "flagfile_nesting_a_pipe": (
+        lambda d: train(f"--flagfile={d / 'nests_a_pipe.flags'}")(d),
+        r"--flagfile=.*fifo \(in --flagfile=.*nests_a_pipe.flags\): not a regular file"),
+    "flagfile_nesting_one_not_utf8": (
+        lambda d: train(f"--flagfile={d / 'nests_latin1.flags'}")(d),
+        r"--flagfile=.*flags.bin \(in --flagfile=.*nests_latin1.flags\) is not UTF-8 text"),
+    "flagfile_including_itself": (
+        lambda d: train(f"--flagfile={d / 'nests_itself.flags'}")(d),
+        r"--flagfile=.*nests_itself.flags \(in --flagfile=.*nests_itself.flags\) includes "
+        r"itself"),
     "config_file_is_a_pipe": (lambda d: ["train.py", f"--config={d / 'fifo'}",
                                          f"--workdir={d / 'run'}"],
                               "--config=.*fifo: not a regular file"),
