@@ -326,6 +326,9 @@ def run(main: Callable[[], None]) -> None:
         try:
             check_argv(sys.argv)
             main()
+            # The work is done and written; a signal while the libraries wind down (this
+            # block's exit, jax's atexit) ends the process at once instead of raising there.
+            stop.exit_at_once_on_signals()
         except Stopped as e:  # every process stops at this step: none is to report the others
             distributed.leaving()
             _exit(str(e), e.exit_code)

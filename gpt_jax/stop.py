@@ -129,7 +129,8 @@ def exit_at_once_on_signals() -> None:
     """Part of a command's first step (first_step.py), before the imports that take seconds:
     until `cli.run` takes over, Ctrl-C or SIGTERM ends the command at once with one line,
     instead of a traceback out of whichever module was loading. Nothing has been written
-    yet. A signal that the shell set to be ignored (`nohup`, a background job) stays
+    yet. `cli.run` sets it again once the command's work is done, for the interpreter's
+    exit. A signal that the shell set to be ignored (`nohup`, a background job) stays
     ignored."""
     for signum in SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:

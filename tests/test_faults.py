@@ -462,3 +462,24 @@ def test_a_second_signal_during_training_is_reported_as_that_signal(name, word, 
     result = run_python(["-c", SIGNALLED_TWICE_IN_TRAINING, name], timeout=60)
     assert result.returncode == code and result.stderr.splitlines() == [word], result.stderr
     assert "not stopped" not in result.stdout
+
+
+SIGNALLED_AT_EXIT = """
+import atexit, os, signal, time
+from gpt_jax import cli
+
+def main():
+    print("done", flush=True)
+    atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(5)))
+
+cli.run(main)
+"""
+
+
+def test_a_signal_after_the_work_while_the_interpreter_exits_is_one_line():
+    """A scheduler's SIGTERM in the moments after a command's work, while jax and the other
+    libraries wind down at exit, ends it at once with one line (it was a traceback)."""
+    result = run_python(["-c", SIGNALLED_AT_EXIT], timeout=60)
+    assert result.returncode == 143 and result.stderr.splitlines() == ["terminated"], (
+        result.stderr)
+    assert result.stdout == "done\n"
