@@ -326,6 +326,15 @@ CASES = {
         lambda d: ["-m", "gpt_jax.prepare", f"--input={d / 'greek.txt'}",
                    f"--out={d / 'other_data'}"],
         r"--out=.*other_data holds files that prepare did not write \(such as 'meta.pkl'\)"),
+    "ngram_of_a_context_near_2_to_the_31": (  # refused from logarithms, not by counting 65^n
+        lambda d: ["train.py", "--config=configs/ngram.py", f"--workdir={d / 'fresh_ngram'}",
+                   f"--config.model.context={2**31 - 1}"],
+        r"needs about 6\.4e3893201780 GiB of memory \(an n-gram table of 65\^2147483648 "
+        r"parameters\): lower model.context"),
+    "mlp_of_a_context_of_ten_million": (  # counted from its shapes, not traced 10^7 times
+        lambda d: ["train.py", "--config=configs/mlp.py", f"--workdir={d / 'fresh_mlp'}",
+                   "--config.model.context=10000000"],
+        r"training this config needs about [\d,.]+ GiB of memory"),
 }
 
 
