@@ -298,19 +298,21 @@ def _publish(tmp: Path, out: Path) -> None:
 
 
 def _require_own_folder(out: Path) -> None:
-    """DATADIR is new, empty, or one that prepare wrote (whole, with a meta.json of its own,
-    or left half-written by a crash): any other folder's train.bin or val.bin (nanoGPT's,
-    say) would be overwritten."""
+    """DATADIR is new, empty, or one that prepare wrote: with a meta.json of its own, or
+    nothing but its files and its .lock (left half-written by a crash). Any other folder's
+    train.bin or val.bin (nanoGPT's, say) would be overwritten."""
     if not out.is_dir():
         return
-    others = sorted(set(os.listdir(out)) - {*DATASET_FILES, LOCK_FILE, TMP_DIR})
-    if not others:
+    entries = sorted(os.listdir(out))
+    ours = {*DATASET_FILES, LOCK_FILE, TMP_DIR}
+    if not entries or (LOCK_FILE in entries and ours.issuperset(entries)):
         return
     try:
         read_meta(out)
     except UserError:
+        other = next((name for name in entries if name not in ours), entries[0])
         raise UserError(f"--out={out} holds files that prepare did not write (such as "
-                        f"{others[0]!r}), where it would write {', '.join(DATASET_FILES)} "
+                        f"{other!r}), where it would write {', '.join(DATASET_FILES)} "
                         f"over any of the same name: give a new or empty folder") from None
 
 

@@ -319,8 +319,11 @@ def test_a_folder_that_prepare_did_not_write_is_refused_and_left_as_it_was(corpu
         (theirs / name).write_bytes(b"theirs")
     with pytest.raises(UserError, match="holds files that prepare did not write .*'meta.pkl'"):
         prepare(paths, theirs, log=quiet)
+    (theirs / "meta.pkl").unlink()
+    with pytest.raises(UserError, match="holds files that prepare did not write .*'train.bin'"):
+        prepare(paths, theirs, log=quiet)
     assert {p.name: p.read_bytes() for p in theirs.iterdir()} == {
-        name: b"theirs" for name in ("train.bin", "val.bin", "meta.pkl")}
+        name: b"theirs" for name in ("train.bin", "val.bin")}
     ours = tmp_path / "data"
     prepare(paths, ours, log=quiet)
     (ours / "README").write_text("notes")
