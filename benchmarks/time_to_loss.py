@@ -29,7 +29,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
 
 from gpt_jax import cli  # noqa: E402
-from gpt_jax.config import apply_overrides, load_config_file, parse_settings, validate  # noqa: E402
+from gpt_jax.config import (  # noqa: E402
+    SEED_MAX,
+    apply_overrides,
+    load_config_file,
+    parse_settings,
+    validate,
+)
 from gpt_jax.errors import UserError  # noqa: E402
 
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT, data prepared.")
@@ -44,6 +50,9 @@ flags.DEFINE_list("seeds", ["1337"], "Our runs' train.seed, one run each, one af
                   "for their mean.")
 flags.register_validator("seeds", lambda seeds: bool(seeds) and all(s.isdigit() for s in seeds),
                          "--seeds takes non-negative integers separated by commas")
+flags.register_validator("seeds", lambda seeds: all(int(s) <= SEED_MAX for s in seeds),
+                         "--seeds must each be in [0, 2^32 - 1]: jax keeps a seed's low 32 "
+                         "bits, so 2^32 would train as 0 does")
 flags.DEFINE_integer("eval_interval", 250, "Our evaluations' interval, in steps (nanoGPT's: "
                      "250); a finer one finds the crossing sooner, and pays for it.",
                      lower_bound=1)

@@ -11,6 +11,7 @@ import ast
 import difflib
 import math
 import re
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,12 +119,41 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 INT32_MAX = 2**31 - 1  # the step counter and the token ids are int32
-SEED_MAX = 2**63 - 1  # jax.random.key takes an int64
+SEED_MAX = 2**32 - 1  # jax.random.key keeps a seed's low 32 bits: 2^32 would train as 0 does
+FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number
 
 
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise UserError(message)
+
+
+def as_float32(value: float) -> float:
+    """`value` rounded to float32, the precision jax computes in (±inf past its range)."""
+    try:
+        return struct.unpack("f", struct.pack("f", float(value)))[0]
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def require_float32(name: str, value: float, instead: str = "") -> None:
+    """A finite `value` that float32 holds as itself or a neighbour: past float32's range it
+    computes as inf, and below its smallest normal number as 0 or a subnormal, whose
+    quotients overflow. `instead`: what to use for what so small a value was meant to do."""
+    _require(-math.inf < value < math.inf, f"{name} must be a finite number, got {value}")
+    _require(math.isfinite(as_float32(value)),
+             f"{name}={value} is past float32's range (±3.4e38), the precision it is "
+             f"computed in")
+    _require(value == 0 or abs(as_float32(value)) >= FLOAT32_TINY,
+             f"{name}={value} is below float32's smallest normal number (1.2e-38), the "
+             f"precision it is computed in: it would compute as 0{instead}")
+
+
+def _require_fraction(name: str, value: float) -> None:
+    """value in [0, 1), in float32 too: 1 - 1e-9 rounds to 1 there, and divides by 0."""
+    _require(0 <= value < 1, f"{name} must be in [0, 1), got {value}")
+    _require(as_float32(value) < 1, f"{name}={value} rounds to 1 in float32, the precision "
+             f"it is computed in: it must be in [0, 1), at most 0.99999994")
 
 
 def _require_count(name: str, value: int, minimum: int) -> None:
@@ -201,6 +231,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.data.task == "pairs" or not config.data.val_path,
              "data.val_path names a file of held-out pairs, for data.task=pairs; a text task "
              "holds out its own validation split")
+    _require(config.data.task != "pairs" or config.data.path or not config.data.val_path,
+             "data.val_path holds out pairs of a data.path of your own; the shipped dates "
+             "task (data.path=\"\") has its own held-out dates: set data.path too, or drop "
+             "data.val_path")
     _require(config.data.task != "pairs" or m.name in ("gpt", "encoder_decoder"),
              f"data.task=pairs trains model.name gpt or encoder_decoder, not {m.name!r}")
     if config.data.task == "pairs":
@@ -214,7 +248,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                  f": at least {need}")
     _require(m.name not in ("gpt", "encoder_decoder") or m.n_embd % m.n_head == 0,
              f"model.n_embd ({m.n_embd}) must be divisible by model.n_head ({m.n_head})")
-    _require(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
+    _require_fraction("model.dropout", m.dropout)
     _require(m.dropout == 0.0 or m.name in ("gpt", "encoder_decoder"),
              f"model.dropout regularizes a Transformer; the {m.name} model has no dropout: "
              f"leave it at 0")
@@ -256,12 +290,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"train.min_learning_rate ({t.min_learning_rate}) is above train.learning_rate "
              f"({t.learning_rate}): the cosine schedule would raise the rate as it decays")
     _require_count("train.warmup_steps", t.warmup_steps, 0)
-    _require(0 <= t.seed <= SEED_MAX, f"train.seed must be in [0, 2^63 - 1], got {t.seed}")
+    _require(0 <= t.seed <= SEED_MAX, f"train.seed must be in [0, 2^32 - 1], got {t.seed}")
     _require(0 <= t.grad_clip < math.inf, f"train.grad_clip must be >= 0, got {t.grad_clip}")
     _require(0 <= t.weight_decay < math.inf,
              f"train.weight_decay must be a number >= 0, got {t.weight_decay}")
     for beta in ("beta1", "beta2"):
-        _require(0 <= t[beta] < 1, f"train.{beta} must be in [0, 1), got {t[beta]}")
+        _require_fraction(f"train.{beta}", t[beta])
     _require(t.optimizer in OPTIMIZERS,
              f"train.optimizer must be one of {OPTIMIZERS}, got {t.optimizer!r}")
     _require(0 < t.muon_learning_rate < math.inf,
@@ -271,6 +305,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(isinstance(t.muon_ns_steps, int) and 1 <= t.muon_ns_steps <= 20,
              f"train.muon_ns_steps must be an integer in [1, 20], got {t.muon_ns_steps}")
     _require_count("sample.max_new_tokens", config.sample.max_new_tokens, 0)
+    for name, value in _float_fields(config):
+        require_float32(name, value)
+
+
+def _float_fields(config: ml_collections.ConfigDict) -> list[tuple[str, float]]:
+    """('train.learning_rate', 0.001), ...: every float field of the schema, with its value."""
+    def walk(node, schema, prefix: str):
+        for key, expected in schema.items():
+            if isinstance(expected, ml_collections.ConfigDict):
+                yield from walk(node[key], expected, prefix + key + ".")
+            elif isinstance(expected, float):
+                yield prefix + key, node[key]
+
+    return list(walk(config, base_config(), ""))
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:

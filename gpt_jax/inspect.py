@@ -214,8 +214,11 @@ class Inspection:
         config = self.run.config
         if config.data.task == "pairs":
             logits_V, maps, axes = self._pairs()
+            tokens_N, why = None, ""
         else:
             logits_V, maps, axes = self._text()
+            tokens_N, why = validation_tokens(config, self.run.tokenizer)
+            self._check_blocks(tokens_N)
         try:  # only now: a prompt the run cannot read leaves no folder behind
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -224,7 +227,7 @@ class Inspection:
         self._embeddings()
         if config.model.name == "bigram":
             self._bigram_table()
-        self._position_loss()
+        self._position_loss(tokens_N, why)
         self._next_token(logits_V)
         return self.sections
 
@@ -347,7 +350,19 @@ class Inspection:
                   "of the character after c. Look for 'u' after 'q', a space or a newline after "
                   "punctuation, and capitals after a newline.", "bigram_table.png")
 
-    def _position_loss(self) -> None:
+    def _check_blocks(self, tokens_N: np.ndarray | None) -> None:
+        """--blocks past the windows of the validation split: each is scored once at most,
+        and the starts of every block asked for would be laid out in memory first."""
+        if tokens_N is None:
+            return
+        T = self.run.config.model.block_size
+        windows = len(tokens_N) - T
+        if self.blocks > windows:
+            raise UserError(f"--blocks={self.blocks} is more than the {windows:,} windows of "
+                            f"block_size + 1 = {T + 1} tokens in the run's validation split: "
+                            f"give at most {windows}, or 0 for the default")
+
+    def _position_loss(self, tokens_N: np.ndarray | None, why: str) -> None:
         from gpt_jax import pictures
 
         heading = "Loss at each position of a block"
@@ -356,7 +371,6 @@ class Inspection:
             self._add(heading, "This run learns source → target pairs, not running text: the "
                       "loss by position is drawn for text runs only.")
             return
-        tokens_N, why = validation_tokens(config, self.run.tokenizer)
         if tokens_N is None:
             self._add(heading, f"The run's data is not available on this machine ({why}): no "
                       f"picture.")
@@ -466,6 +480,10 @@ def _main(argv: list[str]) -> None:
 
     workdir = Path(F.workdir).expanduser().absolute()
     run = load_run(workdir, F.step, F.best)
+    vocab_size = run.tokenizer.vocab_size
+    _check(not FLAGS["top"].present or F.top <= vocab_size,
+           f"--top={F.top} is more than the run's vocabulary of {vocab_size} tokens: give at "
+           f"most {vocab_size}")
     out = Path(F.out).expanduser() if F.out else workdir / "inspect"
     inspection = Inspection(run, F.prompt, out, F.blocks, F.top)
     sections = inspection.draw()

@@ -8,6 +8,7 @@ the peak memory of real runs on a CPU: a config refused here could not have run.
 from __future__ import annotations
 
 import decimal
+import math
 import os
 from pathlib import Path
 
@@ -25,6 +26,9 @@ STATE_FLOATS_PER_PARAM = 4  # the param, its gradient and Adam's two moments
 # 200 × 1,000,000 was OOM-killed under 12 GiB, i.e. more than 57 a token); not the 20 that
 # the buffer and the text alone would take.
 SAMPLE_BYTES_PER_TOKEN = 100
+# An n-gram's V^n parameters are counted exactly up to numbers of this many bits (10^19728,
+# in milliseconds); a context near 2^31 would take hours to count, for a table no memory holds.
+NGRAM_COUNT_BITS = 1 << 16
 
 
 def available_memory() -> tuple[int, str]:
@@ -79,7 +83,10 @@ def param_count(config: ml_collections.ConfigDict, vocab_size: int) -> int:
 
     m = config.model
     if m.name == "ngram":
-        return vocab_size ** (m.context + 1)
+        return _ngram_count(vocab_size, m.context + 1)
+    if m.name == "mlp":  # tracing would concatenate the context's embeddings one by one
+        E, H = m.n_embd, m.mlp_hidden
+        return vocab_size * E + m.context * E * H + H + H * vocab_size + vocab_size
 
     def count(n_layer: int) -> int:
         layered = config.copy_and_resolve_references()
@@ -90,6 +97,20 @@ def param_count(config: ml_collections.ConfigDict, vocab_size: int) -> int:
         return count(m.n_layer)
     one, two = count(1), count(2)
     return one + (m.n_layer - 1) * (two - one)
+
+
+def _ngram_count(V: int, n: int) -> int:
+    """V^n, the parameters of an n-gram's table; one past NGRAM_COUNT_BITS is refused, its
+    size in the message computed from logarithms."""
+    if n * math.log2(V) <= NGRAM_COUNT_BITS:
+        return V**n
+    log10_gib = n * math.log10(V) + math.log10(FLOAT * STATE_FLOATS_PER_PARAM / GiB)
+    exponent = math.floor(log10_gib)
+    mantissa = round(10 ** (log10_gib - exponent), 1)
+    if mantissa == 10:  # 9.96e5 is 1.0e6
+        mantissa, exponent = 1.0, exponent + 1
+    raise UserError(f"training this config needs about {mantissa}e{exponent} GiB of memory "
+                    f"(an n-gram table of {V}^{n} parameters): lower model.context")
 
 
 def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: int) -> int:

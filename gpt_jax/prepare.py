@@ -33,13 +33,16 @@ from tqdm import tqdm
 from gpt_jax import cli
 from gpt_jax.errors import UserError
 from gpt_jax.token_files import (
+    DATASET_FILES,
     FORMAT_VERSION,
+    LOCK_FILE,
     META_FILE,
     TOKENIZER_FILE,
     TRAIN_FILE,
     VAL_FILE,
     DataDirLock,
     open_prepared,
+    read_meta,
     token_dtype,
 )
 from gpt_jax.tokenizer import (
@@ -294,6 +297,25 @@ def _publish(tmp: Path, out: Path) -> None:
     _fsync_dir(out)
 
 
+def _require_own_folder(out: Path) -> None:
+    """DATADIR is new, empty, or one that prepare wrote: with a meta.json of its own, or
+    nothing but its files and its .lock (left half-written by a crash). Any other folder's
+    train.bin or val.bin (nanoGPT's, say) would be overwritten."""
+    if not out.is_dir():
+        return
+    entries = sorted(os.listdir(out))
+    ours = {*DATASET_FILES, LOCK_FILE, TMP_DIR}
+    if not entries or (LOCK_FILE in entries and ours.issuperset(entries)):
+        return
+    try:
+        read_meta(out)
+    except UserError:
+        other = next((name for name in entries if name not in ours), entries[0])
+        raise UserError(f"--out={out} holds files that prepare did not write (such as "
+                        f"{other!r}), where it would write {', '.join(DATASET_FILES)} "
+                        f"over any of the same name: give a new or empty folder") from None
+
+
 def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
             vocab_size: int | None = None, val_fraction: float = 0.1,
             log: Callable[[str], None] = print) -> bool:
@@ -319,6 +341,7 @@ def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
     if out.exists() and not out.is_dir():
         raise UserError(f"--out={out} is a file, not a folder")
     paths = expand_inputs(inputs, out)
+    _require_own_folder(out)
     try:
         sizes = [os.path.getsize(p) for p in paths]
     except OSError as e:

@@ -19,10 +19,12 @@ import time
 from absl import flags
 
 from gpt_jax import cli
-from gpt_jax.config import INT32_MAX, SEED_MAX
+from gpt_jax.config import INT32_MAX, SEED_MAX, require_float32
 from gpt_jax.errors import UserError
 from gpt_jax.user_files import checked_input
 
+GREEDY = ("; for the likeliest character every time, use --top_k=1 (a translation: no "
+          "--temperature, --top_k or --top_p)")
 PROMPTS_LIMIT = 64 << 20  # prompts are read whole: more than this is not a list of prompts
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
@@ -95,6 +97,9 @@ def _main(argv: list[str]) -> None:
     _check(F.temperature is None or 0 < F.temperature < math.inf,
            f"--temperature must be > 0, got {F.temperature}")
     _check(F.top_p is None or 0 < F.top_p <= 1, f"--top_p must be in (0, 1], got {F.top_p}")
+    for name in ("temperature", "top_p"):
+        if F[name].value is not None:
+            require_float32(f"--{name}", F[name].value, GREEDY)
     _check(F.top_k is None or 1 <= F.top_k <= INT32_MAX,
            f"--top_k must be >= 1, got {F.top_k}")
     _check(1 <= F.max_new_tokens <= INT32_MAX,
@@ -102,7 +107,7 @@ def _main(argv: list[str]) -> None:
     _check(1 <= F.num_samples <= INT32_MAX,
            f"--num_samples must be in [1, {INT32_MAX}], got {F.num_samples}")
     _check(0 <= F.slide <= INT32_MAX, f"--slide must be >= 0, got {F.slide}")
-    _check(0 <= F.seed <= SEED_MAX, f"--seed must be in [0, 2^63 - 1], got {F.seed}")
+    _check(0 <= F.seed <= SEED_MAX, f"--seed must be in [0, 2^32 - 1], got {F.seed}")
     _check(F.step is None or 0 <= F.step <= INT32_MAX, f"--step must be >= 0, got {F.step}")
     _check(not (F.best and F.step is not None), "--best and --step choose a checkpoint "
            "each: give one")

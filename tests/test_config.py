@@ -80,6 +80,7 @@ COUNTS = {"model": {"block_size": 1, "n_embd": 1, "n_head": 1, "ffn_mult": 1, "c
 PAIRS_GPT = {"data.task": "pairs", "model.block_size": 43}  # source 32 + separator + 10 + end
 PAIRS_SEQ2SEQ = {"data.task": "pairs", "model.name": "encoder_decoder",
                  "model.block_size": 11}  # target 10 + end
+F32_MAX = 3.4028234663852886e38  # the largest float32: one more unit in its last place is inf
 
 
 def _count_rows():
@@ -101,6 +102,26 @@ def _count_rows():
 def _range_rows(field, message, refused, accepted):
     for value, edge in zip(refused, accepted, strict=True):
         yield {field: value}, f"{message}, got {value}", [{field: edge}]
+
+
+def _float32_rows():
+    """Every float field of the schema past float32's range, and below its smallest normal
+    number where the field's own range lets such a value through."""
+    schema = base_config()
+    sections = [("", schema), *((k, v) for k, v in schema.items()
+                                if isinstance(v, ml_collections.ConfigDict))]
+    for section, fields in sections:
+        for name, value in fields.items():
+            field = f"{section}.{name}".lstrip(".")
+            if not isinstance(value, float):
+                continue
+            if name not in ("dropout", "beta1", "beta2"):  # whose range refuses 1e39 first
+                yield ({field: 1e39}, f"{field}=1e+39 is past float32's range (±3.4e38), the "
+                                      f"precision it is computed in", [{field: F32_MAX}])
+            if name != "rope_base":  # which must be > 1
+                yield ({field: 1e-40}, f"{field}=1e-40 is below float32's smallest normal "
+                                       f"number (1.2e-38), the precision it is computed in: it "
+                                       f"would compute as 0", [{field: 1.2e-38}])
 
 
 def _choice_rows(field, message, refused, choices, needs=None):
@@ -167,7 +188,7 @@ INCONSISTENT = [
     *_choice_rows("model.pos_emb", f"model.pos_emb must be one of {POS_EMBS}", "sinusoidal",
                   POS_EMBS),
     *_range_rows("model.rope_base", "model.rope_base must be a number > 1",
-                 (1.0, math.nan, math.inf), (1.001, 10000.0, 1e300)),
+                 (1.0, math.nan, math.inf), (1.001, 10000.0, F32_MAX)),
     ({"model.pos_emb": "rope", "model.n_embd": 24, "model.n_head": 8},
      "model.pos_emb=rope turns pairs of channels: the head size n_embd / n_head must be even, "
      "got 3",
@@ -181,7 +202,7 @@ INCONSISTENT = [
      "model.zero_init_proj zeroes the output projections: set model.projections=True",
      [{"model.zero_init_proj": True}, {"model.projections": False, "model.ffn_mult": 1}]),
     *_range_rows("model.logit_softcap", "model.logit_softcap must be a number >= 0 (0 is off)",
-                 (-1.0, math.nan, math.inf), (0.0, 30.0, 1e300)),
+                 (-1.0, math.nan, math.inf), (0.0, 30.0, F32_MAX)),
     *_choice_rows("model.compute_dtype", "model.compute_dtype must be float32 or bfloat16",
                   "float16", ("float32", "bfloat16")),
     *_choice_rows("model.init", f"model.init must be one of {STYLES}", "xavier", STYLES),
@@ -195,28 +216,38 @@ INCONSISTENT = [
      [{"model.activation": "swiglu"},
       {"model.activation": "swiglu", "model.projections": False, "model.ffwd": False}]),
     *_range_rows("train.learning_rate", "train.learning_rate must be a positive number",
-                 (0.0, -1e-3, math.nan, math.inf), (1e-30, 1e-3, 1e-3, 1e300)),
+                 (0.0, -1e-3, math.nan, math.inf), (1e-30, 1e-3, 1e-3, F32_MAX)),
     *_range_rows("train.min_learning_rate", "train.min_learning_rate must be a number >= 0",
-                 (-1e-4, math.nan, math.inf), (0.0, 1e-4, 1e300)),
+                 (-1e-4, math.nan, math.inf), (0.0, 1e-4, F32_MAX)),
     *_choice_rows("train.lr_schedule", "train.lr_schedule must be constant or cosine", "linear",
                   ("constant", "cosine")),
-    *_range_rows("train.seed", "train.seed must be in [0, 2^63 - 1]", (-1, 2**63),
-                 (0, 2**63 - 1)),
+    *_range_rows("train.seed", "train.seed must be in [0, 2^32 - 1]", (-1, 2**32),
+                 (0, 2**32 - 1)),
     *_range_rows("train.grad_clip", "train.grad_clip must be >= 0", (-1.0, math.nan, math.inf),
-                 (0.0, 1.0, 1e300)),
+                 (0.0, 1.0, F32_MAX)),
     *_range_rows("train.weight_decay", "train.weight_decay must be a number >= 0",
-                 (-0.1, math.nan, math.inf), (0.0, 0.1, 1e300)),
+                 (-0.1, math.nan, math.inf), (0.0, 0.1, F32_MAX)),
     *[row for beta in ("beta1", "beta2")
       for row in _range_rows(f"train.{beta}", f"train.{beta} must be in [0, 1)",
                              (-0.1, 1.0, math.nan), (0.0, 0.999999, 0.5))],
     *_choice_rows("train.optimizer", f"train.optimizer must be one of {OPTIMIZERS}", "sgd",
                   OPTIMIZERS),
     *_range_rows("train.muon_learning_rate", "train.muon_learning_rate must be a positive number",
-                 (0.0, -0.02, math.nan, math.inf), (1e-30, 0.02, 0.02, 1e300)),
+                 (0.0, -0.02, math.nan, math.inf), (1e-30, 0.02, 0.02, F32_MAX)),
     *_range_rows("train.muon_weight_decay", "train.muon_weight_decay must be a number >= 0",
-                 (-0.1, math.nan, math.inf), (0.0, 0.1, 1e300)),
+                 (-0.1, math.nan, math.inf), (0.0, 0.1, F32_MAX)),
     *_range_rows("train.muon_ns_steps", "train.muon_ns_steps must be an integer in [1, 20]",
                  (0, -1, 21), (1, 5, 20)),
+    # numbers: what float32, the precision of the computation, cannot hold
+    *_float32_rows(),
+    *[({field: 0.99999998}, f"{field}=0.99999998 rounds to 1 in float32, the precision it is "
+                            f"computed in: it must be in [0, 1), at most 0.99999994",
+       [{field: 0.99999994}]) for field in ("model.dropout", "train.beta1", "train.beta2")],
+    ({**PAIRS_SEQ2SEQ, "data.val_path": "held_out.tsv"},
+     "data.val_path holds out pairs of a data.path of your own; the shipped dates task "
+     "(data.path=\"\") has its own held-out dates: set data.path too, or drop data.val_path",
+     [PAIRS_SEQ2SEQ, {**PAIRS_SEQ2SEQ, "data.val_path": "held_out.tsv",
+                      "data.path": "pairs.tsv"}]),
 ]
 
 

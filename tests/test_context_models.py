@@ -149,3 +149,13 @@ def test_report_tabulates_parameters_without_training(tmp_path):
     assert [row.split(" | ")[:2] for row in rows] == [
         ["| 16", "6.6e30 †"], ["| 32", "6.7e59 †"], ["| 64", "6.9e117 †"], ["| 256", "8.3e465 †"]]
     assert "| 1 | 4,225 |" in table and "| 8 | 2.1e16 |" in table  # 65^9, from its shape
+
+
+@pytest.mark.parametrize("context", [1, 3, 7])
+def test_memory_counts_the_mlp_as_its_shapes_do(context):
+    """memory.param_count counts the MLP from its formula (tracing a context of a million
+    would take minutes): it must agree with the shapes."""
+    from gpt_jax import memory
+
+    config = window_config("mlp", context)
+    assert memory.param_count(config, V) == n_params(config)

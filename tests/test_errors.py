@@ -44,6 +44,9 @@ def files(tmp_path_factory):
     config = tiny_config()
     config.train.num_steps = 10
     train_and_evaluate(config, run)
+    (d / "other_data").mkdir()  # a folder prepare did not write: nanoGPT's, say
+    for name in ("train.bin", "val.bin", "meta.pkl"):
+        (d / "other_data" / name).write_bytes(b"theirs")
     return d
 
 
@@ -162,7 +165,7 @@ CASES = {
     "override_float_for_int": (train("--config.train.num_steps=1e3"),
                                "expected a value of type int"),
     # out-of-range numbers
-    "negative_seed": (train("--config.train.seed=-1"), r"train.seed must be in \[0, 2\^63 - 1\]"),
+    "negative_seed": (train("--config.train.seed=-1"), r"train.seed must be in \[0, 2\^32 - 1\]"),
     "seed_beyond_int64": (train(f"--config.train.seed={2**64}"), "train.seed must be in"),
     "steps_beyond_int32": (train(f"--config.train.num_steps={2**31}"),
                            "train.num_steps must be <= 2147483647"),
@@ -219,7 +222,7 @@ CASES = {
     # sampling
     "sample_workdir_is_a_file": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'a_file'}"],
                                  "is a file, not a run folder"),
-    "sample_negative_seed": (sample("--seed=-1"), r"--seed must be in \[0, 2\^63 - 1\]"),
+    "sample_negative_seed": (sample("--seed=-1"), r"--seed must be in \[0, 2\^32 - 1\]"),
     "sample_huge_seed": (sample(f"--seed={2**64}"), r"--seed must be in"),
     "sample_zero_tokens": (sample("--max_new_tokens=0"), "--max_new_tokens must be in"),
     "sample_that_cannot_fit_in_memory": (sample("--num_samples=100000000",
@@ -296,6 +299,55 @@ CASES = {
         "give the seeds as --seeds=S1,S2"),
     "benchmark_of_a_missing_run": (
         lambda d: ["benchmarks/translation.py", f"--workdir={d / 'nope'}"], "workdir not found"),
+    # numbers: past float32 or a seed's 32 bits, counts past what the run holds, files of others
+    "sample_temperature_below_float32": (
+        sample("--temperature=1e-40"), r"--temperature=1e-40 is below float32's smallest normal "
+                                       r"number .*: it would compute as 0; .* use --top_k=1"),
+    "sample_top_p_below_float32": (sample("--top_p=1e-40"),
+                                   "--top_p=1e-40 is below float32's smallest normal number"),
+    "sample_temperature_past_float32": (sample("--temperature=1e300"),
+                                        r"--temperature=1e\+300 is past float32's range"),
+    "learning_rate_past_float32": (train("--config.train.learning_rate=1e39"),
+                                   r"train.learning_rate=1e\+39 is past float32's range"),
+    "grad_clip_past_float32": (train("--config.train.grad_clip=1e39"),
+                               r"train.grad_clip=1e\+39 is past float32's range"),
+    "logit_softcap_below_float32": (train("--config.model.logit_softcap=1e-40"),
+                                    "model.logit_softcap=1e-40 is below float32's smallest"),
+    "beta2_that_rounds_to_1": (train("--config.train.beta2=0.99999999"),
+                               "train.beta2=0.99999999 rounds to 1 in float32"),
+    "seed_of_2_to_the_32": (train(f"--config.train.seed={2**32}"),
+                            r"train.seed must be in \[0, 2\^32 - 1\], got 4294967296"),
+    "sample_seed_of_2_to_the_32": (sample(f"--seed={2**32}"), r"--seed must be in \[0, 2\^32"),
+    "ladder_seed_of_2_to_the_32": (
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_seed'}",
+                   f"--config.train.seed={2**32}"], r"train.seed must be in \[0, 2\^32 - 1\]"),
+    "benchmark_seeds_of_2_to_the_32": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", f"--seeds=1,{2**32}"],
+        r"--seeds must each be in \[0, 2\^32 - 1\]"),
+    "inspect_more_blocks_than_the_split_holds": (
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
+                   "--blocks=2147483647"],
+        r"--blocks=2147483647 is more than the [\d,]+ windows of block_size \+ 1 = 9 tokens"),
+    "inspect_top_past_the_vocabulary": (
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
+                   "--top=66"], "--top=66 is more than the run's vocabulary of 65 tokens"),
+    "val_path_of_the_shipped_pairs": (
+        lambda d: ["train.py", "--config=configs/seq2seq.py", f"--workdir={d / 'fresh_s2s'}",
+                   "--config.data.val_path=held_out.tsv"],
+        "data.val_path holds out pairs of a data.path of your own"),
+    "prepare_into_a_folder_of_other_files": (
+        lambda d: ["-m", "gpt_jax.prepare", f"--input={d / 'greek.txt'}",
+                   f"--out={d / 'other_data'}"],
+        r"--out=.*other_data holds files that prepare did not write \(such as 'meta.pkl'\)"),
+    "ngram_of_a_context_near_2_to_the_31": (  # refused from logarithms, not by counting 65^n
+        lambda d: ["train.py", "--config=configs/ngram.py", f"--workdir={d / 'fresh_ngram'}",
+                   f"--config.model.context={2**31 - 1}"],
+        r"needs about 6\.4e3893201780 GiB of memory \(an n-gram table of 65\^2147483648 "
+        r"parameters\): lower model.context"),
+    "mlp_of_a_context_of_ten_million": (  # counted from its shapes, not traced 10^7 times
+        lambda d: ["train.py", "--config=configs/mlp.py", f"--workdir={d / 'fresh_mlp'}",
+                   "--config.model.context=10000000"],
+        r"training this config needs about [\d,.]+ GiB of memory"),
 }
 
 

@@ -307,3 +307,25 @@ def test_every_cli_error_is_one_line_and_exit_status_2(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
         assert re.search(message, lines[0]), (args, lines[0])
         assert not (tmp_path / "data").exists(), args  # a failed first prepare leaves nothing
+
+
+def test_a_folder_that_prepare_did_not_write_is_refused_and_left_as_it_was(corpus, tmp_path):
+    """nanoGPT's data folder holds a train.bin and a val.bin of its own: never overwritten.
+    A dataset of prepare's, even beside a file of the user's, is prepared again as before."""
+    paths, _ = corpus
+    theirs = tmp_path / "nanogpt_data"
+    theirs.mkdir()
+    for name in ("train.bin", "val.bin", "meta.pkl"):
+        (theirs / name).write_bytes(b"theirs")
+    with pytest.raises(UserError, match="holds files that prepare did not write .*'meta.pkl'"):
+        prepare(paths, theirs, log=quiet)
+    (theirs / "meta.pkl").unlink()
+    with pytest.raises(UserError, match="holds files that prepare did not write .*'train.bin'"):
+        prepare(paths, theirs, log=quiet)
+    assert {p.name: p.read_bytes() for p in theirs.iterdir()} == {
+        name: b"theirs" for name in ("train.bin", "val.bin")}
+    ours = tmp_path / "data"
+    prepare(paths, ours, log=quiet)
+    (ours / "README").write_text("notes")
+    assert prepare(paths, ours, val_fraction=0.5, log=quiet)
+    assert open_prepared(ours).meta["val_fraction"] == 0.5
