@@ -22,13 +22,14 @@ from pathlib import Path
 
 from absl import flags
 
-from gpt_jax import cli
-from gpt_jax.config import parse_settings
-from gpt_jax.errors import UserError
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]  # this checkout's gpt_jax, installed or not
 import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
+import preflight  # noqa: E402
+
+from gpt_jax import cli  # noqa: E402
+from gpt_jax.config import parse_settings  # noqa: E402
+from gpt_jax.errors import UserError  # noqa: E402
 
 flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
                           "Config files under configs/.")
@@ -199,6 +200,10 @@ def time_nanogpt(spec: str, steps: int) -> dict:
     out = nanogpt.run(cmd, F.nanogpt)
     times = [float(ms) for ms in re.findall(r"^iter \d+: .*time ([\d.]+)ms", out, re.M)]
     timed = times[warmup + 1:]  # iteration 0 also pays for the first evaluation
+    if not timed:
+        raise UserError(f"train.py of --nanogpt={F.nanogpt} printed {len(times)} timing lines "
+                        f"like 'iter 7: loss 2.1, time 35.2ms, mfu 1.2%', expected "
+                        f"{warmup + 1 + steps}: is it karpathy/nanoGPT's?")
     median = statistics.median(timed)
     return {"step_ms_median": median, "step_ms_min": min(timed), "step_ms_max": max(timed),
             "steps_timed": len(timed)}
@@ -214,6 +219,8 @@ def main(argv):
     from gpt_jax.host_memory import keep_freed_memory
 
     keep_freed_memory()  # as train.py does (gpt_jax/cli.py)
+    out = preflight.writable_file(F.out)
+    preflight.decoder_only_configs(F.configs)
     if F.nanogpt:
         nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
         require_same_model_as_nanogpt(F.configs, parse_settings(F.set))
@@ -260,10 +267,8 @@ def main(argv):
            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
            "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}}
     print(f"\n{table}\n\n{json.dumps(env)}")
-    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(F.out).write_text(json.dumps({"environment": env, "rows": rows, "table": table},
-                                      indent=1))
-    print(f"written {F.out}")
+    out.write_text(json.dumps({"environment": env, "rows": rows, "table": table}, indent=1))
+    print(f"written {out}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import math
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -29,10 +30,13 @@ from pathlib import Path
 
 from absl import flags
 
-from gpt_jax import cli
-from gpt_jax.errors import UserError
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's gpt_jax, installed or not
+import preflight  # noqa: E402  (benchmarks/, this script's folder)
+
+from gpt_jax import cli  # noqa: E402
+from gpt_jax.errors import UserError  # noqa: E402
+
 SHAKESPEARE = REPO / "gpt_jax" / "data" / "tinyshakespeare.txt"
 
 flags.DEFINE_string("scratch", "/tmp/gpt_jax_scale", "Folder for the corpus, data and runs.")
@@ -89,10 +93,11 @@ def _mean_rate(workdir: Path) -> float:
 def main(argv):
     del argv
     F = flags.FLAGS
-    if not F.gigabytes > 0:
-        raise UserError(f"--gigabytes must be > 0, got {F.gigabytes}")
-    scratch = Path(F.scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
+    if not 0 < F.gigabytes < math.inf:
+        raise UserError(f"--gigabytes must be a positive number, got {F.gigabytes}")
+    out = preflight.writable_file(F.out)
+    scratch = preflight.writable_folder(F.scratch, "--scratch")
+    require_disk_space(scratch, F.gigabytes)
     result = {"cpu": _cpu()}
     corpus = scratch / "corpus.txt"
     size = make_corpus(corpus, F.gigabytes)
@@ -133,9 +138,20 @@ def main(argv):
     result["memmap_over_in_memory"] = (result["train_memmap_2gb"]["tokens_per_s"]
                                        / result["train_in_memory"]["tokens_per_s"])
     result["bits_per_char"] = bits_per_char(scratch, F.bpe_vocab)
-    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(F.out).write_text(json.dumps(result, indent=1))
+    out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
+
+
+def require_disk_space(scratch: Path, gigabytes: float) -> None:
+    """The corpus and its prepared characters (a byte each) take about 2 × --gigabytes in
+    --scratch, less what they replace there: too little is found now, not after an hour."""
+    replaced = sum(f.stat().st_size for f in [scratch / "corpus.txt",
+                                              *(scratch / "char").rglob("*")] if f.is_file())
+    free = shutil.disk_usage(scratch).free + replaced
+    if 2 * gigabytes * 1e9 > free:
+        raise UserError(f"--gigabytes={gigabytes:g}: the corpus and its prepared tokens need "
+                        f"about {2 * gigabytes:,.1f} GB in --scratch={scratch}, which has "
+                        f"{free / 1e9:,.1f} GB for them")
 
 
 def bits_per_char(scratch: Path, vocab: int) -> dict:

@@ -25,24 +25,29 @@ def require_checkout(checkout: str | None, python: str) -> None:
     if not checkout:
         raise UserError("pass --nanogpt=DIR, a checkout of karpathy/nanoGPT")
     folder = Path(checkout).expanduser()
-    if not (folder / "train.py").is_file():
-        raise UserError(f"--nanogpt={checkout} is not a nanoGPT checkout: no train.py in it")
-    if not (folder / "data" / "shakespeare_char" / "train.bin").is_file():
-        raise UserError(f"--nanogpt={checkout} has no data/shakespeare_char/train.bin: run its "
-                        f"data/shakespeare_char/prepare.py first")
+    for needed in ("train.py", TRAIN[1]):
+        if not (folder / needed).is_file():
+            raise UserError(f"--nanogpt={checkout} is not a nanoGPT checkout: no {needed} in it")
+    # meta.pkl gives nanoGPT the vocabulary's size; without it, it would train on GPT-2's.
+    for prepared in ("train.bin", "val.bin", "meta.pkl"):
+        if not (folder / "data" / "shakespeare_char" / prepared).is_file():
+            raise UserError(f"--nanogpt={checkout} has no data/shakespeare_char/{prepared}: run "
+                            f"its data/shakespeare_char/prepare.py first")
     if not (Path(python).is_file() and os.access(python, os.X_OK)):
         raise UserError(f"--nanogpt_python={python} is not an executable file")
 
 
-def failed(cmd: list[str], output: str) -> UserError:
-    """A benchmarked command that failed: its name, its exit and its last line."""
+def failed(cmd: list[str], cwd: str | Path, output: str, status: int) -> UserError:
+    """A benchmarked command that failed: its name and folder, its exit status and its last
+    line."""
     last = output.strip().splitlines()[-1] if output.strip() else "no output"
-    return UserError(f"{Path(cmd[0]).name} {cmd[1]} failed: {last}")
+    return UserError(f"{Path(cmd[0]).name} {cmd[1]} in {cwd} failed (exit status {status}): "
+                     f"{last}")
 
 
 def run(cmd: list[str], cwd: str) -> str:
     """nanoGPT's stdout, or one line naming the failure."""
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode:
-        raise failed(cmd, proc.stderr or proc.stdout)
+        raise failed(cmd, cwd, proc.stderr or proc.stdout, proc.returncode)
     return proc.stdout

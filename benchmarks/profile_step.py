@@ -20,10 +20,12 @@ from pathlib import Path
 
 from absl import flags
 
-from gpt_jax import cli
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]  # this checkout's gpt_jax, installed or not
+import preflight  # noqa: E402  (benchmarks/, put on the path above)
+
+from gpt_jax import cli  # noqa: E402
+from gpt_jax.config import parse_settings  # noqa: E402
 
 flags.DEFINE_string("config", "shakespeare_char.py", "Config file under configs/.")
 flags.DEFINE_multi_string("override", [], "field=value, as --config.field=value in train.py.")
@@ -57,7 +59,8 @@ def main(argv):
     keep_freed_memory()  # as train.py does
 
     F = flags.FLAGS
-    setup = training_setup(F.config, dict(o.split("=", 1) for o in F.override))
+    preflight.writable_folder(F.trace_dir, "--trace_dir")
+    setup = training_setup(F.config, parse_settings(F.override, "--override"))
     state, k = setup["state"], setup["k"]
     compiled = setup["compile"](state)  # with the trainer's compiler options
     for call in range(2 + F.calls):

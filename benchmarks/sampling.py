@@ -22,10 +22,11 @@ from pathlib import Path
 
 from absl import flags
 
-from gpt_jax import cli
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # this checkout's gpt_jax, installed or not
+import preflight  # noqa: E402  (benchmarks/, this script's folder)
+
+from gpt_jax import cli  # noqa: E402
 
 if __name__ == "__main__":  # flags of its own only when run alone, not imported by bench.py
     flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "sampling.json"), "JSON.")
@@ -111,6 +112,8 @@ def main(argv):
     import jax
 
     F = flags.FLAGS
+    out = preflight.writable_file(F.out)
+    preflight.decoder_only_configs(F.configs)
     rows = []
     for spec in F.configs:
         row = {"config": spec, **time_sampling(spec, F.new_tokens, F.repeats)}
@@ -121,9 +124,8 @@ def main(argv):
               flush=True)
     result = {"device": str(jax.devices()[0].device_kind), "jax": jax.__version__,
               "rows": rows}
-    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(F.out).write_text(json.dumps(result, indent=1))
-    print(f"written {F.out}")
+    out.write_text(json.dumps(result, indent=1))
+    print(f"written {out}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ their mean val loss at each evaluated step, reached after their mean time."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -25,8 +26,9 @@ from pathlib import Path
 from absl import flags
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]  # this checkout's gpt_jax, installed or not
 import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
+import preflight  # noqa: E402
 
 from gpt_jax import cli  # noqa: E402
 from gpt_jax.config import (  # noqa: E402
@@ -41,6 +43,8 @@ from gpt_jax.errors import UserError  # noqa: E402
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT, data prepared.")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
 flags.DEFINE_float("target", 1.88, "The validation loss to reach.")
+flags.register_validator("target", lambda target: 0 < target < math.inf,
+                         "--target takes a validation loss, a positive number")
 flags.DEFINE_string("config", "configs/shakespeare_char_cpu.py:short", "Our config (e.g. "
                     "configs/shakespeare_char_cpu.py:modern_short).")
 flags.DEFINE_multi_string("set", [], "FIELD=VALUE for our run, passed as --config.FIELD=VALUE "
@@ -76,7 +80,7 @@ def timed_evaluations(cmd: list[str], cwd: Path, pattern: str, env=None) -> dict
             evals.append({"step": int(match["step"]), "val_loss": float(match["val"]),
                           "elapsed_s": time.perf_counter() - start})
     if proc.wait():
-        raise nanogpt.failed(cmd, "".join(lines[-20:]))
+        raise nanogpt.failed(cmd, cwd, "".join(lines[-20:]), proc.returncode)
     return {"evaluations": evals, "wall_s": time.perf_counter() - start}
 
 
@@ -87,15 +91,22 @@ def first_below(result: dict, target: float) -> dict | None:
 def main(argv):
     del argv
     F = flags.FLAGS
+    out = preflight.writable_file(F.out)
     config = load_config_file(F.config)  # a mistake in our config is found before nanoGPT runs
     settings = parse_settings(F.set)
     if "train.seed" in settings:
         raise UserError("--set=train.seed=...: give the seeds as --seeds=S1,S2,...")
     apply_overrides(config, settings)
     validate(config)
+    if config.data.task == "pairs":
+        raise UserError(f"--config={F.config} trains on source → target pairs; nanoGPT's run, "
+                        f"timed against it, is on text (shakespeare_char)")
     nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
     nano = timed_evaluations([F.nanogpt_python, *NANOGPT_CPU], Path(F.nanogpt),
                              r"^step (?P<step>\d+): train loss [\d.]+, val loss (?P<val>[\d.]+)")
+    if not nano["evaluations"]:
+        raise UserError(f"train.py of --nanogpt={F.nanogpt} printed no evaluation line like "
+                        f"'step 250: train loss 1.9, val loss 1.9': is it karpathy/nanoGPT's?")
     runs = [ours_run(F, int(seed), nano["wall_s"]) for seed in F.seeds]
     mean = mean_over_seeds(runs)
     hit = first_below(mean, F.target)
@@ -118,8 +129,7 @@ def main(argv):
             f"val loss {hit['val_loss']:.4f} <= {F.target} at step {hit['step']} after "
             f"{hit['elapsed_s']:.1f} s = {100 * result['mean_ratio_to_nanogpt_wall']:.1f}%"
             if hit else f"never <= {F.target}"))
-    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(F.out).write_text(json.dumps(result, indent=1))
+    out.write_text(json.dumps(result, indent=1))
 
 
 def mean_over_seeds(runs: list[dict]) -> dict:

@@ -29,10 +29,12 @@ from pathlib import Path
 
 from absl import flags
 
-from gpt_jax import cli
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # this checkout's gpt_jax, installed or not
+import preflight  # noqa: E402  (benchmarks/, this script's folder)
+
+from gpt_jax import cli  # noqa: E402
+from gpt_jax.errors import UserError  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "A trained seq2seq run (default: an untrained model).")
 flags.DEFINE_multi_integer("batch", [1, 8, 32, 64, 256, 1024], "Sources decoded at once.",
@@ -71,8 +73,13 @@ def main(argv):
     from gpt_jax.translation import write_target
 
     F = flags.FLAGS
+    out = preflight.writable_file(F.out)
     if F.workdir:
         run = load_run(F.workdir)
+        if run.config.model.name != "encoder_decoder":
+            raise UserError(f"--workdir={F.workdir} is a run of the {run.config.model.name} "
+                            f"model; this benchmark times the encoder–decoder's decoding: pass "
+                            f"a run of configs/seq2seq.py")
         config, params, model = run.config, run.params, run.model
     else:
         config = load_config_file(str(REPO / "configs" / "seq2seq.py"))
@@ -119,9 +126,8 @@ def main(argv):
               f"{seconds['uncached_xla'] * 1e3:.1f} ms; the encoder, run once by each: "
               f"{seconds['encoder'] * 1e3:.1f} ms)")
         rows.append(row)
-    Path(F.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(F.out).write_text(json.dumps(rows, indent=1))
-    print(f"written {F.out}")
+    out.write_text(json.dumps(rows, indent=1))
+    print(f"written {out}")
 
 
 if __name__ == "__main__":

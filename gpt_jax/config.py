@@ -387,14 +387,14 @@ def set_field(config: ml_collections.ConfigDict, dotted: str, value: Any) -> Non
     node[keys[-1]] = value
 
 
-def parse_settings(settings: list[str]) -> dict[str, Any]:
+def parse_settings(settings: list[str], flag: str = "--set") -> dict[str, Any]:
     """A benchmark's --set flags, ['model.compute_dtype=bfloat16', 'train.batch_size=32'], as
     typed overrides for apply_overrides."""
     out = {}
     for setting in settings:
         field, sep, text = setting.partition("=")
         if not sep or not field:
-            raise UserError(f"--set={setting!r}: expected FIELD=VALUE")
+            raise UserError(f"{flag}={setting!r}: expected FIELD=VALUE")
         try:
             out[field] = ast.literal_eval(text)
         except (ValueError, SyntaxError):

@@ -47,6 +47,16 @@ def files(tmp_path_factory):
     (d / "other_data").mkdir()  # a folder prepare did not write: nanoGPT's, say
     for name in ("train.bin", "val.bin", "meta.pkl"):
         (d / "other_data" / name).write_bytes(b"theirs")
+    for name, train_py, prepared in (  # fake nanoGPT checkouts
+            ("nanogpt_silent", "", ("train.bin", "val.bin", "meta.pkl")),
+            ("nanogpt_fails", "raise SystemExit(3)\n", ("train.bin", "val.bin", "meta.pkl")),
+            ("nanogpt_without_meta", "", ("train.bin", "val.bin"))):
+        (d / name / "config").mkdir(parents=True)
+        (d / name / "data" / "shakespeare_char").mkdir(parents=True)
+        (d / name / "train.py").write_text(train_py)
+        (d / name / "config" / "train_shakespeare_char.py").write_text("")
+        for data in prepared:
+            (d / name / "data" / "shakespeare_char" / data).write_bytes(b"")
     return d
 
 
@@ -348,6 +358,81 @@ CASES = {
         lambda d: ["train.py", "--config=configs/mlp.py", f"--workdir={d / 'fresh_mlp'}",
                    "--config.model.context=10000000"],
         r"training this config needs about [\d,.]+ GiB of memory"),
+    # benchmarks: refused before any work (their result is written after minutes or hours)
+    "benchmark_out_is_a_folder": (lambda d: ["benchmarks/bench.py", f"--out={d}"],
+                                  "--out=.* is a folder; name the file to write"),
+    "benchmark_out_under_a_file": (
+        lambda d: ["benchmarks/sampling.py", f"--out={d / 'a_file' / 'sampling.json'}"],
+        "--out=.*: .*a_file is a file, not a folder"),
+    "benchmark_out_in_an_unwritable_folder": (
+        lambda d: ["benchmarks/translation.py", "--out=/sys/translation.json"],
+        "--out=/sys/translation.json: cannot write in /sys"),
+    "benchmark_data_at_scale_out_is_a_folder": (
+        lambda d: ["benchmarks/data_at_scale.py", f"--out={d}", f"--scratch={d / 'scratch'}"],
+        "--out=.* is a folder"),
+    "benchmark_time_to_loss_out_under_a_file": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_silent'}",
+                   f"--out={d / 'a_file' / 'time_to_loss.json'}"],
+        "--out=.*: .*a_file is a file, not a folder"),
+    "benchmark_trace_dir_is_a_file": (
+        lambda d: ["benchmarks/profile_step.py", f"--trace_dir={d / 'a_file'}"],
+        "--trace_dir=.*a_file is a file, not a folder"),
+    "bench_of_the_encoder_decoder": (
+        lambda d: ["benchmarks/bench.py", "--configs=seq2seq.py", f"--out={d / 'bench.json'}"],
+        "--configs=seq2seq.py trains on source → target pairs; this benchmark times the "
+        "decoder-only GPT on text .*benchmarks/translation.py"),
+    "sampling_benchmark_config_named_from_the_repo": (
+        lambda d: ["benchmarks/sampling.py", "--configs=configs/seq2seq.py",
+                   f"--out={d / 'sampling.json'}"],
+        "--configs=configs/seq2seq.py: name the file as under configs/, as in "
+        "--configs=seq2seq.py"),
+    "sampling_benchmark_of_the_encoder_decoder": (
+        lambda d: ["benchmarks/sampling.py", "--configs=seq2seq.py:gpt",
+                   f"--out={d / 'sampling.json'}"], "seq2seq.py:gpt trains on source → target"),
+    "translation_benchmark_of_a_gpt_run": (
+        lambda d: ["benchmarks/translation.py", f"--workdir={d / 'run'}",
+                   f"--out={d / 'translation.json'}"],
+        "--workdir=.*run is a run of the gpt model; .*pass a run of configs/seq2seq.py"),
+    "data_at_scale_infinite_gigabytes": (
+        lambda d: ["benchmarks/data_at_scale.py", "--gigabytes=inf", f"--scratch={d / 'scratch'}"],
+        "--gigabytes must be a positive number, got inf"),
+    "data_at_scale_more_gigabytes_than_the_disk": (
+        lambda d: ["benchmarks/data_at_scale.py", "--gigabytes=1e12",
+                   f"--scratch={d / 'scratch'}", f"--out={d / 'scale.json'}"],
+        r"--gigabytes=1e\+12: the corpus and its prepared tokens need about .* GB in "
+        r"--scratch=.*scratch, which has .* GB for them"),
+    "data_at_scale_scratch_is_a_file": (
+        lambda d: ["benchmarks/data_at_scale.py", f"--scratch={d / 'a_file'}",
+                   f"--out={d / 'scale.json'}"],
+        "--scratch=.*a_file: .*a_file is a file, not a folder"),
+    "data_at_scale_scratch_unwritable": (
+        lambda d: ["benchmarks/data_at_scale.py", "--scratch=/sys/gpt_jax_scale",
+                   f"--out={d / 'scale.json'}"],
+        "--scratch=/sys/gpt_jax_scale: cannot write in /sys/gpt_jax_scale"),
+    "time_to_loss_nanogpt_that_prints_no_evaluation": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_silent'}",
+                   f"--out={d / 'time_to_loss.json'}"],
+        "train.py of --nanogpt=.*nanogpt_silent printed no evaluation line like 'step 250: "
+        "train loss 1.9, val loss 1.9'"),
+    "time_to_loss_nanogpt_that_fails": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_fails'}",
+                   f"--out={d / 'time_to_loss.json'}"],
+        r"train.py in .*nanogpt_fails failed \(exit status 3\): no output"),
+    "time_to_loss_nanogpt_without_meta": (  # nanoGPT would train on GPT-2's vocabulary
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_without_meta'}",
+                   f"--out={d / 'time_to_loss.json'}"],
+        "has no data/shakespeare_char/meta.pkl: run its data/shakespeare_char/prepare.py"),
+    "time_to_loss_nan_target": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_silent'}",
+                   "--target=nan"], "--target takes a validation loss, a positive number"),
+    "time_to_loss_of_the_encoder_decoder": (
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_silent'}",
+                   "--config=configs/seq2seq.py", f"--out={d / 'time_to_loss.json'}"],
+        "--config=configs/seq2seq.py trains on source → target pairs"),
+    "profile_step_override_without_value": (
+        lambda d: ["benchmarks/profile_step.py", "--override=train.batch_size",
+                   f"--trace_dir={d / 'trace'}"],
+        "--override='train.batch_size': expected FIELD=VALUE"),
 }
 
 
