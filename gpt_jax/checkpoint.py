@@ -20,7 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from gpt_jax.errors import UserError
-from gpt_jax.run_files import CHECKPOINTS, DAMAGED
+from gpt_jax.run_files import CHECKPOINTS, DAMAGED, file_exists
 
 
 def _key_name(key) -> str:
@@ -123,8 +123,11 @@ class Checkpoints:
 
     def _score(self, step: int) -> float | None:
         """The val loss saved with `step`, or None: none saved, or not readable as one."""
+        path = self._score_file(step)
+        if not file_exists(path):
+            return None
         try:
-            value = _val_loss(json.loads(self._score_file(step).read_text(encoding="utf-8")))
+            value = _val_loss(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError, KeyError, RecursionError):
             return None
         return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

@@ -65,7 +65,7 @@ def _train_one(config, workdir: Path) -> dict:
         raise UserError(f"{workdir} holds a ladder run trained with other settings "
                         f"({differences[0]}); use another --workdir, or remove {workdir}")
     result_file = workdir / RESULT
-    if result_file.exists():
+    if run_files.file_exists(result_file):
         try:
             result = json.loads(result_file.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
@@ -87,7 +87,7 @@ def _train_one(config, workdir: Path) -> dict:
               "val_exact_match": record.get("val_exact_match"), "wall_s": wall_s,
               "tokens_per_s": sum(rates) / len(rates) if rates else None,
               "sample": samples[-1].read_text(encoding="utf-8", errors="replace")
-              if samples else "",
+              if samples and run_files.file_exists(samples[-1]) else "",
               "curve": [{"step": r["step"], "val_loss": r["val_loss"]} for r in records],
               "config": asked}
     run_files.write_atomic(result_file, json.dumps(result, indent=1))

@@ -19,7 +19,7 @@ from tensorboardX.proto import event_pb2
 from tensorboardX.summary import scalar
 
 from gpt_jax.errors import UserError
-from gpt_jax.run_files import METRICS, TENSORBOARD, write_atomic
+from gpt_jax.run_files import METRICS, TENSORBOARD, file_exists, write_atomic
 
 
 def _is_number(value) -> bool:
@@ -37,10 +37,10 @@ def read_metrics(workdir: str | Path) -> list[dict]:
     """The records of metrics.jsonl; a line that is not a record (cut short by a killed
     process, or edited by hand) is skipped with a warning."""
     path = Path(workdir) / METRICS
+    if not file_exists(path):
+        return []
     try:  # bytes that are not UTF-8 spoil their line only, which is then skipped
         text = path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
     records = []
@@ -64,6 +64,7 @@ class MetricsWriter:
         self.path = workdir / METRICS
         self._tensorboard: EventsWriter | None = None
         self._tensorboard_dir = workdir / TENSORBOARD
+        file_exists(self.path)  # opening a FIFO in its place would wait for a reader
         try:  # fail now, before training, if the files cannot be written
             self._tensorboard_dir.mkdir(exist_ok=True)
             self._tensorboard = EventsWriter(str(self._tensorboard_dir / "events"))

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from gpt_jax.errors import UserError
+from gpt_jax.tokenizer import check_chars
 from gpt_jax.user_files import checked_input
 
 BOM = b"\xef\xbb\xbf"
@@ -88,9 +89,7 @@ class PairVocab:
     def __post_init__(self):
         if not self.chars:
             raise UserError("the pair vocabulary is empty: the pairs have no characters")
-        if (any(not isinstance(c, str) or len(c) != 1 for c in self.chars)
-                or list(self.chars) != sorted(set(self.chars))):
-            raise UserError("a pair vocabulary must be sorted, unique, single characters")
+        check_chars(self.chars)
         stoi = {c: i for i, c in enumerate(self.chars, start=len(self.SPECIALS))}
         object.__setattr__(self, "stoi", stoi)  # derived once; the dataclass stays frozen
 
@@ -147,9 +146,9 @@ class PairVocab:
             specials, chars = stored["specials"], stored["chars"]
         except (ValueError, KeyError, TypeError) as e:
             raise UserError(f"cannot read the pair vocabulary: {e}") from None
-        if specials != list(cls.SPECIALS) or not isinstance(chars, list):
-            raise UserError(f"not a pair vocabulary: expected specials {list(cls.SPECIALS)} "
-                            f"and a list of chars")
+        if specials != list(cls.SPECIALS):
+            raise UserError(f"not a pair vocabulary: expected specials {list(cls.SPECIALS)}")
+        check_chars(chars)
         return cls(tuple(chars))
 
 

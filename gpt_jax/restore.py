@@ -14,6 +14,7 @@ from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
 from gpt_jax.errors import UserError
 from gpt_jax.optim import make_optimizer
+from gpt_jax.pairs import PairVocab
 from gpt_jax.state import TrainState, abstract_state
 from gpt_jax.task import task_model
 
@@ -49,6 +50,12 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
     if config is None or tokenizer is None:
         raise UserError(f"{workdir} is not a training run: {run_files.CONFIG} or "
                         f"{run_files.VOCAB} is missing")
+    if (config.data.task == "pairs") != isinstance(tokenizer, PairVocab):
+        held = ("the vocabulary of source → target pairs" if isinstance(tokenizer, PairVocab)
+                else f"a text tokenizer ({tokenizer.kind})")
+        raise UserError(f"{workdir / run_files.VOCAB} holds {held}, but {run_files.CONFIG} "
+                        f"trains data.task={config.data.task}: the two files are of different "
+                        f"runs")
     if not (workdir / run_files.CHECKPOINTS).is_dir():
         raise UserError(f"workdir {workdir} has no checkpoints yet")
     checkpoints = Checkpoints(workdir, read_only=True)

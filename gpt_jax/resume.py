@@ -58,14 +58,14 @@ def resumed_corpus(workdir: Path, corpus: Corpus, text: str) -> Corpus:
 
 
 def starting_over(workdir: Path) -> None:
-    """Called when a run starts from step 0 in a workdir whose every checkpoint was found
-    damaged (and moved aside): says so loudly and keeps the earlier metrics."""
-    if not (workdir / DAMAGED).is_dir():
-        return
+    """Called when a run starts from step 0 in a workdir that holds metrics of a run past step
+    0 (its checkpoints damaged and moved aside, deleted, or never saved before a crash): says
+    so loudly and keeps those metrics, which the new run would otherwise overwrite."""
     records = read_metrics(workdir)
     if not any(r["step"] > 0 for r in records):
         return
     kept = keep_aside(workdir / run_files.METRICS, "before_restart")
-    print(f"warning: no checkpoint of {workdir} restores (the damaged ones are in "
-          f"{workdir / DAMAGED}); training starts again from step 0. The metrics up to "
-          f"step {records[-1]['step']} are kept in {kept}", file=sys.stderr)
+    why = (f"no checkpoint of {workdir} restores (the damaged ones are in {workdir / DAMAGED})"
+           if (workdir / DAMAGED).is_dir() else f"{workdir} holds no checkpoint to resume")
+    print(f"warning: {why}; training starts again from step 0. The metrics up to step "
+          f"{records[-1]['step']} are kept in {kept}", file=sys.stderr)

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 
 import ml_collections
@@ -42,6 +43,23 @@ def prepare(workdir: str | Path) -> Path:
     return path
 
 
+def file_exists(path: Path) -> bool:
+    """Whether a run's file is there; anything but a regular file in its place (a FIFO, a
+    device, a socket, a folder, or a symlink to one) is one UserError naming it, before it is
+    opened: opening a FIFO to read blocks until a writer comes, and /dev/zero never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise UserError(f"{path} is {kind}, not a regular file: move it away")
+    return True
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write-then-rename, so a crash never leaves a half-written file behind; a file that
     cannot be written (disk full, permissions) is one UserError naming it."""
@@ -64,7 +82,7 @@ def load_config(workdir: str | Path) -> ml_collections.ConfigDict | None:
     from gpt_jax.config import base_config, check_schema
 
     path = Path(workdir) / CONFIG
-    if not path.exists():
+    if not file_exists(path):
         return None
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -103,7 +121,7 @@ def load_vocab(workdir: str | Path):
     from gpt_jax.tokenizer import load_tokenizer
 
     path = Path(workdir) / VOCAB
-    return load_tokenizer(path) if path.exists() else None
+    return load_tokenizer(path) if file_exists(path) else None
 
 
 def config_differences(old: ml_collections.ConfigDict, new: ml_collections.ConfigDict,
@@ -141,6 +159,7 @@ class WorkdirLock:
 
     def __enter__(self) -> WorkdirLock:
         while True:
+            file_exists(self.path)  # a FIFO or a device in its place is refused, not opened
             try:
                 self._file = open(self.path, "a+")
             except OSError as e:
@@ -163,10 +182,12 @@ class WorkdirLock:
             if same:
                 break
             self._file.close()
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(str(os.getpid()))
-        self._file.flush()
+        try:  # unbuffered: a failed write leaves nothing that closing would write again
+            os.ftruncate(self._file.fileno(), 0)
+            os.write(self._file.fileno(), str(os.getpid()).encode())
+        except OSError as e:
+            self.__exit__()
+            raise UserError(f"cannot write {self.path}: {e.strerror}") from None
         return self
 
     def __exit__(self, *exc) -> None:

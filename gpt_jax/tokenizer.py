@@ -26,6 +26,23 @@ FORCED_CUT_CHARS = 1 << 22  # text this long without a boundary is cut anyway, b
 _PIECE_BOUNDARY = re.compile(r"(?<=\S)(?=[ \n]\S)")
 
 
+def check_chars(chars) -> None:
+    """Refuses a list that is not sorted, unique, single characters, naming the entry that is
+    wrong: a character's id is its rank, so any other list gives ids no model was trained on."""
+    if not isinstance(chars, (list, tuple)):
+        raise UserError(f"'chars' must be a list of sorted, unique, single characters, not a "
+                        f"{type(chars).__name__}")
+    rule, seen = "'chars' must be sorted, unique, single characters", {}
+    for i, c in enumerate(chars):
+        if not isinstance(c, str) or len(c) != 1:
+            raise UserError(f"{rule}: entry {i} is {json.dumps(c, ensure_ascii=False)}")
+        if c in seen:
+            raise UserError(f"{rule}: {c!r} is entry {seen[c]} and entry {i}")
+        if i and c < chars[i - 1]:
+            raise UserError(f"{rule}: {c!r} (entry {i}) comes after {chars[i - 1]!r}")
+        seen[c] = i
+
+
 class CharTokenizer:
     """Maps characters to ids by their rank in the sorted vocabulary (65 for tiny Shakespeare)."""
 
@@ -34,8 +51,7 @@ class CharTokenizer:
     def __init__(self, chars: list[str]):
         if not chars:
             raise UserError("the vocabulary is empty: the corpus has no characters")
-        if sorted(set(chars)) != list(chars) or any(len(c) != 1 for c in chars):
-            raise UserError("a vocabulary must be sorted, unique, single characters")
+        check_chars(chars)
         self.chars = list(chars)
         self.stoi = {c: i for i, c in enumerate(self.chars)}
 
@@ -170,14 +186,15 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
         raise UserError(f"cannot read the tokenizer {path}: {e}") from None
     if not isinstance(spec, dict):
         raise UserError(f"{path} is not a tokenizer file (a JSON object)")
-    if "specials" in spec:  # the vocabulary of source → target pairs
-        from gpt_jax.pairs import PairVocab
+    try:
+        if "specials" in spec:  # the vocabulary of source → target pairs
+            from gpt_jax.pairs import PairVocab
 
-        return PairVocab.from_json(text)
-    if spec.get("type", CharTokenizer.kind) == CharTokenizer.kind and "chars" in spec:
-        if not isinstance(spec["chars"], list):
-            raise UserError(f"{path}: 'chars' must be a list of characters")
-        return CharTokenizer(spec["chars"])
+            return PairVocab.from_json(text)
+        if spec.get("type", CharTokenizer.kind) == CharTokenizer.kind and "chars" in spec:
+            return CharTokenizer(spec["chars"])
+    except UserError as e:
+        raise UserError(f"{path} is damaged: {e}") from None
     model, pre_tokenizer = spec.get("model"), spec.get("pre_tokenizer")
     if not (isinstance(model, dict) and model.get("type") == "BPE"
             and isinstance(pre_tokenizer, dict) and pre_tokenizer.get("type") == "ByteLevel"):

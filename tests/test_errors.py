@@ -4,6 +4,7 @@ One table; each case runs the real command line in a subprocess, then checks tha
 checkpoints of an existing run are untouched and still restore.
 """
 
+import json
 import logging
 import os
 import re
@@ -15,6 +16,7 @@ import sys
 import pytest
 
 from conftest import REPO, devices_env, run_python, tiny_config
+from gpt_jax.pairs import PairVocab
 from gpt_jax.restore import load_run
 from gpt_jax.trainer import train_and_evaluate
 
@@ -57,6 +59,33 @@ def files(tmp_path_factory):
         (d / name / "config" / "train_shakespeare_char.py").write_text("")
         for data in prepared:
             (d / name / "data" / "shakespeare_char" / data).write_bytes(b"")
+    # workdir files: damaged copies of the run, and folders of runs to be, for the cases below
+    for copy, name in (("fifo_config", "config.json"), ("fifo_vocab", "vocab.json"),
+                       ("fifo_metrics", "metrics.jsonl"), ("fifo_lock", "train.lock"),
+                       ("fifo_score", "checkpoints/10/metrics/metrics")):
+        shutil.copytree(run, d / copy)
+        (d / copy / name).unlink(missing_ok=True)
+        os.mkfifo(d / copy / name)
+    shutil.copytree(run, d / "zero_vocab")
+    (d / "zero_vocab" / "vocab.json").unlink()
+    (d / "zero_vocab" / "vocab.json").symlink_to("/dev/zero")
+    for name in ("lad_config/bigram/config.json", "lad_result/bigram/ladder_result.json",
+                 "ctx/ngram_context1_5steps/metrics.jsonl"):
+        (d / name).parent.mkdir(parents=True)
+        os.mkfifo(d / name)
+    vocabs = {"pairs_vocab": PairVocab(("a", "b")).to_json(),
+              "chars_numbers": '{"chars": ["a", 1]}',
+              "chars_null": '{"chars": ["a", null]}', "chars_words": '{"chars": ["a", "bc"]}',
+              "chars_twice": '{"chars": ["a", "a"]}', "chars_not_a_list": '{"chars": "abc"}',
+              "pairs_chars_null": '{"specials": ["<pad>", "<bos>", "<eos>"], "chars": [null]}',
+              "pairs_chars_words": '{"specials": ["<pad>", "<bos>", "<eos>"], "chars": ["ab"]}'}
+    for name, vocab in vocabs.items():
+        shutil.copytree(run, d / name, ignore=shutil.ignore_patterns("checkpoints"))
+        (d / name / "vocab.json").write_text(vocab)
+    shutil.copytree(run, d / "pairs_config", ignore=shutil.ignore_patterns("checkpoints"))
+    stored = json.loads((d / "pairs_config" / "config.json").read_text())
+    stored["data"].update(task="pairs", max_source_len=3, max_target_len=3)
+    (d / "pairs_config" / "config.json").write_text(json.dumps(stored))
     return d
 
 
@@ -433,6 +462,76 @@ CASES = {
         lambda d: ["benchmarks/profile_step.py", "--override=train.batch_size",
                    f"--trace_dir={d / 'trace'}"],
         "--override='train.batch_size': expected FIELD=VALUE"),
+    # workdir files: a FIFO or a device in place of a run's file is refused, never opened; a
+    # vocabulary of the other kind of run, or a damaged one
+    "resume_with_config_json_a_fifo": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fifo_config'}"],
+        "fifo_config/config.json is a FIFO, not a regular file: move it away"),
+    "sample_with_config_json_a_fifo": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'fifo_config'}"],
+        "fifo_config/config.json is a FIFO, not a regular file"),
+    "resume_with_vocab_json_dev_zero": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'zero_vocab'}"],
+        "zero_vocab/vocab.json is a device, not a regular file"),
+    "sample_with_vocab_json_dev_zero": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'zero_vocab'}"],
+        "zero_vocab/vocab.json is a device, not a regular file"),
+    "inspect_with_vocab_json_a_fifo": (
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'fifo_vocab'}", "--prompt=ab",
+                   f"--out={d / 'fifo_vocab_inspect'}"],
+        "fifo_vocab/vocab.json is a FIFO, not a regular file"),
+    "resume_with_metrics_jsonl_a_fifo": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fifo_metrics'}"],
+        "fifo_metrics/metrics.jsonl is a FIFO, not a regular file"),
+    "inspect_with_metrics_jsonl_a_fifo": (
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'fifo_metrics'}",
+                   "--prompt=ab", f"--out={d / 'fifo_metrics_inspect'}"],
+        "fifo_metrics/metrics.jsonl is a FIFO, not a regular file"),
+    "train_lock_a_fifo": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fifo_lock'}"],
+        "fifo_lock/train.lock is a FIFO, not a regular file"),
+    "sample_best_with_its_score_a_fifo": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'fifo_score'}", "--best"],
+        "fifo_score/checkpoints/10/metrics/metrics is a FIFO, not a regular file"),
+    "ladder_with_config_json_a_fifo": (
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_config'}"],
+        "lad_config/bigram/config.json is a FIFO, not a regular file"),
+    "ladder_with_its_result_a_fifo": (
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_result'}"],
+        "lad_result/bigram/ladder_result.json is a FIFO, not a regular file"),
+    "context_report_with_metrics_jsonl_a_fifo": (
+        lambda d: ["-m", "gpt_jax.context_report", f"--workdir={d / 'ctx'}", "--steps=5"],
+        "ctx/ngram_context1_5steps/metrics.jsonl is a FIFO, not a regular file"),
+    "sample_text_run_with_a_pairs_vocabulary": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'pairs_vocab'}"],
+        "pairs_vocab/vocab.json holds the vocabulary of source → target pairs, but "
+        "config.json trains data.task=text: the two files are of different runs"),
+    "inspect_pairs_run_with_a_text_vocabulary": (
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'pairs_config'}", "--prompt=ab"],
+        r"pairs_config/vocab.json holds a text tokenizer \(char\), but config.json trains "
+        "data.task=pairs"),
+    "vocab_chars_holding_a_number": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'chars_numbers'}"],
+        "chars_numbers/vocab.json is damaged: 'chars' must be sorted, unique, single "
+        "characters: entry 1 is 1"),
+    "vocab_chars_holding_null": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'chars_null'}"],
+        "chars_null/vocab.json is damaged: .*: entry 1 is null"),
+    "vocab_chars_holding_a_word": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'chars_words'}"],
+        "chars_words/vocab.json is damaged: .*: entry 1 is \"bc\""),
+    "vocab_chars_holding_a_duplicate": (
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'chars_twice'}", "--prompt=a"],
+        "chars_twice/vocab.json is damaged: .*: 'a' is entry 0 and entry 1"),
+    "vocab_chars_not_a_list": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'chars_not_a_list'}"],
+        "chars_not_a_list/vocab.json is damaged: 'chars' must be a list .*, not a str"),
+    "pairs_vocab_chars_holding_null": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'pairs_chars_null'}"],
+        "pairs_chars_null/vocab.json is damaged: .*: entry 0 is null"),
+    "pairs_vocab_chars_holding_a_word": (
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'pairs_chars_words'}"],
+        "pairs_chars_words/vocab.json is damaged: .*: entry 0 is \"ab\""),
 }
 
 

@@ -232,3 +232,30 @@ def test_a_pipe_in_a_checkpoint_is_damage_not_a_hang(run):
     result = run_python(["-m", "gpt_jax.sample", f"--workdir={run}"], timeout=TIME_LIMIT_S)
     assert time.perf_counter() - start < TIME_LIMIT_S
     _one_line_error(result, "step(s) 10 damaged")
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_run_whose_checkpoints_are_gone_starts_over_and_keeps_its_metrics(run, how):
+    """Trained again, a workdir whose checkpoints were deleted (or never saved before a crash)
+    starts from step 0, and says so; the metrics of the earlier run are kept aside, not
+    overwritten by the new run's."""
+    shutil.rmtree(run / "checkpoints")
+    if how == "emptied":
+        (run / "checkpoints").mkdir()
+    result = _train(run, "--config.train.num_steps=10")
+    assert result.returncode == 0, result.stderr
+    assert "holds no checkpoint to resume; training starts again from step 0" in result.stderr
+    kept = (run / "metrics.jsonl.before_restart").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in kept] == [0, 10]
+    assert load_run(run).step == 10
+
+
+def test_a_full_disk_when_the_lock_is_written_names_the_lock(small_disk):
+    (small_disk / "run").mkdir()  # a folder takes no block of the disk: the lock's pid does
+    with open(small_disk / "filler", "wb", buffering=0) as filler:
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
+    result = _train(small_disk / "run", "--config.train.num_steps=10")
+    _one_line_error(result, f"cannot write {small_disk / 'run' / 'train.lock'}: No space left")
+    assert not (small_disk / "run" / "train.lock").exists()
