@@ -69,7 +69,8 @@ def files(tmp_path_factory):
     shutil.copytree(run, d / "zero_vocab")
     (d / "zero_vocab" / "vocab.json").unlink()
     (d / "zero_vocab" / "vocab.json").symlink_to("/dev/zero")
-    for name in ("lad_config/bigram/config.json", "lad_result/bigram/ladder_result.json",
+    for name in ("lad_config/bigram/seed_1337/config.json",
+                 "lad_result/bigram/seed_1337/ladder_result.json",
                  "ctx/ngram_context1_5steps/metrics.jsonl"):
         (d / name).parent.mkdir(parents=True)
         os.mkfifo(d / name)
@@ -493,6 +494,15 @@ CASES = {
     "sample_best_with_its_score_a_fifo": (
         lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'fifo_score'}", "--best"],
         "fifo_score/checkpoints/10/metrics/metrics is a FIFO, not a regular file"),
+    "ladder_with_config_json_a_fifo": (
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_config'}"],
+        "lad_config/bigram/seed_1337/config.json is a FIFO, not a regular file"),
+    "ladder_with_its_result_a_fifo": (
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_result'}"],
+        "lad_result/bigram/seed_1337/ladder_result.json is a FIFO, not a regular file"),
+    "context_report_with_metrics_jsonl_a_fifo": (
+        lambda d: ["-m", "gpt_jax.context_report", f"--workdir={d / 'ctx'}", "--steps=5"],
+        "ctx/ngram_context1_5steps/metrics.jsonl is a FIFO, not a regular file"),
     "sample_text_run_with_a_pairs_vocabulary": (
         lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'pairs_vocab'}"],
         "pairs_vocab/vocab.json holds the vocabulary of source → target pairs, but "
