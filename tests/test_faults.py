@@ -398,11 +398,12 @@ def test_a_signal_during_a_long_evaluation_in_training_saves_the_step_within_sec
     assert load_run(tmp_path).step == 4
 
 
-def _signalled_during_a_long_step(workdir) -> subprocess.Popen:
-    """The CPU GPT whose one step of 64 micro-batches (about 11 s here) is one XLA call, sent
-    a SIGTERM a second into its first step."""
-    proc = _cpu_gpt(workdir, "--config.train.batch_size=4096",
-                    "--config.train.grad_accum_steps=64", "--config.train.eval_iters=1")
+def _signalled_during_a_long_step(workdir, micro_batches: int = 64) -> subprocess.Popen:
+    """The CPU GPT whose one step of micro-batches of 64 rows is one XLA call (about 0.2 s a
+    micro-batch on 2 cores), sent a SIGTERM a second into its first step."""
+    proc = _cpu_gpt(workdir, f"--config.train.batch_size={64 * micro_batches}",
+                    f"--config.train.grad_accum_steps={micro_batches}",
+                    "--config.train.eval_iters=1")
     _wait_for_line(proc, "step      0")
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
@@ -410,7 +411,7 @@ def _signalled_during_a_long_step(workdir) -> subprocess.Popen:
 
 
 def test_a_second_signal_during_a_long_step_aborts_within_seconds(tmp_path):
-    """One step of 64 micro-batches (about 11 s here) is one XLA call: the first signal asks
+    """One step of 64 micro-batches (about 13 s) is one XLA call: the first signal asks
     for a checkpoint at its end, the second must not wait for it."""
     proc = _signalled_during_a_long_step(tmp_path)
     time.sleep(0.3)
@@ -424,8 +425,9 @@ def test_a_second_signal_during_a_long_step_aborts_within_seconds(tmp_path):
 
 def test_one_signal_delivered_twice_still_saves_the_step_before_stopping(tmp_path):
     """A terminal and a launcher that forwards its signal deliver it twice within milliseconds;
-    Python runs the handler once: that is one request for a checkpoint, not an abort."""
-    proc = _signalled_during_a_long_step(tmp_path)
+    Python runs the handler once: that is one request for a checkpoint, not an abort. A step
+    of 16 micro-batches (about 3 s) is long enough for both to land inside it."""
+    proc = _signalled_during_a_long_step(tmp_path, micro_batches=16)
     time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
