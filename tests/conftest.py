@@ -25,12 +25,15 @@ from gpt_jax.tokenizer import CharTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Every test compiles with LLVM's -O0 (subprocesses inherit XLA_FLAGS): compiling is most of
-# this suite's time (~2,000 op-by-op compiles here, a tiny model trained for a few steps in a
-# subprocess), -O0 compiles 20% to 2x faster, and what the tests check (exact equalities, signals,
-# files, resumes, layouts compared with each other) holds at any optimization level: XLA's own
-# passes (fusion, simplification) still run. Set before jax's backend starts, which reads it.
-FAST_COMPILE_XLA_FLAGS = "--xla_backend_optimization_level=0"
+# Every test compiles with LLVM's -O0 and XLA:CPU's older elemental emitters in place of its
+# fusion emitters (subprocesses inherit XLA_FLAGS): compiling is most of this suite's time
+# (~2,000 op-by-op compiles here, a tiny model trained for a few steps in a subprocess). -O0
+# compiles 20% to 2x faster; the fusion emitters off take the suite from ~575 s to ~475 s with
+# a cold cache on 2 cores. What the tests check (exact equalities, signals, files, resumes,
+# layouts compared with each other) holds for any code XLA emits: its own passes (fusion,
+# simplification) still run. Set before jax's backend starts, which reads it.
+FAST_COMPILE_XLA_FLAGS = (
+    "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false")
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_XLA_FLAGS}".strip()
 jax.devices()
 
