@@ -14,8 +14,9 @@ import subprocess
 import sys
 
 import pytest
+from tiny_config import file_config
 
-from conftest import REPO, devices_env, run_python, tiny_config
+from conftest import REPO, devices_env, run_python
 from gpt_jax.pairs import PairVocab
 from gpt_jax.restore import load_run
 from gpt_jax.trainer import train_and_evaluate
@@ -43,7 +44,7 @@ def files(tmp_path_factory):
     (d / "nests_itself.flags").write_text(f"--flagfile={d / 'nests_itself.flags'}\n")
     os.mkfifo(d / "fifo")
     run = d / "run"
-    config = tiny_config()
+    config = file_config()  # the model of TINY, which resumes it
     config.train.num_steps = 10
     train_and_evaluate(config, run)
     (d / "other_data").mkdir()  # a folder prepare did not write: nanoGPT's, say
@@ -194,7 +195,7 @@ CASES = {
                              "cannot create workdir .*a_file/run"),
     "workdir_of_another_model": (train("--config.model.n_layer=3"),
                                  r"holds a checkpoint of a different model \(model.n_layer: "
-                                 r"2 → 3\)"),
+                                 r"1 → 3\)"),
     "typo_in_config_file": (lambda d: ["train.py", f"--config={REPO / 'tests/config_with_typo.py'}",
                                        f"--workdir={d / 'run'}"],
                             r"sets an unknown field 'n_layers' \(did you mean 'n_layer'\?\)"),

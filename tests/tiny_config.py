@@ -20,7 +20,13 @@ def tiny_config(**model) -> ml_collections.ConfigDict:
     return config
 
 
+def file_config() -> ml_collections.ConfigDict:
+    """The GPT of this file, which the subprocess tests train: one block, which compiles
+    faster than two, is enough for what they check (files, signals, errors, resumes)."""
+    return tiny_config(n_layer=1)
+
+
 def get_config():
-    config = tiny_config()
+    config = file_config()
     config.lock()
     return config
