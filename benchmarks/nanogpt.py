@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from gpt_jax.errors import UserError
+from gpt_jax.user_files import user_path
 
 TRAIN = ["train.py", "config/train_shakespeare_char.py", "--device=cpu", "--compile=False"]
 TRAIN_CUDA = ["train.py", "config/train_shakespeare_char.py", "--device=cuda", "--compile=True"]
@@ -24,7 +25,7 @@ def require_checkout(checkout: str | None, python: str) -> None:
     saying what is missing."""
     if not checkout:
         raise UserError("pass --nanogpt=DIR, a checkout of karpathy/nanoGPT")
-    folder = Path(checkout).expanduser()
+    folder = user_path(checkout)
     for needed in ("train.py", TRAIN[1]):
         if not (folder / needed).is_file():
             raise UserError(f"--nanogpt={checkout} is not a nanoGPT checkout: no {needed} in it")

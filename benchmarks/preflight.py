@@ -7,18 +7,19 @@ import tempfile
 from pathlib import Path
 
 from gpt_jax.errors import UserError
+from gpt_jax.user_files import user_path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def writable_folder(path: str, flag: str) -> Path:
     """`path` (~ expanded) as a folder, created if missing, that a file can be written in."""
-    return _writable_folder(Path(path).expanduser(), f"{flag}={path}")
+    return _writable_folder(user_path(path), f"{flag}={path}")
 
 
 def writable_file(path: str, flag: str = "--out") -> Path:
     """`path` (~ expanded) as a file that can be written, its folder created."""
-    file = Path(path).expanduser()
+    file = user_path(path)
     said = f"{flag}={path}"
     if file.is_dir():
         raise UserError(f"{said} is a folder; name the file to write, as in "

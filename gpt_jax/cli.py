@@ -15,13 +15,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 from absl import flags
 
 from gpt_jax import distributed, host_memory, runtime_log, stop
 from gpt_jax.errors import EXIT_USER_ERROR, Stopped, Terminated, UserError
+from gpt_jax.user_files import user_path
 
 __all__ = ["UserError", "parse_flags", "run", "run_main"]
 
@@ -69,7 +69,7 @@ def _check_flags(args: Sequence[str], within: tuple[str, ...]) -> None:
             name, eq, value = "flagfile", "=", args[i + 1]
         if not eq or name not in ("flagfile", "config") or not value:
             continue
-        path = Path(value.partition(":")[0] if name == "config" else value).expanduser()
+        path = user_path(value.partition(":")[0] if name == "config" else value)
         if path.exists() and not path.is_file():
             raise UserError(f"--{name}={value}{inside}: not a regular file")
         if name == "flagfile":

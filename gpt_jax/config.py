@@ -13,13 +13,13 @@ import math
 import re
 import struct
 import sys
-from pathlib import Path
 from typing import Any
 
 import ml_collections
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from gpt_jax.errors import UserError
+from gpt_jax.user_files import user_path
 
 # The names a config chooses between, and where each is built. They are here, not beside the
 # code, so that loading and checking a config never imports jax: a typo is reported in a
@@ -328,7 +328,7 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     Config files are the user's own Python (never anything read from a workdir: a run's
     config is stored as JSON there).
     """
-    path = Path(spec.partition(":")[0]).expanduser()
+    path = user_path(spec.partition(":")[0])
     if not path.is_file():
         raise UserError(f"config file not found: {spec.partition(':')[0]}")
     # config_flags loads every file as the module "config_config" with the deprecated

@@ -32,6 +32,7 @@ from absl import flags
 from gpt_jax import cli
 from gpt_jax.config import INT32_MAX
 from gpt_jax.errors import UserError
+from gpt_jax.user_files import user_path
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.inspect --workdir=DIR --prompt=TEXT [--out=DIR] "
@@ -478,13 +479,13 @@ def _main(argv: list[str]) -> None:
     compilation_cache.enable()
     from gpt_jax.restore import load_run
 
-    workdir = Path(F.workdir).expanduser().absolute()
+    workdir = user_path(F.workdir).absolute()
     run = load_run(workdir, F.step, F.best)
     vocab_size = run.tokenizer.vocab_size
     _check(not FLAGS["top"].present or F.top <= vocab_size,
            f"--top={F.top} is more than the run's vocabulary of {vocab_size} tokens: give at "
            f"most {vocab_size}")
-    out = Path(F.out).expanduser() if F.out else workdir / "inspect"
+    out = user_path(F.out) if F.out else workdir / "inspect"
     inspection = Inspection(run, F.prompt, out, F.blocks, F.top)
     sections = inspection.draw()
     index = write_index(out, workdir, run, F.prompt, inspection.target, sections)

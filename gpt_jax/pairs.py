@@ -17,9 +17,8 @@ import numpy as np
 
 from gpt_jax.errors import UserError
 from gpt_jax.tokenizer import check_chars
-from gpt_jax.user_files import checked_input
+from gpt_jax.user_files import checked_input, text_line
 
-BOM = b"\xef\xbb\xbf"
 MEMORY_PER_PAIR_BYTE = 40  # two Python strings per line, their arrays, the vocabulary
 
 
@@ -53,14 +52,7 @@ def load_pairs(path: str | Path, max_source_len: int,
         with open(p, "rb") as f:
             for number, raw in enumerate(f, start=1):
                 where = f"{p}:{number}"
-                body = raw.removesuffix(b"\n").removesuffix(b"\r")
-                skipped = len(BOM) if number == 1 and body.startswith(BOM) else 0
-                try:
-                    line = body[skipped:].decode("utf-8")
-                except UnicodeDecodeError as e:
-                    column = skipped + e.start
-                    raise UserError(f"{where}: not UTF-8 text (byte 0x{body[column]:02x} at "
-                                    f"byte column {column + 1})") from None
+                line = text_line(raw, number, where)
                 if not line:
                     blank = blank or number
                     continue

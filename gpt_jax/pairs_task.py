@@ -283,7 +283,9 @@ def translate_texts(model: nn.Module, params, config: ml_collections.ConfigDict,
             x_BxL[b, :len(row) + 1] = [*row, PairVocab.BOS]
         out = complete_greedily(model, params, x_BxL, np.array([len(r) + 1 for r in ids]),
                                 steps=T)
-    return [vocab.decode(row) for row in np.asarray(out)]
+    # The last of the T slots is the end token's place: a target has at most T - 1 characters
+    # (a sampled row that writes none there is cut, not printed longer than any target).
+    return [vocab.decode(row[:T - 1]) for row in np.asarray(out)]
 
 
 def _token_loss(logits_BxTxV, targets_BxT, weights_BxT):

@@ -17,6 +17,7 @@ from gpt_jax.optim import make_optimizer
 from gpt_jax.pairs import PairVocab
 from gpt_jax.state import TrainState, abstract_state
 from gpt_jax.task import task_model
+from gpt_jax.user_files import user_path
 
 
 @dataclasses.dataclass
@@ -36,7 +37,7 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
     """Restores config and vocab (JSON) and the checkpoint at `step` (default: the latest;
     with `best`, the one saved with the lowest val loss), without writing anything to the
     workdir."""
-    workdir = Path(workdir).expanduser().absolute()
+    workdir = user_path(workdir).absolute()
     if workdir.exists() and not workdir.is_dir():
         raise UserError(f"workdir {workdir} is a file, not a run folder")
     if not workdir.is_dir():

@@ -16,6 +16,7 @@ from pathlib import Path
 import ml_collections
 
 from gpt_jax.errors import UserError
+from gpt_jax.user_files import user_path
 
 # Every file and folder a run writes in its workdir, named once.
 CONFIG = "config.json"
@@ -31,7 +32,7 @@ LOSS_PLOT = "loss.png"
 
 def prepare(workdir: str | Path) -> Path:
     """Creates the workdir (absolute), or says why it cannot be written."""
-    path = Path(workdir).expanduser().absolute()
+    path = user_path(workdir).absolute()
     if path.exists() and not path.is_dir():
         raise UserError(f"workdir {path} is a file, not a folder")
     try:

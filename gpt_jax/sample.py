@@ -21,7 +21,7 @@ from absl import flags
 from gpt_jax import cli
 from gpt_jax.config import INT32_MAX, SEED_MAX, require_float32
 from gpt_jax.errors import UserError
-from gpt_jax.user_files import checked_input
+from gpt_jax.user_files import checked_input, text_line
 
 GREEDY = ("; for the likeliest character every time, use --top_k=1 (a translation: no "
           "--temperature, --top_k or --top_p)")
@@ -79,12 +79,13 @@ def _prompts(F) -> list[str]:
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read --prompts {F.prompts}: "
                         f"{getattr(e, 'strerror', None) or e}") from None
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as e:
-        raise UserError(f"--prompts {F.prompts} is not UTF-8 (bad byte at offset "
-                        f"{e.start})") from None
-    prompts = text.splitlines()
+    where = "standard input" if F.prompts == "-" else F.prompts
+    # Lines end at \n alone (a \r before it is dropped), as in a pair file: str.splitlines()
+    # would also break at \r, \f, U+2028 ..., characters a source or a text may hold.
+    prompts = [text_line(line, number, f"--prompts {where}, line {number}")
+               for number, line in enumerate(raw.split(b"\n"), 1)]
+    while prompts and not prompts[-1]:  # blank lines at the end (an editor's last newline)
+        prompts.pop()
     _check(bool(prompts), f"--prompts {F.prompts} holds no prompt")
     return prompts
 
@@ -184,6 +185,9 @@ def _check_translation_flags(model_name: str, F) -> None:
     _check(model_name == "encoder_decoder" or not (sampling or F.no_cache),
            f"{(sampling or ['--no_cache'])[0]}: this run, a decoder-only GPT on pairs, writes "
            f"its answers greedily, re-reading the whole window: drop it")
+    _check(F.num_samples == 1 or sampling, f"--num_samples={F.num_samples} with greedy "
+           f"decoding writes the same target {F.num_samples} times: sample with --temperature, "
+           f"--top_k or --top_p, or drop --num_samples")
 
 
 def _translate(run, sources: list[str], F) -> list[str]:

@@ -9,8 +9,6 @@ Legend: D devices, K steps per call, A micro-batches, B rows, T block_size, N ev
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -25,6 +23,7 @@ from gpt_jax.models import build_model
 from gpt_jax.run_files import VOCAB
 from gpt_jax.steps import AXIS, make_loss_fn, mean_loss, shard
 from gpt_jax.token_files import DataDirLock, is_prepared_dir, open_prepared
+from gpt_jax.user_files import user_path
 
 _LOCKS: list[DataDirLock] = []  # the prepared folders this process reads
 
@@ -43,7 +42,7 @@ class TextTask:
     def load(cls, config: ml_collections.ConfigDict) -> TextTask:
         """The text of data.path (tiny Shakespeare if empty) split 90/10, or a folder that
         `python -m gpt_jax.prepare` wrote (read through memory maps, locked while in use)."""
-        path = Path(config.data.path).expanduser() if config.data.path else None
+        path = user_path(config.data.path) if config.data.path else None
         if path is not None and is_prepared_dir(path):
             data = open_prepared(path)
             _LOCKS.append(DataDirLock(path, exclusive=False))  # held until the process ends

@@ -35,6 +35,7 @@ from gpt_jax.steps import (
 )
 from gpt_jax.stop import StopRequest, acting_during, end_command
 from gpt_jax.task import load_task
+from gpt_jax.user_files import user_path
 from gpt_jax.xla_options import compiler_options
 
 CHUNK_SECONDS = 2.0  # the longest a call of train steps should take (see _steps_per_call)
@@ -379,7 +380,7 @@ class Trainer:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Trains `config` in `workdir` (resuming from its latest checkpoint), prints a sample at the
     end, and returns the final metrics record."""
-    created = not Path(workdir).expanduser().exists()
+    created = not user_path(workdir).exists()
     workdir = run_files.prepare(workdir)
     lock = run_files.WorkdirLock(workdir, created) if jax.process_index() == 0 \
         else contextlib.nullcontext()

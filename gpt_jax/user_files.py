@@ -7,13 +7,38 @@ from pathlib import Path
 
 from gpt_jax.errors import UserError
 
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which some editors write first
+
+
+def text_line(raw: bytes, number: int, where: str) -> str:
+    """Line `number` (from 1) of a UTF-8 text file read as bytes, without its newline (\\n or
+    \\r\\n) and, on line 1, a BOM. Bytes that are not UTF-8 are a UserError naming `where`."""
+    body = raw.removesuffix(b"\n").removesuffix(b"\r")
+    skipped = len(BOM) if number == 1 and body.startswith(BOM) else 0
+    try:
+        return body[skipped:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        column = skipped + e.start
+        raise UserError(f"{where}: not UTF-8 text (byte 0x{body[column]:02x} at byte column "
+                        f"{column + 1})") from None
+
+
+def user_path(path: str | Path) -> Path:
+    """`path` with a leading ~ or ~user expanded; a user that does not exist is a UserError
+    (pathlib raises RuntimeError: 'Could not determine home directory')."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise UserError(f"cannot expand {str(path).split('/')[0]} in {path}: no such user or "
+                        f"home directory") from None
+
 
 def checked_input(path: str | Path, what: str, memory_per_byte: int) -> Path:
     """`path` (with ~ expanded) if it is a regular file whose loading, at `memory_per_byte`
     bytes of memory per byte of file, fits in memory; else one UserError naming it."""
     from gpt_jax.memory import available_memory
 
-    p = Path(path).expanduser()
+    p = user_path(path)
     if not p.exists():
         raise UserError(f"{what} not found: {p}")
     if p.is_dir():

@@ -132,6 +132,23 @@ def _toy_files(tmp_path):
     return tmp_path / "train.tsv", tmp_path / "val.tsv"
 
 
+def test_a_written_target_is_never_longer_than_the_longest_target(model):
+    """The last of the T slots is the end token's place: a row that writes no end token there
+    (sampled hot from an untrained model) is cut at max_target_len characters, never printed
+    one longer than any target could be."""
+    import ml_collections
+
+    from gpt_jax.pairs_task import translate_texts
+
+    m, params, _ = model
+    config = ml_collections.ConfigDict({"data": {"max_source_len": S, "max_target_len": T - 1},
+                                        "model": {"name": "encoder_decoder", "block_size": T}})
+    vocab = PairVocab(tuple("abcdefghijklmnopq"))  # V = 3 specials + 17 characters
+    texts = translate_texts(m, params, config, vocab, ["abc"] * 16, greedy=False,
+                            temperature=3.0)
+    assert max(map(len, texts)) == T - 1, texts
+
+
 def _toy_args(tmp_path, workdir, *extra):
     train, val = _toy_files(tmp_path)
     return ["train.py", "--config=configs/seq2seq.py", f"--workdir={workdir}",
@@ -154,7 +171,7 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
     assert result.returncode == 0, result.stderr
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 300 and last["val_exact_match"] == 1.0, last
-    (tmp_path / "prompts.txt").write_text("abc\nhgfe\n")
+    (tmp_path / "prompts.txt").write_bytes(b"abc\r\nhgfe\n\n\n")  # CRLF, blank lines after
     from_file = run_python(["-m", "gpt_jax.sample", f"--workdir={run}",
                             f"--prompts={tmp_path / 'prompts.txt'}"])
     assert from_file.returncode == 0, from_file.stderr
@@ -168,16 +185,24 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
     uncached = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=dcba",
                            "--no_cache"])  # the decoder re-run on the whole prefix
     assert uncached.stdout.strip() == "abcd", uncached.stderr
-    for flag in ("--max_new_tokens=3", "--slide=1"):  # a continuation's, not a translation's
+    for flag, said in (("--max_new_tokens=3", "--max_new_tokens is for continuing text"),
+                       ("--slide=1", "--slide is for continuing text"),
+                       ("--num_samples=3", "--num_samples=3 with greedy decoding writes the "
+                                           "same target 3 times")):
         refused = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab", flag])
-        assert refused.returncode == 2 and refused.stderr.startswith(
-            f"error: {flag.split('=')[0]} is for continuing text"), refused.stderr
+        assert refused.returncode == 2 and refused.stderr.startswith(f"error: {said}"), (
+            refused.stderr)
     (tmp_path / "prompts.txt").write_text("abc\nabcdefgh\n")  # a source too long: named
     too_long = run_python(["-m", "gpt_jax.sample", f"--workdir={run}",
                            f"--prompts={tmp_path / 'prompts.txt'}"])
     assert too_long.returncode == 2 and too_long.stderr.strip().endswith(
         "prompts.txt, line 2: a source must have 1 to data.max_source_len = 6 characters, "
         "got 8: 'abcdefgh'"), too_long.stderr
+    (tmp_path / "prompts.txt").write_bytes(b"a\x0cb\n\xff\n")  # lines end at \n alone
+    not_utf8 = run_python(["-m", "gpt_jax.sample", f"--workdir={run}",
+                           f"--prompts={tmp_path / 'prompts.txt'}"])
+    assert not_utf8.returncode == 2 and not_utf8.stderr.strip().endswith(
+        "prompts.txt, line 2: not UTF-8 text (byte 0xff at byte column 1)"), not_utf8.stderr
 
 
 # Dropout on, a checkpoint every 10 steps.

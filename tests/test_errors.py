@@ -193,6 +193,13 @@ CASES = {
     "workdir_not_writable": (lambda d: ["train.py", f"--config={TINY}",
                                         f"--workdir={d / 'a_file' / 'run'}"],
                              "cannot create workdir .*a_file/run"),
+    "workdir_of_a_user_that_does_not_exist": (
+        lambda d: ["train.py", f"--config={TINY}", "--workdir=~no_such_user_here/run"],
+        r"cannot expand ~no_such_user_here in ~no_such_user_here/run: no such user"),
+    "pair_file_of_a_user_that_does_not_exist": (
+        lambda d: ["train.py", "--config=configs/seq2seq.py", f"--workdir={d / 'fresh_user'}",
+                   "--config.data.path=~no_such_user_here/pairs.tsv"],
+        r"cannot expand ~no_such_user_here in ~no_such_user_here/pairs.tsv"),
     "workdir_of_another_model": (train("--config.model.n_layer=3"),
                                  r"holds a checkpoint of a different model \(model.n_layer: "
                                  r"1 → 3\)"),
