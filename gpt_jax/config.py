@@ -245,7 +245,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                  f"model.block_size ({m.block_size}) must hold "
                  + ("the target and its end token" if m.name == "encoder_decoder"
                     else "source, separator, target and end token") +
-                 f": at least {need}")
+                 f": at least {need} (--config.model.block_size={need})")
     _require(m.name not in ("gpt", "encoder_decoder") or m.n_embd % m.n_head == 0,
              f"model.n_embd ({m.n_embd}) must be divisible by model.n_head ({m.n_head})")
     _require_fraction("model.dropout", m.dropout)

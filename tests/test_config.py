@@ -168,10 +168,12 @@ INCONSISTENT = [
     ({**PAIRS_GPT, "model.name": "mlp"},
      "data.task=pairs trains model.name gpt or encoder_decoder, not 'mlp'", [PAIRS_GPT]),
     ({**PAIRS_GPT, "model.block_size": 42}, "model.block_size (42) must hold source, "
-                                            "separator, target and end token: at least 43",
+                                            "separator, target and end token: at least 43 "
+                                            "(--config.model.block_size=43)",
      [PAIRS_GPT]),
     ({**PAIRS_SEQ2SEQ, "model.block_size": 10},
-     "model.block_size (10) must hold the target and its end token: at least 11",
+     "model.block_size (10) must hold the target and its end token: at least 11 "
+     "(--config.model.block_size=11)",
      [PAIRS_SEQ2SEQ]),
     ({"model.n_head": 3}, "model.n_embd (32) must be divisible by model.n_head (3)",
      [{"model.n_head": 8}, {"model.n_head": 3, "model.name": "bigram"}]),
