@@ -39,6 +39,7 @@ from gpt_jax.config import (  # noqa: E402
     validate,
 )
 from gpt_jax.errors import UserError  # noqa: E402
+from gpt_jax.user_files import user_path  # noqa: E402
 
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT, data prepared.")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
@@ -96,8 +97,10 @@ def main(argv):
     settings = parse_settings(F.set)
     if "train.seed" in settings:
         raise UserError("--set=train.seed=...: give the seeds as --seeds=S1,S2,...")
-    apply_overrides(config, settings)
+    apply_overrides(config, {**settings, "train.eval_interval": F.eval_interval})
     validate(config)
+    spec, colon, variant = F.config.partition(":")  # train.py runs in the repository: the
+    config_spec = f"{user_path(spec).absolute()}{colon}{variant}"  # file checked, not another
     if config.data.task == "pairs":
         raise UserError(f"--config={F.config} trains on source → target pairs; nanoGPT's run, "
                         f"timed against it, is on text (shakespeare_char)")
@@ -107,7 +110,7 @@ def main(argv):
     if not nano["evaluations"]:
         raise UserError(f"train.py of --nanogpt={F.nanogpt} printed no evaluation line like "
                         f"'step 250: train loss 1.9, val loss 1.9': is it karpathy/nanoGPT's?")
-    runs = [ours_run(F, int(seed), nano["wall_s"]) for seed in F.seeds]
+    runs = [ours_run(F, config_spec, int(seed), nano["wall_s"]) for seed in F.seeds]
     mean = mean_over_seeds(runs)
     hit = first_below(mean, F.target)
     result = {"target": F.target, "config": F.config, "set": F.set,
@@ -142,11 +145,11 @@ def mean_over_seeds(runs: list[dict]) -> dict:
                           for key in ("val_loss", "elapsed_s")}} for step in steps]}
 
 
-def ours_run(F, seed: int, nano_wall_s: float) -> dict:
+def ours_run(F, config_spec: str, seed: int, nano_wall_s: float) -> dict:
     """One of our runs, timed like nanoGPT's: a fresh process, a cold compilation cache."""
     with tempfile.TemporaryDirectory() as workdir:
         ours = timed_evaluations(
-            [sys.executable, "train.py", f"--config={F.config}", *OURS,
+            [sys.executable, "train.py", f"--config={config_spec}", *OURS,
              f"--config.train.eval_interval={F.eval_interval}", f"--config.train.seed={seed}",
              *(f"--config.{setting}" for setting in F.set), f"--workdir={workdir}"], REPO,
             r"^step\s+(?P<step>\d+) \| train loss [\d.]+ \| val loss (?P<val>[\d.]+)",

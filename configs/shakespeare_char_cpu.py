@@ -10,13 +10,14 @@ early should have decayed its rate by then), at a higher peak rate and a shorter
 best rate grows as the horizon shrinks. The sweeps behind both are in benchmarks/README.md.
 
 `:modern` is the same model and budget with the modern changes that the ladder measured to help
-(gpt_jax/modern_changes.py: RoPE, RMSNorm, QK-norm, SwiGLU, Muon, ...); `:modern_short` trains it
-for 300 steps, the cosine ending there, for benchmarks/time_to_loss.py. `:modern_fast` is the
-recipe that reaches a val loss of 1.88 soonest on a CPU: half the depth (2 layers), 400 steps,
-no warmup. Early in training a small model learns faster per second than a deep one (the
-compute-optimal model grows with the budget), so at this budget depth costs more time than it
-saves steps; and a warmup spends steps of a short run at a low rate. Measured over several seeds
-in benchmarks/README.md.
+(gpt_jax/modern_changes.py KEPT: RoPE, QK-norm, SwiGLU, zero-initialized projections, a
+logit soft-cap, Muon; RMSNorm, no biases and an untied head did not lower the loss);
+`:modern_short` trains it for 300 steps, the cosine ending there, for
+benchmarks/time_to_loss.py. `:modern_fast` is the recipe that reaches a val loss of 1.88
+soonest on a CPU: half the depth (2 layers), 400 steps, no warmup. Early in training a small
+model learns faster per second than a deep one (the compute-optimal model grows with the
+budget), so at this budget depth costs more time than it saves steps; and a warmup spends steps
+of a short run at a low rate. Measured over several seeds in benchmarks/README.md.
 """
 
 from gpt_jax import modern_changes

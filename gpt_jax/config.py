@@ -260,6 +260,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"model.pos_emb must be one of {POS_EMBS}, got {m.pos_emb!r}")
     _require(1 < m.rope_base < math.inf,
              f"model.rope_base must be a number > 1, got {m.rope_base}")
+    _require(as_float32(m.rope_base) > 1, f"model.rope_base={m.rope_base} rounds to 1 in "
+             f"float32, the precision it is computed in: every pair would turn alike; it must "
+             f"be at least 1.0000001")
     _require(m.pos_emb != "rope" or m.name != "gpt" or m.n_embd // m.n_head % 2 == 0,
              f"model.pos_emb=rope turns pairs of channels: the head size n_embd / n_head must "
              f"be even, got {m.n_embd // m.n_head}")

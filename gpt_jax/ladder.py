@@ -184,6 +184,10 @@ def _main(argv: list[str]) -> None:
     compilation_cache.enable()
     configs = _configs_dir(F.configs_dir)
     overrides = config_flags.get_override_values(F["config"])
+    if F.modern and "train.seed" in overrides:
+        raise UserError(f"--config.train.seed: with --modern, the CPU GPT and each modern rung "
+                        f"run seeds {' and '.join(map(str, MODERN_SEEDS))} (their mean is the "
+                        f"figure); drop it, or run the ladder without --modern")
     workdir = run_files.prepare(F.workdir)
     if F.seq2seq:
         steps, report_name, title = SEQ2SEQ_STEPS, "seq2seq", \

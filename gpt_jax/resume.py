@@ -34,6 +34,13 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
         raise UserError(f"workdir {workdir} was trained with train.optimizer="
                         f"{stored.train.optimizer}, whose state its checkpoints hold: resume "
                         f"with it, or use a new --workdir")
+    clipped = stored.train.grad_clip > 0
+    if clipped != (config.train.grad_clip > 0):
+        raise UserError(f"workdir {workdir} was trained with train.grad_clip="
+                        f"{stored.train.grad_clip}, clipping {'on' if clipped else 'off'}, whose "
+                        f"optimizer state its checkpoints hold: resume with clipping "
+                        f"{'on (any train.grad_clip > 0)' if clipped else 'off (0)'}, or use a "
+                        f"new --workdir")
     refused = [c for c in changes if c.split(":")[0].split(".")[1] not in PARAMETER_NEUTRAL]
     if refused:
         raise UserError(f"workdir {workdir} holds a checkpoint of a different model "

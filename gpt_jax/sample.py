@@ -56,7 +56,7 @@ flags.DEFINE_integer("slide", 0, "When the context fills the block, drop this ma
                      "tokens and prefill again (default block_size/2; 1 = exact, slowest).",
                      flag_values=FLAGS)
 flags.DEFINE_bool("no_cache", False, "Re-run the whole context for every token (slow; for "
-                  "comparison).", flag_values=FLAGS)
+                  "comparison: the same text as the cache with --slide=1).", flag_values=FLAGS)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -112,6 +112,9 @@ def _main(argv: list[str]) -> None:
     _check(F.step is None or 0 <= F.step <= INT32_MAX, f"--step must be >= 0, got {F.step}")
     _check(not (F.best and F.step is not None), "--best and --step choose a checkpoint "
            "each: give one")
+    _check(not (F.no_cache and FLAGS["slide"].present), "--slide is the KV cache's: "
+           "--no_cache re-reads the last block_size tokens for every token, which the cache "
+           "matches with --slide=1; drop one of them")
     prompts = _prompts(F)
 
     from gpt_jax import compilation_cache

@@ -345,7 +345,9 @@ class Trainer:
                 else "no checkpoint was written"
             raise UserError(f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
                             f"at step {step}: stopped; {kept}. Try a lower "
-                            f"--config.train.learning_rate")
+                            f"--config.train.learning_rate" + (
+                                " or --config.train.muon_learning_rate"
+                                if self.config.train.optimizer == "muon" else ""))
         self.reporter.step(step, loss, grad_norm, self.learning_rates.after(step), tokens_per_s)
 
     def _record(self, step: int, tokens_per_s: float, write: bool = True) -> dict:

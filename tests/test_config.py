@@ -191,6 +191,9 @@ INCONSISTENT = [
                   POS_EMBS),
     *_range_rows("model.rope_base", "model.rope_base must be a number > 1",
                  (1.0, math.nan, math.inf), (1.001, 10000.0, F32_MAX)),
+    ({"model.rope_base": 1.00000001}, "model.rope_base=1.00000001 rounds to 1 in float32, the "
+     "precision it is computed in: every pair would turn alike; it must be at least 1.0000001",
+     [{"model.rope_base": 1.0000002}]),
     ({"model.pos_emb": "rope", "model.n_embd": 24, "model.n_head": 8},
      "model.pos_emb=rope turns pairs of channels: the head size n_embd / n_head must be even, "
      "got 3",

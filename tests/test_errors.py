@@ -316,6 +316,8 @@ CASES = {
     # sampling
     "prompt_outside_vocabulary": (sample("--prompt=héllo"),
                                   "character 'é' is not in the vocabulary of 65 characters"),
+    "sample_slide_without_the_cache": (sample("--no_cache", "--slide=2"),
+                                       "--slide is the KV cache's: --no_cache re-reads"),
     "prompts_file_line_outside_vocabulary": (
         lambda d: sample(f"--prompts={d / 'prompts.txt'}")(d),
         "--prompts .*prompts.txt, line 3: character 'é' is not in the vocabulary of 65"),
@@ -369,6 +371,14 @@ CASES = {
     "ladder_seed_of_2_to_the_32": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_seed'}",
                    f"--config.train.seed={2**32}"], r"train.seed must be in \[0, 2\^32 - 1\]"),
+    "modern_ladder_with_a_seed": (
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_modern_seed'}", "--modern",
+                   "--config.train.seed=5"],
+        r"--config.train.seed: with --modern, the CPU GPT and each modern rung run seeds 1337 "
+        r"and 1"),
+    "benchmark_eval_interval_past_int32": (  # found before nanoGPT's minutes, not after
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", "--eval_interval=3000000000"],
+        r"train.eval_interval must be <= 2147483647"),
     "benchmark_seeds_of_2_to_the_32": (
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", f"--seeds=1,{2**32}"],
         r"--seeds must each be in \[0, 2\^32 - 1\]"),

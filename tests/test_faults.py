@@ -237,6 +237,11 @@ def test_resume_allows_what_does_not_change_the_parameters_and_refuses_the_rest(
         refused = _train(tmp_path, args=["--config.train.num_steps=30", change])
         assert refused.returncode == 2
         assert "holds a checkpoint of a different model" in refused.stderr
+    # Clipping on or off is another optimizer chain, whose state the checkpoint holds.
+    refused = _train(tmp_path, args=["--config.train.num_steps=30", "--config.train.grad_clip=0"])
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        f"error: workdir {tmp_path} was trained with train.grad_clip=1.0, clipping on"), (
+        refused.stderr)
     assert load_run(tmp_path).step == 20
 
 
