@@ -42,6 +42,9 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
                         f"{'on (any train.grad_clip > 0)' if clipped else 'off (0)'}, or use a "
                         f"new --workdir")
     refused = [c for c in changes if c.split(":")[0].split(".")[1] not in PARAMETER_NEUTRAL]
+    if stored.model.name == "encoder_decoder":  # a table of source positions, one per row
+        refused += [c for c in run_files.config_differences(stored, config, "data")
+                    if c.startswith("data.max_source_len:")]
     if refused:
         raise UserError(f"workdir {workdir} holds a checkpoint of a different model "
                         f"({refused[0]}); use a new --workdir or the original config")

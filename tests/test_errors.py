@@ -673,7 +673,9 @@ def test_a_command_whose_standard_streams_are_closed_runs_on_dev_null(tmp_path):
 
 def test_a_workdir_holding_the_other_kind_of_vocabulary_is_refused_in_one_line(tmp_path):
     """A text run whose vocab.json is a pairs vocabulary, and a seq2seq run whose vocab.json
-    is a text tokenizer's, are refused on resume instead of failing deep inside the data."""
+    is a text tokenizer's, are refused on resume instead of failing deep inside the data; so
+    is a longer data.max_source_len for the seq2seq run (another table of source positions),
+    before anything compiles."""
     text, pairs = tmp_path / "text", tmp_path / "pairs"
     for workdir, args in ((text, [f"--config={TINY}"]),
                           (pairs, ["--config=configs/seq2seq.py", "--config.train.eval_iters=1",
@@ -681,6 +683,12 @@ def test_a_workdir_holding_the_other_kind_of_vocabulary_is_refused_in_one_line(t
         done = run_python(["train.py", *args, f"--workdir={workdir}",
                            "--config.train.num_steps=1"])
         assert done.returncode == 0, done.stderr
+    longer = run_python(["train.py", "--config=configs/seq2seq.py", f"--workdir={pairs}",
+                         "--config.train.eval_iters=1", "--config.model.n_layer=1",
+                         "--config.data.max_source_len=40", "--config.train.num_steps=2"])
+    assert longer.returncode == 2 and longer.stderr.startswith(  # refused before compiling
+        f"error: workdir {pairs} holds a checkpoint of a different model "
+        f"(data.max_source_len: 32 → 40)"), longer.stderr
     text_vocab = (text / "vocab.json").read_bytes()
     (text / "vocab.json").write_bytes((pairs / "vocab.json").read_bytes())
     (pairs / "vocab.json").write_bytes(text_vocab)
