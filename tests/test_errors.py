@@ -441,6 +441,9 @@ CASES = {
         lambda d: ["benchmarks/translation.py", f"--workdir={d / 'run'}",
                    f"--out={d / 'translation.json'}"],
         "--workdir=.*run is a run of the gpt model; .*pass a run of configs/seq2seq.py"),
+    "translation_benchmark_of_an_empty_workdir": (  # not the untrained model, quietly
+        lambda d: ["benchmarks/translation.py", "--workdir=", f"--out={d / 'translation.json'}"],
+        "--workdir is empty: pass a run of configs/seq2seq.py"),
     "data_at_scale_infinite_gigabytes": (
         lambda d: ["benchmarks/data_at_scale.py", "--gigabytes=inf", f"--scratch={d / 'scratch'}"],
         "--gigabytes must be a positive number, got inf"),
