@@ -24,6 +24,13 @@ from gpt_jax.user_files import user_path
 # The names a config chooses between, and where each is built. They are here, not beside the
 # code, so that loading and checking a config never imports jax: a typo is reported in a
 # fraction of a second, not after the seconds that importing jax takes.
+# Switches of the GPT that a model does not read, which it would ignore without a word: each
+# must stay at its default there. The lecture's small models have none of the modern GPT's.
+_MODERN = ("pos_emb", "norm", "qk_norm", "bias", "zero_init_proj", "logit_softcap")
+GPT_SWITCHES_NOT_READ = {
+    "encoder_decoder": ("pos_emb", "norm", "layer_norm", "residual", "projections", "ffwd",
+                        "logit_softcap", "query_chunk"),
+    "bigram": _MODERN, "ngram": _MODERN, "mlp": _MODERN}
 MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt", "encoder_decoder")  # models/__init__.py
 TASKS = ("text", "pairs")  # task.py
 POS_EMBS = ("learned", "rope", "none")  # models/gpt.py, models/rope.py
@@ -221,13 +228,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require_count("data.on_device_budget_mb", config.data.on_device_budget_mb, 0)
     _require(m.name != "encoder_decoder" or config.data.task == "pairs",
              "model.name=encoder_decoder reads source → target pairs: set data.task=pairs")
-    if m.name == "encoder_decoder":  # switches of the GPT's ladder it does not have
-        defaults = base_config().model
-        for field in ("pos_emb", "norm", "layer_norm", "residual", "projections", "ffwd",
-                      "logit_softcap", "query_chunk"):
-            _require(m[field] == defaults[field],
-                     f"model.{field} is a switch of the GPT; the encoder–decoder has no "
-                     f"other form: leave it at {defaults[field]!r}")
+    defaults = base_config().model
+    for field in GPT_SWITCHES_NOT_READ.get(m.name, ()):
+        _require(m[field] == defaults[field],
+                 f"model.{field} is a switch of the GPT; the "
+                 f"{'encoder–decoder' if m.name == 'encoder_decoder' else m.name + ' model'} "
+                 f"has no other form: leave it at {defaults[field]!r}")
     _require(config.data.task == "pairs" or not config.data.val_path,
              "data.val_path names a file of held-out pairs, for data.task=pairs; a text task "
              "holds out its own validation split")

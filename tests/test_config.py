@@ -200,6 +200,12 @@ INCONSISTENT = [
      [{"model.pos_emb": "rope", "model.n_embd": 16, "model.n_head": 8},
       {"model.pos_emb": "learned", "model.n_embd": 24, "model.n_head": 8}]),
     *_choice_rows("model.norm", f"model.norm must be one of {NORMS}", "batchnorm", NORMS),
+    ({"model.name": "bigram", "model.pos_emb": "rope"},
+     "model.pos_emb is a switch of the GPT; the bigram model has no other form: leave it at "
+     "'learned'", [{"model.pos_emb": "rope"}, {"model.name": "bigram"}]),
+    ({"model.name": "mlp", "model.qk_norm": True},
+     "model.qk_norm is a switch of the GPT; the mlp model has no other form: leave it at False",
+     [{"model.qk_norm": True}, {**PAIRS_SEQ2SEQ, "model.qk_norm": True}]),
     ({"model.norm": "rmsnorm", "model.layer_norm": False},
      "model.norm=rmsnorm chooses the norms that model.layer_norm puts in: set "
      "model.layer_norm=True", [{"model.norm": "rmsnorm"}, {"model.layer_norm": False}]),
