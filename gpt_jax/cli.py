@@ -54,9 +54,16 @@ FLAG_FILE_LIMIT = 1 << 20
 
 
 def check_argv(argv: Sequence[str]) -> None:
-    """What must hold before any flag is read: a --flagfile, and every --flagfile nested in
-    one, is a regular UTF-8 file of at most 1 MiB that does not include itself (a pipe or a
-    device would be read forever), and a --config file a regular file."""
+    """What must hold before any flag is read: the current folder exists (relative paths are
+    read from it), a --flagfile, and every --flagfile nested in one, is a regular UTF-8 file of
+    at most 1 MiB that does not include itself (a pipe or a device would be read forever), and
+    a --config file a regular file."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UserError("the current folder no longer exists (it was deleted while the shell "
+                        "was in it): cd to a folder that exists and run the command again"
+                        ) from None
     _check_flags(argv[1:], within=())
 
 

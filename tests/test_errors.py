@@ -703,3 +703,15 @@ def test_a_workdir_holding_the_other_kind_of_vocabulary_is_refused_in_one_line(t
                            "--config.train.num_steps=2"])
         assert done.returncode == 2 and said in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_command_run_from_a_deleted_folder_says_so_in_one_line(tmp_path):
+    """A shell left in a folder that another command deleted: os.getcwd() fails, and every
+    relative path with it (it was a traceback from pathlib, deep in the trainer)."""
+    gone = tmp_path / "gone"
+    result = subprocess.run(["bash", "-c", f'mkdir "{gone}" && cd "{gone}" && rmdir "{gone}" '
+                             f'&& exec "$0" {REPO / "train.py"} --config={TINY} --workdir=run',
+                             sys.executable], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr == (
+        "error: the current folder no longer exists (it was deleted while the shell was in "
+        "it): cd to a folder that exists and run the command again\n"), result.stderr
