@@ -307,6 +307,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _require_fraction(f"train.{beta}", t[beta])
     _require(t.optimizer in OPTIMIZERS,
              f"train.optimizer must be one of {OPTIMIZERS}, got {t.optimizer!r}")
+    hidden = m.name == "mlp" or (m.name in ("gpt", "encoder_decoder") and m.n_layer >= 1)
+    _require(t.optimizer != "muon" or hidden,
+             f"train.optimizer=muon orthogonalizes the hidden weight matrices, and the "
+             f"{m.name} model{' with n_layer=0' if m.name in ('gpt', 'encoder_decoder') else ''}"
+             f" has none (everything would be AdamW's): use train.optimizer=adamw")
     _require(0 < t.muon_learning_rate < math.inf,
              f"train.muon_learning_rate must be a positive number, got {t.muon_learning_rate}")
     _require(0 <= t.muon_weight_decay < math.inf,

@@ -203,6 +203,14 @@ INCONSISTENT = [
     ({"model.name": "bigram", "model.pos_emb": "rope"},
      "model.pos_emb is a switch of the GPT; the bigram model has no other form: leave it at "
      "'learned'", [{"model.pos_emb": "rope"}, {"model.name": "bigram"}]),
+    ({"model.name": "bigram", "train.optimizer": "muon"},
+     "train.optimizer=muon orthogonalizes the hidden weight matrices, and the bigram model has "
+     "none (everything would be AdamW's): use train.optimizer=adamw",
+     [{"model.name": "mlp", "train.optimizer": "muon"}, {"train.optimizer": "muon"}]),
+    ({"model.n_layer": 0, "train.optimizer": "muon"},
+     "train.optimizer=muon orthogonalizes the hidden weight matrices, and the gpt model with "
+     "n_layer=0 has none (everything would be AdamW's): use train.optimizer=adamw",
+     [{"model.n_layer": 0}]),
     ({"model.name": "mlp", "model.qk_norm": True},
      "model.qk_norm is a switch of the GPT; the mlp model has no other form: leave it at False",
      [{"model.qk_norm": True}, {**PAIRS_SEQ2SEQ, "model.qk_norm": True}]),
