@@ -188,7 +188,6 @@ def _main(argv: list[str]) -> None:
         raise UserError(f"--config.train.seed: with --modern, the CPU GPT and each modern rung "
                         f"run seeds {' and '.join(map(str, MODERN_SEEDS))} (their mean is the "
                         f"figure); drop it, or run the ladder without --modern")
-    workdir = run_files.prepare(F.workdir)
     if F.seq2seq:
         steps, report_name, title = SEQ2SEQ_STEPS, "seq2seq", \
             "The encoder–decoder and the decoder-only GPT on the same pairs"
@@ -199,10 +198,14 @@ def _main(argv: list[str]) -> None:
     planned = []
     for name, spec in steps:  # load and check every config before training any
         config = load_config_file(str(configs / spec))
-        apply_overrides(config, overrides)
-        validate(config)
+        try:
+            apply_overrides(config, overrides)
+            validate(config)
+        except UserError as e:  # the overrides apply to every step: say which one refuses
+            raise UserError(f"step {name} ({spec}): {e}") from None
         seeds = MODERN_SEEDS if F.modern and (name, spec) in [STEPS[-1], *MODERN_STEPS] else ()
         planned.append((name, config, seeds))
+    workdir = run_files.prepare(F.workdir)  # once every step's config is known to be good
     results = []
     markdown, plot = workdir / f"{report_name}.md", workdir / f"{report_name}.png"
     for name, config, seeds in planned:

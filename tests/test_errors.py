@@ -368,9 +368,14 @@ CASES = {
     "seed_of_2_to_the_32": (train(f"--config.train.seed={2**32}"),
                             r"train.seed must be in \[0, 2\^32 - 1\], got 4294967296"),
     "sample_seed_of_2_to_the_32": (sample(f"--seed={2**32}"), r"--seed must be in \[0, 2\^32"),
-    "ladder_seed_of_2_to_the_32": (
+    "ladder_seed_of_2_to_the_32": (  # the first step refuses it, before any folder is made
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_seed'}",
-                   f"--config.train.seed={2**32}"], r"train.seed must be in \[0, 2\^32 - 1\]"),
+                   f"--config.train.seed={2**32}"],
+        r"^error: step bigram \(bigram.py\): train.seed must be in \[0, 2\^32 - 1\]"),
+    "seq2seq_ladder_step_that_refuses_an_override": (
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_s2s'}", "--seq2seq",
+                   "--config.data.max_source_len=40"],
+        r"^error: step gpt_on_pairs \(seq2seq.py:gpt\): model.block_size \(43\) must hold"),
     "modern_ladder_with_a_seed": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_modern_seed'}", "--modern",
                    "--config.train.seed=5"],
