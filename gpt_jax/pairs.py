@@ -57,7 +57,8 @@ def load_pairs(path: str | Path, max_source_len: int,
                     blank = blank or number
                     continue
                 if blank:
-                    raise UserError(f"{p}:{blank}: a blank line between pairs; "
+                    raise UserError(f"{p}:{blank}: a blank line "
+                                    f"{'between pairs' if pairs else 'before the first pair'}; "
                                     f"expected source<TAB>target")
                 pairs.append(_check_line(where, line, max_source_len, max_target_len))
     except OSError as e:

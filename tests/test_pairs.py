@@ -170,6 +170,7 @@ BAD_FILES = {
     "latin1_after_bom": (b"\xef\xbb\xbfcaf\xe9\tx\n", r"pairs.tsv:1: not UTF-8 text "
                                                       r"\(byte 0xe9 at byte column 7\)"),
     "blank_line_between_pairs": (b"a\tb\n\nc\td\n", r"pairs.tsv:2: a blank line between"),
+    "blank_line_first": (b"\r\na\tb\n", r"pairs.tsv:1: a blank line before the first pair"),
 }
 
 
