@@ -119,8 +119,9 @@ def train(*args):
     return lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'run'}", *args]
 
 
-def sample(*args):
-    return lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'run'}", *args]
+def sample(*args, workdir: str = "run"):
+    """The sampler's command on the fixture's run, or on another of its workdirs."""
+    return lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / workdir}", *args]
 
 
 CASES = {
@@ -268,7 +269,7 @@ CASES = {
     "negative_timeout": (train("--distributed_timeout=-1"),
                          r"--distributed_timeout must be in \(0, 1e6\]"),
     # sampling
-    "sample_workdir_is_a_file": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'a_file'}"],
+    "sample_workdir_is_a_file": (sample(workdir="a_file"),
                                  "is a file, not a run folder"),
     "sample_negative_seed": (sample("--seed=-1"), r"--seed must be in \[0, 2\^32 - 1\]"),
     "sample_huge_seed": (sample(f"--seed={2**64}"), r"--seed must be in"),
@@ -328,7 +329,7 @@ CASES = {
     "missing_step": (sample("--step=7"), "no checkpoint at step 7 in .*; available: 10"),
     "workdir_without_checkpoints": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d}"],
                                     "is not a training run: config.json or vocab.json"),
-    "missing_workdir": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'nope'}"],
+    "missing_workdir": (sample(workdir="nope"),
                         "workdir not found"),
     # the benchmarks are commands too
     "benchmark_steps_0": (lambda d: ["benchmarks/bench.py", "--steps=0"],
@@ -495,13 +496,13 @@ CASES = {
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fifo_config'}"],
         "fifo_config/config.json is a FIFO, not a regular file: move it away"),
     "sample_with_config_json_a_fifo": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'fifo_config'}"],
+        sample(workdir="fifo_config"),
         "fifo_config/config.json is a FIFO, not a regular file"),
     "resume_with_vocab_json_dev_zero": (
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'zero_vocab'}"],
         "zero_vocab/vocab.json is a device, not a regular file"),
     "sample_with_vocab_json_dev_zero": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'zero_vocab'}"],
+        sample(workdir="zero_vocab"),
         "zero_vocab/vocab.json is a device, not a regular file"),
     "inspect_with_vocab_json_a_fifo": (
         lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'fifo_vocab'}", "--prompt=ab",
@@ -518,7 +519,7 @@ CASES = {
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fifo_lock'}"],
         "fifo_lock/train.lock is a FIFO, not a regular file"),
     "sample_best_with_its_score_a_fifo": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'fifo_score'}", "--best"],
+        sample("--best", workdir="fifo_score"),
         "fifo_score/checkpoints/10/metrics/metrics is a FIFO, not a regular file"),
     "ladder_with_config_json_a_fifo": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_config'}"],
@@ -530,7 +531,7 @@ CASES = {
         lambda d: ["-m", "gpt_jax.context_report", f"--workdir={d / 'ctx'}", "--steps=5"],
         "ctx/ngram_context1_5steps/metrics.jsonl is a FIFO, not a regular file"),
     "sample_text_run_with_a_pairs_vocabulary": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'pairs_vocab'}"],
+        sample(workdir="pairs_vocab"),
         "pairs_vocab/vocab.json holds the vocabulary of source → target pairs, but "
         "config.json trains data.task=text: the two files are of different runs"),
     "inspect_pairs_run_with_a_text_vocabulary": (
@@ -538,26 +539,26 @@ CASES = {
         r"pairs_config/vocab.json holds a text tokenizer \(char\), but config.json trains "
         "data.task=pairs"),
     "vocab_chars_holding_a_number": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'chars_numbers'}"],
+        sample(workdir="chars_numbers"),
         "chars_numbers/vocab.json is damaged: 'chars' must be sorted, unique, single "
         "characters: entry 1 is 1"),
     "vocab_chars_holding_null": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'chars_null'}"],
+        sample(workdir="chars_null"),
         "chars_null/vocab.json is damaged: .*: entry 1 is null"),
     "vocab_chars_holding_a_word": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'chars_words'}"],
+        sample(workdir="chars_words"),
         "chars_words/vocab.json is damaged: .*: entry 1 is \"bc\""),
     "vocab_chars_holding_a_duplicate": (
         lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'chars_twice'}", "--prompt=a"],
         "chars_twice/vocab.json is damaged: .*: 'a' is entry 0 and entry 1"),
     "vocab_chars_not_a_list": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'chars_not_a_list'}"],
+        sample(workdir="chars_not_a_list"),
         "chars_not_a_list/vocab.json is damaged: 'chars' must be a list .*, not a str"),
     "pairs_vocab_chars_holding_null": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'pairs_chars_null'}"],
+        sample(workdir="pairs_chars_null"),
         "pairs_chars_null/vocab.json is damaged: .*: entry 0 is null"),
     "pairs_vocab_chars_holding_a_word": (
-        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'pairs_chars_words'}"],
+        sample(workdir="pairs_chars_words"),
         "pairs_chars_words/vocab.json is damaged: .*: entry 0 is \"ab\""),
 }
 
