@@ -257,7 +257,10 @@ def pairs_inputs(config: ml_collections.ConfigDict) -> tuple[jax.ShapeDtypeStruc
 def encode_source(config: ml_collections.ConfigDict, vocab: PairVocab, source: str) -> np.ndarray:
     """The ids of a source a run can translate: 1 to data.max_source_len known characters."""
     S = config.data.max_source_len
-    if not source or len(source) > S:
+    if not source:
+        raise UserError(f"the source is empty: a run trained on pairs writes the target of a "
+                        f"source of 1 to data.max_source_len = {S} characters (--prompt=TEXT)")
+    if len(source) > S:
         raise UserError(f"a source must have 1 to data.max_source_len = {S} characters, "
                         f"got {len(source)}: {source!r}")
     return vocab.encode_source(source)

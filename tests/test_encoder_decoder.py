@@ -192,6 +192,10 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
         refused = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab", flag])
         assert refused.returncode == 2 and refused.stderr.startswith(f"error: {said}"), (
             refused.stderr)
+    no_source = run_python(["-m", "gpt_jax.sample", f"--workdir={run}"])
+    assert no_source.returncode == 2 and no_source.stderr.startswith(
+        "error: the source is empty: a run trained on pairs writes the target of a source of 1 "
+        "to data.max_source_len = 6 characters"), no_source.stderr
     (tmp_path / "prompts.txt").write_text("abc\nabcdefgh\n")  # a source too long: named
     too_long = run_python(["-m", "gpt_jax.sample", f"--workdir={run}",
                            f"--prompts={tmp_path / 'prompts.txt'}"])
