@@ -110,7 +110,7 @@ def test_the_train_step_applies_the_optimizer_to_the_gradient_of_the_loss():
     optimizer's update of the batch's gradient, computed here outside of it."""
     config = tiny_config()
     model = build_model(config.model, 65)
-    train = _train(num_steps=5)
+    train = _train(num_steps=5, warmup_steps=0)  # update 0 at the full rate, not at 0
     optimizer = make_optimizer(train)
     state = init_state(model, optimizer, 0, 8)
     data = np.random.default_rng(1).integers(0, 65, size=(1, 1, 8, 9)).astype(np.int32)
@@ -121,6 +121,9 @@ def test_the_train_step_applies_the_optimizer_to_the_gradient_of_the_loss():
     rows = shard(np.arange(8, dtype=np.int32).reshape(1, 1, 8))
     new, metrics = make_train_step(model, optimizer, seed=0)(replicate(state), shard(x),
                                                              shard(y), rows)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(
+        jax.tree.leaves(expected), jax.tree.leaves(state.params), strict=True))
+    assert moved > 5e-3, moved  # AdamW's first update: ~the rate, 1e-2, on every entry
     # The same float32 arithmetic on both sides, in a different order: 1e-6 of values ~0.1.
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6),
                  unreplicate(new.params), expected)
