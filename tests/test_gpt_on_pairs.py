@@ -1,0 +1,96 @@
+"""The decoder-only GPT on pairs (configs/seq2seq.py:gpt), the encoder–decoder's comparison:
+it is taught the target only, the targets it writes greedily are lined up with the targets
+they are scored against, and the exact match counts the held-out pairs written right."""
+
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conftest import REPO
+from gpt_jax.config import load_config_file
+from gpt_jax.layout import BatchLayout
+from gpt_jax.pairs import PairVocab, encode_pairs
+from gpt_jax.pairs_task import PairsTask, prefix_sequences
+from gpt_jax.steps import replicate
+
+BOS, EOS = PairVocab.BOS, PairVocab.EOS
+TRAIN = [("abc", "xy"), ("b", "yyx"), ("cab", "x"), ("a", "xxyy"), ("bb", "y"), ("ca", "yx")]
+VAL = [("ab", "yx"), ("cba", "xyx"), ("c", "y"), ("bca", "yy"), ("aa", "x")]  # 5: one batch
+# of 4 and one with 3 padding rows
+
+
+def test_prefix_sequences_teach_the_target_only():
+    vocab = PairVocab.from_pairs(TRAIN)
+    x, y, w = prefix_sequences(encode_pairs(TRAIN[:2], vocab, 4, 4), L=9)
+    ids = lambda text: list(vocab.encode_source(text))
+    first = ids("abc") + [BOS] + ids("xy") + [EOS]  # source<BOS>target<EOS>, 7 tokens
+    second = ids("b") + [BOS] + ids("yyx") + [EOS]
+    for row, sequence, source_len in ((0, first, 3), (1, second, 1)):
+        n = len(sequence) - 1
+        np.testing.assert_array_equal(x[row], sequence[:-1] + [PairVocab.PAD] * (9 - n))
+        np.testing.assert_array_equal(y[row], sequence[1:] + [PairVocab.PAD] * (9 - n))
+        # Taught from the BOS (whose next token is the target's first) to the EOS, nothing else:
+        np.testing.assert_array_equal(w[row], [0] * source_len + [1] * (n - source_len)
+                                      + [0] * (9 - n))
+
+
+def _task():
+    config = load_config_file(str(REPO / "configs" / "seq2seq.py") + ":gpt")
+    config.data.max_source_len, config.data.max_target_len = 4, 4
+    m = config.model
+    m.block_size, m.n_layer, m.n_head, m.n_embd = 4 + 4 + 1, 1, 2, 16
+    config.train.batch_size = 4
+    task = PairsTask(config, TRAIN, VAL, PairVocab.from_pairs(TRAIN + VAL))
+    model = task.build_model()
+    x_1xL = jnp.zeros((1, m.block_size), jnp.int32)
+    params = model.init(jax.random.key(0), x_1xL)["params"]
+    # Far from init, so that the greedy answers differ from row to row.
+    params = jax.tree.map(lambda p: p + 0.5 * jax.random.normal(jax.random.key(1), p.shape),
+                          params)
+    return task, model, params
+
+
+def _greedy_by_hand(model, params, source: list[int], steps: int, L: int) -> list[int]:
+    """The plainest greedy loop: the whole sequence through the model for every token."""
+    sequence = [*source, BOS]
+    for _ in range(steps):
+        x_1xL = np.zeros((1, L), np.int32)
+        x_1xL[0, :len(sequence)] = sequence
+        logits = model.apply({"params": params}, jnp.asarray(x_1xL))
+        sequence.append(int(jnp.argmax(logits[0, len(sequence) - 1])))
+    return sequence[len(source) + 1:]
+
+
+def test_the_written_targets_sit_where_the_targets_are_scored():
+    task, model, params = _task()
+    x, y, w = (np.asarray(a) for a in task._rows(task.val))
+    written = np.asarray(task.write(model, params, (jnp.asarray(x),)))
+    answers = set()
+    for n, (source, _) in enumerate(VAL):
+        by_hand = _greedy_by_hand(model, params, list(task.vocab.encode_source(source)), task.T,
+                                  task.L)
+        taught = w[n] == 1
+        np.testing.assert_array_equal(written[n][taught], by_hand[:taught.sum()])
+        answers.add(tuple(by_hand))
+    assert len(answers) > 1, "every row wrote the same answer: the test would prove little"
+
+
+def test_the_exact_match_is_the_share_of_held_out_pairs_written_right():
+    """A writer that answers rows 0 and 3 right and the others wrong on one token: 2 of 5, the
+    3 padding rows of the last batch counted nowhere."""
+    task, model, params = _task()
+
+    x_NxL, y_NxL = (jnp.asarray(a) for a in task._rows(task.val)[:2])
+
+    class Writer(PairsTask):
+        def write(self, model, params, inputs):
+            # Which held-out pair each row of the batch is, found by its input sequence:
+            n_B = jnp.argmax(jnp.all(inputs[0][:, None] == x_NxL[None], axis=-1), axis=-1)
+            right_B = (n_B == 0) | (n_B == 3)
+            return jnp.where(right_B[:, None], y_NxL[n_B], y_NxL[n_B] + 1)
+
+    writer = Writer(task.config, TRAIN, VAL, task.vocab)
+    layout = BatchLayout(task.config.train.batch_size, 1, 0, 1)
+    scores = writer.evaluator(model)(replicate(params), writer.eval_data(layout))
+    assert scores["val_exact_match"][0] == np.float32(2) / np.float32(5)
