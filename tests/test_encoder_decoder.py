@@ -91,7 +91,9 @@ def test_cached_decoding_equals_the_uncached_decoder_token_for_token(model, gree
 def test_cached_logits_equal_the_uncached_decoder_logit_for_logit(model, fused_decode, qk_norm):
     """Both decoding paths (model.fused_decode) against the uncached decoder, step by step;
     the fused heads also with normalized queries and keys (the source's keys projected with
-    its values, then normalized)."""
+    its values, then normalized). Equal to float32 rounding: one position's products sum in
+    another order than the whole prefix's (measured ~1e-6 on logits of ~1; a cache read at the
+    wrong position moves them by 0.1 or more)."""
     m, params, _ = model
     m = m.clone(config=dataclasses.replace(CONFIG, fused_decode=fused_decode, qk_norm=qk_norm))
     if qk_norm:  # gains too: each head's RMSNorm scale, away from 1
@@ -254,8 +256,8 @@ def test_two_devices_match_one_device_with_dropout_on(tmp_path, one_device):
 
     result = run_python(_toy_args(tmp_path, tmp_path / "run", *SHORT), env=devices_env(2))
     assert result.returncode == 0, result.stderr
-    assert_trees_close(one_device.params, load_run(tmp_path / "run").params, rtol=1e-4,
-                       atol=1e-6)
+    assert_trees_close(one_device.state, load_run(tmp_path / "run").state, rtol=1e-5,
+                       atol=1e-7)
 
 
 @pytest.mark.parametrize("content, message", [
