@@ -321,20 +321,22 @@ def _spread_gradients(params, seed=0):
     return jax.tree.map(one, params, labels)
 
 
-@pytest.mark.parametrize("ns_steps", [5, 3])
-def test_one_muon_step_orthogonalizes_the_hidden_matrices(muon_model_params, ns_steps):
-    """Update of a Muon leaf = −rate · √max(1, fan_out/fan_in) · NewtonSchulz(gradient), the
-    stacked (C, H, D) kernels as one (C, H·D) matrix: singular values near 1 (in [0.6, 1.2],
-    where the gradient's spread over 100×, with the default five iterations), equal to the
-    reference's train.muon_ns_steps iterations."""
-    params, train = muon_model_params, _muon_train(muon_ns_steps=ns_steps)
+@pytest.mark.parametrize("ns_steps, decay", [(5, 0.0), (3, 0.0), (5, 0.5)])
+def test_one_muon_step_orthogonalizes_the_hidden_matrices(muon_model_params, ns_steps, decay):
+    """Update of a Muon leaf = −rate · (√max(1, fan_out/fan_in) · NewtonSchulz(gradient) +
+    muon_weight_decay · param), the stacked (C, H, D) kernels as one (C, H·D) matrix: singular
+    values near 1 (in [0.6, 1.2], where the gradient's spread over 100×, with the default five
+    iterations), equal to the reference's train.muon_ns_steps iterations."""
+    params = muon_model_params
+    train = _muon_train(muon_ns_steps=ns_steps, muon_weight_decay=decay)
     grads, optimizer = _spread_gradients(params), make_optimizer(train)
     updates, _ = optimizer.update(grads, optimizer.init(params), params)
-    updates, grads = _flat(updates), _flat(grads)
+    updates, grads, flat_params = _flat(updates), _flat(grads), _flat(params)
     for name in MUON_LEAVES:
         g = np.asarray(grads[name], np.float64)
-        step = -np.asarray(updates[name], np.float64) / (train.muon_learning_rate
-                                                         * width_scale(g.shape))
+        decayed = decay * np.asarray(flat_params[name], np.float64)
+        step = (-np.asarray(updates[name], np.float64) / train.muon_learning_rate
+                - decayed) / width_scale(g.shape)
         matrix = step.reshape(g.shape[0], -1)
         np.testing.assert_allclose(matrix, ref.newton_schulz(g.reshape(g.shape[0], -1), ns_steps),
                                    rtol=0, atol=1e-5, err_msg=name)
