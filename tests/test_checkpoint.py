@@ -2,6 +2,7 @@
 
 import shutil
 
+import jax
 import numpy as np
 import pytest
 
@@ -48,11 +49,24 @@ def test_resuming_a_different_model_is_refused_and_changed_steps_allowed(tmp_pat
 
 
 def test_a_run_copied_elsewhere_still_samples(tmp_path):
+    """The copy alone, its original gone, gives the same params and the same sample."""
+    from gpt_jax.generation import sample_texts
+
     config = tiny_config()
     config.train.num_steps = 10
     train_and_evaluate(config, tmp_path / "a")
+    original = load_run(tmp_path / "a")
+    here = sample_texts(original.model, original.params, original.tokenizer,
+                        config.model.block_size, "To", 20, seed=3)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    assert load_run(tmp_path / "b").step == 10
+    shutil.rmtree(tmp_path / "a")
+    copy = load_run(tmp_path / "b")
+    assert copy.step == 10
+    for x, y in zip(jax.tree.leaves(original.state), jax.tree.leaves(copy.state), strict=True):
+        np.testing.assert_array_equal(x, y)
+    there = sample_texts(copy.model, copy.params, copy.tokenizer, config.model.block_size, "To",
+                         20, seed=3)
+    assert there == here and len(there[0]) == 20
 
 
 def test_the_checkpoint_of_the_lowest_val_loss_is_kept_beside_the_newest(tmp_path):

@@ -38,8 +38,12 @@ def test_same_seed_same_text_and_batched_samples(runs, name):
 
 
 def test_long_generation_and_long_prompt(runs):
-    result = _sample(runs["gpt"], "--prompt=" + "abc " * 10, "--max_new_tokens=50")
+    """A prompt longer than the block (only its last block_size characters are read) and a
+    continuation many blocks long: the prompt, then exactly 50 new characters."""
+    prompt = "abc " * 10
+    result = _sample(runs["gpt"], "--prompt=" + prompt, "--max_new_tokens=50")
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(prompt) and len(result.stdout.rstrip("\n")) >= len(prompt) + 48
 
 
 def test_a_reader_that_stops_reading_ends_the_sampler_quietly(runs):
