@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -118,6 +119,66 @@ def test_cached_logits_equal_the_uncached_decoder_logit_for_logit(model, fused_d
     source_keys = cache["decoder_0"]["cross"]["heads"]["source_key"]
     assert target_keys.shape == ((B, H, D, T) if fused_decode else (H, B, T, D))
     assert source_keys.shape == ((B, H, D, S) if fused_decode else (H, B, S, D))
+
+
+def _products_of_the_source(jaxpr, shape) -> int:
+    """Matrix products in `jaxpr` (and the jaxprs inside it) with an operand of `shape`."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            count += any(getattr(v.aval, "shape", None) == shape for v in eqn.invars)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            count += _products_of_the_source(sub, shape)
+    return count
+
+
+@pytest.mark.parametrize("fused_decode", [False, True], ids=["head_by_head", "fused_heads"])
+def test_the_source_is_projected_at_the_first_token_only(model, fused_decode):
+    """The source's keys and values are computed once per source: the first decoding step
+    multiplies the encoder's output (B, S, C) by the key and value kernels, a later step reads
+    them from the cache and never touches the encoder's output in a product."""
+    m, params, _ = model
+    m = m.clone(config=dataclasses.replace(CONFIG, fused_decode=fused_decode))
+    memory = m.apply({"params": params}, SOURCE, method=m.encode)
+    mask = SOURCE != PairVocab.PAD
+
+    def step(cache, t):
+        variables = {"params": params, **({"cache": cache} if cache is not None else {})}
+        return m.apply(variables, TARGET_IN[:, t:t + 1], memory, mask, decode=True, start=t,
+                       method=m.decode, mutable=["cache"])
+
+    first = jax.make_jaxpr(lambda: step(None, 0))()
+    _, mutated = step(None, 0)
+    later = jax.make_jaxpr(lambda c: step(c, 1))(mutated["cache"])
+    assert _products_of_the_source(first.jaxpr, memory.shape) > 0
+    assert _products_of_the_source(later.jaxpr, memory.shape) == 0
+
+
+VARIANTS = {  # the model switches the encoder–decoder reads, other than those above
+    "separate_tables": dict(shared_embeddings=False),
+    "swiglu_without_biases": dict(activation="swiglu", bias=False),
+    "relu_squared_zero_init_qk_norm": dict(activation="relu2", zero_init_proj=True,
+                                           qk_norm=True, fused_decode=True),
+}
+
+
+@pytest.mark.parametrize("switches", VARIANTS.values(), ids=VARIANTS.keys())
+def test_every_variant_keeps_who_sees_what_and_decodes_the_same_with_the_cache(switches):
+    m = EncoderDecoder(dataclasses.replace(CONFIG, **switches))
+    variables = m.init(jax.random.key(0), SOURCE, TARGET_IN)
+    params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape),
+                          variables["params"])
+    if "shared_embeddings" in switches:
+        assert {"source_embedding", "target_embedding", "lm_head"} <= set(params), set(params)
+    variant = (m, params, variables["perturbations"])
+    t = 2
+    g = _grads(variant, t)
+    target = np.abs(g["target_embeddings"]).sum(-1)
+    assert np.all(target[:, t + 1:] == 0.0) and np.all(target[:, :t + 1] > 0)
+    source, real = np.abs(g["source_embeddings"]).sum(-1), SOURCE != 0
+    assert np.all(source[real] > 0) and np.all(source[~real] == 0.0)
+    cached = translate(m, params, SOURCE, steps=T, use_cache=True)
+    np.testing.assert_array_equal(cached, translate(m, params, SOURCE, steps=T, use_cache=False))
 
 
 def _toy_files(tmp_path):
