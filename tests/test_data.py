@@ -26,8 +26,9 @@ def test_batches_depend_only_on_seed_and_step(shakespeare):
     a = get_batch(data, 8, 4, seed=1, stream=TRAIN_STREAM, index=7)
     b = get_batch(data, 8, 4, seed=1, stream=TRAIN_STREAM, index=7)
     c = get_batch(data, 8, 4, seed=1, stream=TRAIN_STREAM, index=8)
+    d = get_batch(data, 8, 4, seed=2, stream=TRAIN_STREAM, index=7)
     np.testing.assert_array_equal(a[0], b[0])
-    assert not np.array_equal(a[0], c[0])
+    assert not np.array_equal(a[0], c[0]) and not np.array_equal(a[0], d[0])
 
 
 def test_process_shares_tile_the_global_batch(shakespeare):
