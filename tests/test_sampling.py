@@ -55,12 +55,23 @@ def test_greedy_cached_and_uncached_generate_the_same_text(gpt, prompt):
     np.testing.assert_array_equal(cached, uncached)
 
 
-def test_default_slide_keeps_generating_past_the_block(gpt):
+@pytest.mark.parametrize("slide", [0, 3], ids=["default_half_block", "three"])
+def test_a_slide_drops_that_many_tokens_when_the_block_is_full(gpt, slide):
+    """Greedily, five blocks long: each token is read from the context a by-hand loop keeps,
+    which grows to block_size, then restarts from its last block_size - slide + 1 tokens."""
     model, params = gpt
-    window, n = _prompt([3])
-    out = generate(model, params, window, n, jax.random.key(1), block_size=T,
-                   max_new_tokens=5 * T)
-    assert out.shape == (1, 5 * T) and out.min() >= 0 and out.max() < V
+    window, n = _prompt([3, 9])
+    out = generate(model, params, window, n, jax.random.key(1), top_k=1, block_size=T,
+                   max_new_tokens=5 * T, slide=slide)
+    keep = T - (slide or T // 2) + 1
+    forward = jax.jit(lambda x: model.apply({"params": params}, x))
+    tokens, context = [3, 9], 2
+    for _ in range(5 * T):
+        window_1xT = np.zeros((1, T), np.int32)  # causal: what follows the context is not read
+        window_1xT[0, :context] = tokens[-context:]
+        tokens.append(int(np.argmax(forward(window_1xT)[0, context - 1])))
+        context = context + 1 if context < T else keep
+    np.testing.assert_array_equal(out[0], tokens[2:])
 
 
 def test_same_seed_same_samples_and_batched_samples_differ(gpt):
