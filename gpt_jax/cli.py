@@ -297,6 +297,8 @@ PEER_FAILURES = ("Gloo all-reduce failed", "Connection reset by peer", "heartbea
                  "Connection closed by peer")
 RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
                    errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EFBIG}
+# A path the system refuses whatever it holds: a name too long, links in a loop.
+PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ELOOP}
 
 
 def _raise(signum, frame):
@@ -348,6 +350,8 @@ def run(main: Callable[[], None]) -> None:
         except KeyboardInterrupt:
             _exit("interrupted", 130)
         except OSError as e:
+            if e.errno in PATH_ERRNOS:
+                _exit(f"error: cannot use the path {e.filename}: {e.strerror}", EXIT_USER_ERROR)
             if e.errno not in RESOURCE_ERRNOS:
                 raise
             where = f" {e.filename}" if e.filename else ""
@@ -359,6 +363,8 @@ def run(main: Callable[[], None]) -> None:
         except Exception as e:  # XLA's own errors are exception types of jaxlib's
             if "RESOURCE_EXHAUSTED" in str(e):
                 _exit(OUT_OF_MEMORY, EXIT_USER_ERROR)
+            if str(e).startswith("Unable to initialize backend"):  # JAX_PLATFORMS names none
+                _exit(f"error: {str(e).splitlines()[0]}", EXIT_USER_ERROR)
             if any(sign in str(e) for sign in PEER_FAILURES):
                 _exit("error: another process of this run failed or was stopped (a collective "
                       "lost its peer); run the same command on every process to resume from "

@@ -124,6 +124,8 @@ def sample(*args, workdir: str = "run"):
     return lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / workdir}", *args]
 
 
+LONG_NAME = "a" * 300  # a file name longer than any file system allows (255 bytes)
+
 CASES = {
     # config files and overrides
     "unknown_config_file": (lambda d: ["train.py", "--config=configs/nope.py",
@@ -201,6 +203,18 @@ CASES = {
         lambda d: ["train.py", "--config=configs/seq2seq.py", f"--workdir={d / 'fresh_user'}",
                    "--config.data.path=~no_such_user_here/pairs.tsv"],
         r"cannot expand ~no_such_user_here in ~no_such_user_here/pairs.tsv"),
+    "workdir_name_too_long": (lambda d: ["train.py", f"--config={TINY}",
+                                         f"--workdir={d / LONG_NAME}"],
+                              "cannot use the path .*: File name too long"),
+    "sample_workdir_name_too_long": (sample(workdir=LONG_NAME),
+                                     "cannot use the path .*: File name too long"),
+    "data_path_name_too_long": (train(f"--config.data.path=/tmp/{LONG_NAME}"),
+                                "cannot use the path .*: File name too long"),
+    "config_file_name_too_long": (lambda d: ["train.py", f"--config={d / LONG_NAME}.py",
+                                             f"--workdir={d / 'run'}"],
+                                  "File name too long"),
+    "unknown_jax_platform": (sample(), "Unable to initialize backend 'nonsense'",
+                             {"JAX_PLATFORMS": "nonsense"}),
     "workdir_of_another_model": (train("--config.model.n_layer=3"),
                                  r"holds a checkpoint of a different model \(model.n_layer: "
                                  r"1 → 3\)"),
