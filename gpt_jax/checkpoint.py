@@ -235,13 +235,25 @@ class Checkpoints:
         (truncated or garbage files) is reported and skipped, and with `quarantine` moved to
         WORKDIR/checkpoints_damaged/, never deleted, so that the run can save that step again.
         When none restores, the one error names them all (and no warning precedes it)."""
-        damaged, warnings = [], []
-        for candidate in ([step] if step is not None else self.steps()[::-1]):
+        damaged, warnings, tried = [], [], set()
+        while True:
+            candidates = [step] if step is not None else [
+                s for s in self.steps()[::-1] if s not in tried]
+            if not candidates or candidates[0] in tried:
+                break
+            candidate = candidates[0]
+            tried.add(candidate)
             try:
                 tree = self.restore(candidate, target)
-            except UserError:  # a different model, not damage: refuse, whatever else is there
-                raise
             except Exception as e:  # orbax and tensorstore raise many types for bad bytes
+                if self._deleted_meanwhile(candidate):
+                    if step is not None:
+                        raise UserError(f"the checkpoint at step {step} in {self.directory} "
+                                        f"was deleted while it was read (a run training "
+                                        f"there keeps only its newest)") from None
+                    continue  # a run training here rotated it away: not damage; list again
+                if isinstance(e, UserError):  # a different model: refuse, whatever else is there
+                    raise
                 damaged.append(candidate)
                 warnings.append(f"warning: the checkpoint at step {candidate} is damaged "
                                 f"({describe_failure(e)})")
@@ -251,9 +263,23 @@ class Checkpoints:
             for line in warnings:
                 print(line, file=sys.stderr)
             return candidate, tree
+        if not damaged:
+            raise UserError(f"no checkpoint in {self.directory} is left to restore: a run "
+                            f"training there deleted them while they were read")
         moved = f"; moved to {self.directory.with_name(DAMAGED)}" if quarantine else ""
         raise UserError(f"no checkpoint in {self.directory} can be restored: step(s) "
                         f"{', '.join(map(str, damaged))} damaged{moved}")
+
+    def _deleted_meanwhile(self, step: int) -> bool:
+        """Whether `step` is gone from the listing: a run training in this workdir deletes its
+        oldest checkpoints as it saves new ones, even while another command reads them. A
+        folder still being removed is looked at again a moment later."""
+        for wait in (0.0, 0.25):
+            time.sleep(wait)
+            self._manager.reload()
+            if step not in self._manager.all_steps() or not (self.directory / str(step)).exists():
+                return True
+        return False
 
     def _quarantine(self, step: int) -> Path:
         aside = self.directory.with_name(DAMAGED)

@@ -122,3 +122,30 @@ def test_a_garbled_val_loss_file_is_set_aside_and_its_checkpoint_still_restores(
     assert [p.name.split(".")[:2] for p in (tmp_path / "checkpoints_damaged").iterdir()] == [
         ["10", "metrics"]]
     assert load_run(tmp_path, step=10).step == 10
+
+
+def test_a_checkpoint_deleted_while_it_is_read_is_not_called_damaged(tmp_path, capsys):
+    """A run training in the workdir deletes its oldest checkpoints as it saves; a sampler
+    reading one of them at that moment takes the next one, with no word of damage."""
+    checkpoints = Checkpoints(tmp_path, keep=3)
+    for step in (1, 2, 3):
+        checkpoints.save(step, {"w": np.full(3, float(step))})
+    checkpoints.wait()
+    reader = Checkpoints(tmp_path, read_only=True)
+    read = reader.restore
+
+    def deleted_as_it_is_read(step, target):
+        if step == 3:
+            shutil.rmtree(tmp_path / "checkpoints" / "3")
+        return read(step, target)
+
+    reader.restore = deleted_as_it_is_read
+    step, tree = reader.restore_newest_good({"w": np.zeros(3)})
+    assert step == 2 and tree["w"].tolist() == [2.0] * 3
+    assert "damaged" not in capsys.readouterr().err
+    reader.restore = lambda step, target: (shutil.rmtree(tmp_path / "checkpoints" / "2"),
+                                           read(step, target))[1]
+    with pytest.raises(UserError, match="at step 2 .* was deleted while it was read"):
+        reader.restore_newest_good({"w": np.zeros(3)}, step=2)
+    reader.close()
+    checkpoints.close()
