@@ -283,6 +283,9 @@ class Checkpoints:
 
     def _quarantine(self, step: int) -> Path:
         aside = self.directory.with_name(DAMAGED)
+        if aside.exists() and not aside.is_dir():
+            raise UserError(f"the checkpoint at step {step} is damaged, and {aside}, where it "
+                            f"would be set aside, is a file: move that file away")
         aside.mkdir(exist_ok=True)
         destination = aside / f"{step}.{int(time.time())}"
         os.replace(self.directory / str(step), destination)

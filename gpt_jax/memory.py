@@ -158,14 +158,15 @@ def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_bat
 
 
 def sampling_bytes(config: ml_collections.ConfigDict, vocab_size: int, num_samples: int,
-                   max_new_tokens: int) -> dict[str, tuple[int, str]]:
-    """The parts of the memory that generating `num_samples` texts at once needs."""
+                   max_new_tokens: int, fewer: str = "lower --num_samples or --max_new_tokens"
+                   ) -> dict[str, tuple[int, str]]:
+    """The parts of the memory that generating `num_samples` texts at once needs; `fewer`:
+    the advice, in the flags of the command that asks."""
     model = config.model
     params = param_count(config, vocab_size)
     T = model.block_size
     cache = 2 * model.n_layer * num_samples * T * model.n_embd \
         if model.name in ("gpt", "encoder_decoder") else 0
-    fewer = "lower --num_samples or --max_new_tokens"
     if config.data.task == "pairs":  # a translation is as long as the task's targets
         max_new_tokens = config.data.max_target_len + 1
         fewer = "give fewer prompts or a lower --num_samples"

@@ -63,8 +63,9 @@ class Trainer:
         self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
         memory.require_fits(self.task.memory_parts(self.layout), "training this config")
         if config.sample.max_new_tokens:
-            memory.require_fits(memory.sampling_bytes(config, self.task.vocab_size, 1,
-                                                      config.sample.max_new_tokens),
+            memory.require_fits(memory.sampling_bytes(
+                config, self.task.vocab_size, 1, config.sample.max_new_tokens,
+                "lower --config.sample.max_new_tokens (0: no sample)"),
                                 "the sample at each evaluation (sample.max_new_tokens)")
         self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints,
                                        keep_best=t.keep_best_checkpoint)

@@ -149,3 +149,19 @@ def test_a_checkpoint_deleted_while_it_is_read_is_not_called_damaged(tmp_path, c
         reader.restore_newest_good({"w": np.zeros(3)}, step=2)
     reader.close()
     checkpoints.close()
+
+
+def test_a_damaged_checkpoint_with_a_file_where_it_would_be_set_aside_is_one_error(tmp_path):
+    checkpoints = Checkpoints(tmp_path, keep=3)
+    for step in (1, 2):
+        checkpoints.save(step, {"w": np.full(3, float(step))})
+    checkpoints.wait()
+    for f in (tmp_path / "checkpoints" / "2").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"")
+    (tmp_path / "checkpoints_damaged").write_text("not a folder")
+    with pytest.raises(UserError, match="checkpoints_damaged, where it would be set aside, is a "
+                                        "file"):
+        checkpoints.restore_newest_good({"w": np.zeros(3)}, quarantine=True)
+    assert (tmp_path / "checkpoints" / "2").is_dir()  # nothing moved, nothing lost
+    checkpoints.close()

@@ -213,6 +213,8 @@ CASES = {
     "config_file_name_too_long": (lambda d: ["train.py", f"--config={d / LONG_NAME}.py",
                                              f"--workdir={d / 'run'}"],
                                   "File name too long"),
+    "train_sample_too_long_for_memory": (train("--config.sample.max_new_tokens=2147483647"),
+                                         r"lower --config.sample.max_new_tokens \(0: no "),
     "unknown_jax_platform": (sample(), "Unable to initialize backend 'nonsense'",
                              {"JAX_PLATFORMS": "nonsense"}),
     "workdir_of_another_model": (train("--config.model.n_layer=3"),
