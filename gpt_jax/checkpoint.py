@@ -94,6 +94,9 @@ class Checkpoints:
                                                    save_interval_steps=0,
                                                    lightweight_initialize=True)
         else:  # a save killed half-way leaves a temporary folder: clear it away at start
+            if self.directory.exists() and not self.directory.is_dir():
+                raise UserError(f"{self.directory} is a file, not the folder of this run's "
+                                f"checkpoints: move it away")
             self._set_aside_damaged_scores()
             policies = ocp.checkpoint_managers
             kept = [policies.LatestN(n=keep)]

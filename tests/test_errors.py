@@ -43,6 +43,8 @@ def files(tmp_path_factory):
     (d / "nests_latin1.flags").write_text(f"--flagfile={d / 'flags.bin'}\n")
     (d / "nests_itself.flags").write_text(f"--flagfile={d / 'nests_itself.flags'}\n")
     os.mkfifo(d / "fifo")
+    (d / "checkpoints_is_a_file").mkdir()
+    (d / "checkpoints_is_a_file" / "checkpoints").write_text("")
     run = d / "run"
     config = file_config()  # the model of TINY, which resumes it
     config.train.num_steps = 10
@@ -213,6 +215,10 @@ CASES = {
     "config_file_name_too_long": (lambda d: ["train.py", f"--config={d / LONG_NAME}.py",
                                              f"--workdir={d / 'run'}"],
                                   "File name too long"),
+    "checkpoints_is_a_file": (lambda d: ["train.py", f"--config={TINY}",
+                                         f"--workdir={d / 'checkpoints_is_a_file'}"],
+                              "checkpoints_is_a_file/checkpoints is a file, not the folder of "
+                              "this run's checkpoints"),
     "train_sample_too_long_for_memory": (train("--config.sample.max_new_tokens=2147483647"),
                                          r"lower --config.sample.max_new_tokens \(0: no "),
     "unknown_jax_platform": (sample(), "Unable to initialize backend 'nonsense'",
