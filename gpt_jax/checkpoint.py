@@ -20,7 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from gpt_jax.errors import UserError
-from gpt_jax.run_files import CHECKPOINTS, DAMAGED, file_exists
+from gpt_jax.run_files import CHECKPOINTS, DAMAGED, check_checkpoint_path, file_exists
 
 
 def _key_name(key) -> str:
@@ -86,6 +86,7 @@ class Checkpoints:
     def __init__(self, workdir: str | Path, keep: int = 3, read_only: bool = False,
                  keep_best: bool = True):
         self.directory = Path(workdir).absolute() / CHECKPOINTS  # orbax wants absolute
+        check_checkpoint_path(self.directory)  # before a read of existing steps, too
         # best_fn makes orbax store each save's val loss beside it ("metrics") and read them
         # all when it opens the folder, where one garbled file would raise: set aside first.
         tracked = dict(best_fn=_val_loss, best_mode="min")

@@ -246,8 +246,8 @@ def command_settings() -> Iterator[None]:
             # A signal's exception raised inside a garbage-collection callback (jax has one),
             # where Python prints it and goes on: the signal is sent to the main thread again,
             # a moment later from another thread, to be raised once the callback has returned.
-            signum = (signal.SIGTERM if isinstance(unraisable.exc_value, Terminated)
-                      else signal.SIGINT)
+            signum = (unraisable.exc_value.signum
+                      if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT)
             threading.Timer(0.01, signal.pthread_kill,
                             (threading.main_thread().ident, signum)).start()
         elif not (isinstance(unraisable.exc_value, RuntimeError)
@@ -273,10 +273,13 @@ def _not_an_abandoned_read(record: logging.LogRecord) -> bool:
 def _exit(message: str, code: int) -> NoReturn:
     """Prints one line and leaves at once: library threads still winding down (orbax's async
     helpers) would otherwise print tracebacks or keep the interpreter from exiting."""
-    if runtime_log.first_to_speak():  # unless jax's runtime has just said a peer is lost
-        print(message, file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        if runtime_log.first_to_speak():  # unless jax's runtime has just said a peer is lost
+            print(message, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # the terminal that would show it is gone: the status still tells
+        pass
     os._exit(code)
 
 
@@ -302,12 +305,12 @@ PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ELOOP}
 
 
 def _raise(signum, frame):
-    """Ctrl-C raises KeyboardInterrupt and SIGTERM Terminated, each caught by `run`; while a
-    module is being imported, the command ends at once instead."""
+    """Ctrl-C raises KeyboardInterrupt, SIGTERM and SIGHUP Terminated, each caught by `run`;
+    while a module is being imported, the command ends at once instead."""
     stop.served()
     if stop.importing(frame):
         stop.exit_now(signum)
-    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
 
 def run_main(main: Callable[[list[str]], None], usage: str) -> None:
@@ -345,8 +348,8 @@ def run(main: Callable[[], None]) -> None:
             _exit(f"error: {e}", EXIT_USER_ERROR)
         except BrokenPipeError:  # the reader of our output has stopped (`| head`): so do we
             _exit_quietly(EXIT_BROKEN_PIPE)
-        except Terminated:
-            _exit("terminated", 143)
+        except Terminated as e:
+            _exit(*stop.SIGNALS[e.signum])
         except KeyboardInterrupt:
             _exit("interrupted", 130)
         except OSError as e:

@@ -8,7 +8,7 @@ class UserError(Exception):
 
 
 class Stopped(Exception):
-    """Training stopped on a signal (Ctrl-C, or SIGTERM from a scheduler) after saving a
+    """Training stopped on a signal (Ctrl-C, SIGTERM from a scheduler, SIGHUP) after saving a
     checkpoint of the step it reached; the same command resumes from there."""
 
     def __init__(self, message: str, exit_code: int):
@@ -17,6 +17,10 @@ class Stopped(Exception):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM where no checkpoint is due: before training starts, while sampling, in a
-    report or a prepare, or a second one while a checkpoint is saved. Raised like Ctrl-C's
-    KeyboardInterrupt, so that it stops at once."""
+    """SIGTERM or SIGHUP where no checkpoint is due: before training starts, while sampling,
+    in a report or a prepare, or a second one while a checkpoint is saved. Raised like
+    Ctrl-C's KeyboardInterrupt, so that it stops at once; `signum` says which."""
+
+    def __init__(self, signum: int = 15):  # signal.SIGTERM
+        super().__init__(signum)
+        self.signum = signum

@@ -1,5 +1,6 @@
 """A command's first step, before the imports that take seconds (jax): standard streams that
-its caller closed are opened on /dev/null, and Ctrl-C or SIGTERM ends it at once (stop.py)."""
+its caller closed are opened on /dev/null, and Ctrl-C, SIGTERM or SIGHUP ends it at once
+(stop.py)."""
 
 import os
 import sys

@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
 
 from tqdm import tqdm
 
+# How a write reports that nobody reads the output any more: the pipe's reader left (`| head`),
+# or the terminal closed under the run.
+READER_GONE = {errno.EPIPE, errno.EIO}
+
 
 class Progress:
     """Step, loss, tokens/s and ETA. On a terminal a live bar; in CI or a pipe one line every
-    `log_interval` steps, so logs stay readable. Silent on every process but the first."""
+    `log_interval` steps, so logs stay readable. Silent on every process but the first.
+
+    When the output's reader is gone, `output_closed` becomes True and the run goes on
+    silently (stdout now writes to /dev/null); the trainer then saves and stops, since
+    nobody can follow a run that prints to nowhere, and its checkpoint resumes it."""
 
     def __init__(self, start: int, total: int, log_interval: int,
                  enabled: bool = True, bar: bool | None = None):
         self.enabled, self.log_interval = enabled, log_interval
+        self.output_closed = False
         use_bar = sys.stdout.isatty() if bar is None else bar
         self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
                         file=sys.stdout) if enabled and use_bar else None
+
+    @contextlib.contextmanager
+    def _output(self):
+        """Around every write: a reader that left turns the output off instead of failing."""
+        try:
+            yield
+        except OSError as e:
+            if e.errno not in READER_GONE:
+                raise  # a full disk or another fault of the output: the command reports it
+            self.output_closed, self.enabled = True, False
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit would fail too
+            os.close(devnull)
 
     def update(self, step: int, loss: float, lr: float, tokens_per_s: float) -> None:
         """Called with every step's loss, in order; `tokens_per_s` is the rate since the last pause
@@ -24,21 +49,25 @@ class Progress:
         would measure nothing."""
         if not self.enabled:
             return
-        if self.bar is not None:
-            self.bar.update(step - self.bar.n)
-            self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
-        elif step % self.log_interval == 0:
-            print(f"step {step:6d} | loss {loss:.4f} | lr {lr:.2e} | {tokens_per_s:,.0f} tokens/s",
-                  flush=True)
+        with self._output():
+            if self.bar is not None:
+                self.bar.update(step - self.bar.n)
+                self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}",
+                                     refresh=False)
+            elif step % self.log_interval == 0:
+                print(f"step {step:6d} | loss {loss:.4f} | lr {lr:.2e} | "
+                      f"{tokens_per_s:,.0f} tokens/s", flush=True)
 
     def write(self, message: str) -> None:
         if not self.enabled:
             return
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stdout)
-        else:
-            print(message, flush=True)
+        with self._output():
+            if self.bar is not None:
+                self.bar.write(message, file=sys.stdout)
+            else:
+                print(message, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
+            with self._output():
+                self.bar.close()

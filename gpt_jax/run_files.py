@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -30,9 +31,21 @@ SAMPLES = "samples"  # step_NNNNNN.txt, a sample at every evaluation
 LOSS_PLOT = "loss.png"
 
 
+def check_checkpoint_path(path: Path) -> None:
+    """A UserError when tensorstore, which writes and reads orbax's arrays, would misread
+    `path` (absolute): it takes a backslash for a separator and `[...]` for a pattern. Its
+    saves there seem to succeed and leave a checkpoint that does not restore."""
+    text = str(path)
+    if "\\" in text or re.search(r"\[.*\]", text):
+        raise UserError(f"cannot keep checkpoints under {path}: the checkpoint library reads "
+                        f"a backslash or brackets [...] in a path as something else; choose "
+                        f"a --workdir without them")
+
+
 def prepare(workdir: str | Path) -> Path:
     """Creates the workdir (absolute), or says why it cannot be written."""
     path = user_path(workdir).absolute()
+    check_checkpoint_path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"workdir {path} is a file, not a folder")
     try:

@@ -1,5 +1,7 @@
-"""Stopping a run cleanly on a signal: Ctrl-C (SIGINT) or a scheduler's SIGTERM (SLURM,
-Kubernetes, Docker and preemptible cloud VMs all stop jobs with SIGTERM).
+"""Stopping a run cleanly on a signal: Ctrl-C (SIGINT), a scheduler's SIGTERM (SLURM,
+Kubernetes, Docker and preemptible cloud VMs all stop jobs with SIGTERM), or the SIGHUP of a
+terminal or ssh session that closed. A run whose output's reader left (`| head`, a closed
+terminal) stops the same way (OUTPUT_CLOSED).
 
 The first signal only raises a flag; the trainer saves a checkpoint at the next step boundary
 and exits. Across processes the flag travels inside the train step (a `pmax` over every
@@ -19,7 +21,15 @@ import time
 
 from gpt_jax.errors import Terminated
 
-SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+# The signals a command stops on: the word it says, and the exit status a shell gives a
+# process that the signal ended.
+SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143),
+           signal.SIGHUP: ("hung up", 129)}
+# Not a signal that reaches us (SIGPIPE stays ignored in Python) but the same request: the
+# output's reader is gone (progress.py notices), so the run saves and stops as if SIGPIPE had
+# ended it.
+OUTPUT_CLOSED = signal.SIGPIPE
+STOP_WORDS = {**SIGNALS, OUTPUT_CLOSED: ("output closed", 128 + signal.SIGPIPE)}
 
 # How long a signal may wait for its Python handler before the watch acts for it.
 GRACE_SECONDS = 1.0
@@ -41,7 +51,7 @@ class _Watch:
 
 
 def served() -> None:
-    """Every Python handler of SIGINT and SIGTERM calls this first."""
+    """Every Python handler of the SIGNALS calls this first."""
     _Watch.served += 1
 
 
@@ -115,7 +125,10 @@ def end_command(message: str, code: int) -> None:
         sys.stdout.flush()
     except Exception:  # a flush the signal interrupted: what it held is lost either way
         pass
-    os.write(2, f"{message}\n".encode())
+    try:
+        os.write(2, f"{message}\n".encode())
+    except OSError:  # the terminal that would show it is gone: the status still tells
+        pass
     os._exit(code)
 
 
@@ -127,7 +140,7 @@ def exit_now(signum: int) -> None:
 
 def exit_at_once_on_signals() -> None:
     """Part of a command's first step (first_step.py), before the imports that take seconds:
-    until `cli.run` takes over, Ctrl-C or SIGTERM ends the command at once with one line,
+    until `cli.run` takes over, a signal of SIGNALS ends the command at once with one line,
     instead of a traceback out of whichever module was loading. Nothing has been written
     yet. `cli.run` sets it again once the command's work is done, for the interpreter's
     exit. A signal that the shell set to be ignored (`nohup`, a background job) stays
@@ -147,8 +160,17 @@ def importing(frame) -> bool:
     return False
 
 
+def ignored_by_caller(signum: int) -> bool:
+    """Whether the command was started with `signum` ignored and should keep it so: a SIGHUP
+    under `nohup` (the run is meant to outlive its terminal). An ignored SIGINT or SIGTERM is
+    not kept: a background job, or a pytest-xdist worker's child, inherits an ignored SIGINT
+    without meaning it."""
+    return signum == signal.SIGHUP and signal.getsignal(signum) is signal.SIG_IGN
+
+
 class StopRequest:
-    """Installed while training; `requested` becomes True at the first SIGINT or SIGTERM."""
+    """Installed while training; `requested` becomes True at the first signal of SIGNALS, or
+    when `request` is called (the output's reader left)."""
 
     def __init__(self, notify=print):
         self.requested = False
@@ -158,21 +180,27 @@ class StopRequest:
 
     @staticmethod
     def describe(signum: int) -> tuple[str, int]:
-        """('interrupted', 130) or ('terminated', 143): the word for the message and the exit
-        status a shell gives a process ended by that signal."""
-        return SIGNALS.get(signum, SIGNALS[signal.SIGINT])
+        """('interrupted', 130), ('terminated', 143), ...: the word for the message and the
+        exit status a shell gives a process ended by that signal."""
+        return STOP_WORDS.get(signum, SIGNALS[signal.SIGINT])
+
+    def request(self, signum: int) -> None:
+        """Asks for a checkpoint and a stop as the first `signum` would, once."""
+        if not self.requested:
+            self.requested, self.signum = True, signum
 
     def _handle(self, signum, frame) -> None:
         served()
         if self.requested:  # the second signal: stop now, without saving
-            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
         self.requested, self.signum = True, signum
         self._notify(f"{signal.Signals(signum).name}: saving a checkpoint at the next step "
                      f"boundary, then stopping (send it again to abort)")
 
     def __enter__(self) -> StopRequest:
         for signum in SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
+            if not ignored_by_caller(signum):
+                self._previous[signum] = signal.signal(signum, self._handle)
         _Watch.abort_on_first, _Watch.received_before_training = False, _Watch.received
         return self
 

@@ -33,7 +33,7 @@ from gpt_jax.steps import (
     shard,
     unreplicate,
 )
-from gpt_jax.stop import StopRequest, acting_during, end_command
+from gpt_jax.stop import OUTPUT_CLOSED, StopRequest, acting_during, end_command
 from gpt_jax.task import load_task
 from gpt_jax.user_files import user_path
 from gpt_jax.xla_options import compiler_options
@@ -259,6 +259,8 @@ class Trainer:
                 if checkpoint:  # with its val loss, which decides the best checkpoint kept
                     self.save(record.get("val_loss") if evaluate else None)
                 clock.restart()
+            if self.reporter.progress.output_closed:  # nobody follows the run: save, stop
+                stop.request(OUTPUT_CLOSED)
             if (agreed_stop or (alone and stop.requested)) and step < t.num_steps:
                 flush()
                 self._stop(step, agreed_stop or stop.signum)

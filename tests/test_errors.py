@@ -70,6 +70,7 @@ def files(tmp_path_factory):
         (d / copy / name).unlink(missing_ok=True)
         os.mkfifo(d / copy / name)
     shutil.copytree(run, d / "zero_vocab")
+    shutil.copytree(run, d / "moved[1]" / "run")  # a run moved under a path orbax misreads
     (d / "zero_vocab" / "vocab.json").unlink()
     (d / "zero_vocab" / "vocab.json").symlink_to("/dev/zero")
     for name in ("lad_config/bigram/seed_1337/config.json",
@@ -155,6 +156,19 @@ CASES = {
     "cosine_ending_above_its_peak": (
         train("--config.train.lr_schedule=cosine", "--config.train.min_learning_rate=1.0"),
         r"train.min_learning_rate \(1.0\) is above train.learning_rate"),
+    # tensorstore reads `[...]` as a pattern and a backslash as a separator: a run there
+    # trained "successfully" into checkpoints that never restored
+    "workdir_with_brackets": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'new[1]'}"],
+        r"cannot keep checkpoints under .*new\[1\]: .*brackets \[...\]"),
+    "workdir_with_a_backslash": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'new' / 'a'}\\b"],
+        r"cannot keep checkpoints under .*a\\b: .*a backslash"),
+    "sample_from_a_run_moved_under_brackets": (
+        sample(workdir="moved[1]/run"), r"cannot keep checkpoints under .*moved\[1\]/run/"),
+    "resume_a_run_moved_under_brackets": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'moved[1]' / 'run'}"],
+        r"cannot keep checkpoints under .*moved\[1\]/run"),
     "ladder_seq2seq_with_modern": (lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad'}",
                                               "--seq2seq", "--modern"],
                                    "--seq2seq trains the encoder–decoder's comparison alone"),
@@ -597,6 +611,7 @@ def test_bad_input(files, case):
     assert re.search(message, lines[0]), lines[0]
     assert _snapshot(run) == before
     assert load_run(run).step == 10
+    assert not (files / "new[1]").exists() and not (files / "new").exists()
 
 
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(files, tmp_path):

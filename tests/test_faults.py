@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_python
+from gpt_jax import stop
 from gpt_jax.kill_points import ENV
 from gpt_jax.restore import load_run
 
@@ -96,10 +97,12 @@ def test_killed_again_and_again_still_ends_where_a_straight_run_does(tmp_path, s
 
 
 @pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
-                                                (signal.SIGTERM, "terminated", 143)])
+                                                (signal.SIGTERM, "terminated", 143),
+                                                (signal.SIGHUP, "hung up", 129)])
 def test_a_signal_saves_the_current_step_and_resumes_exactly(tmp_path, straight, signum, word,
                                                               code):
-    """Ctrl-C, or the SIGTERM a scheduler sends: save at the next step boundary, then exit."""
+    """Ctrl-C, the SIGTERM a scheduler sends, or the SIGHUP of a terminal or ssh session that
+    closed: save at the next step boundary, then exit."""
     proc = _start(tmp_path, *ARGS[:-1], "--config.model.dropout=0.1",
                   "--config.train.num_steps=40")
     _wait_for_line(proc, "step(s) took")
@@ -115,6 +118,40 @@ def test_a_signal_saves_the_current_step_and_resumes_exactly(tmp_path, straight,
     if stopped_at < 40:
         assert f"resumed from the checkpoint at step {stopped_at}\n" in resumed.stdout
     _assert_identical(load_run(tmp_path), straight)
+
+
+def test_a_reader_that_leaves_the_pipe_stops_training_with_a_checkpoint(tmp_path):
+    """`train.py ... | head`: once head has read its lines, nobody follows the run; it saves
+    the step reached and stops as a process that SIGPIPE ended (141), and resumes from it."""
+    proc = _start(tmp_path, "--config.train.num_steps=1000000", "--config.train.log_interval=1")
+    _wait_for_line(proc, "step(s) took")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("output closed at step "), err
+    stopped_at = int(lines[0].split("output closed at step ")[1].split(":")[0])
+    assert load_run(tmp_path).step == stopped_at
+    resumed = _train(tmp_path, args=[f"--config.train.num_steps={stopped_at + 2}"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from the checkpoint at step {stopped_at}\n" in resumed.stdout
+
+
+def test_under_nohup_a_sighup_does_not_stop_training(tmp_path):
+    """`nohup train.py ...` means: outlive the terminal. Its SIGHUP stays ignored; a SIGTERM
+    still saves and stops."""
+    proc = subprocess.Popen([sys.executable, "-u", "train.py", f"--config={TINY}",
+                             f"--workdir={tmp_path}", "--config.train.num_steps=1000000"],
+                            cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    _wait_for_line(proc, "step(s) took")
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(2 * stop.GRACE_SECONDS + 1)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("terminated at step "), err
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -178,8 +215,9 @@ def _generating(workdir) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
-                                                (signal.SIGTERM, "terminated", 143)])
-def test_the_sampler_stops_promptly_on_ctrl_c_and_sigterm(trained, signum, word, code):
+                                                (signal.SIGTERM, "terminated", 143),
+                                                (signal.SIGHUP, "hung up", 129)])
+def test_the_sampler_stops_promptly_on_a_signal(trained, signum, word, code):
     """A signal while a long generation runs ends it at once, with one line."""
     proc = _generating(trained)
     start = time.perf_counter()
@@ -291,13 +329,15 @@ def test_a_signal_while_python_still_imports_is_one_line(tmp_path, command, sign
 
 
 SWALLOWED = """
-import gc, sys, time
+import gc, signal, sys, time
 from gpt_jax import cli
 
 def main():
     def raise_once(phase, info):  # as a signal's exception raised inside jax's gc callback
         gc.callbacks.remove(raise_once)
-        raise cli.Terminated if sys.argv[1] == "TERM" else KeyboardInterrupt
+        if sys.argv[1] == "INT":
+            raise KeyboardInterrupt
+        raise cli.Terminated(getattr(signal, "SIG" + sys.argv[1]))
     gc.callbacks.append(raise_once)
     gc.collect()  # Python prints "Exception ignored in ..." and goes on
     time.sleep(30)
@@ -308,7 +348,8 @@ cli.run(main)
 
 
 @pytest.mark.parametrize("name, word, code", [("TERM", "terminated", 143),
-                                              ("INT", "interrupted", 130)])
+                                              ("INT", "interrupted", 130),
+                                              ("HUP", "hung up", 129)])
 def test_a_signal_swallowed_by_a_gc_callback_still_stops_the_command(name, word, code):
     """A signal's exception raised while a garbage-collection callback runs (jax has one) is
     printed by Python and dropped: the command ran on and exited 0. Now the signal is sent
@@ -334,7 +375,8 @@ cli.run(main)
 
 
 @pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
-                                                (signal.SIGTERM, "terminated", 143)])
+                                                (signal.SIGTERM, "terminated", 143),
+                                                (signal.SIGHUP, "hung up", 129)])
 def test_a_signal_during_a_later_import_is_one_line(tmp_path, signum, word, code):
     """Commands import some modules only when they need them (the trainer, matplotlib): a
     signal while one loads ends the command at once, with one line, not a half-imported
