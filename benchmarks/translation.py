@@ -74,9 +74,6 @@ def main(argv):
 
     F = flags.FLAGS
     out = preflight.writable_file(F.out)
-    if F.workdir == "":
-        raise UserError("--workdir is empty: pass a run of configs/seq2seq.py, or leave the "
-                        "flag out to time the untrained model")
     if F.workdir:
         run = load_run(F.workdir)
         if run.config.model.name != "encoder_decoder":

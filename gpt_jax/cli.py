@@ -48,6 +48,17 @@ def parse_flags(argv: Sequence[str], usage: str, command_flags: flags.FlagValues
     if len(unparsed) > 1:  # absl leaves what is not a flag: a typo, never silently ignored
         raise UserError(f"unexpected argument {unparsed[1]!r}: every setting is a flag, as "
                         f"in --name=value (see --help)")
+    for name in PATH_FLAGS:
+        if name in command_flags and command_flags[name].present:
+            value = command_flags[name].value
+            if value == "" or (isinstance(value, list) and "" in value):
+                raise UserError(f"--{name} is empty: give a path")
+
+
+# The commands' flags that name a file or a folder: an empty one is a mistake (a variable
+# that was not set), never the current folder.
+PATH_FLAGS = ("workdir", "prompts", "out", "input", "configs_dir", "nanogpt", "nanogpt_python",
+              "trace_dir", "scratch")
 
 
 FLAG_FILE_LIMIT = 1 << 20

@@ -7,6 +7,12 @@ class UserError(Exception):
     """A mistake the user can fix (bad flags, files, configs, resources): exit status 2."""
 
 
+def output_failed(e: OSError) -> UserError:
+    """A write to standard output that failed (a full disk, /dev/full): named as such, since
+    the OSError carries no file name."""
+    return UserError(f"cannot write standard output: {e.strerror}")
+
+
 class Stopped(Exception):
     """Training stopped on a signal (Ctrl-C, SIGTERM from a scheduler, SIGHUP) after saving a
     checkpoint of the step it reached; the same command resumes from there."""

@@ -8,6 +8,7 @@ import sys
 from gpt_jax import stop
 
 STREAMS = ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w"))
+CLOSED: list[str] = []  # the streams that were closed, by name: a sampler refuses "stdout"
 
 
 def take() -> None:
@@ -27,6 +28,7 @@ def open_closed_streams() -> None:
             continue
         except OSError:
             pass
+        CLOSED.append(name)
         opened = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: fd itself
         if opened != fd:
             os.dup2(opened, fd)

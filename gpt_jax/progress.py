@@ -9,6 +9,8 @@ import sys
 
 from tqdm import tqdm
 
+from gpt_jax.errors import output_failed
+
 # How a write reports that nobody reads the output any more: the pipe's reader left (`| head`),
 # or the terminal closed under the run.
 READER_GONE = {errno.EPIPE, errno.EIO}
@@ -36,8 +38,8 @@ class Progress:
         try:
             yield
         except OSError as e:
-            if e.errno not in READER_GONE:
-                raise  # a full disk or another fault of the output: the command reports it
+            if e.errno not in READER_GONE:  # a full disk: the command says so and stops
+                raise output_failed(e) from None
             self.output_closed, self.enabled = True, False
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit would fail too

@@ -18,9 +18,9 @@ import time
 
 from absl import flags
 
-from gpt_jax import cli
+from gpt_jax import cli, first_step
 from gpt_jax.config import INT32_MAX, SEED_MAX, require_float32
-from gpt_jax.errors import UserError
+from gpt_jax.errors import UserError, output_failed
 from gpt_jax.user_files import checked_input, text_line
 
 GREEDY = ("; for the likeliest character every time, use --top_k=1 (a translation: no "
@@ -115,6 +115,8 @@ def _main(argv: list[str]) -> None:
     _check(not (F.no_cache and FLAGS["slide"].present), "--slide is the KV cache's: "
            "--no_cache re-reads the last block_size tokens for every token, which the cache "
            "matches with --slide=1; drop one of them")
+    _check("stdout" not in first_step.CLOSED, "standard output is closed: the samples would "
+           "be written nowhere; send them to a file (> FILE) or a pipe")
     prompts = _prompts(F)
 
     from gpt_jax import compilation_cache
@@ -124,6 +126,10 @@ def _main(argv: list[str]) -> None:
     from gpt_jax.restore import load_run
 
     run = load_run(F.workdir, F.step, F.best)
+    vocab_size = run.tokenizer.vocab_size
+    _check(F.top_k is None or F.top_k <= vocab_size, f"--top_k={F.top_k} is more than the "
+           f"run's vocabulary of {vocab_size} tokens: give at most {vocab_size} (all of them: "
+           f"plain sampling)")
     if run.config.data.task == "pairs":
         _check_translation_flags(run.config.model.name, F)
     memory.require_fits(
@@ -136,10 +142,15 @@ def _main(argv: list[str]) -> None:
         outputs = _translate(run, prompts, F)
     else:
         outputs = _continue(run, prompts, F)
-    for i, text in enumerate(outputs):
-        if i and run.config.data.task != "pairs":
-            print("\n" + "-" * 40)
-        print(text, flush=True)
+    try:
+        for i, text in enumerate(outputs):
+            if i and run.config.data.task != "pairs":
+                print("\n" + "-" * 40)
+            print(text, flush=True)
+    except BrokenPipeError:  # the reader has seen enough (`| head`): the command's status says
+        raise
+    except OSError as e:
+        raise output_failed(e) from None
     print(f"[{len(outputs)} sample(s) from step {run.step} in "
           f"{time.perf_counter() - start:.1f} s, restore and compilation included]",
           file=sys.stderr)
@@ -188,6 +199,10 @@ def _check_translation_flags(model_name: str, F) -> None:
     _check(model_name == "encoder_decoder" or not (sampling or F.no_cache),
            f"{(sampling or ['--no_cache'])[0]}: this run, a decoder-only GPT on pairs, writes "
            f"its answers greedily, re-reading the whole window: drop it")
+    _check(not FLAGS["seed"].present or sampling, "--seed: greedy decoding draws nothing at "
+           "random, so every seed writes the same target; " + (
+               "sample with --temperature, --top_k or --top_p, or drop --seed"
+               if model_name == "encoder_decoder" else "drop --seed"))
     _check(F.num_samples == 1 or sampling, f"--num_samples={F.num_samples} with greedy "
            f"decoding writes the same target {F.num_samples} times: sample with --temperature, "
            f"--top_k or --top_p, or drop --num_samples")

@@ -255,7 +255,8 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
     for flag, said in (("--max_new_tokens=3", "--max_new_tokens is for continuing text"),
                        ("--slide=1", "--slide is for continuing text"),
                        ("--num_samples=3", "--num_samples=3 with greedy decoding writes the "
-                                           "same target 3 times")):
+                                           "same target 3 times"),
+                       ("--seed=7", "--seed: greedy decoding draws nothing at random")):
         refused = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab", flag])
         assert refused.returncode == 2 and refused.stderr.startswith(f"error: {said}"), (
             refused.stderr)

@@ -362,6 +362,8 @@ CASES = {
     "top_p_0": (sample("--top_p=0"), r"--top_p must be in \(0, 1\], got 0.0"),
     "top_p_above_1": (sample("--top_p=1.5"), r"--top_p must be in \(0, 1\], got 1.5"),
     "top_k_0": (sample("--top_k=0"), "--top_k must be >= 1, got 0"),
+    "top_k_above_the_vocabulary": (sample("--top_k=100000"), r"--top_k=100000 is more than "
+                                   r"the run's vocabulary of \d+ tokens"),
     "missing_step": (sample("--step=7"), "no checkpoint at step 7 in .*; available: 10"),
     "workdir_without_checkpoints": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d}"],
                                     "is not a training run: config.json or vocab.json"),
@@ -485,7 +487,12 @@ CASES = {
         "--workdir=.*run is a run of the gpt model; .*pass a run of configs/seq2seq.py"),
     "translation_benchmark_of_an_empty_workdir": (  # not the untrained model, quietly
         lambda d: ["benchmarks/translation.py", "--workdir=", f"--out={d / 'translation.json'}"],
-        "--workdir is empty: pass a run of configs/seq2seq.py"),
+        "--workdir is empty: give a path"),
+    "prompts_flag_empty": (sample("--prompts="), "--prompts is empty: give a path"),
+    "prepare_input_empty": (lambda d: ["-m", "gpt_jax.prepare", "--input=",
+                                       f"--out={d / 'prepared'}"], "--input is empty"),
+    "prepare_out_empty": (lambda d: ["-m", "gpt_jax.prepare", f"--input={d / 'greek.txt'}",
+                                     "--out="], "--out is empty: give a path"),
     "data_at_scale_infinite_gigabytes": (
         lambda d: ["benchmarks/data_at_scale.py", "--gigabytes=inf", f"--scratch={d / 'scratch'}"],
         "--gigabytes must be a positive number, got inf"),
@@ -703,7 +710,8 @@ def test_a_failed_read_that_nobody_awaited_is_not_reported_but_other_asyncio_err
 def test_a_command_whose_standard_streams_are_closed_runs_on_dev_null(tmp_path):
     """Started with stdout and stderr closed (`>&- 2>&-`), training runs to its end: the
     closed streams are /dev/null, not the next files the run opens (its metrics hold nothing
-    but records). With stdin closed, `--prompts=-` reads no prompt: one line, exit 2."""
+    but records). With stdin closed, `--prompts=-` reads no prompt: one line, exit 2. The
+    sampler with stdout closed or full says so."""
     run = tmp_path / "run"
     train = subprocess.run(["bash", "-c", f'exec "$0" train.py --config={TINY} --workdir={run} '
                             '--config.train.num_steps=4 >&- 2>&-', sys.executable], cwd=REPO)
@@ -715,6 +723,17 @@ def test_a_command_whose_standard_streams_are_closed_runs_on_dev_null(tmp_path):
                              '--prompts=- <&-', sys.executable], cwd=REPO, capture_output=True,
                             text=True)
     assert sample.returncode == 2 and sample.stderr == "error: --prompts - holds no prompt\n"
+    # the samples are the sampler's whole output: written nowhere, they are refused, and a
+    # full disk under standard output is named as such (the OSError names no file)
+    nowhere = subprocess.run(["bash", "-c", f'exec "$0" -m gpt_jax.sample --workdir={run} '
+                              '>&-', sys.executable], cwd=REPO, capture_output=True, text=True)
+    assert nowhere.returncode == 2 and nowhere.stderr.startswith(
+        "error: standard output is closed: the samples would be written nowhere"), nowhere.stderr
+    full = subprocess.run(["bash", "-c", f'exec "$0" -m gpt_jax.sample --workdir={run} '
+                           '--max_new_tokens=20 >/dev/full', sys.executable], cwd=REPO,
+                          capture_output=True, text=True)
+    assert full.returncode == 2 and full.stderr == (
+        "error: cannot write standard output: No space left on device\n"), full.stderr
 
 
 def test_a_workdir_holding_the_other_kind_of_vocabulary_is_refused_in_one_line(tmp_path):
