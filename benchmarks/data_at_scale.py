@@ -48,6 +48,10 @@ flags.DEFINE_integer("bpe_vocab", 512, "BPE vocabulary for the bits-per-characte
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "data_at_scale.json"), "JSON.")
 
 
+# What /usr/bin/time says of a command that failed, before its report: not the command's words.
+TIME_STATUS_LINES = ("Command exited with non-zero status", "Command terminated by signal")
+
+
 def timed(args: list[str], cwd: Path = REPO) -> dict:
     """Runs `python ARGS` under /usr/bin/time: wall seconds, peak RSS, its stdout."""
     start = time.perf_counter()
@@ -55,7 +59,9 @@ def timed(args: list[str], cwd: Path = REPO) -> dict:
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:  # its own last line, before /usr/bin/time's report
-        said = proc.stderr.split("\tCommand being timed:")[0].strip().splitlines()
+        said = [line for line in
+                proc.stderr.split("\tCommand being timed:")[0].strip().splitlines()
+                if not line.startswith(TIME_STATUS_LINES)]
         raise UserError(f"python {' '.join(args[:2])} failed: "
                         f"{said[-1] if said else 'no output'}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
@@ -63,11 +69,14 @@ def timed(args: list[str], cwd: Path = REPO) -> dict:
 
 
 def make_corpus(path: Path, gigabytes: float) -> int:
-    """Shuffled copies of tiny Shakespeare's lines until the file holds `gigabytes`."""
+    """Shuffled copies of tiny Shakespeare's lines until the file holds `gigabytes`; a corpus
+    already there is reused only if it is the one this size writes (it ends within one copy
+    past the target), never one of another --gigabytes."""
     target = int(gigabytes * 1e9)
-    if path.exists() and path.stat().st_size >= target:
+    text = SHAKESPEARE.read_text(encoding="utf-8")
+    if path.exists() and target <= path.stat().st_size < target + len(text.encode("utf-8")):
         return path.stat().st_size
-    lines = SHAKESPEARE.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = text.splitlines(keepends=True)
     rng = random.Random(0)
     written = 0
     with open(path, "w", encoding="utf-8") as f:

@@ -30,7 +30,8 @@ from gpt_jax import cli  # noqa: E402
 
 if __name__ == "__main__":  # flags of its own only when run alone, not imported by bench.py
     flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "sampling.json"), "JSON.")
-    flags.DEFINE_integer("new_tokens", 500, "Tokens to generate.", lower_bound=1)
+    flags.DEFINE_integer("new_tokens", 500, "Tokens to generate.", lower_bound=1,
+                         upper_bound=2**31 - 1)
     flags.DEFINE_integer("repeats", 3, "Timed runs per path (after one compiling run).",
                          lower_bound=1)
     flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
@@ -84,11 +85,14 @@ def time_sampling(spec: str, new_tokens: int = 500, repeats: int = 3,
     cold `python -m gpt_jax.sample` to its first token."""
     import jax
 
+    from gpt_jax import memory
     from gpt_jax.generation import generate, prompt_window
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp) / "run"
         config, tokenizer, model, params = make_untrained_run(spec, workdir, overrides)
+        memory.require_fits(memory.sampling_bytes(config, tokenizer.vocab_size, 1, new_tokens,
+                                                  fewer="lower --new_tokens"), "sampling")
         T = config.model.block_size
         window, n = prompt_window(tokenizer.encode("\n"), T, 1)
         row = {"sample_new_tokens": new_tokens}

@@ -131,4 +131,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run_main(main, __doc__)
+    cli.run_main(main, __doc__, out_of_memory="out of memory: lower --batch")

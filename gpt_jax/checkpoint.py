@@ -262,7 +262,8 @@ class Checkpoints:
                 warnings.append(f"warning: the checkpoint at step {candidate} is damaged "
                                 f"({describe_failure(e)})")
                 if quarantine:
-                    warnings.append(f"warning: moved it to {self._quarantine(candidate)}")
+                    where = self.set_aside(candidate, why="is damaged")
+                    warnings.append(f"warning: moved it to {where}")
                 continue
             for line in warnings:
                 print(line, file=sys.stderr)
@@ -285,10 +286,12 @@ class Checkpoints:
                 return True
         return False
 
-    def _quarantine(self, step: int) -> Path:
+    def set_aside(self, step: int, why: str = "cannot be resumed") -> Path:
+        """Moves checkpoint `step` to WORKDIR/checkpoints_damaged/STEP.TIME, never deleting
+        it; returns where it went."""
         aside = self.directory.with_name(DAMAGED)
         if aside.exists() and not aside.is_dir():
-            raise UserError(f"the checkpoint at step {step} is damaged, and {aside}, where it "
+            raise UserError(f"the checkpoint at step {step} {why}, and {aside}, where it "
                             f"would be set aside, is a file: move that file away")
         aside.mkdir(exist_ok=True)
         destination = aside / f"{step}.{int(time.time())}"

@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
@@ -63,18 +64,37 @@ PATH_FLAGS = ("workdir", "prompts", "out", "input", "configs_dir", "nanogpt", "n
 
 FLAG_FILE_LIMIT = 1 << 20
 
+# jax's switches, read from the environment, that this project's commands cannot run under,
+# and why: each failed deep inside jax with a traceback.
+JAX_SWITCHES_REFUSED = {
+    "JAX_ENABLE_X64": "this project's arrays are float32, bfloat16 and int32, and 64-bit "
+                      "defaults break their types",
+    "JAX_DISABLE_JIT": "the train and sampling steps are compiled ahead of time, which needs "
+                       "jit",
+}
+FALSE_WORDS = ("", "0", "n", "no", "f", "false", "off")  # what jax reads as off
+
+
+def check_environment() -> None:
+    """A UserError for a jax switch in the environment that no command here can run under."""
+    for name, why in JAX_SWITCHES_REFUSED.items():
+        value = os.environ.get(name, "")
+        if value.lower() not in FALSE_WORDS:
+            raise UserError(f"{name}={value}: {why}; unset it")
+
 
 def check_argv(argv: Sequence[str]) -> None:
     """What must hold before any flag is read: the current folder exists (relative paths are
     read from it), a --flagfile, and every --flagfile nested in one, is a regular UTF-8 file of
     at most 1 MiB that does not include itself (a pipe or a device would be read forever), and
-    a --config file a regular file."""
+    a --config file a regular file; no jax switch of the environment breaks the command."""
     try:
         os.getcwd()
     except FileNotFoundError:
         raise UserError("the current folder no longer exists (it was deleted while the shell "
                         "was in it): cd to a folder that exists and run the command again"
                         ) from None
+    check_environment()
     _check_flags(argv[1:], within=())
 
 
@@ -324,23 +344,34 @@ def _raise(signum, frame):
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
 
-def run_main(main: Callable[[list[str]], None], usage: str) -> None:
+def _no_backend_left(e: Exception) -> bool:
+    """Whether `e` is jax's assertion that no backend started: JAX_PLATFORMS names only
+    platforms it skipped (cuda on a machine without an NVIDIA GPU)."""
+    frames = traceback.extract_tb(e.__traceback__)
+    return (isinstance(e, AssertionError) and bool(os.environ.get("JAX_PLATFORMS"))
+            and bool(frames) and frames[-1].filename.endswith("xla_bridge.py"))
+
+
+def run_main(main: Callable[[list[str]], None], usage: str,
+             out_of_memory: str | None = None) -> None:
     """An absl-style `main(argv)` (the benchmarks') run as every command of the package is:
     its flags parsed by parse_flags, bad input one line and exit status 2."""
     def parsed_then_main() -> None:
         parse_flags(sys.argv, usage, flags.FLAGS)
         main(sys.argv)
 
-    run(parsed_then_main)
+    run(parsed_then_main, out_of_memory)
 
 
-OUT_OF_MEMORY = ("error: out of memory: use a smaller model, batch or block, more "
+OUT_OF_MEMORY = ("out of memory: use a smaller model, batch or block, more "
                  "train.grad_accum_steps, or fewer samples")
 
 
-def run(main: Callable[[], None]) -> None:
+def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
     """Runs `main`; a UserError, a stop by signal or a resource failure (disk full, files
-    that cannot be written, out of memory) becomes one line on stderr and a non-zero exit."""
+    that cannot be written, out of memory) becomes one line on stderr and a non-zero exit.
+    `out_of_memory`: what to lower, in this command's flags (default: a training's)."""
+    out_of_memory = f"error: {out_of_memory or OUT_OF_MEMORY}"
     with command_settings():
         for signum in stop.SIGNALS:  # the trainer's loop installs its own
             if signal.getsignal(signum) is not signal.SIG_IGN:
@@ -371,14 +402,19 @@ def run(main: Callable[[], None]) -> None:
             where = f" {e.filename}" if e.filename else ""
             _exit(f"error: cannot write{where}: {e.strerror}", EXIT_USER_ERROR)
         except MemoryError:
-            _exit(OUT_OF_MEMORY, EXIT_USER_ERROR)
+            _exit(out_of_memory, EXIT_USER_ERROR)
         except RecursionError:
             _exit("error: a file nests too deeply to read (damaged JSON?)", EXIT_USER_ERROR)
         except Exception as e:  # XLA's own errors are exception types of jaxlib's
             if "RESOURCE_EXHAUSTED" in str(e):
-                _exit(OUT_OF_MEMORY, EXIT_USER_ERROR)
+                _exit(out_of_memory, EXIT_USER_ERROR)
             if str(e).startswith("Unable to initialize backend"):  # JAX_PLATFORMS names none
                 _exit(f"error: {str(e).splitlines()[0]}", EXIT_USER_ERROR)
+            if _no_backend_left(e):
+                _exit(f"error: JAX_PLATFORMS={os.environ['JAX_PLATFORMS']}: none of these "
+                      f"platforms has a device on this machine (jax skips cuda without a "
+                      f"visible NVIDIA GPU); set JAX_PLATFORMS=cpu or leave it unset",
+                      EXIT_USER_ERROR)
             if any(sign in str(e) for sign in PEER_FAILURES):
                 _exit("error: another process of this run failed or was stopped (a collective "
                       "lost its peer); run the same command on every process to resume from "

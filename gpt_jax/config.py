@@ -321,6 +321,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require_count("sample.max_new_tokens", config.sample.max_new_tokens, 0)
     for name, value in _float_fields(config):
         require_float32(name, value)
+    # Decoupled weight decay multiplies the weights by (1 - rate × decay) every step: at 1 or
+    # more it zeroes them or flips their sign, and the run diverges within a few steps.
+    for rate, decay in (("learning_rate", "weight_decay"),
+                        ("muon_learning_rate", "muon_weight_decay")):
+        _require(t[rate] * t[decay] < 1,
+                 f"train.{decay} × train.{rate} = {t[decay] * t[rate]:.3g}, and each step "
+                 f"multiplies the weights by 1 minus that: it must be < 1 (usually about "
+                 f"1e-4); lower train.{decay} or train.{rate}")
 
 
 def _float_fields(config: ml_collections.ConfigDict) -> list[tuple[str, float]]:

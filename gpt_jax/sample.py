@@ -221,7 +221,8 @@ def _translate(run, sources: list[str], F) -> list[str]:
 
 
 def main() -> None:
-    cli.run(lambda: _main(sys.argv))
+    cli.run(lambda: _main(sys.argv), out_of_memory="out of memory while sampling: give fewer "
+            "prompts, or a lower --num_samples or --max_new_tokens")
 
 
 if __name__ == "__main__":

@@ -344,10 +344,18 @@ class Trainer:
         if not math.isfinite(loss + grad_norm):
             self.checkpoints.wait()
             last = self.checkpoints.latest_step()
+            moved = ""
+            if last == step - 1 and self.is_main:
+                # Step `step`'s loss and gradients are computed from the parameters saved at
+                # step - 1 and from a batch fixed by the seed: resumed, that checkpoint fails
+                # again at the same step, whatever the learning rate. Set aside, not deleted.
+                moved = (f"; the checkpoint of step {last}, whose parameters gave it, was moved "
+                         f"to {self.checkpoints.set_aside(last)}")
+                last = self.checkpoints.latest_step()
             kept = f"the last good checkpoint (step {last}) is kept" if last is not None \
-                else "no checkpoint was written"
+                else "no good checkpoint is left (the next run starts over)"
             raise UserError(f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
-                            f"at step {step}: stopped; {kept}. Try a lower "
+                            f"at step {step}: stopped{moved}; {kept}. Try a lower "
                             f"--config.train.learning_rate" + (
                                 " or --config.train.muon_learning_rate"
                                 if self.config.train.optimizer == "muon" else ""))

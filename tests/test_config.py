@@ -104,6 +104,16 @@ def _range_rows(field, message, refused, accepted):
         yield {field: value}, f"{message}, got {value}", [{field: edge}]
 
 
+# Huge rates and decays that pass, their product (the weights' decay per step) kept below 1.
+DECAY_BELOW_1 = {
+    "train.learning_rate": {"train.learning_rate": F32_MAX, "train.weight_decay": 0.0},
+    "train.weight_decay": {"train.weight_decay": 1e36, "train.learning_rate": 1e-37},
+    "train.muon_learning_rate": {"train.muon_learning_rate": F32_MAX},  # decay 0 by default
+    "train.muon_weight_decay": {"train.muon_weight_decay": 1e36,
+                                "train.muon_learning_rate": 1e-37},
+}
+
+
 def _float32_rows():
     """Every float field of the schema past float32's range, and below its smallest normal
     number where the field's own range lets such a value through."""
@@ -117,7 +127,8 @@ def _float32_rows():
                 continue
             if name not in ("dropout", "beta1", "beta2"):  # whose range refuses 1e39 first
                 yield ({field: 1e39}, f"{field}=1e+39 is past float32's range (±3.4e38), the "
-                                      f"precision it is computed in", [{field: F32_MAX}])
+                                      f"precision it is computed in",
+                       [DECAY_BELOW_1.get(field, {field: F32_MAX})])
             if name != "rope_base":  # which must be > 1
                 yield ({field: 1e-40}, f"{field}=1e-40 is below float32's smallest normal "
                                        f"number (1.2e-38), the precision it is computed in: it "
@@ -235,7 +246,7 @@ INCONSISTENT = [
      [{"model.activation": "swiglu"},
       {"model.activation": "swiglu", "model.projections": False, "model.ffwd": False}]),
     *_range_rows("train.learning_rate", "train.learning_rate must be a positive number",
-                 (0.0, -1e-3, math.nan, math.inf), (1e-30, 1e-3, 1e-3, F32_MAX)),
+                 (0.0, -1e-3, math.nan, math.inf), (1e-30, 1e-3, 1e-3, 99.0)),
     *_range_rows("train.min_learning_rate", "train.min_learning_rate must be a number >= 0",
                  (-1e-4, math.nan, math.inf), (0.0, 1e-4, F32_MAX)),
     *_choice_rows("train.lr_schedule", "train.lr_schedule must be constant or cosine", "linear",
@@ -245,7 +256,17 @@ INCONSISTENT = [
     *_range_rows("train.grad_clip", "train.grad_clip must be >= 0", (-1.0, math.nan, math.inf),
                  (0.0, 1.0, F32_MAX)),
     *_range_rows("train.weight_decay", "train.weight_decay must be a number >= 0",
-                 (-0.1, math.nan, math.inf), (0.0, 0.1, F32_MAX)),
+                 (-0.1, math.nan, math.inf), (0.0, 0.1, 999.0)),
+    ({"train.weight_decay": 1000.0}, "train.weight_decay × train.learning_rate = 1, and each "
+     "step multiplies the weights by 1 minus that: it must be < 1 (usually about 1e-4); lower "
+     "train.weight_decay or train.learning_rate",
+     [{"train.weight_decay": 1000.0, "train.learning_rate": 9.99e-4}]),
+    ({"train.optimizer": "muon", "train.muon_weight_decay": 0.1, "train.muon_learning_rate": 10.0},
+     "train.muon_weight_decay × train.muon_learning_rate = 1, and each step multiplies the "
+     "weights by 1 minus that: it must be < 1 (usually about 1e-4); lower "
+     "train.muon_weight_decay or train.muon_learning_rate",
+     [{"train.optimizer": "muon", "train.muon_weight_decay": 0.1,
+       "train.muon_learning_rate": 9.9}]),
     *[row for beta in ("beta1", "beta2")
       for row in _range_rows(f"train.{beta}", f"train.{beta} must be in [0, 1)",
                              (-0.1, 1.0, math.nan), (0.0, 0.999999, 0.5))],
@@ -254,7 +275,7 @@ INCONSISTENT = [
     *_range_rows("train.muon_learning_rate", "train.muon_learning_rate must be a positive number",
                  (0.0, -0.02, math.nan, math.inf), (1e-30, 0.02, 0.02, F32_MAX)),
     *_range_rows("train.muon_weight_decay", "train.muon_weight_decay must be a number >= 0",
-                 (-0.1, math.nan, math.inf), (0.0, 0.1, F32_MAX)),
+                 (-0.1, math.nan, math.inf), (0.0, 0.1, 49.0)),
     *_range_rows("train.muon_ns_steps", "train.muon_ns_steps must be an integer in [1, 20]",
                  (0, -1, 21), (1, 5, 20)),
     # numbers: what float32, the precision of the computation, cannot hold

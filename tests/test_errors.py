@@ -153,6 +153,12 @@ CASES = {
                         "unknown lecture step 'transformer'; choose one of head, multihead"),
     "val_path_of_a_text_task": (train("--config.data.val_path=held_out.tsv"),
                                 "data.val_path names a file of held-out pairs"),
+    "weight_decay_past_zero": (  # the weights times (1 - 1e-3 × 2000): flipped every step
+        train("--config.train.learning_rate=1e-3", "--config.train.weight_decay=2000"),
+        r"train.weight_decay × train.learning_rate = 2, .* must be < 1"),
+    "muon_weight_decay_past_zero": (
+        train("--config.train.optimizer=muon", "--config.train.muon_weight_decay=100"),
+        r"train.muon_weight_decay × train.muon_learning_rate = 2, .* must be < 1"),
     "cosine_ending_above_its_peak": (
         train("--config.train.lr_schedule=cosine", "--config.train.min_learning_rate=1.0"),
         r"train.min_learning_rate \(1.0\) is above train.learning_rate"),
@@ -237,6 +243,13 @@ CASES = {
                                          r"lower --config.sample.max_new_tokens \(0: no "),
     "unknown_jax_platform": (sample(), "Unable to initialize backend 'nonsense'",
                              {"JAX_PLATFORMS": "nonsense"}),
+    "jax_platform_not_on_this_machine": (  # (the CI machines have no NVIDIA GPU)
+        sample(), "JAX_PLATFORMS=cuda: none of these platforms has a device on this machine",
+        {"JAX_PLATFORMS": "cuda"}),
+    "jax_64_bit": (train(), "JAX_ENABLE_X64=1: this project's arrays are float32, bfloat16 "
+                   "and int32", {"JAX_ENABLE_X64": "1"}),
+    "jax_without_jit": (sample(), "JAX_DISABLE_JIT=true: the train and sampling steps are "
+                        "compiled ahead of time", {"JAX_DISABLE_JIT": "true"}),
     "workdir_of_another_model": (train("--config.model.n_layer=3"),
                                  r"holds a checkpoint of a different model \(model.n_layer: "
                                  r"1 → 3\)"),
@@ -493,6 +506,14 @@ CASES = {
                                        f"--out={d / 'prepared'}"], "--input is empty"),
     "prepare_out_empty": (lambda d: ["-m", "gpt_jax.prepare", f"--input={d / 'greek.txt'}",
                                      "--out="], "--out is empty: give a path"),
+    "sampling_benchmark_new_tokens_past_int32": (
+        lambda d: ["benchmarks/sampling.py", "--new_tokens=3000000000",
+                   f"--out={d / 'sampling.json'}"],
+        r"--new_tokens=3000000000: .* range \[1, 2147483647\]"),
+    "sampling_benchmark_new_tokens_past_memory": (
+        lambda d: ["benchmarks/sampling.py", "--new_tokens=2000000000",
+                   "--configs=shakespeare_char_cpu.py", f"--out={d / 'sampling.json'}"],
+        r"sampling needs about .* of memory .*: lower --new_tokens"),
     "data_at_scale_infinite_gigabytes": (
         lambda d: ["benchmarks/data_at_scale.py", "--gigabytes=inf", f"--scratch={d / 'scratch'}"],
         "--gigabytes must be a positive number, got inf"),
@@ -777,3 +798,27 @@ def test_a_command_run_from_a_deleted_folder_says_so_in_one_line(tmp_path):
     assert result.returncode == 2 and result.stderr == (
         "error: the current folder no longer exists (it was deleted while the shell was in "
         "it): cd to a folder that exists and run the command again\n"), result.stderr
+
+
+RUNS_OUT_OF_MEMORY = """
+import sys
+from gpt_jax import cli
+
+def main():
+    raise MemoryError if sys.argv[1] == "host" else RuntimeError("RESOURCE_EXHAUSTED: Out of "
+                                                                 "memory allocating 10 GiB")
+
+cli.run(main, out_of_memory=sys.argv[2] if len(sys.argv) > 2 else None)
+"""
+
+
+@pytest.mark.parametrize("where", ["host", "device"])
+def test_out_of_memory_is_one_line_with_the_command_s_own_advice(where):
+    """A training is told to shrink the model or the batch; the sampler and the translation
+    benchmark name their own flags."""
+    default = run_python(["-c", RUNS_OUT_OF_MEMORY, where])
+    assert default.returncode == 2 and default.stderr == (
+        "error: out of memory: use a smaller model, batch or block, more "
+        "train.grad_accum_steps, or fewer samples\n"), default.stderr
+    own = run_python(["-c", RUNS_OUT_OF_MEMORY, where, "out of memory: lower --batch"])
+    assert own.returncode == 2 and own.stderr == "error: out of memory: lower --batch\n"

@@ -155,16 +155,30 @@ def test_under_nohup_a_sighup_does_not_stop_training(tmp_path):
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
-    result = _train(tmp_path, args=["--config.train.num_steps=30",
+    """The loss of step N is computed from the parameters saved at step N - 1: that checkpoint
+    fails again at step N when resumed, so it is set aside (not deleted), and the one before
+    it, whose next loss was finite, is the last good one; training on from it works."""
+    every_step = ["--config.train.checkpoint_every=1", "--config.train.eval_interval=100"]
+    assert _train(tmp_path, args=["--config.train.num_steps=3", *every_step]).returncode == 0
+    result = _train(tmp_path, args=["--config.train.num_steps=30", *every_step,
                                     "--config.train.learning_rate=1e30",
-                                    "--config.train.checkpoint_every=1"])
+                                    "--config.train.weight_decay=0"])
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "non-finite training loss (nan)" in lines[0], result.stderr
     bad_step = int(lines[0].split(" at step ")[1].split(":")[0])
+    assert bad_step >= 5  # steps 4 .. bad_step - 1 were saved with a finite loss
+    assert (f"the checkpoint of step {bad_step - 1}, whose parameters gave it, was moved to "
+            f"{tmp_path / 'checkpoints_damaged'}/{bad_step - 1}.") in lines[0]
+    assert f"the last good checkpoint (step {bad_step - 2}) is kept" in lines[0]
+    assert [p.name.split(".")[0] for p in (tmp_path / "checkpoints_damaged").iterdir()] == [
+        str(bad_step - 1)]
     run = load_run(tmp_path)
-    assert run.step < bad_step
+    assert run.step == bad_step - 2
     assert all(np.isfinite(np.asarray(p)).all() for p in __import__("jax").tree.leaves(run.state))
+    resumed = _train(tmp_path, args=[f"--config.train.num_steps={bad_step + 2}", *every_step])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from the checkpoint at step {bad_step - 2}\n" in resumed.stdout
 
 
 def test_a_second_trainer_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
