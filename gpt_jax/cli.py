@@ -95,18 +95,27 @@ def check_argv(argv: Sequence[str]) -> None:
                         "was in it): cd to a folder that exists and run the command again"
                         ) from None
     check_environment()
-    _check_flags(argv[1:], within=())
+    configs: list[str] = []
+    _check_flags(argv[1:], within=(), configs=configs)
+    if len(configs) > 1:  # absl would keep the last one, and apply overrides to both
+        raise UserError(f"--config is given more than once ({', '.join(configs)}): give one "
+                        f"config file, and change its fields with --config.section.field=value")
 
 
-def _check_flags(args: Sequence[str], within: tuple[str, ...]) -> None:
-    """check_argv for the flags of the command line or, `within` these flag files, of one."""
+def _check_flags(args: Sequence[str], within: tuple[str, ...], configs: list[str]) -> None:
+    """check_argv for the flags of the command line or, `within` these flag files, of one;
+    adds each --config to `configs`."""
     inside = f" (in --flagfile={within[-1]})" if within else ""
     for i, arg in enumerate(args):
         name, eq, value = arg.lstrip("-").partition("=")
         if arg in ("--flagfile", "-flagfile") and i + 1 < len(args):  # absl's "--flagfile F"
             name, eq, value = "flagfile", "=", args[i + 1]
+        if arg in ("--config", "-config") and i + 1 < len(args):
+            name, eq, value = "config", "=", args[i + 1]
         if not eq or name not in ("flagfile", "config") or not value:
             continue
+        if name == "config":
+            configs.append(value)
         path = user_path(value.partition(":")[0] if name == "config" else value)
         if path.exists() and not path.is_file():
             raise UserError(f"--{name}={value}{inside}: not a regular file")
@@ -126,7 +135,8 @@ def _check_flags(args: Sequence[str], within: tuple[str, ...]) -> None:
             except OSError as e:
                 raise UserError(f"--flagfile={value}{inside}: cannot read: "
                                 f"{e.strerror}") from None
-            _check_flags([line.strip() for line in text.splitlines()], (*within, value))
+            _check_flags([line.strip() for line in text.splitlines()], (*within, value),
+                         configs)
 
 
 def _flag_error(message: str) -> str:

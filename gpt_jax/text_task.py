@@ -101,7 +101,21 @@ class TextTask:
         gathers its windows there. Otherwise a placeholder: the windows come with each chunk."""
         if not self.on_device:
             return np.zeros((1,), np.int32)
-        return np.asarray(self.corpus.train, np.int32)
+        return self._in_vocabulary(np.asarray(self.corpus.train, np.int32), TRAIN)
+
+    def _in_vocabulary(self, tokens: np.ndarray, split: int) -> np.ndarray:
+        """`tokens` (read from `split`), once checked to be ids of the vocabulary. Only a
+        prepared file can hold others (damaged, or edited), and nothing downstream would say:
+        the embedding lookup clamps an id past the table, and the loss of a target past the
+        logits is finite; the run would train on garbage without a word."""
+        top = int(tokens.max(initial=0))
+        if self.prepared and top >= self.vocab_size:
+            stream = self.corpus.split(split)
+            where = getattr(stream, "filename", None) or ("train", "val")[split]
+            raise UserError(f"{where} holds token id {top}, past the vocabulary of "
+                            f"{self.vocab_size}: the prepared data is damaged; prepare it "
+                            f"again (python -m gpt_jax.prepare)")
+        return tokens
 
     def chunk_inputs(self, layout: BatchLayout, step: int, n: int, k: int) -> jax.Array:
         """Steps step .. step+n-1 (padded to k), on the devices: their start offsets, or, for
@@ -113,7 +127,7 @@ class TextTask:
         if self.on_device:
             return shard(starts_DxKxAxB)
         windows = read_windows(self.corpus.train, starts_DxKxAxB, self.block_size + 1)
-        return shard(windows.astype(np.int32))
+        return shard(self._in_vocabulary(windows.astype(np.int32), TRAIN))
 
     def batch(self, tokens_N: jax.Array, inputs_AxB: jax.Array):
         """Inputs and next-token targets of one step: the windows at its start offsets."""
@@ -137,7 +151,8 @@ class TextTask:
             batches = [get_batch(self.corpus.split(split), self.block_size, t.batch_size,
                                  t.seed, eval_stream(split), i, layout.rows)
                        for i in range(t.eval_iters)]
-            x, y = (np.stack(a).astype(np.int32) for a in zip(*batches, strict=True))
+            x, y = (self._in_vocabulary(np.stack(a).astype(np.int32), split)
+                    for a in zip(*batches, strict=True))
             data[name] = (shard(layout.for_eval(x)), shard(layout.for_eval(y)))
         return data
 

@@ -146,6 +146,10 @@ CASES = {
     "config_whose_get_config_returns_none": (
         lambda d: ["train.py", f"--config={d / 'returns_none.py'}", f"--workdir={d / 'run'}"],
         r"get_config\(\) of .*returns_none.py returned None"),
+    "config_given_twice": (lambda d: ["train.py", "--config=configs/bigram.py",
+                                      f"--config={TINY}", f"--workdir={d / 'run'}"],
+                           r"--config is given more than once \(configs/bigram.py, .*tiny_"
+                           r"config.py\): give one config file"),
     "flagfile_not_utf8": (lambda d: ["train.py", f"--flagfile={d / 'flags.bin'}"],
                           r"--flagfile=.*flags.bin is not UTF-8 text \(byte 0\)"),
     "unknown_variant": (lambda d: ["train.py", "--config=configs/lecture.py:transformer",

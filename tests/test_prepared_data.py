@@ -124,6 +124,37 @@ def test_a_damaged_prepared_folder_is_refused_in_one_line(datadir, tmp_path, dam
     assert len(lines) == 1 and message in lines[0], lines
 
 
+def _ids_past_the_vocabulary(path):
+    tokens = np.memmap(path, np.uint8, mode="r+")
+    tokens[::50] = 200  # a vocabulary of 65: no id reaches 200
+    tokens.flush()
+
+
+@pytest.mark.parametrize("budget_mb", [1024, 0], ids=["on_device", "streamed"])
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_token_ids_past_the_vocabulary_are_refused_not_trained_on(datadir, tmp_path, budget_mb,
+                                                                   split):
+    """An id past the vocabulary would be clamped by the embedding lookup, and the loss of
+    such a target is finite: a damaged file would train on garbage without a word."""
+    import shutil
+
+    from gpt_jax.errors import UserError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(datadir, broken)
+    _ids_past_the_vocabulary(broken / f"{split}.bin")
+    task = _task(broken, budget_mb)
+    message = f"{broken / split}.bin holds token id 200, past the vocabulary of 65"
+    with pytest.raises(UserError, match=message):
+        layout = BatchLayout(8, 1, 0, 1)
+        task.device_data()
+        task.chunk_inputs(layout, 0, 1, 1)
+        task.eval_data(layout)
+    result = _train(tmp_path / "run", f"--config.data.path={broken}",
+                    f"--config.data.on_device_budget_mb={budget_mb}")
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {message}")
+
+
 def test_a_resumed_run_refuses_data_of_another_vocabulary(tmp_path):
     bpe = tmp_path / "bpe"
     made = run_python(["-m", "gpt_jax.prepare", f"--input={default_corpus_path()}",
