@@ -116,7 +116,7 @@ def training_setup(spec: str, overrides: dict) -> dict:
     import jax
     import numpy as np
 
-    from gpt_jax.config import apply_overrides, load_config_file
+    from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.layout import BatchLayout
     from gpt_jax.optim import make_optimizer
     from gpt_jax.state import init_state
@@ -126,6 +126,7 @@ def training_setup(spec: str, overrides: dict) -> dict:
 
     config = load_config_file(str(REPO / "configs" / spec))
     apply_overrides(config, overrides)
+    validate(config)
     t, m = config.train, config.model
     task = load_task(config)
     layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)

@@ -11,7 +11,6 @@ it can exceed the wall time of a step.
 from __future__ import annotations
 
 import collections
-import glob
 import gzip
 import json
 import re
@@ -37,7 +36,8 @@ flags.DEFINE_string("trace_dir", "/tmp/gpt_jax_profile", "Where the trace is wri
 
 def op_times(trace_dir: str) -> collections.Counter:
     """Microseconds per XLA op name, from the newest chrome-trace file jax wrote."""
-    path = sorted(glob.glob(f"{trace_dir}/plugins/profile/*/*.trace.json.gz"))[-1]
+    # (pathlib reads trace_dir as it is: glob.glob would take [...] in it for a pattern)
+    path = sorted(Path(trace_dir).glob("plugins/profile/*/*.trace.json.gz"))[-1]
     events = json.load(gzip.open(path))["traceEvents"]
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
                if e.get("ph") == "M" and e.get("name") == "thread_name"}

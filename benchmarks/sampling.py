@@ -58,7 +58,7 @@ def make_untrained_run(spec: str, workdir: Path, overrides: dict | None = None):
     {'model.compute_dtype': 'bfloat16'}), as the trainer would write it."""
     from gpt_jax import run_files
     from gpt_jax.checkpoint import Checkpoints
-    from gpt_jax.config import apply_overrides, load_config_file
+    from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.dataset import default_corpus_path
     from gpt_jax.models import build_model
     from gpt_jax.optim import make_optimizer
@@ -67,6 +67,7 @@ def make_untrained_run(spec: str, workdir: Path, overrides: dict | None = None):
 
     config = load_config_file(str(REPO / "configs" / spec))
     apply_overrides(config, overrides or {})
+    validate(config)
     tokenizer = CharTokenizer.from_text(default_corpus_path().read_text(encoding="utf-8"))
     model = build_model(config.model, tokenizer.vocab_size)
     state = init_state(model, make_optimizer(config.train), 0, config.model.block_size)

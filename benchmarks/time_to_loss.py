@@ -46,15 +46,16 @@ flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for 
 flags.DEFINE_float("target", 1.88, "The validation loss to reach.")
 flags.register_validator("target", lambda target: 0 < target < math.inf,
                          "--target takes a validation loss, a positive number")
-flags.DEFINE_string("config", "configs/shakespeare_char_cpu.py:short", "Our config (e.g. "
-                    "configs/shakespeare_char_cpu.py:modern_short).")
+flags.DEFINE_string("config", f"{REPO / 'configs' / 'shakespeare_char_cpu.py'}:short",
+                    "Our config (e.g. configs/shakespeare_char_cpu.py:modern_short).")
 flags.DEFINE_multi_string("set", [], "FIELD=VALUE for our run, passed as --config.FIELD=VALUE "
                           "(e.g. --set=model.n_layer=2 --set=train.num_steps=375); repeatable.")
 flags.DEFINE_list("seeds", ["1337"], "Our runs' train.seed, one run each, one after another "
                   "(e.g. 1337,1,2): one val figure is noisy, so the ratio is given for each and "
                   "for their mean.")
-flags.register_validator("seeds", lambda seeds: bool(seeds) and all(s.isdigit() for s in seeds),
-                         "--seeds takes non-negative integers separated by commas")
+flags.register_validator("seeds", lambda seeds: bool(seeds) and all(  # digits 0-9, not ²
+    s.isascii() and s.isdigit() for s in seeds), "--seeds takes non-negative integers "
+    "separated by commas")
 flags.register_validator("seeds", lambda seeds: all(int(s) <= SEED_MAX for s in seeds),
                          "--seeds must each be in [0, 2^32 - 1]: jax keeps a seed's low 32 "
                          "bits, so 2^32 would train as 0 does")

@@ -510,6 +510,14 @@ CASES = {
                                        f"--out={d / 'prepared'}"], "--input is empty"),
     "prepare_out_empty": (lambda d: ["-m", "gpt_jax.prepare", f"--input={d / 'greek.txt'}",
                                      "--out="], "--out is empty: give a path"),
+    "bench_set_of_an_impossible_value": (  # validated: it was a traceback of the sampler's
+        lambda d: ["benchmarks/bench.py", "--configs=bigram.py", "--set=train.batch_size=0",
+                   "--steps=2", f"--out={d / 'bench.json'}"],
+        "train.batch_size must be >= 1, got 0"),
+    "profile_step_override_of_an_impossible_value": (
+        lambda d: ["benchmarks/profile_step.py", "--config=bigram.py",
+                   "--override=model.n_head=0", f"--trace_dir={d / 'trace'}"],
+        "model.n_head must be >= 1, got 0"),
     "sampling_benchmark_new_tokens_past_int32": (
         lambda d: ["benchmarks/sampling.py", "--new_tokens=3000000000",
                    f"--out={d / 'sampling.json'}"],
