@@ -134,7 +134,9 @@ class Checkpoints:
             value = _val_loss(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError, KeyError, RecursionError):
             return None
-        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        is_loss = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                   and math.isfinite(value) and value >= 0)  # a cross-entropy: a number >= 0
+        return float(value) if is_loss else None
 
     def _set_aside_damaged_scores(self) -> None:
         """A step's val-loss file that is not one (a damaged disk, a hand edit) goes to

@@ -25,6 +25,10 @@ MEMORY_PER_PAIR_BYTE = 40  # two Python strings per line, their arrays, the voca
 def _check_line(where: str, line: str, max_source_len: int,
                 max_target_len: int) -> tuple[str, str]:
     tabs = line.count("\t")
+    if "\r" in line and tabs != 1:  # lines ended by \r alone (old Mac files): one line here
+        raise UserError(f"{where}: carriage returns (\\r) and {tabs} tabs in one line: are "
+                        f"its lines ended by \\r alone? They must end with \\n (or \\r\\n): "
+                        f"convert the file's line endings")
     if tabs == 0:
         raise UserError(f"{where}: no tab; expected source<TAB>target")
     if tabs > 1:

@@ -48,6 +48,10 @@ def prepare(workdir: str | Path) -> Path:
     check_checkpoint_path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"workdir {path} is a file, not a folder")
+    if path.is_symlink() and not path.exists():  # mkdir would say only "File exists"
+        raise UserError(f"workdir {path} is a symbolic link to {os.readlink(path)}, which does "
+                        f"not exist or links back to itself: remove the link or create its "
+                        f"target")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -84,7 +88,9 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
+        failed = str(e.filename or path)  # the temporary file, or the file itself
+        how = "" if failed == str(path) else f" (written first, then renamed to {path.name})"
+        raise UserError(f"cannot write {failed}{how}: {e.strerror}") from None
 
 
 def save_config(workdir: Path, config: ml_collections.ConfigDict) -> None:

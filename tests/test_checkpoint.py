@@ -106,14 +106,16 @@ def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from
     assert "--best and --step" in result.stderr
 
 
+@pytest.mark.parametrize("garbled", ["garbage", '{"val_loss": true}', '{"val_loss": -1.0}'])
 def test_a_garbled_val_loss_file_is_set_aside_and_its_checkpoint_still_restores(tmp_path,
-                                                                                capsys):
+                                                                                capsys, garbled):
+    """Not JSON, or not a loss (true would count as 1.0, and -1 would always be the best)."""
     config = tiny_config()
     config.train.update(dict(num_steps=10, eval_interval=5, checkpoint_every=5))
     train_and_evaluate(config, tmp_path)
     score = tmp_path / "checkpoints" / "10" / "metrics" / "metrics"
     assert score.is_file()
-    score.write_text("garbage")
+    score.write_text(garbled)
     assert load_run(tmp_path).step == 10 and load_run(tmp_path, best=True).step == 5
     config.train.num_steps = 15
     assert train_and_evaluate(config, tmp_path)["step"] == 15

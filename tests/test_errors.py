@@ -70,6 +70,8 @@ def files(tmp_path_factory):
         (d / copy / name).unlink(missing_ok=True)
         os.mkfifo(d / copy / name)
     shutil.copytree(run, d / "zero_vocab")
+    (d / "loop").symlink_to(d / "loop")  # a workdir that links to itself
+    (d / "tmp_is_a_folder" / "config.json.tmp").mkdir(parents=True)  # where config.json starts
     shutil.copytree(run, d / "moved[1]" / "run")  # a run moved under a path orbax misreads
     (d / "zero_vocab" / "vocab.json").unlink()
     (d / "zero_vocab" / "vocab.json").symlink_to("/dev/zero")
@@ -168,6 +170,13 @@ CASES = {
         r"train.min_learning_rate \(1.0\) is above train.learning_rate"),
     # tensorstore reads `[...]` as a pattern and a backslash as a separator: a run there
     # trained "successfully" into checkpoints that never restored
+    "temporary_config_file_is_a_folder": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'tmp_is_a_folder'}"],
+        r"cannot write .*config.json.tmp \(written first, then renamed to config.json\): Is a "
+        r"directory"),
+    "workdir_that_links_to_itself": (  # mkdir said only "File exists"
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'loop'}"],
+        r"workdir .*loop is a symbolic link to .*loop, which does not exist or links back"),
     "workdir_with_brackets": (
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'new[1]'}"],
         r"cannot keep checkpoints under .*new\[1\]: .*brackets \[...\]"),

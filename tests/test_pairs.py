@@ -157,6 +157,9 @@ BAD_FILES = {
     "only_blank_lines": (b"\n\r\n", r"pair file .*pairs.tsv is empty"),
     "no_tab": (b"a\tb\nabc\n", r"pairs.tsv:2: no tab; expected source<TAB>target"),
     "two_tabs": (b"a\tb\tc\n", r"pairs.tsv:1: 2 tabs; expected exactly one"),
+    "lines_ended_by_cr_alone": (b"a\tb\rc\td\re\tf\r", r"pairs.tsv:1: carriage returns "
+                                r"\(\\r\) and 3 tabs in one line: are its lines ended by \\r "
+                                r"alone\?"),
     "empty_source": (b"a\tb\n\tb\n", r"pairs.tsv:2: empty source"),
     "empty_target": (b"a\tb\r\nc\t\r\n", r"pairs.tsv:2: empty target"),
     "long_source": (b"a\tb\nabcdef\tb\n", r"pairs.tsv:2: the source has 6 characters, more "
