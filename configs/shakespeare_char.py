@@ -11,7 +11,12 @@ checkpoint of the lowest val loss is kept beside the newest: sample it with `--b
 
 `:modern` adds the modern changes that the CPU ladder measured to help
 (gpt_jax/modern_changes.py), on the same budget; dropout stays. On the H200 it reaches 1.462 at
-step 750 and overfits from there: 2.089 at step 5,000.
+step 750 and overfits from there: 2.089 at step 5,000. Its step-0 val loss is about 7.4, not
+ln 65 ≈ 4.17: with the output projections at zero and no position table, every block starts
+as the identity, and the tied LM head scores each character against itself, e·e/rms(e) ≈
+0.02·384 ≈ 7.7 above the others, so the untrained model predicts its input again. The
+CPU GPT's width, 128, makes that 2.6 (4.27 at step 0). It is trained away within the first
+steps.
 """
 
 from gpt_jax import modern_changes
