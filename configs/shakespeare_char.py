@@ -15,8 +15,8 @@ step 750 and overfits from there: 2.089 at step 5,000. Its step-0 val loss is ab
 ln 65 ≈ 4.17: with the output projections at zero and no position table, every block starts
 as the identity, and the tied LM head scores each character against itself, e·e/rms(e) ≈
 0.02·384 ≈ 7.7 above the others, so the untrained model predicts its input again. The
-CPU GPT's width, 128, makes that 2.6 (4.27 at step 0). It is trained away within the first
-steps.
+CPU GPT's width, 128, makes that 2.6 (4.27 at step 0). It does not hold the run back: at step
+500 the val loss is 1.480, against the plain GPT's 1.681.
 """
 
 from gpt_jax import modern_changes
