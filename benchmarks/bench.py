@@ -69,12 +69,16 @@ def matmul_peak_flops(dtype: str = "float32", repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times)
 
 
-def flops_per_token(config, params) -> float:
+def flops_per_token(config, params) -> float | None:
     """6·N for the matmul parameters (a forward and a backward pass) plus the attention
-    scores and their use, 12·n_layer·block_size·n_embd: nanoGPT's count, so MFUs compare."""
+    scores and their use, 12·n_layer·block_size·n_embd: nanoGPT's count, so MFUs compare.
+    None for the models before the GPT (a bigram or n-gram table is a lookup, the MLP has no
+    attention): the count is the GPT's, and an MFU made up for them would mean nothing."""
     from gpt_jax.state import count_params
 
     m = config.model
+    if m.name != "gpt":
+        return None
     n = count_params(params) - count_params(params.get("position_embedding_table", {}))
     if not m.tie_embeddings:
         n -= count_params(params["token_embedding_table"])  # a lookup, not a matmul
@@ -237,7 +241,8 @@ def main(argv):
             peaks[dtype] = matmul_peak_flops(dtype)
             print(f"{dtype} matmul peak (jitted square matmul): {peaks[dtype] / 1e9:.1f} "
                   f"GFLOP/s", flush=True)
-        row["mfu"] = row["flops_per_token"] * row["tokens_per_s"] / peaks[dtype]
+        row["mfu"] = (None if row["flops_per_token"] is None
+                      else row["flops_per_token"] * row["tokens_per_s"] / peaks[dtype])
         if F.sampling:
             row.update(time_sampling(spec, overrides=parse_settings(F.set)))
         if F.nanogpt:
@@ -256,7 +261,8 @@ def main(argv):
         lines.append(
             f"| {name} | {r['compile_s']:.1f} s | {r['step_ms_median']:.1f} ms "
             f"({r['step_ms_min']:.1f}–{r['step_ms_max']:.1f}) | {r['tokens_per_s']:,.0f} | "
-            f"{r['flops_per_token'] / 1e6:.2f} | {100 * r['mfu']:.0f}% | "
+            + ("— | — | " if r["mfu"] is None
+               else f"{r['flops_per_token'] / 1e6:.2f} | {100 * r['mfu']:.0f}% | ")
             + (f"{nano['step_ms_median']:.1f} ms | {r['speedup_vs_nanogpt']:.2f}× | "
                if nano else "— | — | ")
             + (f"{r['cached_tokens_per_s']:,.0f} / {r['uncached_tokens_per_s']:,.0f} |"

@@ -65,6 +65,13 @@ flags.DEFINE_integer("eval_interval", 250, "Our evaluations' interval, in steps 
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "time_to_loss.json"), "JSON.")
 
 OURS = ["--config.train.eval_iters=20", "--config.sample.max_new_tokens=0"]
+# The fields our runs get from the benchmark itself, which a --set would contradict.
+SET_BY_THE_BENCHMARK = {
+    "train.seed": "give the seeds as --seeds=S1,S2,...",
+    "train.eval_interval": "give it as --eval_interval=N",  # the figure the result records
+    "train.eval_iters": "both runs evaluate on 20 batches, nanoGPT's as ours",
+    "sample.max_new_tokens": "our runs sample nothing, as nanoGPT's train.py does not",
+}
 NANOGPT_CPU = [*nanogpt.TRAIN, "--eval_iters=20", "--log_interval=100", "--max_iters=2000",
                "--lr_decay_iters=2000", *nanogpt.MODEL_ARGS["shakespeare_char_cpu.py"]]
 
@@ -96,8 +103,9 @@ def main(argv):
     out = preflight.writable_file(F.out)
     config = load_config_file(F.config)  # a mistake in our config is found before nanoGPT runs
     settings = parse_settings(F.set)
-    if "train.seed" in settings:
-        raise UserError("--set=train.seed=...: give the seeds as --seeds=S1,S2,...")
+    for field, why in SET_BY_THE_BENCHMARK.items():
+        if field in settings:
+            raise UserError(f"--set={field}=...: {why}")
     apply_overrides(config, {**settings, "train.eval_interval": F.eval_interval})
     validate(config)
     spec, colon, variant = F.config.partition(":")  # train.py runs in the repository: the

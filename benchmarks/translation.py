@@ -65,6 +65,7 @@ def main(argv):
     import jax
     import numpy as np
 
+    from gpt_jax import memory
     from gpt_jax.config import load_config_file
     from gpt_jax.optim import make_optimizer
     from gpt_jax.pairs_task import PairsTask
@@ -87,6 +88,8 @@ def main(argv):
     if not F.workdir:
         model = task.build_model()
         params = init_state(model, make_optimizer(config.train), 0, task.example_inputs()).params
+    memory.require_fits(memory.sampling_bytes(config, task.vocab_size, max(F.batch), 0,
+                                              fewer="lower --batch"), "decoding")
     # Both paths read the same encoded sources: the encoder runs once in either, so it is timed
     # apart and the comparison is of the decoding.
     fused = model.clone(config=dataclasses.replace(model.config, fused_decode=True))
@@ -95,14 +98,14 @@ def main(argv):
     rows = []
     for batch in F.batch:
         sources = task.val.source_NxS[np.arange(batch) % len(task.val)]
-        memory = encode(params, sources)
+        encoded = encode(params, sources)
         mask = sources != 0
         # (name, model, use_cache, library_products); None: the path's own choice (XLA's
         # kernels for the cached decoding, YNNPACK for the uncached: each the faster for it).
         paths = (("uncached", model, False, None), ("cached", fused, True, None),
                  ("cached_head_by_head", head_by_head, True, None),
                  ("cached_ynnpack", fused, True, True), ("uncached_xla", model, False, False))
-        fns = {name: functools.partial(write_target, m, params, memory, mask, steps=task.T,
+        fns = {name: functools.partial(write_target, m, params, encoded, mask, steps=task.T,
                                        use_cache=use_cache, library_products=library)
                for name, m, use_cache, library in paths}
         fns["encoder"] = functools.partial(encode, params, sources)

@@ -97,14 +97,20 @@ def check_argv(argv: Sequence[str]) -> None:
     check_environment()
     configs: list[str] = []
     _check_flags(argv[1:], within=(), configs=configs)
-    if len(configs) > 1:  # absl would keep the last one, and apply overrides to both
-        raise UserError(f"--config is given more than once ({', '.join(configs)}): give one "
-                        f"config file, and change its fields with --config.section.field=value")
+    given: dict[str, list[str]] = {}  # --config and each --config.field: absl keeps the last
+    for name, value in configs:
+        given.setdefault(name, []).append(value)
+        if len(given[name]) > 1:
+            raise UserError(f"--{name} is given more than once ({', '.join(given[name])}): "
+                            + ("give one config file, and change its fields with "
+                               "--config.section.field=value" if name == "config"
+                               else "give it once"))
 
 
-def _check_flags(args: Sequence[str], within: tuple[str, ...], configs: list[str]) -> None:
+def _check_flags(args: Sequence[str], within: tuple[str, ...],
+                 configs: list[tuple[str, str]]) -> None:
     """check_argv for the flags of the command line or, `within` these flag files, of one;
-    adds each --config to `configs`."""
+    adds each --config and --config.field to `configs`, as (name, value)."""
     inside = f" (in --flagfile={within[-1]})" if within else ""
     for i, arg in enumerate(args):
         name, eq, value = arg.lstrip("-").partition("=")
@@ -112,10 +118,10 @@ def _check_flags(args: Sequence[str], within: tuple[str, ...], configs: list[str
             name, eq, value = "flagfile", "=", args[i + 1]
         if arg in ("--config", "-config") and i + 1 < len(args):
             name, eq, value = "config", "=", args[i + 1]
+        if arg.startswith("-") and (name == "config" or name.startswith("config.")):
+            configs.append((name, value if eq else "True"))
         if not eq or name not in ("flagfile", "config") or not value:
             continue
-        if name == "config":
-            configs.append(value)
         path = user_path(value.partition(":")[0] if name == "config" else value)
         if path.exists() and not path.is_file():
             raise UserError(f"--{name}={value}{inside}: not a regular file")
@@ -416,7 +422,7 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
         except RecursionError:
             _exit("error: a file nests too deeply to read (damaged JSON?)", EXIT_USER_ERROR)
         except Exception as e:  # XLA's own errors are exception types of jaxlib's
-            if "RESOURCE_EXHAUSTED" in str(e):
+            if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory allocating" in str(e):
                 _exit(out_of_memory, EXIT_USER_ERROR)
             if str(e).startswith("Unable to initialize backend"):  # JAX_PLATFORMS names none
                 _exit(f"error: {str(e).splitlines()[0]}", EXIT_USER_ERROR)

@@ -158,24 +158,29 @@ def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_bat
 
 
 def sampling_bytes(config: ml_collections.ConfigDict, vocab_size: int, num_samples: int,
-                   max_new_tokens: int, fewer: str = "lower --num_samples or --max_new_tokens"
+                   max_new_tokens: int, fewer: str | None = None
                    ) -> dict[str, tuple[int, str]]:
     """The parts of the memory that generating `num_samples` texts at once needs; `fewer`:
-    the advice, in the flags of the command that asks."""
+    the advice, in the flags of the command that asks (default: the sampler's)."""
     model = config.model
     params = param_count(config, vocab_size)
     T = model.block_size
     cache = 2 * model.n_layer * num_samples * T * model.n_embd \
         if model.name in ("gpt", "encoder_decoder") else 0
+    fewer_samples = fewer or "lower --num_samples"
     if config.data.task == "pairs":  # a translation is as long as the task's targets
         max_new_tokens = config.data.max_target_len + 1
-        fewer = "give fewer prompts or a lower --num_samples"
+        fewer = fewer or "give fewer prompts or a lower --num_samples"
+        # the encoder's output and, per layer, the cross-attention's keys and values
+        cache += (1 + 2 * model.n_layer) * num_samples * config.data.max_source_len \
+            * model.n_embd
     return {"parameters": (FLOAT * params, "this run cannot be sampled on this machine"),
             f"{num_samples} × {max_new_tokens} generated tokens, and their text": (
-                SAMPLE_BYTES_PER_TOKEN * num_samples * (T + max_new_tokens), fewer),
+                SAMPLE_BYTES_PER_TOKEN * num_samples * (T + max_new_tokens),
+                fewer or "lower --num_samples or --max_new_tokens"),
             "the key/value cache and the logits": (
                 FLOAT * (cache + num_samples * vocab_size + num_samples * T * model.n_embd),
-                "lower --num_samples"),
+                fewer_samples),
             **_runtime()}
 
 

@@ -19,8 +19,13 @@ from gpt_jax.errors import UserError
 from gpt_jax.metrics import keep_aside, read_metrics
 from gpt_jax.run_files import DAMAGED
 
-# Model fields that change how the same parameters are computed with, not the parameters.
-PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype", "fused_dropout", "fused_decode")
+# Model fields that change how the same parameters are computed with, not the parameters;
+# dropout too, a regularization of the training to come.
+PARAMETER_NEUTRAL = ("query_chunk", "compute_dtype", "fused_dropout", "fused_decode", "dropout")
+# Model fields that only say how a new run's parameters start.
+INITIALIZATION = ("init", "zero_init_proj")
+# The MLP's fields, which a Transformer never reads.
+NOT_READ = {"gpt": ("context", "mlp_hidden"), "encoder_decoder": ("context", "mlp_hidden")}
 
 
 def check_config(workdir: Path, config: ml_collections.ConfigDict,
@@ -41,7 +46,16 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
                         f"optimizer state its checkpoints hold: resume with clipping "
                         f"{'on (any train.grad_clip > 0)' if clipped else 'off (0)'}, or use a "
                         f"new --workdir")
-    refused = [c for c in changes if c.split(":")[0].split(".")[1] not in PARAMETER_NEUTRAL]
+    def field(change: str) -> str:
+        return change.split(":")[0].split(".")[1]
+
+    started = [c for c in changes if field(c) in INITIALIZATION]
+    if started:
+        raise UserError(f"workdir {workdir}: {started[0]} only decides how a new run's "
+                        f"parameters start, and this run's come from its checkpoint: resume "
+                        f"with the original setting, or use a new --workdir")
+    neutral = PARAMETER_NEUTRAL + NOT_READ.get(stored.model.name, ())
+    refused = [c for c in changes if field(c) not in neutral]
     if stored.model.name == "encoder_decoder":  # a table of source positions, one per row
         refused += [c for c in run_files.config_differences(stored, config, "data")
                     if c.startswith("data.max_source_len:")]

@@ -21,6 +21,7 @@ from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
 from gpt_jax.errors import EXIT_USER_ERROR, Stopped, UserError
 from gpt_jax.layout import BatchLayout
+from gpt_jax.metrics import read_metrics
 from gpt_jax.optim import LearningRates, make_optimizer
 from gpt_jax.reporting import ChunkClock, Reporter
 from gpt_jax.state import abstract_state, count_params, init_state
@@ -181,13 +182,18 @@ class Trainer:
         t = self.config.train
         step = self.step
         self.reporter.progress.write(self.summary())
+        if step > t.num_steps:
+            self.reporter.progress.write(
+                f"the run is at step {step}, past train.num_steps = {t.num_steps}: nothing to "
+                f"train (a larger --config.train.num_steps trains on from step {step})")
         if step >= t.num_steps:
             try:
                 return self._record(step, math.nan, write=False)
             finally:
                 self.reporter.progress.close()
         try:  # nothing to save before the first step: a signal here ends the command at once
-            record = self._record(step, math.nan) if step == 0 else None
+            record = (self._record(step, math.nan)
+                      if step == 0 or self._evaluation_lost(step) else None)
         except BaseException:
             self.reporter.progress.close()
             raise
@@ -266,6 +272,18 @@ class Trainer:
                 self._stop(step, agreed_stop or stop.signum)
         flush()
         return record
+
+    def _evaluation_lost(self, step: int) -> bool:
+        """Whether the run resumes at an evaluation step whose record is not in the metrics:
+        a stop during that evaluation saved the step, not its figures. Process 0 reads the
+        metrics; every process learns its answer, since all must evaluate together."""
+        due = step % self.config.train.eval_interval == 0
+        lost = due and self.is_main and all(r["step"] != step for r in read_metrics(self.workdir))
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            lost = bool(multihost_utils.broadcast_one_to_all(np.int32(lost)))
+        return lost
 
     def _steps_per_call(self, step_seconds: float) -> int:
         """Steps per call that keep a call under CHUNK_SECONDS, so that a stop request (a

@@ -58,6 +58,13 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+def overridden(defaults: list[str], *extra: str) -> list[str]:
+    """A test's default flags with `extra` in place of those it names again: a command refuses
+    an override given twice."""
+    names = {arg.split("=")[0] for arg in extra}
+    return [arg for arg in defaults if arg.split("=")[0] not in names] + list(extra)
+
+
 def run_python(args: list[str], env: dict | None = None, timeout: float = 300,
                cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Runs `python ARGS` in a process of its own (own jax, own device count): forked from this

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, devices_env, run_python
+from conftest import REPO, devices_env, overridden, run_python
 from gpt_jax.models.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
 from gpt_jax.pairs import PairVocab
 from gpt_jax.translation import translate
@@ -218,7 +218,7 @@ def test_a_written_target_is_never_longer_than_the_longest_target(model):
 
 def _toy_args(tmp_path, workdir, *extra):
     train, val = _toy_files(tmp_path)
-    return ["train.py", "--config=configs/seq2seq.py", f"--workdir={workdir}",
+    return ["train.py", "--config=configs/seq2seq.py", f"--workdir={workdir}", *overridden([
             f"--config.data.path={train}", f"--config.data.val_path={val}",
             "--config.data.max_source_len=6", "--config.data.max_target_len=6",
             "--config.model.block_size=7", "--config.model.n_embd=32", "--config.model.n_head=2",
@@ -226,7 +226,7 @@ def _toy_args(tmp_path, workdir, *extra):
             "--config.train.num_steps=300", "--config.train.learning_rate=5e-3",
             "--config.train.warmup_steps=20", "--config.train.eval_interval=150",
             "--config.train.eval_iters=2", "--config.train.checkpoint_every=50",
-            "--config.train.loss_plot=False", *extra]
+            "--config.train.loss_plot=False"], *extra)]
 
 
 def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(tmp_path):

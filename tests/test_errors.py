@@ -148,6 +148,9 @@ CASES = {
     "config_whose_get_config_returns_none": (
         lambda d: ["train.py", f"--config={d / 'returns_none.py'}", f"--workdir={d / 'run'}"],
         r"get_config\(\) of .*returns_none.py returned None"),
+    "override_given_twice": (train("--config.train.num_steps=5", "--config.train.num_steps=3"),
+                             r"--config.train.num_steps is given more than once \(5, 3\): "
+                             r"give it once"),
     "config_given_twice": (lambda d: ["train.py", "--config=configs/bigram.py",
                                       f"--config={TINY}", f"--workdir={d / 'run'}"],
                            r"--config is given more than once \(configs/bigram.py, .*tiny_"
@@ -527,6 +530,14 @@ CASES = {
         lambda d: ["benchmarks/profile_step.py", "--config=bigram.py",
                    "--override=model.n_head=0", f"--trace_dir={d / 'trace'}"],
         "model.n_head must be >= 1, got 0"),
+    "time_to_loss_eval_interval_as_a_set": (
+        lambda d: ["benchmarks/time_to_loss.py", "--set=train.eval_interval=100",
+                   f"--nanogpt={d}", f"--out={d / 'ttl.json'}"],
+        r"--set=train.eval_interval=...: give it as --eval_interval=N"),
+    "translation_benchmark_batch_past_memory": (  # was a traceback, or the OOM killer
+        lambda d: ["benchmarks/translation.py", "--batch=100000000", "--repeats=1",
+                   f"--out={d / 'translation.json'}"],
+        r"decoding needs about .* of memory .*: lower --batch"),
     "sampling_benchmark_new_tokens_past_int32": (
         lambda d: ["benchmarks/sampling.py", "--new_tokens=3000000000",
                    f"--out={d / 'sampling.json'}"],

@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO, run_python
 from gpt_jax import stop
 from gpt_jax.kill_points import ENV
+from gpt_jax.metrics import read_metrics
 from gpt_jax.restore import load_run
 
 TINY = (REPO / "tests" / "tiny_config.py").as_posix()
@@ -103,8 +104,7 @@ def test_a_signal_saves_the_current_step_and_resumes_exactly(tmp_path, straight,
                                                               code):
     """Ctrl-C, the SIGTERM a scheduler sends, or the SIGHUP of a terminal or ssh session that
     closed: save at the next step boundary, then exit."""
-    proc = _start(tmp_path, *ARGS[:-1], "--config.model.dropout=0.1",
-                  "--config.train.num_steps=40")
+    proc = _start(tmp_path, *ARGS)
     _wait_for_line(proc, "step(s) took")
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
@@ -444,7 +444,8 @@ def test_a_signal_during_a_long_evaluation_before_training_ends_the_command_with
 def test_a_signal_during_a_long_evaluation_in_training_saves_the_step_within_seconds(tmp_path):
     """A scheduler's grace period (about 30 s) can be shorter than one evaluation: the first
     SIGTERM during the evaluation at step 4 (one XLA call of about 30 s here) saves step 4 and
-    ends the command without waiting for it, and the run resumes from step 4."""
+    ends the command without waiting for it, and the run resumes from step 4, evaluating it
+    first: its figures were never written."""
     first = _cpu_gpt(tmp_path, "--config.train.num_steps=2", "--config.train.eval_iters=1")
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
@@ -460,6 +461,12 @@ def test_a_signal_during_a_long_evaluation_in_training_saves_the_step_within_sec
     assert err.strip().startswith("terminated at step 4: checkpoint saved"), err
     assert "val loss" not in out  # the evaluation never ended
     assert load_run(tmp_path).step == 4
+    resumed = _cpu_gpt(tmp_path, "--config.train.num_steps=5", "--config.train.eval_interval=4",
+                       "--config.train.eval_iters=1")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert "resumed from the checkpoint at step 4\n" in out
+    assert [r["step"] for r in read_metrics(tmp_path)] == [0, 2, 4, 5]
 
 
 def _signalled_during_a_long_step(workdir, micro_batches: int = 64) -> subprocess.Popen:

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, run_python, tiny_config
+from conftest import REPO, overridden, run_python, tiny_config
 from gpt_jax.dataset import default_corpus_path
 from gpt_jax.layout import BatchLayout
 from gpt_jax.restore import load_run
@@ -62,7 +62,7 @@ def test_each_process_reads_only_its_rows_and_together_they_are_the_global_batch
 
 def _train(workdir, *args, env=None):
     return run_python(["train.py", f"--config={TINY}", f"--workdir={workdir}",
-                       "--config.train.num_steps=20", *args], env=env)
+                       *overridden(["--config.train.num_steps=20"], *args)], env=env)
 
 
 def _losses(workdir):

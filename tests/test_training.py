@@ -102,6 +102,12 @@ def test_cli_trains_end_to_end_and_writes_metrics(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["model"]["n_layer"] == 3
     assert len(json.loads((tmp_path / "vocab.json").read_text())["chars"]) == 65
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = run_python(["train.py", "--config=configs/lecture.py:layernorm",
+                        f"--workdir={tmp_path}", "--config.train.num_steps=20",
+                        "--config.train.eval_iters=2"])  # a run already past its steps
+    assert again.returncode == 0, again.stderr
+    assert ("the run is at step 30, past train.num_steps = 20: nothing to train (a larger "
+            "--config.train.num_steps trains on from step 30)") in again.stdout
 
 
 def test_cli_typo_is_one_line_and_nonzero(tmp_path):
