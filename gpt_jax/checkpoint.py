@@ -280,13 +280,20 @@ class Checkpoints:
     def _deleted_meanwhile(self, step: int) -> bool:
         """Whether `step` is gone from the listing: a run training in this workdir deletes its
         oldest checkpoints as it saves new ones, even while another command reads them. A
-        folder still being removed is looked at again a moment later."""
-        for wait in (0.0, 0.25):
+        folder still being removed is looked at again a moment later, and so is a listing that
+        failed because the trainer removed a folder while it was read."""
+        folder = self.directory / str(step)
+        for wait in (0.0, 0.25, 0.5):
             time.sleep(wait)
-            self._manager.reload()
-            if step not in self._manager.all_steps() or not (self.directory / str(step)).exists():
+            if not folder.exists():
                 return True
-        return False
+            try:
+                self._manager.reload()
+                if step not in self._manager.all_steps():
+                    return True
+            except (OSError, ValueError):  # a folder vanished as the listing read it
+                continue
+        return not folder.exists()
 
     def set_aside(self, step: int, why: str = "cannot be resumed") -> Path:
         """Moves checkpoint `step` to WORKDIR/checkpoints_damaged/STEP.TIME, never deleting

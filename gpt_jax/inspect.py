@@ -123,7 +123,7 @@ def stack_layers(weights: dict[str, np.ndarray], row: int = 0) -> dict[str, np.n
 
 
 def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks: int,
-                    batch: int = 64) -> tuple[np.ndarray, int]:
+                    vocab_size: int, batch: int = 64) -> tuple[np.ndarray, int]:
     """(mean_T, blocks used): the next-token loss at each position of `blocks` windows of a
     token stream. The windows start at consecutive offsets, in stretches spread evenly over
     the stream, so that every position is scored on nearly the same characters: what differs
@@ -132,12 +132,15 @@ def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks
     import jax.numpy as jnp
     import optax
 
+    from gpt_jax.text_task import in_vocabulary
+
     T = block_size
     room = len(tokens_N) - T  # windows of T + 1 tokens start at 0 .. room - 1
     stretch = min(STRETCH * T, blocks, room)
     bases = np.linspace(0, room - stretch, -(-blocks // stretch)).astype(np.int64)
     starts = np.unique((bases[:, None] + np.arange(stretch)).ravel())
-    windows = np.asarray(tokens_N)[starts[:, None] + np.arange(T + 1)]
+    windows = in_vocabulary(np.asarray(tokens_N)[starts[:, None] + np.arange(T + 1)],
+                            vocab_size, tokens_N)
     n, batch = len(windows), min(batch, len(windows))
     padded = np.concatenate([windows, windows[: -n % batch]]).astype(np.int32)
 
@@ -378,7 +381,12 @@ class Inspection:
             return
         block_size = config.model.block_size
         blocks = self.blocks or max(1, POSITION_TOKENS // block_size)
-        mean_T, n = position_losses(self.model, self.run.params, tokens_N, block_size, blocks)
+        try:
+            mean_T, n = position_losses(self.model, self.run.params, tokens_N, block_size,
+                                        blocks, self.run.tokenizer.vocab_size)
+        except UserError as e:  # a damaged prepared folder: the other pictures still hold
+            self._add(heading, f"The run's validation data cannot be scored ({e}): no picture.")
+            return
         pictures.position_loss(mean_T, n, f"Validation loss by position "
                                f"({config.model.name}, block {block_size})",
                                self.out / "position_loss.png")

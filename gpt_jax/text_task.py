@@ -28,6 +28,20 @@ from gpt_jax.user_files import user_path
 _LOCKS: list[DataDirLock] = []  # the prepared folders this process reads
 
 
+def in_vocabulary(tokens: np.ndarray, vocab_size: int, stream: np.ndarray) -> np.ndarray:
+    """`tokens` (read from `stream`), once checked to be ids of the vocabulary. Only a
+    prepared file can hold others (damaged, or edited), and nothing downstream would say: the
+    embedding lookup clamps an id past the table, and the loss of a target past the logits is
+    finite; a run would train on garbage without a word."""
+    top = int(tokens.max(initial=0))
+    if top >= vocab_size:
+        where = getattr(stream, "filename", None) or "the token stream"
+        raise UserError(f"{where} holds token id {top}, past the vocabulary of {vocab_size}: "
+                        f"the prepared data is damaged; delete the folder and prepare it again "
+                        f"(python -m gpt_jax.prepare)")
+    return tokens
+
+
 class TextTask:
     def __init__(self, config: ml_collections.ConfigDict, corpus: Corpus, text: str = "",
                  prepared: bool = False):
@@ -104,18 +118,9 @@ class TextTask:
         return self._in_vocabulary(np.asarray(self.corpus.train, np.int32), TRAIN)
 
     def _in_vocabulary(self, tokens: np.ndarray, split: int) -> np.ndarray:
-        """`tokens` (read from `split`), once checked to be ids of the vocabulary. Only a
-        prepared file can hold others (damaged, or edited), and nothing downstream would say:
-        the embedding lookup clamps an id past the table, and the loss of a target past the
-        logits is finite; the run would train on garbage without a word."""
-        top = int(tokens.max(initial=0))
-        if self.prepared and top >= self.vocab_size:
-            stream = self.corpus.split(split)
-            where = getattr(stream, "filename", None) or ("train", "val")[split]
-            raise UserError(f"{where} holds token id {top}, past the vocabulary of "
-                            f"{self.vocab_size}: the prepared data is damaged; prepare it "
-                            f"again (python -m gpt_jax.prepare)")
-        return tokens
+        """`tokens`, read from `split`, once checked by `in_vocabulary`."""
+        return in_vocabulary(tokens, self.vocab_size, self.corpus.split(split)) \
+            if self.prepared else tokens
 
     def chunk_inputs(self, layout: BatchLayout, step: int, n: int, k: int) -> jax.Array:
         """Steps step .. step+n-1 (padded to k), on the devices: their start offsets, or, for

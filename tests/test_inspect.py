@@ -107,7 +107,8 @@ def test_loss_by_position_is_flat_for_the_bigram_and_falls_with_attention(runs):
         run = load_run(workdir)
         tokens_N, why = validation_tokens(run.config, run.tokenizer)
         assert tokens_N is not None, why
-        losses[name], n = position_losses(run.model, run.params, tokens_N, T, 2048)
+        losses[name], n = position_losses(run.model, run.params, tokens_N, T, 2048,
+                                             run.tokenizer.vocab_size)
         assert n == 2048 and losses[name].shape == (T,)
     bigram, gpt = losses["bigram"], losses["gpt"]
     # The bigram sees one character anywhere: only the few characters at the ends of each

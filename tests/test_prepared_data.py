@@ -155,6 +155,23 @@ def test_token_ids_past_the_vocabulary_are_refused_not_trained_on(datadir, tmp_p
     assert result.returncode == 2 and result.stderr.startswith(f"error: {message}")
 
 
+def test_inspect_notes_a_validation_file_damaged_after_training(datadir, tmp_path):
+    """The pictures that need no data are drawn; the loss by position says why it is not."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(datadir, data)
+    assert _train(tmp_path / "run", f"--config.data.path={data}",
+                  "--config.train.num_steps=5").returncode == 0
+    _ids_past_the_vocabulary(data / "val.bin")
+    result = run_python(["-m", "gpt_jax.inspect", f"--workdir={tmp_path / 'run'}",
+                         "--prompt=hello", f"--out={tmp_path / 'pictures'}"])
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "pictures" / "index.html").read_text()
+    assert "validation data cannot be scored" in page and "holds token id 200" in page
+    assert (tmp_path / "pictures" / "attention.png").is_file()
+
+
 def test_a_resumed_run_refuses_data_of_another_vocabulary(tmp_path):
     bpe = tmp_path / "bpe"
     made = run_python(["-m", "gpt_jax.prepare", f"--input={default_corpus_path()}",
