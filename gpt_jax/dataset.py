@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from gpt_jax.errors import UserError
+from gpt_jax.token_files import dataset_holding
 from gpt_jax.tokenizer import CharTokenizer
-from gpt_jax.user_files import checked_input
+from gpt_jax.user_files import checked_input, user_path
 
 TRAIN, VAL = 0, 1
 # Batches are drawn from independent random streams: stream 0 is training, keyed by step;
@@ -37,6 +38,10 @@ MEMORY_PER_TEXT_BYTE = 9
 def load_text(path: str) -> str:
     """Reads a UTF-8 corpus ('' means tiny Shakespeare), with one clear error per failure.
     A byte-order mark at its start is not text, and is dropped."""
+    dataset = dataset_holding(user_path(path)) if path else None
+    if dataset is not None:
+        raise UserError(f"data file {path} is a file of the prepared dataset {dataset}: train "
+                        f"on the folder (--config.data.path={dataset})")
     try:
         p = checked_input(path or default_corpus_path(), "data file", MEMORY_PER_TEXT_BYTE)
     except UserError as e:

@@ -41,6 +41,7 @@ from gpt_jax.token_files import (
     TRAIN_FILE,
     VAL_FILE,
     DataDirLock,
+    dataset_holding,
     open_prepared,
     read_meta,
     token_dtype,
@@ -92,15 +93,23 @@ def expand_inputs(inputs: Sequence[str], out: str | Path | None = None) -> list[
         if os.path.isfile(arg):
             if out is not None and _inside(arg, out):
                 raise UserError(f"--input={arg} is inside the output folder {out}")
+            if dataset_holding(arg) is not None:
+                raise UserError(f"--input={arg} is a file of the prepared dataset "
+                                f"{dataset_holding(arg)}, not text: pass the text it was "
+                                f"prepared from")
             files.append(arg)
             continue
         if os.path.isdir(arg):
+            if dataset_holding(Path(arg) / META_FILE) is not None:
+                raise UserError(f"--input={arg} is a prepared dataset, not text: pass the text "
+                                f"it was prepared from (train on it with "
+                                f"--config.data.path={arg})")
             found = _folder_files(arg)
         elif any(c in arg for c in GLOB_CHARS):
             found = []
             for match in sorted(glob.glob(arg, recursive=True)):
                 found += _folder_files(match) if os.path.isdir(match) else [match]
-            found = [f for f in found if os.path.isfile(f)]
+            found = [f for f in found if os.path.isfile(f) and dataset_holding(f) is None]
             if not found:
                 raise UserError(f"--input={arg} matches no files")
         elif os.path.exists(arg):
@@ -121,10 +130,13 @@ def expand_inputs(inputs: Sequence[str], out: str | Path | None = None) -> list[
 
 
 def _folder_files(folder: str) -> list[str]:
+    """The files under `folder`, but hidden ones and the files of prepared datasets: an
+    earlier prepare's output beside its text is not more text."""
     found = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [os.path.join(root, n) for n in names if not n.startswith(".")]
+        found += [os.path.join(root, n) for n in names if not n.startswith(".")
+                  and dataset_holding(os.path.join(root, n)) is None]
     return sorted(f for f in found if os.path.isfile(f))
 
 
@@ -237,13 +249,30 @@ def _up_to_date(out: Path, paths: list[str], sizes: list[int], settings: dict) -
     stored = [s if isinstance(s, dict) else {} for s in meta["sources"]]
     if ({k: meta.get(k) for k in settings} != settings
             or [(s.get("path"), s.get("bytes")) for s in stored]
-            != list(zip(paths, sizes, strict=True))):
+            != list(zip(paths, sizes, strict=True))
+            or not isinstance(meta.get("outputs"), dict)):
         return False
     sources: list[Source] = []
     with _progress(sum(sizes), "checking inputs") as bar:
         for _ in read_corpus(paths, sources, bar):
             pass
-    return [s.get("sha256") for s in stored] == [s.sha256 for s in sources]
+    if [s.get("sha256") for s in stored] != [s.sha256 for s in sources]:
+        return False
+    # The outputs too: a damaged token file (the trainer refuses ids past the vocabulary) is
+    # written again, not called up to date.
+    return meta["outputs"] == _output_hashes(out)
+
+
+def _output_hashes(folder: Path) -> dict[str, str]:
+    """The sha256 of each file a dataset's tokens live in."""
+    hashes = {}
+    for name in (TRAIN_FILE, VAL_FILE, TOKENIZER_FILE):
+        digest = hashlib.sha256()
+        with open(folder / name, "rb") as f:
+            while chunk := f.read(CHUNK_BYTES):
+                digest.update(chunk)
+        hashes[name] = digest.hexdigest()
+    return hashes
 
 
 def _write_stream(path: Path, ids_chunks: Iterable[np.ndarray]) -> int:
@@ -408,7 +437,7 @@ def _build(paths: list[str], sizes: list[int], settings: dict, tmp: Path,
     _write_file(tmp / TOKENIZER_FILE, tok.to_json())
     meta = {"format_version": FORMAT_VERSION, **settings, "vocab_size": tok.vocab_size,
             "dtype": dtype.name, "train_tokens": n_train, "val_tokens": n_tokens - n_train,
-            "sources": [dataclasses.asdict(s) for s in first]}
+            "sources": [dataclasses.asdict(s) for s in first], "outputs": _output_hashes(tmp)}
     _write_file(tmp / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
 

@@ -37,8 +37,8 @@ def in_vocabulary(tokens: np.ndarray, vocab_size: int, stream: np.ndarray) -> np
     if top >= vocab_size:
         where = getattr(stream, "filename", None) or "the token stream"
         raise UserError(f"{where} holds token id {top}, past the vocabulary of {vocab_size}: "
-                        f"the prepared data is damaged; delete the folder and prepare it again "
-                        f"(python -m gpt_jax.prepare)")
+                        f"the prepared data is damaged; prepare it again (python -m "
+                        f"gpt_jax.prepare, the same --input and --out: it rewrites it)")
     return tokens
 
 

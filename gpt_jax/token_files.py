@@ -54,6 +54,17 @@ def is_prepared_dir(path: str | Path) -> bool:
     return p.is_dir() and any((p / name).exists() for name in DATASET_FILES)
 
 
+def dataset_holding(path: str | Path) -> Path | None:
+    """The prepared dataset folder that `path` is one of the files of, or None: such a file
+    is token ids and JSON, never text to read as a corpus."""
+    p = Path(path)
+    folder = p.parent
+    if p.name in DATASET_FILES and (folder / TRAIN_FILE).is_file() \
+            and ((folder / META_FILE).exists() or (folder / TOKENIZER_FILE).exists()):
+        return folder
+    return None
+
+
 def read_meta(datadir: str | Path) -> dict:
     """meta.json, with every field a reader relies on present and of the right type."""
     path = Path(datadir) / META_FILE

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,6 +135,29 @@ def test_a_changed_input_or_setting_is_prepared_again(corpus, tmp_path):
     assert prepare(paths, out, val_fraction=0.5, log=quiet)
     data = open_prepared(out)
     assert data.tokenizer.decode(data.train)[0] == "f"
+    before = (out / "train.bin").read_bytes()
+    del data
+    with open(out / "train.bin", "r+b") as f:  # the output damaged: written again
+        f.write(b"\xff")
+    assert prepare(paths, out, val_fraction=0.5, log=quiet)
+    assert (out / "train.bin").read_bytes() == before
+
+
+def test_an_earlier_dataset_among_the_inputs_is_not_read_as_text(corpus, tmp_path):
+    """A folder of text that holds a prepared dataset (prepare --input=books --out=books/data):
+    its token files and JSON are skipped; given as an --input itself, it is refused."""
+    paths, text = corpus
+    books = tmp_path / "books"
+    books.mkdir()
+    for path in paths:
+        (books / Path(path).name).write_bytes(Path(path).read_bytes())
+    prepare([str(books)], books / "data", log=quiet)
+    assert expand_inputs([str(books)]) == [str(books / "a.txt"), str(books / "b.txt")]
+    assert expand_inputs([f"{books}/**/*"]) == [str(books / "a.txt"), str(books / "b.txt")]
+    with pytest.raises(UserError, match=r"--input=.*books/data is a prepared dataset, not text"):
+        expand_inputs([str(books / "data")])
+    with pytest.raises(UserError, match=r"--input=.*train.bin is a file of the prepared dataset"):
+        expand_inputs([str(books / "data" / "train.bin")])
 
 
 def test_bpe_prepare_is_byte_identical_across_processes(shakespeare_file, tmp_path):

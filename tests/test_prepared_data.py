@@ -108,6 +108,15 @@ def test_prepare_refuses_to_rewrite_a_folder_a_run_is_reading(datadir, tmp_path)
     time.sleep(0.1)
 
 
+@pytest.mark.parametrize("name", ["train.bin", "meta.json"])
+def test_a_file_of_a_prepared_folder_is_not_trained_on_as_text(datadir, tmp_path, name):
+    result = _train(tmp_path / "run", f"--config.data.path={datadir / name}")
+    assert result.returncode == 2 and result.stderr == (
+        f"error: data file {datadir / name} is a file of the prepared dataset {datadir}: train "
+        f"on the folder (--config.data.path={datadir})\n")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / "meta.json").unlink(), "is incomplete: meta.json missing"),
     (lambda d: (d / "val.bin").write_bytes(b"\0" * 10), "holds 10 bytes but meta.json says"),
