@@ -128,6 +128,25 @@ def test_bpe_learns_its_vocabulary_and_round_trips_through_json(bpe, shakespeare
         assert loaded.encode(unseen).tolist() == bpe.encode(unseen).tolist()
 
 
+def test_bpe_learns_runs_without_spaces_in_parts_and_ordinary_text_whole(shakespeare):
+    """The trainer's time grows with the square of a word's length: a run of characters
+    without a space is learned from in parts of at most LONGEST_TRAINING_WORD; text whose
+    words are shorter is given as it is, so its vocabulary does not change."""
+    from gpt_jax import tokenizer as module
+
+    longest = module.LONGEST_TRAINING_WORD
+    piece = "x " + "acgt" * longest + " tail"
+    parts = list(module._without_long_runs(piece))
+    assert "".join(parts) == piece
+    assert [len(p) for p in parts] == [2, longest, longest, longest, longest, 5]
+    text = shakespeare[:20_000]
+    assert list(module._without_long_runs(text)) == [text]
+    rng = random.Random(0)
+    dna = "".join(rng.choice("acgt") for _ in range(200_000))
+    bpe = train_bpe([dna], vocab_size=300)
+    assert bpe.vocab_size == 300 and bpe.decode(bpe.encode(dna)) == dna
+
+
 def test_bpe_needs_a_symbol_per_byte():
     with pytest.raises(UserError, match="at least 256 symbols"):
         train_bpe(["some text"], vocab_size=255)
