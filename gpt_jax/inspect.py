@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from gpt_jax import cli
+from gpt_jax import cli, run_files
 from gpt_jax.config import INT32_MAX
 from gpt_jax.errors import UserError
 from gpt_jax.user_files import user_path
@@ -494,6 +494,11 @@ def _main(argv: list[str]) -> None:
            f"--top={F.top} is more than the run's vocabulary of {vocab_size} tokens: give at "
            f"most {vocab_size}")
     out = user_path(F.out) if F.out else workdir / "inspect"
+    for kept in (run_files.CHECKPOINTS, run_files.DAMAGED):  # a folder there reads as damage
+        _check(not out.resolve().is_relative_to((workdir / kept).resolve()),
+               f"--out={F.out} is inside {workdir / kept}, which holds the run's checkpoints: "
+               f"choose another folder (the default is {workdir / 'inspect'})")
+    _check(not out.exists() or out.is_dir(), f"--out={F.out} is a file, not a folder")
     inspection = Inspection(run, F.prompt, out, F.blocks, F.top)
     sections = inspection.draw()
     index = write_index(out, workdir, run, F.prompt, inspection.target, sections)

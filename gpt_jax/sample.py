@@ -15,6 +15,7 @@ if __name__ == "__main__":  # first, before the imports below, which take second
 import math
 import sys
 import time
+from collections.abc import Iterator
 
 from absl import flags
 
@@ -142,18 +143,25 @@ def _main(argv: list[str]) -> None:
         outputs = _translate(run, prompts, F)
     else:
         outputs = _continue(run, prompts, F)
+    count = 0
+    for text in outputs:
+        _print(("\n" + "-" * 40 + "\n" if count and run.config.data.task != "pairs" else "")
+               + text)
+        count += 1
+    print(f"[{count} sample(s) from step {run.step} in "
+          f"{time.perf_counter() - start:.1f} s, restore and compilation included]",
+          file=sys.stderr)
+
+
+def _print(text: str) -> None:
+    """One sample on stdout, at once; a reader that left (`| head`) ends the command quietly,
+    and any other failure names standard output."""
     try:
-        for i, text in enumerate(outputs):
-            if i and run.config.data.task != "pairs":
-                print("\n" + "-" * 40)
-            print(text, flush=True)
-    except BrokenPipeError:  # the reader has seen enough (`| head`): the command's status says
+        print(text, flush=True)
+    except BrokenPipeError:
         raise
     except OSError as e:
         raise output_failed(e) from None
-    print(f"[{len(outputs)} sample(s) from step {run.step} in "
-          f"{time.perf_counter() - start:.1f} s, restore and compilation included]",
-          file=sys.stderr)
 
 
 def _check_each(prompts: list[str], F, check) -> None:
@@ -169,22 +177,21 @@ def _check_each(prompts: list[str], F, check) -> None:
             raise UserError(f"--prompts {where}, line {line}: {e}") from None
 
 
-def _continue(run, prompts: list[str], F) -> list[str]:
-    """Each prompt followed by num_samples continuations of max_new_tokens characters."""
+def _continue(run, prompts: list[str], F) -> Iterator[str]:
+    """Each prompt followed by num_samples continuations of max_new_tokens characters, one
+    prompt at a time: each is printed as soon as it is written."""
     from gpt_jax.generation import sample_texts
 
     _check_each(prompts, F, run.tokenizer.encode)
     block_size = run.config.model.block_size
     _check(F.slide < block_size, f"--slide must be < block_size ({block_size})")
-    outputs = []
     for prompt in prompts:
         texts = sample_texts(run.model, run.params, run.tokenizer, block_size, prompt,
                              F.max_new_tokens, F.num_samples, F.seed,
                              1.0 if F.temperature is None else F.temperature, F.top_k or 0,
                              1.0 if F.top_p is None else F.top_p, F.slide,
                              use_cache=not F.no_cache)
-        outputs += [prompt + text for text in texts]
-    return outputs
+        yield from (prompt + text for text in texts)
 
 
 def _check_translation_flags(model_name: str, F) -> None:

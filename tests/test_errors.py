@@ -462,6 +462,14 @@ CASES = {
     "inspect_top_past_the_vocabulary": (
         lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
                    "--top=66"], "--top=66 is more than the run's vocabulary of 65 tokens"),
+    "inspect_out_inside_the_checkpoints": (  # a folder there read as a damaged checkpoint
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
+                   f"--out={d / 'run' / 'checkpoints' / '20'}"],
+        r"--out=.*run/checkpoints/20 is inside .*run/checkpoints, which holds the run's "
+        r"checkpoints"),
+    "inspect_out_is_a_file": (
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
+                   f"--out={d / 'a_file'}"], r"--out=.*a_file is a file, not a folder"),
     "val_path_of_the_shipped_pairs": (
         lambda d: ["train.py", "--config=configs/seq2seq.py", f"--workdir={d / 'fresh_s2s'}",
                    "--config.data.val_path=held_out.tsv"],
