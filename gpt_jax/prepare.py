@@ -16,6 +16,7 @@ if __name__ == "__main__":  # first, before the imports below, which take second
 import codecs
 import contextlib
 import dataclasses
+import errno
 import glob
 import hashlib
 import json
@@ -74,6 +75,8 @@ GLOB_CHARS = "*?["
 TMP_DIR = ".prepare-tmp"  # inside DATADIR, so that renaming into place is atomic
 STREAM_FILE = "tokens.bin"
 BOM = "\ufeff"
+# What a write into a full or read-only disk raises, without naming the file it wrote.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,9 +398,12 @@ def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
         try:
             meta = _build(paths, sizes, settings, tmp, log)
             _publish(tmp, out)
-        except BaseException:
+        except BaseException as e:
             if created:  # a failed first prepare leaves no folder behind
                 shutil.rmtree(out, ignore_errors=True)
+            if isinstance(e, OSError) and e.filename is None and e.errno in DISK_ERRNOS:
+                raise UserError(f"cannot write the dataset in --out={out}: {e.strerror} (the "
+                                f"dataset there before, if any, is unchanged)") from None
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

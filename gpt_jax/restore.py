@@ -74,7 +74,15 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
                             f"available: {', '.join(map(str, steps))}")
         model, inputs = task_model(config, tokenizer.vocab_size)
         target = abstract_state(model, make_optimizer(config.train), inputs)
-        step, state = checkpoints.restore_newest_good(target, step)
+        try:
+            step, state = checkpoints.restore_newest_good(target, step)
+        except UserError as e:
+            missing = run_files.missing_fields(workdir, "model")
+            if "does not match the model" in str(e) and missing:
+                raise UserError(f"{e}; {workdir / run_files.CONFIG} lacks {', '.join(missing)}"
+                                f" (the default{'s' * (len(missing) > 1)} taken): was it "
+                                f"edited?") from None
+            raise
     finally:
         checkpoints.close()
     return Run(config, tokenizer, model, state, step)

@@ -119,6 +119,20 @@ def load_config(workdir: str | Path) -> ml_collections.ConfigDict | None:
     return config
 
 
+def missing_fields(workdir: str | Path, section: str) -> list[str]:
+    """The fields of `section` that the run's config.json lacks, with the defaults they were
+    given ('model.n_head = 4'): a config.json saved before they existed, or edited."""
+    from gpt_jax.config import base_config
+
+    try:
+        stored = json.loads((Path(workdir) / CONFIG).read_text(encoding="utf-8"))[section]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    defaults = base_config()[section]
+    return [f"{section}.{k} = {defaults[k]!r}" for k in defaults
+            if isinstance(stored, dict) and k not in stored]
+
+
 def _with_defaults(stored: dict, schema: ml_collections.ConfigDict) -> dict:
     """`stored` with the fields it lacks taken from `schema`: a run saved before a field was
     added to the schema is not damaged."""

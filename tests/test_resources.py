@@ -120,6 +120,25 @@ def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_last_checkpoint(sm
     assert load_run(run).step == 10
 
 
+def test_prepare_onto_a_full_disk_names_its_output_and_keeps_the_dataset_there(small_disk):
+    """The write's OSError names no file: the one line names --out."""
+    from gpt_jax.dataset import default_corpus_path
+
+    out = small_disk / "data"
+    made = run_python(["-m", "gpt_jax.prepare", f"--input={default_corpus_path()}",
+                       f"--out={out}", "--val_fraction=0.5"])
+    assert made.returncode == 0, made.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    big = small_disk / "big.txt"  # the rest of the disk is not room for its tokens too
+    with open(big, "wb", buffering=0) as f:
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        f.write(b"abc\n" * (int(free * 0.6) // 4))
+    _one_line_error(run_python(["-m", "gpt_jax.prepare", f"--input={big}", f"--out={out}"]),
+                    f"cannot write the dataset in --out={out}: No space left on device (the "
+                    f"dataset there before, if any, is unchanged)")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
 def test_a_disk_too_small_for_the_first_checkpoint(small_disk):
     result = _train(small_disk / "run", "--config.train.num_steps=20", "--config.model.n_embd=128",
                     "--config.model.n_head=4")
@@ -208,6 +227,17 @@ def test_a_config_json_of_impossible_settings_is_one_line(run, field, value, mes
     config["model"][field] = value
     (run / "config.json").write_text(json.dumps(config))
     _one_line_error(run_python(["-m", "gpt_jax.sample", f"--workdir={run}"]), message)
+
+
+def test_a_config_json_lacking_a_field_that_mattered_says_so(run):
+    """A field config.json lacks takes its default (a run saved before the field existed);
+    when the checkpoint then does not fit, the error names the fields taken."""
+    config = json.loads((run / "config.json").read_text())
+    del config["model"]["n_embd"]  # tiny_config's 16, read back as the default 32
+    (run / "config.json").write_text(json.dumps(config))
+    _one_line_error(run_python(["-m", "gpt_jax.sample", f"--workdir={run}"]),
+                    f"{run / 'config.json'} lacks model.n_embd = 32 (the default taken): was it "
+                    f"edited?")
 
 
 @pytest.mark.parametrize("name", ["config.json", "vocab.json"])
