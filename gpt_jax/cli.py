@@ -72,14 +72,16 @@ JAX_SWITCHES_REFUSED = {
     "JAX_DISABLE_JIT": "the train and sampling steps are compiled ahead of time, which needs "
                        "jit",
 }
-FALSE_WORDS = ("", "0", "n", "no", "f", "false", "off")  # what jax reads as off
+FALSE_WORDS = ("0", "n", "no", "f", "false", "off")  # what jax reads as off; it refuses ""
 
 
 def check_environment() -> None:
-    """A UserError for a jax switch in the environment that no command here can run under."""
+    """A UserError for a jax switch in the environment that the commands cannot run under, or
+    that jax itself would refuse to read (an empty value, a typo): refused alike, before any
+    work, even by the commands that never import jax, so that one rule holds for all."""
     for name, why in JAX_SWITCHES_REFUSED.items():
-        value = os.environ.get(name, "")
-        if value.lower() not in FALSE_WORDS:
+        value = os.environ.get(name)
+        if value is not None and value.lower() not in FALSE_WORDS:
             raise UserError(f"{name}={value}: {why}; unset it")
 
 
@@ -95,31 +97,33 @@ def check_argv(argv: Sequence[str]) -> None:
                         "was in it): cd to a folder that exists and run the command again"
                         ) from None
     check_environment()
-    configs: list[str] = []
+    configs: list[tuple[str, str, str]] = []
     _check_flags(argv[1:], within=(), configs=configs)
-    given: dict[str, list[str]] = {}  # --config and each --config.field: absl keeps the last
-    for name, value in configs:
-        given.setdefault(name, []).append(value)
-        if len(given[name]) > 1:
-            raise UserError(f"--{name} is given more than once ({', '.join(given[name])}): "
-                            + ("give one config file, and change its fields with "
-                               "--config.section.field=value" if name == "config"
-                               else "give it once"))
+    # --config or one --config.field twice in one place (absl keeps the last, and drops the
+    # other without a word); the command line overriding a flag file's is absl's usual way.
+    given: dict[tuple[str, str], list[str]] = {}
+    for name, value, where in configs:
+        values = given.setdefault((name, where), [])
+        values.append(value)
+        if len(values) > 1:
+            raise UserError(f"--{name} is given more than once{where} ({', '.join(values)}): "
+                            f"give {'one config file' if name == 'config' else 'it once'}")
 
 
 def _check_flags(args: Sequence[str], within: tuple[str, ...],
-                 configs: list[tuple[str, str]]) -> None:
+                 configs: list[tuple[str, str, str]]) -> None:
     """check_argv for the flags of the command line or, `within` these flag files, of one;
-    adds each --config and --config.field to `configs`, as (name, value)."""
+    adds each --config and --config.field to `configs`, as (name, value, where)."""
     inside = f" (in --flagfile={within[-1]})" if within else ""
     for i, arg in enumerate(args):
         name, eq, value = arg.lstrip("-").partition("=")
+        spaced = not eq and i + 1 < len(args) and not args[i + 1].startswith("-")
         if arg in ("--flagfile", "-flagfile") and i + 1 < len(args):  # absl's "--flagfile F"
             name, eq, value = "flagfile", "=", args[i + 1]
         if arg in ("--config", "-config") and i + 1 < len(args):
             name, eq, value = "config", "=", args[i + 1]
         if arg.startswith("-") and (name == "config" or name.startswith("config.")):
-            configs.append((name, value if eq else "True"))
+            configs.append((name, value if eq else args[i + 1] if spaced else "True", inside))
         if not eq or name not in ("flagfile", "config") or not value:
             continue
         path = user_path(value.partition(":")[0] if name == "config" else value)

@@ -1,5 +1,7 @@
 """The exceptions a command turns into one line on stderr and a non-zero exit."""
 
+import signal
+
 EXIT_USER_ERROR = 2  # bad input, or a resource the command lacks (disk, memory)
 
 
@@ -27,6 +29,6 @@ class Terminated(KeyboardInterrupt):
     in a report or a prepare, or a second one while a checkpoint is saved. Raised like
     Ctrl-C's KeyboardInterrupt, so that it stops at once; `signum` says which."""
 
-    def __init__(self, signum: int = 15):  # signal.SIGTERM
+    def __init__(self, signum: int = signal.SIGTERM):
         super().__init__(signum)
         self.signum = signum

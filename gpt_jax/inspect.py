@@ -132,7 +132,7 @@ def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks
     import jax.numpy as jnp
     import optax
 
-    from gpt_jax.text_task import in_vocabulary
+    from gpt_jax.token_files import in_vocabulary
 
     T = block_size
     room = len(tokens_N) - T  # windows of T + 1 tokens start at 0 .. room - 1
@@ -496,9 +496,9 @@ def _main(argv: list[str]) -> None:
     out = user_path(F.out) if F.out else workdir / "inspect"
     for kept in (run_files.CHECKPOINTS, run_files.DAMAGED):  # a folder there reads as damage
         _check(not out.resolve().is_relative_to((workdir / kept).resolve()),
-               f"--out={F.out} is inside {workdir / kept}, which holds the run's checkpoints: "
+               f"--out={out} is inside {workdir / kept}, which holds the run's checkpoints: "
                f"choose another folder (the default is {workdir / 'inspect'})")
-    _check(not out.exists() or out.is_dir(), f"--out={F.out} is a file, not a folder")
+    _check(not out.exists() or out.is_dir(), f"--out={out} is a file, not a folder")
     inspection = Inspection(run, F.prompt, out, F.blocks, F.top)
     sections = inspection.draw()
     index = write_index(out, workdir, run, F.prompt, inspection.target, sections)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import sys
 
@@ -34,16 +35,23 @@ class Progress:
 
     @contextlib.contextmanager
     def _output(self):
-        """Around every write: a reader that left turns the output off instead of failing."""
+        """Around every write: a reader that left turns the output off instead of failing.
+        The bar's own writes to a terminal that closed fail inside tqdm, which only stops
+        drawing (it sets miniters to infinity): that is the same sign."""
         try:
             yield
         except OSError as e:
             if e.errno not in READER_GONE:  # a full disk: the command says so and stops
                 raise output_failed(e) from None
-            self.output_closed, self.enabled = True, False
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit would fail too
-            os.close(devnull)
+            self._reader_gone()
+        if self.bar is not None and self.bar.miniters == math.inf:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.output_closed, self.enabled = True, False
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit would fail too
+        os.close(devnull)
 
     def update(self, step: int, loss: float, lr: float, tokens_per_s: float) -> None:
         """Called with every step's loss, in order; `tokens_per_s` is the rate since the last pause

@@ -15,6 +15,7 @@ from gpt_jax.config import validate
 from gpt_jax.errors import UserError
 from gpt_jax.optim import make_optimizer
 from gpt_jax.pairs import PairVocab
+from gpt_jax.resume import PARAMETER_NEUTRAL
 from gpt_jax.state import TrainState, abstract_state
 from gpt_jax.task import task_model
 from gpt_jax.user_files import user_path
@@ -77,11 +78,12 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
         try:
             step, state = checkpoints.restore_newest_good(target, step)
         except UserError as e:
-            missing = run_files.missing_fields(workdir, "model")
+            missing = [f for f in run_files.missing_fields(workdir, "model")
+                       if f.split(" ")[0].split(".")[1] not in PARAMETER_NEUTRAL]
             if "does not match the model" in str(e) and missing:
                 raise UserError(f"{e}; {workdir / run_files.CONFIG} lacks {', '.join(missing)}"
-                                f" (the default{'s' * (len(missing) > 1)} taken): was it "
-                                f"edited?") from None
+                                f" (the default{'s' * (len(missing) > 1)} taken): was it edited,"
+                                f" or saved before these fields existed?") from None
             raise
     finally:
         checkpoints.close()

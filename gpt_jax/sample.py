@@ -228,6 +228,7 @@ def _translate(run, sources: list[str], F) -> list[str]:
 
 
 def main() -> None:
+    first_step.take()  # again for the installed gpt-jax-sample script, which skips the top's
     cli.run(lambda: _main(sys.argv), out_of_memory="out of memory while sampling: give fewer "
             "prompts, or a lower --num_samples or --max_new_tokens")
 

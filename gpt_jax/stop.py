@@ -34,8 +34,8 @@ STOP_WORDS = {**SIGNALS, OUTPUT_CLOSED: ("output closed", 128 + signal.SIGPIPE)}
 # How long a signal may wait for its Python handler before the watch acts for it.
 GRACE_SECONDS = 1.0
 # One signal delivered twice (by the terminal to the process group and by a launcher that
-# forwards it) arrives as two bytes but runs the Python handler once: bytes closer than this
-# to an unserved one are the same signal.
+# forwards it): two copies closer than this are the same signal, whether the watch reads
+# them as two bytes of its pipe or the Python handler runs for both.
 SAME_SIGNAL_SECONDS = 0.1
 
 
@@ -175,6 +175,7 @@ class StopRequest:
     def __init__(self, notify=print):
         self.requested = False
         self.signum: int | None = None
+        self._first = -float("inf")  # when the first signal came
         self._notify = notify
         self._previous: dict[int, object] = {}
 
@@ -191,9 +192,12 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         served()
+        now = time.monotonic()
+        if self.requested and signum == self.signum and now - self._first < SAME_SIGNAL_SECONDS:
+            return  # one signal delivered twice (the terminal's and a launcher's): not a second
         if self.requested:  # the second signal: stop now, without saving
             raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
-        self.requested, self.signum = True, signum
+        self.requested, self.signum, self._first = True, signum, now
         self._notify(f"{signal.Signals(signum).name}: saving a checkpoint at the next step "
                      f"boundary, then stopping (send it again to abort)")
 

@@ -22,24 +22,10 @@ from gpt_jax.layout import BatchLayout
 from gpt_jax.models import build_model
 from gpt_jax.run_files import VOCAB
 from gpt_jax.steps import AXIS, make_loss_fn, mean_loss, shard
-from gpt_jax.token_files import DataDirLock, is_prepared_dir, open_prepared
+from gpt_jax.token_files import DataDirLock, in_vocabulary, is_prepared_dir, open_prepared
 from gpt_jax.user_files import user_path
 
 _LOCKS: list[DataDirLock] = []  # the prepared folders this process reads
-
-
-def in_vocabulary(tokens: np.ndarray, vocab_size: int, stream: np.ndarray) -> np.ndarray:
-    """`tokens` (read from `stream`), once checked to be ids of the vocabulary. Only a
-    prepared file can hold others (damaged, or edited), and nothing downstream would say: the
-    embedding lookup clamps an id past the table, and the loss of a target past the logits is
-    finite; a run would train on garbage without a word."""
-    top = int(tokens.max(initial=0))
-    if top >= vocab_size:
-        where = getattr(stream, "filename", None) or "the token stream"
-        raise UserError(f"{where} holds token id {top}, past the vocabulary of {vocab_size}: "
-                        f"the prepared data is damaged; prepare it again (python -m "
-                        f"gpt_jax.prepare, the same --input and --out: it rewrites it)")
-    return tokens
 
 
 class TextTask:

@@ -65,6 +65,20 @@ def dataset_holding(path: str | Path) -> Path | None:
     return None
 
 
+def in_vocabulary(tokens: np.ndarray, vocab_size: int, stream: np.ndarray) -> np.ndarray:
+    """`tokens` (read from `stream`), once checked to be ids of the vocabulary. Only a
+    prepared file can hold others (damaged, or edited), and nothing downstream would say: the
+    embedding lookup clamps an id past the table, and the loss of a target past the logits is
+    finite; a run would train on garbage without a word."""
+    top = int(tokens.max(initial=0))
+    if top >= vocab_size:
+        where = getattr(stream, "filename", None) or "the token stream"
+        raise UserError(f"{where} holds token id {top}, past the vocabulary of {vocab_size}: "
+                        f"the prepared data is damaged; prepare it again (python -m "
+                        f"gpt_jax.prepare, the same --input and --out: it rewrites it)")
+    return tokens
+
+
 def read_meta(datadir: str | Path) -> dict:
     """meta.json, with every field a reader relies on present and of the right type."""
     path = Path(datadir) / META_FILE

@@ -18,9 +18,9 @@ BYTE_SYMBOLS = 256  # a byte-level BPE vocabulary starts from one symbol per byt
 PIECE_CHARS = 1 << 15  # text is encoded in parallel pieces of about this many characters
 FORCED_CUT_CHARS = 1 << 22  # text this long without a boundary is cut anyway, bounding memory
 # The BPE trainer's time grows with the square of a word's length (each merge rescans the
-# word): a run without a space (DNA, minified code, unspaced CJK) of 100k characters took
-# 4.3 s, of 1 M minutes. It learns from such runs cut into parts this long (100k: 0.1 s);
-# ordinary text, whose words are far shorter, is learned from as it is.
+# word), so a long run without a space (DNA, minified code, unspaced CJK) would take it
+# minutes. It learns from such runs cut into parts this long, which bounds that cost; ordinary
+# text, whose words are far shorter, is learned from as it is.
 LONGEST_TRAINING_WORD = 1 << 10
 _LONG_RUN = re.compile(rf"\S{{{LONGEST_TRAINING_WORD + 1},}}")
 

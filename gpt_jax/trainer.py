@@ -257,7 +257,9 @@ class Trainer:
             checkpoint = step % t.checkpoint_every == 0 or step == t.num_steps
             evaluate = step % t.eval_interval == 0 or step == t.num_steps
             if checkpoint or evaluate:
-                flush()  # never save a state whose update was not checked to be finite
+                flush()  # never save a state whose loss and gradients were not checked
+                # finite (parameters an update made non-finite show at the next step's loss:
+                # _non_finite sets their checkpoint aside)
                 tokens_per_s = clock.rate()
                 if evaluate:
                     record = self._record(step, tokens_per_s)
@@ -360,24 +362,35 @@ class Trainer:
     def _check_step(self, step: int, loss: float, grad_norm: float, tokens_per_s: float) -> None:
         self._last_grad_norm = grad_norm
         if not math.isfinite(loss + grad_norm):
-            self.checkpoints.wait()
-            last = self.checkpoints.latest_step()
-            moved = ""
-            if last == step - 1 and self.is_main:
-                # Step `step`'s loss and gradients are computed from the parameters saved at
-                # step - 1 and from a batch fixed by the seed: resumed, that checkpoint fails
-                # again at the same step, whatever the learning rate. Set aside, not deleted.
-                moved = (f"; the checkpoint of step {last}, whose parameters gave it, was moved "
-                         f"to {self.checkpoints.set_aside(last)}")
-                last = self.checkpoints.latest_step()
-            kept = f"the last good checkpoint (step {last}) is kept" if last is not None \
-                else "no good checkpoint is left (the next run starts over)"
-            raise UserError(f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
-                            f"at step {step}: stopped{moved}; {kept}. Try a lower "
-                            f"--config.train.learning_rate" + (
-                                " or --config.train.muon_learning_rate"
-                                if self.config.train.optimizer == "muon" else ""))
+            raise UserError(self._non_finite(step, loss, grad_norm))
         self.reporter.step(step, loss, grad_norm, self.learning_rates.after(step), tokens_per_s)
+
+    def _non_finite(self, step: int, loss: float, grad_norm: float) -> str:
+        """What to say of a non-finite loss or gradient at `step`. Its loss and gradients come
+        from the parameters saved at step - 1 and a batch fixed by the seed: resumed, that
+        checkpoint fails again at the same step, whatever the learning rate, so process 0
+        sets it aside (not deleted); every process names the same last good one."""
+        self.checkpoints.wait()
+        steps = self.checkpoints.steps()
+        moved = ""
+        if step - 1 in steps:
+            aside = self.checkpoints.directory.with_name(run_files.DAMAGED)
+            if self.is_main:
+                try:
+                    aside = self.checkpoints.set_aside(step - 1)
+                except (UserError, OSError) as e:
+                    moved = (f"; the checkpoint of step {step - 1}, whose parameters gave it, "
+                             f"could not be set aside ({e}), and resuming from it fails again")
+            moved = moved or (f"; the checkpoint of step {step - 1}, whose parameters gave it, "
+                              f"was moved to {aside}")
+        good = [s for s in steps if s < step - 1]
+        kept = f"the last good checkpoint (step {good[-1]}) is kept" if good \
+            else "no good checkpoint is left (the next run starts over)"
+        return (f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
+                f"at step {step}: stopped{moved}; {kept}. Try a lower "
+                f"--config.train.learning_rate" + (
+                    " or --config.train.muon_learning_rate"
+                    if self.config.train.optimizer == "muon" else ""))
 
     def _record(self, step: int, tokens_per_s: float, write: bool = True) -> dict:
         """Evaluates; logs, writes the metrics record and a sample (process 0)."""

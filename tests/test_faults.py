@@ -137,6 +137,29 @@ def test_a_reader_that_leaves_the_pipe_stops_training_with_a_checkpoint(tmp_path
     assert f"resumed from the checkpoint at step {stopped_at}\n" in resumed.stdout
 
 
+A_TERMINAL_THAT_CLOSES = """
+import errno, io, sys
+from gpt_jax.progress import Progress
+
+class Closed(io.TextIOWrapper):  # a terminal gone: every write fails with EIO
+    def write(self, text):
+        raise OSError(errno.EIO, "Input/output error")
+
+sys.stdout = Closed(io.BytesIO())
+sys.stdout.fileno = lambda: 1
+progress = Progress(0, 100, 10, bar=True)
+progress.update(1, 4.0, 1e-3, 1000.0)
+print(progress.output_closed, file=sys.stderr)
+"""
+
+
+def test_a_progress_bar_whose_terminal_closed_asks_to_stop():
+    """tqdm swallows the EIO of its own writes and only stops drawing: the bar's silence is
+    the sign, not an exception, and the trainer must see it as a reader that left."""
+    result = run_python(["-c", A_TERMINAL_THAT_CLOSES])
+    assert result.returncode == 0 and result.stderr.strip() == "True", result.stderr
+
+
 def test_under_nohup_a_sighup_does_not_stop_training(tmp_path):
     """`nohup train.py ...` means: outlive the terminal. Its SIGHUP stays ignored; a SIGTERM
     still saves and stops."""
@@ -514,13 +537,13 @@ from gpt_jax import cli
 from gpt_jax.stop import StopRequest
 
 def main():
-    signum = getattr(signal, "SIG" + sys.argv[1])
+    signum, gap = getattr(signal, "SIG" + sys.argv[1]), float(sys.argv[2])
     with StopRequest(lambda note: None) as stop:
         os.kill(os.getpid(), signum)  # the first asks for a save at the next step boundary
-        time.sleep(0.05)
+        time.sleep(gap)
         assert stop.requested
-        os.kill(os.getpid(), signum)  # the second aborts it
-        time.sleep(5)
+        os.kill(os.getpid(), signum)  # a second one aborts it; a copy of the first does not
+        time.sleep(1)
     print("not stopped")
 
 cli.run(main)
@@ -532,9 +555,18 @@ cli.run(main)
 def test_a_second_signal_during_training_is_reported_as_that_signal(name, word, code):
     """A second SIGTERM while a checkpoint is due aborts like a second Ctrl-C, and says so as
     a SIGTERM: 'terminated', 143 (it said 'interrupted', 130)."""
-    result = run_python(["-c", SIGNALLED_TWICE_IN_TRAINING, name], timeout=60)
+    result = run_python(["-c", SIGNALLED_TWICE_IN_TRAINING, name, "0.3"], timeout=60)
     assert result.returncode == code and result.stderr.splitlines() == [word], result.stderr
     assert "not stopped" not in result.stdout
+
+
+@pytest.mark.parametrize("name", ["TERM", "HUP"])
+def test_two_copies_of_one_signal_that_python_handles_both_are_one_request(name):
+    """A launcher that forwards the terminal's signal: two copies milliseconds apart, both
+    run by the Python handler (the main thread was in Python): one request to save, not an
+    abort without a save."""
+    result = run_python(["-c", SIGNALLED_TWICE_IN_TRAINING, name, "0.005"], timeout=60)
+    assert result.returncode == 0 and "not stopped" in result.stdout, result.stderr
 
 
 SIGNALLED_AT_EXIT = """

@@ -237,7 +237,7 @@ def test_a_config_json_lacking_a_field_that_mattered_says_so(run):
     (run / "config.json").write_text(json.dumps(config))
     _one_line_error(run_python(["-m", "gpt_jax.sample", f"--workdir={run}"]),
                     f"{run / 'config.json'} lacks model.n_embd = 32 (the default taken): was it "
-                    f"edited?")
+                    f"edited, or saved before these fields existed?")
 
 
 @pytest.mark.parametrize("name", ["config.json", "vocab.json"])
