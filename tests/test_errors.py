@@ -264,6 +264,7 @@ CASES = {
         {"JAX_PLATFORMS": "cuda"}),
     "jax_64_bit": (train(), "JAX_ENABLE_X64=1: this project's arrays are float32, bfloat16 "
                    "and int32", {"JAX_ENABLE_X64": "1"}),
+    "jax_64_bit_empty": (train(), "JAX_ENABLE_X64=: this project's arrays", {"JAX_ENABLE_X64": ""}),
     "jax_without_jit": (sample(), "JAX_DISABLE_JIT=true: the train and sampling steps are "
                         "compiled ahead of time", {"JAX_DISABLE_JIT": "true"}),
     "workdir_of_another_model": (train("--config.model.n_layer=3"),
@@ -862,3 +863,21 @@ def test_out_of_memory_is_one_line_with_the_command_s_own_advice(where):
         "train.grad_accum_steps, or fewer samples\n"), default.stderr
     own = run_python(["-c", RUNS_OUT_OF_MEMORY, where, "out of memory: lower --batch"])
     assert own.returncode == 2 and own.stderr == "error: out of memory: lower --batch\n"
+
+
+def test_a_flag_file_s_override_may_be_overridden_on_the_command_line(tmp_path):
+    """absl's usual way: defaults in a flag file, the command line after it wins. The same
+    field twice in one place is refused: one of the two would be dropped without a word."""
+    from gpt_jax import cli
+
+    defaults = tmp_path / "defaults.flags"
+    defaults.write_text("--config.train.num_steps=10\n")
+    cli.check_argv(["train.py", f"--flagfile={defaults}", "--config.train.num_steps=3"])
+    twice = tmp_path / "twice.flags"
+    twice.write_text("--config.train.num_steps=10\n--config.train.num_steps=11\n")
+    with pytest.raises(cli.UserError, match=r"--config.train.num_steps is given more than "
+                                            r"once \(in --flagfile=.*twice.flags\) \(10, 11\)"):
+        cli.check_argv(["train.py", f"--flagfile={twice}"])
+    with pytest.raises(cli.UserError, match=r"given more than once \(4, 6\)"):  # spaced values
+        cli.check_argv(["train.py", "--config.train.num_steps", "4",
+                        "--config.train.num_steps", "6"])
