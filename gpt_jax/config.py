@@ -28,8 +28,9 @@ from gpt_jax.user_files import user_path
 # must stay at its default there. The lecture's small models have none of the modern GPT's.
 _MODERN = ("pos_emb", "norm", "qk_norm", "bias", "zero_init_proj", "logit_softcap")
 GPT_SWITCHES_NOT_READ = {
-    "encoder_decoder": ("pos_emb", "norm", "layer_norm", "residual", "projections", "ffwd",
-                        "logit_softcap", "query_chunk"),
+    "encoder_decoder": ("pos_emb", "rope_base", "norm", "layer_norm", "residual",
+                        "projections", "ffwd", "logit_softcap", "query_chunk", "context",
+                        "mlp_hidden"),
     "bigram": _MODERN, "ngram": _MODERN, "mlp": _MODERN}
 MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt", "encoder_decoder")  # models/__init__.py
 TASKS = ("text", "pairs")  # task.py
@@ -234,6 +235,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
                  f"model.{field} is a switch of the GPT; the "
                  f"{'encoder–decoder' if m.name == 'encoder_decoder' else m.name + ' model'} "
                  f"has no other form: leave it at {defaults[field]!r}")
+    data_defaults = base_config().data
+    for field, task in (("max_source_len", "pairs"), ("max_target_len", "pairs"),
+                        ("on_device_budget_mb", "text")):
+        _require(config.data.task == task or config.data[field] == data_defaults[field],
+                 f"data.{field} is read by data.task={task} only, and this run's task is "
+                 f"{config.data.task}: leave it at {data_defaults[field]}")
     _require(config.data.task == "pairs" or not config.data.val_path,
              "data.val_path names a file of held-out pairs, for data.task=pairs; a text task "
              "holds out its own validation split")

@@ -39,8 +39,8 @@ USAGE = ("usage: python -m gpt_jax.inspect --workdir=DIR --prompt=TEXT [--out=DI
          "[--step=N | --best] [--blocks=N] [--top=N]")
 flags.DEFINE_string("workdir", None, "A training run's folder.", flag_values=FLAGS)
 flags.DEFINE_string("prompt", None, "The text whose attention is drawn and whose next "
-                    "character is predicted (an encoder–decoder: the source to translate). At "
-                    "most block_size characters.", flag_values=FLAGS)
+                    "character is predicted, at most block_size characters (a run on pairs: "
+                    "the source to translate, at most data.max_source_len).", flag_values=FLAGS)
 flags.DEFINE_string("out", None, "Where the PNGs and index.html go (default: WORKDIR/inspect).",
                     flag_values=FLAGS)
 flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).",
@@ -490,6 +490,9 @@ def _main(argv: list[str]) -> None:
     workdir = user_path(F.workdir).absolute()
     run = load_run(workdir, F.step, F.best)
     vocab_size = run.tokenizer.vocab_size
+    _check(not FLAGS["blocks"].present or run.config.data.task != "pairs",
+           "--blocks sets the windows of the loss by position, which is drawn for text runs "
+           "only; this run learns source → target pairs: drop --blocks")
     _check(not FLAGS["top"].present or F.top <= vocab_size,
            f"--top={F.top} is more than the run's vocabulary of {vocab_size} tokens: give at "
            f"most {vocab_size}")

@@ -73,6 +73,9 @@ def _train_one(config, workdir: Path) -> dict:
         if _is_result(result) and result["config"] == asked:
             print(f"   finished before, read back from {workdir}", flush=True)
             return result
+    # A run that resumes here was timed in part before: its wall time is this part's only.
+    resumed = (workdir / run_files.CHECKPOINTS).is_dir() \
+        and any((workdir / run_files.CHECKPOINTS).iterdir())
     start = time.perf_counter()
     record = train_and_evaluate(config, workdir)
     wall_s = time.perf_counter() - start
@@ -85,6 +88,7 @@ def _train_one(config, workdir: Path) -> dict:
     result = {"seed": config.train.seed, "params": count_params(load_run(workdir).params),
               "train_loss": record["train_loss"], "val_loss": record["val_loss"],
               "val_exact_match": record.get("val_exact_match"), "wall_s": wall_s,
+              "resumed": resumed,
               "tokens_per_s": sum(rates) / len(rates) if rates else None,
               "sample": samples[-1].read_text(encoding="utf-8", errors="replace")
               if samples and run_files.file_exists(samples[-1]) else "",
@@ -119,8 +123,9 @@ def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> d
         seeded.train.seed = seed
         runs.append(_train_one(seeded, workdir / f"seed_{seed}"))
     mean = lambda key: sum(r[key] for r in runs) / len(runs)
-    t, m = config.train, config.model
-    tokens_per_step = t.batch_size * m.block_size
+    from gpt_jax.task import tokens_per_step
+
+    t = config.train
     rates = [r["tokens_per_s"] for r in runs if r["tokens_per_s"]]
     return {"step": name, "description": config.description, "params": runs[0]["params"],
             "num_steps": t.num_steps, "seeds": [r["seed"] for r in runs], "runs": runs,
@@ -128,7 +133,9 @@ def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> d
             "val_exact_match": mean("val_exact_match") if runs[0]["val_exact_match"] is not None
             else None,
             "reference_val_loss": config.reference_val_loss, "wall_s": mean("wall_s"),
-            "ms_per_step": 1000 * tokens_per_step / (sum(rates) / len(rates)) if rates else None,
+            "resumed": any(r.get("resumed") for r in runs),
+            "ms_per_step": 1000 * tokens_per_step(config) / (sum(rates) / len(rates))
+            if rates else None,
             "sample": runs[0]["sample"][:SAMPLE_CHARS], "curve": runs[0]["curve"]}
 
 
@@ -157,10 +164,13 @@ def report(results: list[dict]) -> str:
         ms = f"{r['ms_per_step']:.1f}" if r.get("ms_per_step") else "—"
         lines.append(f"| {r['step']} | {r['description']} | {r['params']:,} | "
                      f"{r['num_steps']:,} | {r['train_loss']:.3f} | {val} | {delta} | "
-                     f"{reference} | {ms} | {r['wall_s']:.0f} s | {_cell(r['sample'])} |")
+                     f"{reference} | {ms} | {r['wall_s']:.0f} s{'*' * bool(r.get('resumed'))} "
+                     f"| {_cell(r['sample'])} |")
     total = sum(r["wall_s"] * max(len(r.get("runs", [])), 1) for r in results)
     lines.append(f"\nTotal wall time of the runs: {total:.0f} s. Δ val: the change of the val "
-                 f"loss from the step before. ms/step: a train step's time, evaluation excluded.")
+                 f"loss from the step before. ms/step: a train step's time, evaluation excluded."
+                 + (" *: resumed from a checkpoint, so the wall time is only that of the part "
+                    "run last (the total too)." if any(r.get("resumed") for r in results) else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -213,7 +223,8 @@ def _main(argv: list[str]) -> None:
         table = report(results)
         run_files.write_atomic(markdown, f"# {title}\n\n" + table)
         plot_ladder({r["step"]: r["curve"] for r in results},
-                    {r["step"]: r["reference_val_loss"] for r in results}, plot)
+                    {r["step"]: r["reference_val_loss"] for r in results
+                     if r["val_exact_match"] is None}, plot, title)  # pairs: no lecture figure
     print("\n" + table + f"\nwritten: {markdown}, {plot}")
 
 

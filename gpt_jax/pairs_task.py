@@ -118,8 +118,7 @@ class PairsTask:
 
     @property
     def tokens_per_step(self) -> int:
-        per_row = self.S + self.T if self.encoder_decoder else self.L
-        return self.config.train.batch_size * per_row
+        return pairs_tokens_per_step(self.config)
 
     def _rows(self, arrays: PairArrays):
         """The per-pair arrays a batch gathers from: (inputs..., targets, weights)."""
@@ -233,6 +232,15 @@ class PairsTask:
         return parts
 
 
+def pairs_tokens_per_step(config: ml_collections.ConfigDict) -> int:
+    """The tokens a step of a pairs run reads, which its tokens/s counts: each row's source
+    and target (its end token included) for the encoder–decoder, its window for the GPT."""
+    d = config.data
+    per_row = d.max_source_len + d.max_target_len + 1 \
+        if config.model.name == "encoder_decoder" else config.model.block_size
+    return config.train.batch_size * per_row
+
+
 def pairs_model(config: ml_collections.ConfigDict, vocab_size: int) -> nn.Module:
     """The encoder–decoder, or the decoder-only GPT, for pairs of the config's lengths."""
     m, d = config.model, config.data
@@ -259,7 +267,7 @@ def encode_source(config: ml_collections.ConfigDict, vocab: PairVocab, source: s
     S = config.data.max_source_len
     if not source:
         raise UserError(f"the source is empty: a run trained on pairs writes the target of a "
-                        f"source of 1 to data.max_source_len = {S} characters (--prompt=TEXT)")
+                        f"source of 1 to data.max_source_len = {S} characters")
     if len(source) > S:
         raise UserError(f"a source must have 1 to data.max_source_len = {S} characters, "
                         f"got {len(source)}: {source!r}")

@@ -51,11 +51,12 @@ def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
     save_png(fig, path)
 
 
-def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], path: Path) -> None:
-    """Val loss of every ladder step on one plot; each step's reference figure is a marker at
-    its last step, in the same colour as its curve. Beside it, a zoom on the curves that end
-    within 0.3 of the best one (the CPU GPT and its modern rungs), whose differences the full
-    scale hides."""
+def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], path: Path,
+                title: str = "The ladder") -> None:
+    """Val loss of every ladder step on one plot (of its first seed); each step's reference
+    figure, if it has one, is a marker at its last step, in the same colour as its curve.
+    Beside it, a zoom on the curves that end within 0.3 of the best one (the CPU GPT and its
+    modern rungs), whose differences the full scale hides."""
     series = {}
     for name, records in curves.items():
         points = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
@@ -76,8 +77,11 @@ def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], pat
             late = [(x, y) for x, y in points if x >= points[-1][0] / 2]
             axes[0, 1].plot(*zip(*late, strict=True), label=name,
                             color=colour, marker=".")
-    axes[0, 0].plot([], [], marker="*", linestyle="none", color="gray", label="lecture's figure")
-    axes[0, 0].set(xlabel="step", ylabel="val loss", title="The ladder: validation loss by step")
+    if references:
+        axes[0, 0].plot([], [], marker="*", linestyle="none", color="gray",
+                        label="lecture's figure")
+    axes[0, 0].set(xlabel="step", ylabel="val loss",
+                   title=f"{title}: validation loss by step (first seed)")
     axes[0, 0].legend(ncol=2)
     if zoom:
         axes[0, 1].set(xlabel="step", title="The best steps, second half of training")

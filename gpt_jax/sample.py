@@ -37,8 +37,9 @@ flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the lat
                      flag_values=FLAGS)
 flags.DEFINE_bool("best", False, "Restore the checkpoint saved with the lowest val loss "
                   "instead of the latest.", flag_values=FLAGS)
-flags.DEFINE_string("prompt", "", "Text to continue (default: a newline), or the source to "
-                    "translate. Only its last block_size characters are used.", flag_values=FLAGS)
+flags.DEFINE_string("prompt", "", "Text to continue (default: a newline; only its last "
+                    "block_size characters are read), or the source to translate (at most "
+                    "data.max_source_len characters).", flag_values=FLAGS)
 flags.DEFINE_string("prompts", None, "A UTF-8 file of prompts, one per line ('-': standard "
                     "input).", flag_values=FLAGS)
 flags.DEFINE_integer("max_new_tokens", 500, "Characters to generate per sample (a translation "
@@ -171,8 +172,8 @@ def _check_each(prompts: list[str], F, check) -> None:
         try:
             check(prompt)
         except UserError as e:
-            if F.prompts is None:
-                raise
+            if F.prompts is None:  # the one --prompt, perhaps not given at all
+                raise UserError(f"{e}{' (--prompt=TEXT)' * (not prompt)}") from None
             where = "standard input" if F.prompts == "-" else F.prompts
             raise UserError(f"--prompts {where}, line {line}: {e}") from None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ml_collections
 
 from gpt_jax.models import build_model
-from gpt_jax.pairs_task import PairsTask, pairs_inputs, pairs_model
+from gpt_jax.pairs_task import PairsTask, pairs_inputs, pairs_model, pairs_tokens_per_step
 from gpt_jax.text_task import TextTask
 
 Task = TextTask | PairsTask
@@ -24,3 +24,10 @@ def task_model(config: ml_collections.ConfigDict, vocab_size: int):
     if config.data.task == "pairs":
         return pairs_model(config, vocab_size), pairs_inputs(config)
     return build_model(config.model, vocab_size), config.model.block_size
+
+
+def tokens_per_step(config: ml_collections.ConfigDict) -> int:
+    """The tokens one train step reads, which the trainer's tokens/s counts."""
+    if config.data.task == "pairs":
+        return pairs_tokens_per_step(config)
+    return config.train.batch_size * config.model.block_size

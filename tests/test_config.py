@@ -90,13 +90,18 @@ def _count_rows():
             field = f"{section}.{name}"
             # n_embd must divide by n_head in a GPT: test n_embd's bounds with one head, and
             # n_head's on a bigram (which has no heads), so no other check can refuse the row.
+            # The pairs' lengths are read by a pairs task only, whose block must hold the
+            # target and its end token: the longest target is one less than the longest block.
             other = {"model.n_head": 1} if name == "n_embd" else \
-                {"model.name": "bigram"} if name == "n_head" else {}
+                {"model.name": "bigram"} if name == "n_head" else \
+                {**PAIRS_SEQ2SEQ, "model.block_size": 2**31 - 1} if section == "data" \
+                and name.startswith("max_") else {}
+            highest = 2**31 - 2 if name == "max_target_len" else 2**31 - 1
             yield ({field: low - 1, **other}, f"{field} must be >= {low}, got {low - 1}",
                    [{field: low, **other}])
             yield ({field: 2**31, **other},
                    f"{field} must be <= 2147483647 (2^31 - 1), got 2147483648",
-                   [{field: 2**31 - 1, **other}])
+                   [{field: highest, **other}])
 
 
 def _range_rows(field, message, refused, accepted):
@@ -195,6 +200,13 @@ INCONSISTENT = [
                  (0.0, 0.999, 0.5)),
     *_choice_rows("model.activation", f"model.activation must be one of {tuple(ACTIVATIONS)}",
                   "swish", ACTIVATIONS),
+    ({"data.max_source_len": 20}, "data.max_source_len is read by data.task=pairs only, and "
+     "this run's task is text: leave it at 32", [{**PAIRS_SEQ2SEQ, "data.max_source_len": 20}]),
+    ({**PAIRS_SEQ2SEQ, "data.on_device_budget_mb": 1}, "data.on_device_budget_mb is read by "
+     "data.task=text only, and this run's task is pairs: leave it at 1024",
+     [{"data.on_device_budget_mb": 1}]),
+    ({**PAIRS_SEQ2SEQ, "model.rope_base": 500.0}, "model.rope_base is a switch of the GPT; "
+     "the encoder–decoder has no other form: leave it at 10000.0", [{"model.rope_base": 500.0}]),
     ({"model.activation": "swiglu", "model.name": "mlp"},
      "model.activation=swiglu gates a Transformer's feed-forward: the mlp model has none",
      [{"model.activation": "swiglu"}, {"model.activation": "tanh", "model.name": "mlp"}]),

@@ -260,6 +260,11 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
         refused = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab", flag])
         assert refused.returncode == 2 and refused.stderr.startswith(f"error: {said}"), (
             refused.stderr)
+    blocks = run_python(["-m", "gpt_jax.inspect", f"--workdir={run}", "--prompt=ab",
+                         "--blocks=5", f"--out={tmp_path / 'pictures'}"])
+    assert blocks.returncode == 2 and blocks.stderr.startswith(
+        "error: --blocks sets the windows of the loss by position, which is drawn for text "
+        "runs only"), blocks.stderr
     no_source = run_python(["-m", "gpt_jax.sample", f"--workdir={run}"])
     assert no_source.returncode == 2 and no_source.stderr.startswith(
         "error: the source is empty: a run trained on pairs writes the target of a source of 1 "

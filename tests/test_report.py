@@ -74,6 +74,27 @@ def test_report_table_has_a_row_per_step():
     assert "Total wall time of the runs: 63 s." in table  # 2 runs of head, 1 of multihead
 
 
+def test_a_resumed_step_s_wall_time_is_marked_as_a_part():
+    row = {"step": "head", "description": "one head", "params": 7553, "num_steps": 5000,
+           "train_loss": 2.38, "val_loss": 2.40, "reference_val_loss": 2.4, "wall_s": 21.0,
+           "sample": "", "ms_per_step": 1.5, "runs": [], "resumed": True}
+    table = report([row])
+    assert "| 1.5 | 21 s* |" in table and "*: resumed from a checkpoint" in table
+    assert "resumed" not in report([{**row, "resumed": False}])
+
+
+@pytest.mark.parametrize("spec", ["configs/shakespeare_char_cpu.py", "configs/seq2seq.py",
+                                  "configs/seq2seq.py:gpt"])
+def test_the_ladder_s_tokens_per_step_are_the_trainer_s(spec):
+    """ms/step is tokens per step over the trainer's tokens/s: both must count the same
+    tokens (an encoder–decoder's step reads its sources too: its ms/step read 4× too low)."""
+    from gpt_jax.config import load_config_file
+    from gpt_jax.task import load_task, tokens_per_step
+
+    config = load_config_file(spec)
+    assert tokens_per_step(config) == load_task(config).tokens_per_step
+
+
 def test_a_step_over_seeds_averages_them_and_keeps_each(tmp_path):
     result = run_step("tiny", _tiny(steps=10), tmp_path / "tiny", seeds=(1, 2))
     assert [r["seed"] for r in result["runs"]] == [1, 2]
