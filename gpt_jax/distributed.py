@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from gpt_jax import stop
 from gpt_jax.errors import UserError
 
 
@@ -122,6 +123,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                 raise UserError(f"--distributed could not detect a cluster: {e}") from None
     else:
         return
+    stop.take_back_handlers()
     watch_peers(timeout_s)
 
 

@@ -125,9 +125,9 @@ def end_command(message: str, code: int) -> None:
         sys.stdout.flush()
     except Exception:  # a flush the signal interrupted: what it held is lost either way
         pass
-    try:
-        os.write(2, f"{message}\n".encode())
-    except OSError:  # the terminal that would show it is gone: the status still tells
+    try:  # sys.stderr's descriptor: fd 2 may be runtime_log's pipe, whose reader os._exit
+        os.write(sys.stderr.fileno(), f"{message}\n".encode())  # would stop before it read
+    except (OSError, ValueError, AttributeError):  # the terminal is gone: the status tells
         pass
     os._exit(code)
 
@@ -136,6 +136,16 @@ def exit_now(signum: int) -> None:
     """Ends the process at once: one line, and the status a shell gives that signal."""
     word, status = SIGNALS[signum]
     end_command(word, status)  # after what a sampler printed so far
+
+
+def take_back_handlers() -> None:
+    """jax.distributed.initialize installs a C++ handler of SIGTERM (for its preemption
+    notices) in place of Python's, which then never runs: a scheduler's SIGTERM before the
+    first step was lost. Setting each Python handler again puts it back in front."""
+    for signum in SIGNALS:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            signal.signal(signum, handler)
 
 
 def exit_at_once_on_signals() -> None:

@@ -105,6 +105,39 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_p
     assert load_run(tmp_path).step == steps[0]
 
 
+@pytest.mark.parametrize("signum, word, code", [(signal.SIGTERM, "terminated", 143),
+                                                (signal.SIGINT, "interrupted", 130)])
+def test_a_signal_before_training_ends_a_multi_process_run_with_its_line(tmp_path, signum,
+                                                                          word, code):
+    """jax.distributed.initialize puts a C++ handler of SIGTERM in Python's place: a
+    scheduler's SIGTERM during the step-0 evaluation was ignored and the run trained on. And
+    the signalled process's line went into the pipe that keeps jax's runtime logs off stderr,
+    which os._exit left unread. Now it ends with its line, and the other with one line."""
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
+         "--config.train.num_steps=20", "--config.train.eval_iters=100000",
+         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
+         "--distributed_timeout=60"],
+        cwd=REPO, env={**os.environ, **_devices(1)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) for i in range(2)]
+    try:
+        for line in procs[0].stdout:
+            if "ready in" in line:  # the step-0 evaluation, of minutes, starts now
+                break
+        time.sleep(2)
+        procs[1].send_signal(signum)
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert procs[1].returncode == code and outs[1][1].splitlines() == [word], outs[1][1]
+    assert procs[0].returncode == 2, outs[0][1]
+    lines = outs[0][1].strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(LOST, lines[0]), outs[0][1]
+
+
 STOPPED = ("error: process {} of this run showed no sign of life for --distributed_timeout=5 s "
            "(stopped, frozen or unreachable): stopping; run the same command on every process "
            "to resume from the newest checkpoint")
