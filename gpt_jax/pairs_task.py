@@ -11,6 +11,8 @@ Legend: D devices, K steps per call, A micro-batches, B rows, S source, T target
 
 from __future__ import annotations
 
+import os
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -51,7 +53,11 @@ def load_split(config: ml_collections.ConfigDict) -> tuple[list, list]:
                 load_pairs(dates.shipped_dir() / dates.VAL_FILE, *lengths))
     pairs = load_pairs(d.path, *lengths)
     if d.val_path:
-        return pairs, load_pairs(d.val_path, *lengths)
+        held_out = load_pairs(d.val_path, *lengths)
+        if os.path.samefile(d.path, d.val_path):
+            raise UserError(f"data.val_path={d.val_path} is data.path itself: held-out pairs "
+                            f"must be pairs the model does not train on")
+        return pairs, held_out
     held_out = [p for i, p in enumerate(pairs) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
     train = [p for i, p in enumerate(pairs) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
     if not held_out or not train:

@@ -206,8 +206,9 @@ class Trainer:
                 self.reporter.progress.close()
             self.checkpoints.wait()
             self.reporter.finish()
-        if stop.requested:
-            word, code = StopRequest.describe(stop.signum)
+            signum = self._agreed(stop.signum or 0)
+        if signum:
+            word, code = StopRequest.describe(signum)
             raise Stopped(f"{word} after the last step, {t.num_steps}: checkpoint saved in "
                           f"{self.checkpoints.directory}", code)
         return record
@@ -286,6 +287,17 @@ class Trainer:
 
             lost = bool(multihost_utils.broadcast_one_to_all(np.int32(lost)))
         return lost
+
+    @staticmethod
+    def _agreed(signum: int) -> int:
+        """The stop signal any process received after the last step, learnt by every process:
+        all then end alike, together, instead of one leaving while another still saves,
+        evaluates or samples (which its runtime would report as a lost peer)."""
+        if jax.process_count() == 1:
+            return signum
+        from jax.experimental import multihost_utils
+
+        return int(np.max(multihost_utils.process_allgather(np.int32(signum))))
 
     def _steps_per_call(self, step_seconds: float) -> int:
         """Steps per call that keep a call under CHUNK_SECONDS, so that a stop request (a

@@ -29,6 +29,17 @@ def _devices(n: int) -> dict:
     return devices_env(n)
 
 
+def _two_processes(workdir, *args, devices=1, timeout_s=60, **popen):
+    """Processes 0 and 1 of one run of the tiny config, unbuffered, with output piped."""
+    port = _free_port()
+    return [subprocess.Popen(
+        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={workdir}", *args,
+         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
+         f"--distributed_timeout={timeout_s}"],
+        cwd=REPO, env={**os.environ, **_devices(devices)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, **popen) for i in range(2)]
+
+
 def test_two_processes_match_one_process_on_one_device(tmp_path):
     """2 processes × 2 devices train what 1 device trains (test_multidevice.py: any layout of one
     process does), up to float32 sums in another order. The one-device run goes alongside."""
@@ -77,15 +88,10 @@ def test_partial_distributed_flags_are_refused(tmp_path):
 def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_path):
     """A scheduler's SIGTERM that reaches one host only: the other learns of it inside the
     train step, and both save the same step and exit, instead of waiting on each other."""
-    port = _free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
-         "--config.train.num_steps=1000000", "--config.train.batch_size=16",
-         "--config.train.checkpoint_every=1000000", "--config.train.eval_interval=1000000",
-         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
-         "--distributed_timeout=60"],
-        cwd=REPO, env={**os.environ, **_devices(2)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = _two_processes(tmp_path, "--config.train.num_steps=1000000",
+                           "--config.train.batch_size=16",
+                           "--config.train.checkpoint_every=1000000",
+                           "--config.train.eval_interval=1000000", devices=2)
     try:
         for line in procs[0].stdout:
             if "step(s) took" in line:
@@ -105,6 +111,30 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_p
     assert load_run(tmp_path).step == steps[0]
 
 
+def test_sigterm_to_one_process_during_the_final_evaluation_ends_every_process_alike(tmp_path):
+    """The signalled process used to leave once the last step was saved, while the other was
+    still evaluating and sampling: the other then reported a lost peer (exit 2) although the
+    run had finished. Now every process learns of the signal and ends with the same line."""
+    procs = _two_processes(tmp_path, "--config.train.num_steps=2",
+                           "--config.train.eval_iters=4000")
+    try:
+        for line in procs[0].stdout:
+            if "step(s) took" in line:  # step 2, then its evaluation of some seconds
+                break
+        time.sleep(1)
+        procs[1].send_signal(signal.SIGTERM)
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 143, err
+        assert err.strip().splitlines() == [
+            f"terminated after the last step, 2: checkpoint saved in {tmp_path / 'checkpoints'}"]
+    assert "step      2 | train loss" in outs[0][0] and "val loss" in outs[0][0]
+    assert load_run(tmp_path).step == 2
+
+
 @pytest.mark.parametrize("signum, word, code", [(signal.SIGTERM, "terminated", 143),
                                                 (signal.SIGINT, "interrupted", 130)])
 def test_a_signal_before_training_ends_a_multi_process_run_with_its_line(tmp_path, signum,
@@ -113,15 +143,9 @@ def test_a_signal_before_training_ends_a_multi_process_run_with_its_line(tmp_pat
     scheduler's SIGTERM during the step-0 evaluation was ignored and the run trained on. And
     the signalled process's line went into the pipe that keeps jax's runtime logs off stderr,
     which os._exit left unread. Now it ends with its line, and the other with one line."""
-    port = _free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
-         "--config.train.num_steps=20", "--config.train.eval_iters=100000",
-         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
-         "--distributed_timeout=60"],
-        cwd=REPO, env={**os.environ, **_devices(1)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) for i in range(2)]
+    procs = _two_processes(tmp_path, "--config.train.num_steps=20",
+                           "--config.train.eval_iters=100000",
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in procs[0].stdout:
             if "ready in" in line:  # the step-0 evaluation, of minutes, starts now
@@ -161,14 +185,10 @@ def test_a_stopped_or_killed_process_ends_the_other_with_one_line(tmp_path, stop
     of waiting, then dying in jax's C++ heartbeat check. A killed coordinator fails the
     collective at once: one line too, without the C++ runtime's own report of it. The
     checkpoint saved before stays."""
-    port, timeout_s = _free_port(), 5
-    procs = [subprocess.Popen(
-        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
-         "--config.train.num_steps=1000000", "--config.train.checkpoint_every=5",
-         "--config.train.eval_interval=1000000", f"--coordinator_address=127.0.0.1:{port}",
-         "--num_processes=2", f"--process_id={i}", f"--distributed_timeout={timeout_s}"],
-        cwd=REPO, env={**os.environ, **_devices(1)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    timeout_s = 5
+    procs = _two_processes(tmp_path, "--config.train.num_steps=1000000",
+                           "--config.train.checkpoint_every=5",
+                           "--config.train.eval_interval=1000000", timeout_s=timeout_s)
     try:
         for line in procs[0].stdout:
             if line.startswith("step") and "| loss" in line or "step(s) took" in line:

@@ -36,6 +36,8 @@ def files(tmp_path_factory):
     (d / "greek.txt").write_text("αβγδεζηθικλμ" * 100)
     (d / "prompts.txt").write_text("ROMEO:\nJULIET:\nhéllo\n")
     (d / "a_file").write_text("")
+    (d / "pairs.tsv").write_text("".join(f"{n}\t{n * 2}\n" for n in range(30)))
+    (d / "pairs_again.tsv").symlink_to(d / "pairs.tsv")
     (d / "raises.py").write_text('def get_config():\n    raise ValueError("boom")\n')
     (d / "returns_none.py").write_text("def get_config():\n    return None\n")
     (d / "flags.bin").write_bytes(b"\xff\xfe--workdir=x\n")
@@ -475,6 +477,12 @@ CASES = {
         lambda d: ["train.py", "--config=configs/seq2seq.py", f"--workdir={d / 'fresh_s2s'}",
                    "--config.data.val_path=held_out.tsv"],
         "data.val_path holds out pairs of a data.path of your own"),
+    "val_path_is_the_training_file": (  # through a symlink: the same file, by any name
+        lambda d: ["train.py", "--config=configs/seq2seq.py", f"--workdir={d / 'fresh_s2s'}",
+                   f"--config.data.path={d / 'pairs.tsv'}",
+                   f"--config.data.val_path={d / 'pairs_again.tsv'}"],
+        r"data.val_path=.*pairs_again.tsv is data.path itself: held-out pairs must be pairs the "
+        r"model does not train on"),
     "prepare_into_a_folder_of_other_files": (
         lambda d: ["-m", "gpt_jax.prepare", f"--input={d / 'greek.txt'}",
                    f"--out={d / 'other_data'}"],
