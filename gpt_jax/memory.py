@@ -113,9 +113,12 @@ def _ngram_count(V: int, n: int) -> int:
                     f"(an n-gram table of {V}^{n} parameters): lower model.context")
 
 
-def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: int) -> int:
+def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: int,
+                      source_len: int = 0) -> int:
     """Floats a forward pass of `rows` sequences keeps for its backward pass: the residual
-    stream's tensors of every layer, the (T, T) attention weights of every head, the logits."""
+    stream's tensors of every layer, the (T, T) attention weights of every head, the logits;
+    for the encoder–decoder also its encoder's, over sources of `source_len` tokens, and the
+    cross-attention's (T, S) weights."""
     B, T, V = rows, model.block_size, vocab_size
     logits = 2 * B * T * V  # the logits and their gradient
     if model.name == "bigram":
@@ -126,10 +129,18 @@ def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: i
         return logits + B * T * (model.context * model.n_embd + 2 * model.mlp_hidden)
     C, H = model.n_embd, model.n_head
     hidden = 3 if model.activation == "swiglu" else 2  # SwiGLU's gate, value and product
-    per_layer = B * T * C * (6 + hidden * model.ffn_mult) + 2 * B * H * T * T
-    if model.name == "encoder_decoder":  # as many encoder blocks, and cross-attention
-        per_layer = 2 * per_layer + B * T * C * 4 + 2 * B * H * T * T
-    return logits + B * T * C + model.n_layer * per_layer
+    def block(L: int, maps: int = 2) -> int:  # self-attention and feed-forward over L tokens
+        return B * L * C * (6 + hidden * model.ffn_mult) + maps * B * H * L * L
+
+    if model.name != "encoder_decoder":
+        return logits + B * T * C + model.n_layer * block(T)
+    S = source_len
+    # and a decoder block's cross-attention: its queries and output, the source's keys and
+    # values, and the (T, S) weights of every head
+    cross = B * T * C * 4 + 2 * B * S * C + 2 * B * H * T * S
+    # The encoder's (S, S) maps counted three times: measured at sources of 600 tokens (batch
+    # 64, 2 layers), the peak was 5.0 GB, where two would estimate 3.5 GB with the runtime.
+    return logits + B * (T + S) * C + model.n_layer * (block(S, maps=3) + block(T) + cross)
 
 
 def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_batch: int,
@@ -139,15 +150,19 @@ def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_bat
     m, t = config.model, config.train
     params = param_count(config, vocab_size)
     steps_per_call = min(t.steps_per_call, t.num_steps)
-    shrink_batch = ("lower train.batch_size or model.block_size, or raise "
-                    "train.grad_accum_steps")
+    source_len = config.data.max_source_len if m.name == "encoder_decoder" else 0
+    shrink_batch = ("lower train.batch_size, data.max_source_len or data.max_target_len, or "
+                    "raise train.grad_accum_steps") if source_len else (
+        "lower train.batch_size or model.block_size, or raise train.grad_accum_steps")
+    window = (f"sources of {source_len} and targets of {m.block_size} tokens" if source_len
+              else f"{m.block_size} tokens")
     return {
         "parameters, gradients and Adam's moments": (
             FLOAT * STATE_FLOATS_PER_PARAM * params, "use a smaller model"),
         # The backward pass holds a gradient beside each stored activation: measured on the
         # CPU GPT at batches of 600 and 1,200, the peak was 2.2 times the forward's own.
-        f"activations of {micro_batch} sequences of {m.block_size} tokens and their "
-        "gradients": (FLOAT * 2 * activation_floats(m, vocab_size, micro_batch), shrink_batch),
+        f"activations of {micro_batch} sequences of {window} and their gradients": (
+            FLOAT * 2 * activation_floats(m, vocab_size, micro_batch, source_len), shrink_batch),
         f"{t.eval_iters} evaluation batches of both splits": (
             FLOAT * 2 * 2 * t.eval_iters * eval_rows * m.block_size, "lower train.eval_iters"),
         "the train token stream": (FLOAT * train_tokens, "use a smaller corpus"),

@@ -58,10 +58,14 @@ class Trainer:
         t = config.train
         # Everything that can fail on bad input fails before the checkpoint manager starts its
         # background threads.
+        self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
+        if config.data.task == "pairs":  # too large is refused before every pair is padded
+            # (half a minute for long sources): with a vocabulary of one, then the data's
+            memory.require_fits(memory.training_bytes(config, 1, self.layout.micro_batch, 0, 0),
+                                "training this config")
         self.task = load_task(config)
         distributed.require_same_run(config.to_json(sort_keys=True) + self.task.vocab.to_json()
                                      + str(self.task.tokens_per_step))
-        self.layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
         memory.require_fits(self.task.memory_parts(self.layout), "training this config")
         if config.sample.max_new_tokens:
             memory.require_fits(memory.sampling_bytes(

@@ -492,6 +492,12 @@ CASES = {
                    f"--config.model.context={2**31 - 1}"],
         r"needs about 6\.4e3893201780 GiB of memory \(an n-gram table of 65\^2147483648 "
         r"parameters\): lower model.context"),
+    "seq2seq_of_sources_too_long_to_fit": (  # refused before 30 s of padding every pair
+        lambda d: ["train.py", "--config=configs/seq2seq.py", f"--workdir={d / 'fresh_s2s'}",
+                   "--config.data.max_source_len=100000"],
+        r"training this config needs about [\d,.]+ GiB of memory \(activations of 64 sequences "
+        r"of sources of 100000 and targets of 11 tokens and their gradients: [\d,.]+ GiB\); this "
+        r"machine has .*: lower train.batch_size, data.max_source_len or data.max_target_len"),
     "mlp_of_a_context_of_ten_million": (  # counted from its shapes, not traced 10^7 times
         lambda d: ["train.py", "--config=configs/mlp.py", f"--workdir={d / 'fresh_mlp'}",
                    "--config.model.context=10000000"],
