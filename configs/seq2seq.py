@@ -17,7 +17,9 @@ def get_config(variant: str = ""):
     config.reference_val_loss = 0.01  # no lecture figure: a loss near 0 is a perfect copy
     d, m, t = config.data, config.model, config.train
     d.task, d.max_source_len, d.max_target_len = "pairs", 32, 10
-    m.name, m.block_size = "encoder_decoder", d.max_target_len + 1
+    # The lengths as references: an override of data.max_*_len carries over to block_size.
+    S, T = d.get_ref("max_source_len"), d.get_ref("max_target_len")
+    m.name, m.block_size = "encoder_decoder", T + 1
     m.n_layer, m.n_head, m.n_embd = 2, 4, 64
     m.activation, m.tie_embeddings = "gelu", True
     m.fused_decode = True  # translating: all heads per product (models/fused_heads.py)
@@ -28,7 +30,7 @@ def get_config(variant: str = ""):
     t.eval_interval, t.eval_iters, t.checkpoint_every = 250, 20, 500
     if variant == "gpt":
         config.description = "decoder-only GPT on the same pairs: source<BOS>target"
-        m.name, m.block_size, m.n_layer = "gpt", d.max_source_len + d.max_target_len + 1, 5
+        m.name, m.block_size, m.n_layer = "gpt", S + T + 1, 5
         m.fused_decode = False  # the GPT's default (fused_heads.py: slower at batch 1)
     elif variant:
         raise UserError(f"unknown variant {variant!r} of seq2seq.py; choose gpt")

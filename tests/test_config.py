@@ -385,3 +385,20 @@ def test_modern_variants_are_their_base_with_exactly_the_kept_changes(base):
         assert set(modern_changes.KEPT) <= set(ladder_steps.MODERN)
         if modern_changes.KEPT == ladder_steps.MODERN:
             assert modern.model == last.model and modern.train == last.train
+
+
+def test_seq2seq_block_sizes_follow_an_override_of_the_pair_lengths():
+    """The ladder's --seq2seq overrides reach both steps: a longer data.max_source_len must
+    widen the GPT's window and leave the encoder–decoder's target window as it is."""
+    for spec, source, target, block_size in (("seq2seq.py", 40, 10, 11),
+                                             ("seq2seq.py", 32, 20, 21),
+                                             ("seq2seq.py:gpt", 40, 10, 51),
+                                             ("seq2seq.py:gpt", 32, 20, 53)):
+        config = load_config_file(str(REPO / f"configs/{spec}"))
+        config.data.max_source_len, config.data.max_target_len = source, target
+        validate(config)
+        assert config.model.block_size == block_size, spec
+    config = load_config_file(str(REPO / "configs/seq2seq.py:gpt"))
+    config.model.block_size = 60  # set on its own, it stays
+    config.data.max_source_len = 40
+    assert config.model.block_size == 60

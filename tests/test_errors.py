@@ -445,8 +445,8 @@ CASES = {
         r"^error: step bigram \(bigram.py\): train.seed must be in \[0, 2\^32 - 1\]"),
     "seq2seq_ladder_step_that_refuses_an_override": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_s2s'}", "--seq2seq",
-                   "--config.data.max_source_len=40"],
-        r"^error: step gpt_on_pairs \(seq2seq.py:gpt\): model.block_size \(43\) must hold"),
+                   "--config.model.block_size=12"],
+        r"^error: step gpt_on_pairs \(seq2seq.py:gpt\): model.block_size \(12\) must hold"),
     "modern_ladder_with_a_seed": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_modern_seed'}", "--modern",
                    "--config.train.seed=5"],
