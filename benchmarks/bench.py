@@ -30,6 +30,7 @@ import preflight  # noqa: E402
 from gpt_jax import cli  # noqa: E402
 from gpt_jax.config import parse_settings  # noqa: E402
 from gpt_jax.errors import UserError  # noqa: E402
+from gpt_jax.run_files import write_atomic  # noqa: E402
 
 flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
                           "Config files under configs/.")
@@ -274,7 +275,8 @@ def main(argv):
            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
            "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}}
     print(f"\n{table}\n\n{json.dumps(env)}")
-    out.write_text(json.dumps({"environment": env, "rows": rows, "table": table}, indent=1))
+    result = {"environment": env, "rows": rows, "table": table}
+    write_atomic(out, json.dumps(result, indent=1))  # a full disk keeps the results there were
     print(f"written {out}")
 
 

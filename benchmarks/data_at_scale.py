@@ -36,6 +36,7 @@ import preflight  # noqa: E402  (benchmarks/, this script's folder)
 
 from gpt_jax import cli  # noqa: E402
 from gpt_jax.errors import UserError  # noqa: E402
+from gpt_jax.run_files import write_atomic  # noqa: E402
 
 SHAKESPEARE = REPO / "gpt_jax" / "data" / "tinyshakespeare.txt"
 
@@ -147,7 +148,7 @@ def main(argv):
     result["memmap_over_in_memory"] = (result["train_memmap_2gb"]["tokens_per_s"]
                                        / result["train_in_memory"]["tokens_per_s"])
     result["bits_per_char"] = bits_per_char(scratch, F.bpe_vocab)
-    out.write_text(json.dumps(result, indent=1))
+    write_atomic(out, json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 

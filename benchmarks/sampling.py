@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))  # this checkout's gpt_jax, installed or not
 import preflight  # noqa: E402  (benchmarks/, this script's folder)
 
 from gpt_jax import cli  # noqa: E402
+from gpt_jax.run_files import write_atomic  # noqa: E402
 
 if __name__ == "__main__":  # flags of its own only when run alone, not imported by bench.py
     flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "sampling.json"), "JSON.")
@@ -129,7 +130,7 @@ def main(argv):
               flush=True)
     result = {"device": str(jax.devices()[0].device_kind), "jax": jax.__version__,
               "rows": rows}
-    out.write_text(json.dumps(result, indent=1))
+    write_atomic(out, json.dumps(result, indent=1))
     print(f"written {out}")
 
 

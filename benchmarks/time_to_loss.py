@@ -39,6 +39,7 @@ from gpt_jax.config import (  # noqa: E402
     validate,
 )
 from gpt_jax.errors import UserError  # noqa: E402
+from gpt_jax.run_files import write_atomic  # noqa: E402
 from gpt_jax.user_files import user_path  # noqa: E402
 
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT, data prepared.")
@@ -141,7 +142,7 @@ def main(argv):
             f"val loss {hit['val_loss']:.4f} <= {F.target} at step {hit['step']} after "
             f"{hit['elapsed_s']:.1f} s = {100 * result['mean_ratio_to_nanogpt_wall']:.1f}%"
             if hit else f"never <= {F.target}"))
-    out.write_text(json.dumps(result, indent=1))
+    write_atomic(out, json.dumps(result, indent=1))
 
 
 def mean_over_seeds(runs: list[dict]) -> dict:

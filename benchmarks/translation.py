@@ -35,6 +35,7 @@ import preflight  # noqa: E402  (benchmarks/, this script's folder)
 
 from gpt_jax import cli  # noqa: E402
 from gpt_jax.errors import UserError  # noqa: E402
+from gpt_jax.run_files import write_atomic  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "A trained seq2seq run (default: an untrained model).")
 flags.DEFINE_multi_integer("batch", [1, 8, 32, 64, 256, 1024], "Sources decoded at once.",
@@ -129,7 +130,7 @@ def main(argv):
               f"{seconds['uncached_xla'] * 1e3:.1f} ms; the encoder, run once by each: "
               f"{seconds['encoder'] * 1e3:.1f} ms)")
         rows.append(row)
-    out.write_text(json.dumps(rows, indent=1))
+    write_atomic(out, json.dumps(rows, indent=1))
     print(f"written {out}")
 
 

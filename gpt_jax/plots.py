@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gpt_jax.errors import UserError  # noqa: E402
+from gpt_jax.run_files import write_atomic  # noqa: E402
 
 
 def save_png(fig, path: Path, dpi: int = 120, colours: int | None = None,
@@ -32,10 +32,9 @@ def save_png(fig, path: Path, dpi: int = 120, colours: int | None = None,
     image = Image.open(io.BytesIO(buffer.getvalue()))
     if colours:
         image = image.convert("RGB").quantize(colours, dither=Image.Dither.NONE)
-    try:
-        image.save(path, optimize=True)
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    png = io.BytesIO()
+    image.save(png, format="PNG", optimize=True)
+    write_atomic(path, png.getvalue())  # a full disk keeps the picture there was
 
 
 def plot_losses(records: list[dict], path: Path, title: str = "") -> None:

@@ -78,16 +78,27 @@ def file_exists(path: Path) -> bool:
     return True
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write-then-rename, so a crash never leaves a half-written file behind; a file that
-    cannot be written (disk full, permissions) is one UserError naming it."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write-then-rename, so a crash or a full disk never leaves a half-written file in place
+    of a good one; a file that cannot be written (disk full, permissions, a folder in its
+    place) is one UserError naming it."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    if path.is_dir() and not path.is_symlink():
+        raise UserError(f"cannot write {path}: a folder is in its place; move it away")
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        tmp.write_text(text, encoding="utf-8")
+        if os.path.lexists(tmp) and not tmp.is_dir():  # a leftover: a file, a FIFO, a link
+            tmp.unlink()
+        # O_EXCL: never opened through what another program put there since (a FIFO blocks)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            if not tmp.is_dir():
+                tmp.unlink()
         failed = str(e.filename or path)  # the temporary file, or the file itself
         how = "" if failed == str(path) else f" (written first, then renamed to {path.name})"
         raise UserError(f"cannot write {failed}{how}: {e.strerror}") from None

@@ -289,3 +289,34 @@ def test_a_full_disk_when_the_lock_is_written_names_the_lock(small_disk):
     result = _train(small_disk / "run", "--config.train.num_steps=10")
     _one_line_error(result, f"cannot write {small_disk / 'run' / 'train.lock'}: No space left")
     assert not (small_disk / "run" / "train.lock").exists()
+
+
+def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_opens_a_fifo(tmp_path,
+                                                                            monkeypatch):
+    """Every result file (config, metrics, pictures, benchmark JSON) is written through
+    write_atomic: a full disk keeps the earlier file whole (a benchmark's JSON used to be cut
+    at 4,096 bytes), a FIFO left at the temporary name is not opened (inspect hung on it), and a
+    folder in the file's place is named (the message named the temporary file)."""
+    import errno
+
+    import gpt_jax.run_files as run_files
+    from gpt_jax.errors import UserError
+
+    path = tmp_path / "result.json"
+    run_files.write_atomic(path, "old")
+    os.mkfifo(tmp_path / "result.json.tmp")
+    run_files.write_atomic(path, b"new")
+    assert path.read_text() == "new" and not (tmp_path / "result.json.tmp").exists()
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), src)
+
+    monkeypatch.setattr(run_files.os, "replace", full_disk)
+    with pytest.raises(UserError, match=r"cannot write .*result.json.tmp \(written first, then "
+                                        r"renamed to result.json\): No space left on device"):
+        run_files.write_atomic(path, "newer")
+    assert path.read_text() == "new" and not (tmp_path / "result.json.tmp").exists()
+    monkeypatch.undo()
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(UserError, match=r"cannot write .*folder.png: a folder is in its place"):
+        run_files.write_atomic(tmp_path / "folder.png", b"png")
