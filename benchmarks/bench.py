@@ -121,6 +121,7 @@ def training_setup(spec: str, overrides: dict) -> dict:
     import jax
     import numpy as np
 
+    from gpt_jax import memory
     from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.layout import BatchLayout
     from gpt_jax.optim import make_optimizer
@@ -135,6 +136,8 @@ def training_setup(spec: str, overrides: dict) -> dict:
     t, m = config.train, config.model
     task = load_task(config)
     layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
+    # as the trainer does: a config that cannot fit is one line, not a hang or the OOM killer
+    memory.require_fits(task.memory_parts(layout), f"training {spec}")
     model = task.build_model()
     optimizer = make_optimizer(t)
     state = init_state(model, optimizer, t.seed, task.example_inputs())

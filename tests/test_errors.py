@@ -503,6 +503,15 @@ CASES = {
                    "--config.model.context=10000000"],
         r"training this config needs about [\d,.]+ GiB of memory"),
     # benchmarks: refused before any work (their result is written after minutes or hours)
+    "benchmark_of_a_config_that_cannot_fit": (  # it hung in replicating the state
+        lambda d: ["benchmarks/bench.py", "--configs=shakespeare_char_cpu.py", "--nosampling",
+                   f"--out={d / 'bench.json'}", "--set=model.n_embd=131072",
+                   "--set=model.n_head=1"],
+        r"^error: training shakespeare_char_cpu.py needs about [\d,.]+ GiB of memory"),
+    "profile_of_a_config_that_cannot_fit": (
+        lambda d: ["benchmarks/profile_step.py", "--config=shakespeare_char_cpu.py",
+                   "--override=model.n_embd=131072", "--override=model.n_head=1"],
+        r"^error: training shakespeare_char_cpu.py needs about [\d,.]+ GiB of memory"),
     "benchmark_out_is_a_folder": (lambda d: ["benchmarks/bench.py", f"--out={d}"],
                                   "--out=.* is a folder; name the file to write"),
     "benchmark_out_under_a_file": (
