@@ -34,12 +34,18 @@ LOSS_PLOT = "loss.png"
 def check_checkpoint_path(path: Path) -> None:
     """A UserError when tensorstore, which writes and reads orbax's arrays, would misread
     `path` (absolute): it takes a backslash for a separator and `[...]` for a pattern. Its
-    saves there seem to succeed and leave a checkpoint that does not restore."""
+    saves there seem to succeed and leave a checkpoint that does not restore. And orbax
+    turns every "gs:/" into "gs://", a Cloud Storage bucket: a folder named "logs:" failed
+    at the first save, after the steps before it."""
     text = str(path)
     if "\\" in text or re.search(r"\[.*\]", text):
         raise UserError(f"cannot keep checkpoints under {path}: the checkpoint library reads "
                         f"a backslash or brackets [...] in a path as something else; choose "
                         f"a --workdir without them")
+    if "gs:/" in text + "/":
+        raise UserError(f"cannot keep checkpoints under {path}: the checkpoint library reads "
+                        f"a folder name ending in 'gs:' as a Cloud Storage address (gs://); "
+                        f"choose a --workdir without one")
 
 
 def prepare(workdir: str | Path) -> Path:

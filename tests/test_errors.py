@@ -188,6 +188,9 @@ CASES = {
     "workdir_with_a_backslash": (
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'new' / 'a'}\\b"],
         r"cannot keep checkpoints under .*a\\b: .*a backslash"),
+    "workdir_under_a_folder_ending_in_gs_colon": (  # orbax: "logs:/run" → "logs://run"
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'logs:' / 'run'}"],
+        r"cannot keep checkpoints under .*logs:/run: .*a folder name ending in 'gs:'"),
     "sample_from_a_run_moved_under_brackets": (
         sample(workdir="moved[1]/run"), r"cannot keep checkpoints under .*moved\[1\]/run/"),
     "resume_a_run_moved_under_brackets": (
