@@ -105,7 +105,8 @@ class Trainer:
         shapes = abstract_state(self.model, self.optimizer, inputs)
         replicated = replicated_shapes(shapes)
         start = time.perf_counter()
-        with ThreadPoolExecutor(2, thread_name_prefix="compile") as pool:
+        pool = ThreadPoolExecutor(2, thread_name_prefix="compile")
+        try:
             chunk = make_train_chunk(self.model, self.optimizer, self.task)
             # A finished run only evaluates: it need not wait for its train step to compile.
             finished = resume_step is not None and resume_step >= t.num_steps
@@ -120,6 +121,8 @@ class Trainer:
             else:
                 resume_step, state = self._restore(shapes)
             self.train_chunk, self.evaluate_step = train_chunk(), evaluate()
+        finally:  # a signal or an error need not wait for a compilation of seconds to end
+            pool.shutdown(wait=False, cancel_futures=True)
         self.build_seconds = time.perf_counter() - start
         self.num_params = count_params(state.params)
         best = self.checkpoints.best() if t.keep_best_checkpoint else None

@@ -323,21 +323,27 @@ def test_resume_allows_what_does_not_change_the_parameters_and_refuses_the_rest(
     assert load_run(tmp_path).step == 20
 
 
-def test_sigterm_before_training_starts_ends_at_once_with_one_line(tmp_path):
-    """While jax compiles the CPU GPT (seconds, the cache off): nothing to save yet."""
+@pytest.mark.parametrize("config, wait_s", [("shakespeare_char_cpu.py", 1.5),
+                                            ("shakespeare_char.py", 5.0)])
+def test_sigterm_before_training_starts_ends_at_once_with_one_line(tmp_path, config, wait_s):
+    """While jax compiles (seconds, the cache off): nothing to save yet. The scaled GPT's
+    steps compile for ten seconds or more; the signal used to wait for their end."""
     import os
 
-    proc = subprocess.Popen([sys.executable, "train.py", "--config=configs/shakespeare_char_cpu.py",
-                             f"--workdir={tmp_path}"], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "train.py", f"--config=configs/{config}",
+                             f"--workdir={tmp_path}", "--config.train.batch_size=1"], cwd=REPO,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={k: v for k, v in {**os.environ, "GPT_JAX_CACHE_DIR": "off"}
                                  .items() if k != "JAX_COMPILATION_CACHE_DIR"})
-    time.sleep(1.5)
+    time.sleep(wait_s)
     proc.send_signal(signal.SIGTERM)
+    start = time.perf_counter()
     _, err = proc.communicate(timeout=60)
+    ended_s = time.perf_counter() - start
     assert proc.returncode == 143, err
     last = err.strip().splitlines()
     assert len(last) == 1 and (last[0] == "terminated" or last[0].startswith("terminated at")), err
+    assert ended_s < 3, f"ended {ended_s:.1f} s after the signal"
 
 
 def _foreground(args: list[str], **kwargs) -> subprocess.Popen:
