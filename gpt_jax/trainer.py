@@ -449,11 +449,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         else contextlib.nullcontext()
     with lock:
         trainer = Trainer(config, workdir)
+        aborted = False
         try:
             record = trainer.run()
             best = trainer.best_kept()
+        except KeyboardInterrupt:  # a second signal, or Terminated: abort as asked, even
+            aborted = True         # where it cut the stop's own save short (the checkpoint
+            raise                  # before stays; the save's failure is not news)
         finally:
-            trainer.close()
+            with contextlib.suppress(UserError) if aborted else contextlib.nullcontext():
+                trainer.close()
         if trainer.last_sample is not None:
             _log("sample:\n" + trainer.last_sample)
         if best is not None:

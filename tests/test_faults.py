@@ -594,3 +594,40 @@ def test_a_signal_after_the_work_while_the_interpreter_exits_is_one_line():
     assert result.returncode == 143 and result.stderr.splitlines() == ["terminated"], (
         result.stderr)
     assert result.stdout == "done\n"
+
+
+@pytest.mark.parametrize("abort", [KeyboardInterrupt, stop.Terminated])
+def test_a_second_signal_during_the_stops_save_aborts_with_its_own_status(tmp_path,
+                                                                          monkeypatch, abort):
+    """A second Ctrl-C that cut the stop's own save short: the save then reported "its folder
+    was not written" as a UserError (exit 2) in place of the abort (exit 130) the user asked
+    for. Now the abort goes on; the checkpoint before stays (orbax clears the half-written
+    folder at the next start)."""
+    from gpt_jax import trainer
+    from gpt_jax.errors import UserError
+
+    closed = []
+
+    class Cut:
+        def __init__(self, config, workdir):
+            pass
+
+        def run(self):
+            raise abort()
+
+        def close(self):
+            closed.append(True)
+            raise UserError("cannot save the checkpoint of step 8: its folder was not written")
+
+    monkeypatch.setattr(trainer, "Trainer", Cut)
+    with pytest.raises(abort):
+        trainer.train_and_evaluate(None, tmp_path / "run")
+    assert closed == [True]
+
+    class Failed(Cut):  # an error of its own, not an abort: the save's failure is the news
+        def run(self):
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(trainer, "Trainer", Failed)
+    with pytest.raises(UserError, match="its folder was not written"):
+        trainer.train_and_evaluate(None, tmp_path / "run2")
