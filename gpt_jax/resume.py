@@ -35,6 +35,10 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
     if stored is None:
         return
     changes = run_files.config_differences(stored, config, "model")
+    renamed = [c for c in changes if c.startswith("model.name:")]
+    if renamed:  # before any field that the two models share or not: the model itself
+        raise UserError(f"workdir {workdir} holds a checkpoint of a different model "
+                        f"({renamed[0]}); use a new --workdir or the original config")
     if stored.train.optimizer != config.train.optimizer:
         raise UserError(f"workdir {workdir} was trained with train.optimizer="
                         f"{stored.train.optimizer}, whose state its checkpoints hold: resume "

@@ -907,3 +907,17 @@ def test_a_flag_file_s_override_may_be_overridden_on_the_command_line(tmp_path):
     with pytest.raises(cli.UserError, match=r"given more than once \(4, 6\)"):  # spaced values
         cli.check_argv(["train.py", "--config.train.num_steps", "4",
                         "--config.train.num_steps", "6"])
+
+
+def test_resuming_another_kind_of_model_names_the_model_first(tmp_path):
+    """A bigram's workdir resumed with a GPT config: the first differing field in name order
+    was model.init, whose message spoke of initialization, of a model the run never was."""
+    short = ["--config.train.num_steps=2", "--config.train.eval_iters=1"]
+    done = run_python(["train.py", "--config=configs/bigram.py", f"--workdir={tmp_path}",
+                       *short])
+    assert done.returncode == 0, done.stderr
+    refused = run_python(["train.py", "--config=configs/lecture.py:head",
+                          f"--workdir={tmp_path}", *short])
+    assert refused.returncode == 2 and refused.stderr == (
+        f"error: workdir {tmp_path} holds a checkpoint of a different model (model.name: "
+        f"'bigram' → 'gpt'); use a new --workdir or the original config\n"), refused.stderr
