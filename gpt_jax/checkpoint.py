@@ -161,6 +161,15 @@ class Checkpoints:
         return min(scored, key=lambda item: item[1]) if scored else None
 
     def best_step(self) -> int | None:
+        """The best checkpoint's step; a UserError where a kept step's val loss cannot be
+        read, since that step may be the best (a worse one was chosen without a word)."""
+        unread = [s for s in self.steps()
+                  if file_exists(self._score_file(s)) and self._score(s) is None]
+        if unread:
+            raise UserError(f"the val loss saved with the checkpoint at step {unread[0]} cannot "
+                            f"be read ({self._score_file(unread[0])}: damaged, or not "
+                            f"readable): the best checkpoint is unknown; choose one with --step "
+                            f"(available: {', '.join(map(str, self.steps()))})")
         best = self.best()
         return None if best is None else best[0]
 
