@@ -134,9 +134,10 @@ def _main(argv: list[str]) -> None:
            f"plain sampling)")
     if run.config.data.task == "pairs":
         _check_translation_flags(run.config.model.name, F)
-    memory.require_fits(
-        memory.sampling_bytes(run.config, run.tokenizer.vocab_size,
-                              F.num_samples * len(prompts), F.max_new_tokens), "sampling")
+    # Sources are translated in one batch; text prompts are continued one after the other.
+    batch = F.num_samples * (len(prompts) if run.config.data.task == "pairs" else 1)
+    memory.require_fits(memory.sampling_bytes(run.config, run.tokenizer.vocab_size, batch,
+                                              F.max_new_tokens), "sampling")
     if run.config.data.task == "pairs":
         from gpt_jax.pairs_task import encode_source
 

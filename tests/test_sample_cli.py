@@ -55,3 +55,17 @@ def test_a_reader_that_stops_reading_ends_the_sampler_quietly(runs):
     proc.stdout.close()  # before the sampler has printed anything
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141 and err == "", err
+
+
+def test_a_long_prompt_file_is_not_sized_as_one_batch(runs, tmp_path):
+    """Text prompts are continued one after the other: the memory estimate is one prompt's
+    batch. Two million lines were refused as 2,000,000 × 500 tokens "needing about 98 GiB"."""
+    many = tmp_path / "many.txt"
+    many.write_text("ROMEO\n" * 2_000_000)
+    proc = subprocess.Popen([sys.executable, "-m", "gpt_jax.sample", f"--workdir={runs['gpt']}",
+                             f"--prompts={many}", "--max_new_tokens=500"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the first prompt's continuation is enough: the rest is not needed
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith("ROMEO") and proc.returncode == 141 and err == "", err
