@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import stat
 import sys
 import threading
 import traceback
@@ -321,6 +322,18 @@ def _not_an_abandoned_read(record: logging.LogRecord) -> bool:
                                            "Future exception was never retrieved"))
 
 
+def _stdout_fails() -> bool:
+    """Whether standard output cannot be written (/dev/full, a full disk): a failed write
+    without a file name is most often a print's, whose failure left nothing to flush again."""
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+        os.write(fd, b"")  # a device that refuses every write refuses this one too
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.fstatvfs(fd).f_bavail == 0
+    except (OSError, ValueError, AttributeError):  # closed, or not a file at all
+        return True
+
+
 def _exit(message: str, code: int) -> NoReturn:
     """Prints one line and leaves at once: library threads still winding down (orbax's async
     helpers) would otherwise print tracebacks or keep the interpreter from exiting."""
@@ -419,7 +432,8 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
                 _exit(f"error: cannot use the path {e.filename}: {e.strerror}", EXIT_USER_ERROR)
             if e.errno not in RESOURCE_ERRNOS:
                 raise
-            where = f" {e.filename}" if e.filename else ""
+            where = f" {e.filename}" if e.filename else (
+                " standard output" if _stdout_fails() else "")
             _exit(f"error: cannot write{where}: {e.strerror}", EXIT_USER_ERROR)
         except MemoryError:
             _exit(out_of_memory, EXIT_USER_ERROR)

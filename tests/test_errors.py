@@ -822,6 +822,12 @@ def test_a_command_whose_standard_streams_are_closed_runs_on_dev_null(tmp_path):
                           capture_output=True, text=True)
     assert full.returncode == 2 and full.stderr == (
         "error: cannot write standard output: No space left on device\n"), full.stderr
+    # every other command's prints too (inspect said "cannot write: No space left on device")
+    full = subprocess.run(["bash", "-c", f'exec "$0" -m gpt_jax.inspect --workdir={run} '
+                           f'--prompt=ROMEO --out={tmp_path / "pictures"} >/dev/full',
+                           sys.executable], cwd=REPO, capture_output=True, text=True)
+    assert full.returncode == 2 and full.stderr == (
+        "error: cannot write standard output: No space left on device\n"), full.stderr
 
 
 def test_a_workdir_holding_the_other_kind_of_vocabulary_is_refused_in_one_line(tmp_path):
