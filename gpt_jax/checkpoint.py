@@ -5,6 +5,7 @@ A checkpoint holds host (unreplicated) arrays, so one saved on N devices restore
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -269,9 +270,14 @@ class Checkpoints:
                     continue  # a run training here rotated it away: not damage; list again
                 if isinstance(e, UserError):  # a different model: refuse, whatever else is there
                     raise
+                why = describe_failure(e)
+                if why in (os.strerror(errno.EACCES), os.strerror(errno.EPERM)):
+                    raise UserError(  # not damaged: neither skipped for an older one nor moved
+                        f"cannot read the checkpoint at step {candidate} in {self.directory}: "
+                        f"{why}; give this user read access to it") from None
                 damaged.append(candidate)
                 warnings.append(f"warning: the checkpoint at step {candidate} is damaged "
-                                f"({describe_failure(e)})")
+                                f"({why})")
                 if quarantine:
                     where = self.set_aside(candidate, why="is damaged")
                     warnings.append(f"warning: moved it to {where}")

@@ -23,7 +23,7 @@ from absl import flags
 
 from gpt_jax import distributed, host_memory, runtime_log, stop
 from gpt_jax.errors import EXIT_USER_ERROR, Stopped, Terminated, UserError
-from gpt_jax.user_files import user_path
+from gpt_jax.user_files import unreachable, user_path
 
 __all__ = ["UserError", "parse_flags", "run", "run_main"]
 
@@ -115,6 +115,8 @@ def _check_flags(args: Sequence[str], within: tuple[str, ...],
                  configs: list[tuple[str, str, str]]) -> None:
     """check_argv for the flags of the command line or, `within` these flag files, of one;
     adds each --config and --config.field to `configs`, as (name, value, where)."""
+    from gpt_jax.config import config_path
+
     inside = f" (in --flagfile={within[-1]})" if within else ""
     for i, arg in enumerate(args):
         name, eq, value = arg.lstrip("-").partition("=")
@@ -127,9 +129,11 @@ def _check_flags(args: Sequence[str], within: tuple[str, ...],
             configs.append((name, value if eq else args[i + 1] if spaced else "True", inside))
         if not eq or name not in ("flagfile", "config") or not value:
             continue
-        path = user_path(value.partition(":")[0] if name == "config" else value)
+        path = config_path(value) if name == "config" else user_path(value)
         if path.exists() and not path.is_file():
             raise UserError(f"--{name}={value}{inside}: not a regular file")
+        if unreachable(path):  # a link in a loop or to nothing
+            raise UserError(f"--{name}={value}{inside}: {unreachable(path)}")
         if name == "flagfile":
             if not path.is_file():
                 raise UserError(f"--flagfile={value}{inside}: file not found")

@@ -13,13 +13,14 @@ import math
 import re
 import struct
 import sys
+from pathlib import Path
 from typing import Any
 
 import ml_collections
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from gpt_jax.errors import UserError
-from gpt_jax.user_files import user_path
+from gpt_jax.user_files import not_there, user_path
 
 # The names a config chooses between, and where each is built. They are here, not beside the
 # code, so that loading and checking a config never imports jax: a typo is reported in a
@@ -350,6 +351,19 @@ def _float_fields(config: ml_collections.ConfigDict) -> list[tuple[str, float]]:
     return list(walk(config, base_config(), ""))
 
 
+def config_path(spec: str) -> Path:
+    """The file of `path.py[:variant]`. ml_collections splits the spec at its first ':', so a
+    file under a folder whose name holds one cannot be loaded: said as such, not as a file
+    "not found" at the path's first part."""
+    path = user_path(spec.partition(":")[0])
+    if not path.exists():
+        parts = spec.split(":")
+        if any(user_path(":".join(parts[:n])).is_file() for n in range(2, len(parts) + 1)):
+            raise UserError(f"config {spec}: a config file's path cannot hold ':', which "
+                            f"separates the file from its variant; move or rename the file")
+    return path
+
+
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
     """`get_config()` of a config file, as `path.py` or `path.py:variant`, loaded the way
     `--config` loads it (ml_collections.config_flags); for commands that load several.
@@ -357,9 +371,9 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     Config files are the user's own Python (never anything read from a workdir: a run's
     config is stored as JSON there).
     """
-    path = user_path(spec.partition(":")[0])
+    path = config_path(spec)
     if not path.is_file():
-        raise UserError(f"config file not found: {spec.partition(':')[0]}")
+        raise not_there("config file", path)
     # config_flags loads every file as the module "config_config" with the deprecated
     # load_module(), which re-executes into a module already in sys.modules: a second file
     # without get_config() would silently reuse the first one's.

@@ -19,7 +19,7 @@ from tensorboardX.proto import event_pb2
 from tensorboardX.summary import scalar
 
 from gpt_jax.errors import UserError
-from gpt_jax.run_files import METRICS, TENSORBOARD, file_exists, write_atomic
+from gpt_jax.run_files import METRICS, TENSORBOARD, file_exists, kind_of, write_atomic
 
 
 def _is_number(value) -> bool:
@@ -65,6 +65,9 @@ class MetricsWriter:
         self._tensorboard: EventsWriter | None = None
         self._tensorboard_dir = workdir / TENSORBOARD
         file_exists(self.path)  # opening a FIFO in its place would wait for a reader
+        if self._tensorboard_dir.exists() and not self._tensorboard_dir.is_dir():
+            raise UserError(f"{self._tensorboard_dir} is {kind_of(self._tensorboard_dir)}, not "
+                            f"the folder of TensorBoard's events: move it away")
         try:  # fail now, before training, if the files cannot be written
             self._tensorboard_dir.mkdir(exist_ok=True)
             self._tensorboard = EventsWriter(str(self._tensorboard_dir / "events"))

@@ -18,7 +18,7 @@ from gpt_jax.pairs import PairVocab
 from gpt_jax.resume import PARAMETER_NEUTRAL
 from gpt_jax.state import TrainState, abstract_state
 from gpt_jax.task import task_model
-from gpt_jax.user_files import user_path
+from gpt_jax.user_files import not_there, user_path
 
 
 @dataclasses.dataclass
@@ -40,9 +40,9 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
     workdir."""
     workdir = user_path(workdir).absolute()
     if workdir.exists() and not workdir.is_dir():
-        raise UserError(f"workdir {workdir} is a file, not a run folder")
+        raise UserError(f"workdir {workdir} is {run_files.kind_of(workdir)}, not a run folder")
     if not workdir.is_dir():
-        raise UserError(f"workdir not found: {workdir}")
+        raise not_there("workdir", workdir)
     config, tokenizer = run_files.load_config(workdir), run_files.load_vocab(workdir)
     if config is not None:
         try:

@@ -53,7 +53,7 @@ def prepare(workdir: str | Path) -> Path:
     path = user_path(workdir).absolute()
     check_checkpoint_path(path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"workdir {path} is a file, not a folder")
+        raise UserError(f"workdir {path} is {kind_of(path)}, not a folder")
     if path.is_symlink() and not path.exists():  # mkdir would say only "File exists"
         raise UserError(f"workdir {path} is a symbolic link to {os.readlink(path)}, which does "
                         f"not exist or links back to itself: remove the link or create its "
@@ -78,10 +78,16 @@ def file_exists(path: Path) -> bool:
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device")
-        raise UserError(f"{path} is {kind}, not a regular file: move it away")
+        raise UserError(f"{path} is {kind_of(path)}, not a regular file: move it away")
     return True
+
+
+def kind_of(path: Path) -> str:
+    """'a file', 'a folder', 'a FIFO', ... for a path that exists."""
+    mode = os.stat(path).st_mode
+    return ("a file" if stat.S_ISREG(mode) else "a folder" if stat.S_ISDIR(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device")
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
@@ -90,11 +96,12 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     place) is one UserError naming it."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    if path.is_dir() and not path.is_symlink():
-        raise UserError(f"cannot write {path}: a folder is in its place; move it away")
+    for place, how in ((path, ""), (tmp, f" (written first, then renamed to {path.name})")):
+        if place.is_dir() and not place.is_symlink():
+            raise UserError(f"cannot write {place}{how}: a folder is in its place; move it away")
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        if os.path.lexists(tmp) and not tmp.is_dir():  # a leftover: a file, a FIFO, a link
+        if os.path.lexists(tmp):  # a leftover: a file, a FIFO, a link
             tmp.unlink()
         # O_EXCL: never opened through what another program put there since (a FIFO blocks)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -103,8 +110,7 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):
-            if not tmp.is_dir():
-                tmp.unlink()
+            tmp.unlink()
         failed = str(e.filename or path)  # the temporary file, or the file itself
         how = "" if failed == str(path) else f" (written first, then renamed to {path.name})"
         raise UserError(f"cannot write {failed}{how}: {e.strerror}") from None

@@ -18,6 +18,7 @@ import numpy as np
 
 from gpt_jax.errors import UserError
 from gpt_jax.tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
+from gpt_jax.user_files import not_there
 
 FORMAT_VERSION = 1
 TRAIN_FILE, VAL_FILE = "train.bin", "val.bin"
@@ -106,7 +107,7 @@ def open_prepared(datadir: str | Path) -> PreparedData:
     a half-written or mismatched dataset never reaches a trainer."""
     d = Path(datadir)
     if not d.exists():
-        raise UserError(f"data folder not found: {d}")
+        raise not_there("data folder", d)
     if not d.is_dir():
         raise UserError(f"{d} is not a folder of prepared data (train.bin, val.bin, ...)")
     missing = [name for name in DATASET_FILES if not (d / name).is_file()]

@@ -3,6 +3,7 @@ device would be read forever, and a file larger than memory would be killed by t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from gpt_jax.errors import UserError
@@ -33,6 +34,25 @@ def user_path(path: str | Path) -> Path:
                         f"home directory") from None
 
 
+def unreachable(path: Path) -> str | None:
+    """Why a path that `ls` may show cannot be opened (a link in a loop, or to nothing), or
+    None where nothing is there at all."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    except OSError as e:
+        return e.strerror
+    return None
+
+
+def not_there(what: str, path: Path) -> UserError:
+    """'{what} not found: {path}', or what stands in its way."""
+    why = unreachable(path)
+    return UserError(f"{what} {path}: {why}" if why else f"{what} not found: {path}")
+
+
 def checked_input(path: str | Path, what: str, memory_per_byte: int) -> Path:
     """`path` (with ~ expanded) if it is a regular file whose loading, at `memory_per_byte`
     bytes of memory per byte of file, fits in memory; else one UserError naming it."""
@@ -40,7 +60,7 @@ def checked_input(path: str | Path, what: str, memory_per_byte: int) -> Path:
 
     p = user_path(path)
     if not p.exists():
-        raise UserError(f"{what} not found: {p}")
+        raise not_there(what, p)
     if p.is_dir():
         raise UserError(f"{what} path is a directory, not a file: {p}")
     if not p.is_file():

@@ -180,3 +180,28 @@ def test_a_damaged_checkpoint_with_a_file_where_it_would_be_set_aside_is_one_err
         checkpoints.restore_newest_good({"w": np.zeros(3)}, quarantine=True)
     assert (tmp_path / "checkpoints" / "2").is_dir()  # nothing moved, nothing lost
     checkpoints.close()
+
+
+def test_a_checkpoint_this_user_cannot_read_is_not_called_damaged(tmp_path):
+    """Permission denied is not damage: the older checkpoint was restored in its place with
+    "damaged" in the warning, and a resuming trainer moved the unread one aside."""
+    import errno
+    import os
+
+    checkpoints = Checkpoints(tmp_path, keep=3)
+    for step in (1, 2):
+        checkpoints.save(step, {"w": np.full(3, float(step))})
+    checkpoints.wait()
+    read = checkpoints.restore
+
+    def denied(step, target):
+        if step == 2:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path))
+        return read(step, target)
+
+    checkpoints.restore = denied
+    with pytest.raises(UserError, match=r"cannot read the checkpoint at step 2 in .*: "
+                                        r"Permission denied; give this user read access"):
+        checkpoints.restore_newest_good({"w": np.zeros(3)}, quarantine=True)
+    assert checkpoints.steps() == [1, 2] and not (tmp_path / "checkpoints_damaged").exists()
+    checkpoints.close()

@@ -38,6 +38,11 @@ def files(tmp_path_factory):
     (d / "a_file").write_text("")
     (d / "pairs.tsv").write_text("".join(f"{n}\t{n * 2}\n" for n in range(30)))
     (d / "pairs_again.tsv").symlink_to(d / "pairs.tsv")
+    (d / "dangling").symlink_to(d / "no_such_file")
+    (d / "colon:folder").mkdir()
+    shutil.copy(TINY, d / "colon:folder" / "tiny.py")
+    (d / "tensorboard_is_a_file").mkdir()
+    (d / "tensorboard_is_a_file" / "tensorboard").write_text("")
     (d / "raises.py").write_text('def get_config():\n    raise ValueError("boom")\n')
     (d / "returns_none.py").write_text("def get_config():\n    return None\n")
     (d / "flags.bin").write_bytes(b"\xff\xfe--workdir=x\n")
@@ -177,11 +182,36 @@ CASES = {
     # trained "successfully" into checkpoints that never restored
     "temporary_config_file_is_a_folder": (
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'tmp_is_a_folder'}"],
-        r"cannot write .*config.json.tmp \(written first, then renamed to config.json\): Is a "
-        r"directory"),
+        r"cannot write .*config.json.tmp \(written first, then renamed to config.json\): a "
+        r"folder is in its place; move it away"),
     "workdir_that_links_to_itself": (  # mkdir said only "File exists"
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'loop'}"],
         r"workdir .*loop is a symbolic link to .*loop, which does not exist or links back"),
+    # links in a loop or to nothing said as such: they read "not found", though `ls` shows them
+    "sample_workdir_in_a_link_loop": (sample(workdir="loop"),
+                                      r"^error: workdir .*loop: Too many levels of symbolic links"),
+    "prompts_in_a_link_loop": (lambda d: sample(f"--prompts={d / 'loop'}")(d),
+                               r"^error: --prompts file .*loop: Too many levels of symbolic"),
+    "flagfile_in_a_link_loop": (lambda d: ["train.py", f"--flagfile={d / 'loop'}"],
+                                r"^error: --flagfile=.*loop: Too many levels of symbolic links"),
+    "config_in_a_link_loop": (lambda d: ["train.py", f"--config={d / 'loop'}",
+                                         f"--workdir={d / 'fresh'}"],
+                              r"^error: --config=.*loop: Too many levels of symbolic links"),
+    "data_path_a_dangling_link": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fresh'}",
+                   f"--config.data.path={d / 'dangling'}"],
+        r"^error: data file .*dangling: a symbolic link to .*no_such_file, which does not exist"),
+    "config_under_a_folder_with_a_colon": (  # it said "config file not found: .../colon"
+        lambda d: ["train.py", f"--config={d / 'colon:folder' / 'tiny.py'}",
+                   f"--workdir={d / 'fresh'}"],
+        r"^error: config .*colon:folder/tiny.py: a config file's path cannot hold ':'"),
+    "workdir_a_fifo": (lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'fifo'}"],
+                       r"^error: workdir .*fifo is a FIFO, not a folder"),
+    "sample_workdir_a_device": (lambda d: ["-m", "gpt_jax.sample", "--workdir=/dev/null"],
+                                r"^error: workdir /dev/null is a device, not a run folder"),
+    "tensorboard_is_a_file": (  # it said "cannot write .../tensorboard: File exists"
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'tensorboard_is_a_file'}"],
+        r"tensorboard_is_a_file/tensorboard is a file, not the folder of TensorBoard's events"),
     "workdir_with_brackets": (
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'new[1]'}"],
         r"cannot keep checkpoints under .*new\[1\]: .*brackets \[...\]"),
