@@ -411,7 +411,7 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
     out_of_memory = f"error: {out_of_memory or OUT_OF_MEMORY}"
     with command_settings():
         for signum in stop.SIGNALS:  # the trainer's loop installs its own
-            if signal.getsignal(signum) is not signal.SIG_IGN:
+            if not stop.ignored_by_caller(signum):
                 signal.signal(signum, _raise)
         stop.watch_native_calls()
         try:

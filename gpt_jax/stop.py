@@ -153,10 +153,10 @@ def exit_at_once_on_signals() -> None:
     until `cli.run` takes over, a signal of SIGNALS ends the command at once with one line,
     instead of a traceback out of whichever module was loading. Nothing has been written
     yet. `cli.run` sets it again once the command's work is done, for the interpreter's
-    exit. A signal that the shell set to be ignored (`nohup`, a background job) stays
-    ignored."""
+    exit. What the caller ignores stays ignored as training keeps it (`ignored_by_caller`:
+    SIGHUP under `nohup`; a background job's inherited SIGINT is not kept, in either)."""
     for signum in SIGNALS:
-        if signal.getsignal(signum) is not signal.SIG_IGN:
+        if not ignored_by_caller(signum):
             signal.signal(signum, lambda signum, frame: exit_now(signum))
 
 
