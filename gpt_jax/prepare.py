@@ -17,22 +17,26 @@ import codecs
 import contextlib
 import dataclasses
 import errno
+import functools
 import glob
 import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from absl import flags
 from tqdm import tqdm
 
 from gpt_jax import cli
-from gpt_jax.errors import UserError
+from gpt_jax.errors import UserError, output_failed
 from gpt_jax.token_files import (
     DATASET_FILES,
     FORMAT_VERSION,
@@ -74,7 +78,9 @@ CHUNK_BYTES = 4 << 20  # read and encode a few MB at a time, whatever the corpus
 GLOB_CHARS = "*?["
 TMP_DIR = ".prepare-tmp"  # inside DATADIR, so that renaming into place is atomic
 STREAM_FILE = "tokens.bin"
+POLL_SECONDS = 0.05  # how often the main thread looks up from waiting for the tokenizer
 BOM = "\ufeff"
+T = TypeVar("T")
 # What a write into a full or read-only disk raises, without naming the file it wrote.
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
@@ -222,7 +228,19 @@ def bpe_ids(texts: Iterable[str], tokenizer: BPETokenizer,
             dtype: np.dtype) -> Iterator[np.ndarray]:
     """Ids of `texts`, a chunk at a time, the same as encoding their concatenation whole."""
     for pieces in stream_pieces(texts):
-        yield tokenizer.encode_pieces(pieces, dtype)
+        yield _interruptibly(functools.partial(tokenizer.encode_pieces, pieces, dtype))
+
+
+def _say(message: str) -> None:
+    """One line on standard output, at once; a write that fails (a full disk, /dev/full)
+    names standard output, which its OSError does not (it was taken for --out's disk), and a
+    reader that left (`| head`) ends the command quietly."""
+    try:
+        print(message, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise output_failed(e) from None
 
 
 def _progress(total: int, desc: str) -> tqdm:
@@ -317,9 +335,34 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _check_destinations(out: Path) -> None:
+    """Each file of the dataset can be renamed into place, and .prepare-tmp made: a folder (a
+    link, a FIFO) at one of their names stopped the renames halfway, the earlier meta.json
+    already gone, or prepare before it began."""
+    wanted = {**{name: (stat.S_IFREG, f"its {name}") for name in DATASET_FILES},
+              TMP_DIR: (stat.S_IFDIR, "the new dataset first")}
+    for name, (kind, what) in wanted.items():
+        try:
+            mode = os.lstat(out / name).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise UserError(f"cannot use {out / name}: {e.strerror}") from None
+        if stat.S_IFMT(mode) != kind:
+            raise UserError(f"{out / name} is {_file_kind(mode)}, not {_file_kind(kind)}: "
+                            f"prepare writes {what} there; move it away")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_IFREG: "a regular file", stat.S_IFDIR: "a folder",
+             stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+    return kinds.get(stat.S_IFMT(mode), "a device")
+
+
 def _publish(tmp: Path, out: Path) -> None:
     """Renames the new files into DATADIR, meta.json last: at every moment the folder either
     holds a complete dataset or lacks meta.json, which readers refuse."""
+    _check_destinations(out)  # again: the build took minutes
     (out / META_FILE).unlink(missing_ok=True)
     _fsync_dir(out)
     for name in (TRAIN_FILE, VAL_FILE, TOKENIZER_FILE):
@@ -350,7 +393,7 @@ def _require_own_folder(out: Path) -> None:
 
 def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
             vocab_size: int | None = None, val_fraction: float = 0.1,
-            log: Callable[[str], None] = print) -> bool:
+            log: Callable[[str], None] = _say) -> bool:
     """Writes DATADIR `out` from the text of `inputs`; False (and nothing written) when it
     already holds exactly this dataset."""
     if tokenizer not in ("char", "bpe"):
@@ -373,6 +416,8 @@ def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
     if out.exists() and not out.is_dir():
         raise UserError(f"--out={out} is a file, not a folder")
     paths = expand_inputs(inputs, out)
+    if out.is_dir():
+        _check_destinations(out)
     _require_own_folder(out)
     try:
         sizes = [os.path.getsize(p) for p in paths]
@@ -421,7 +466,7 @@ def _build(paths: list[str], sizes: list[int], settings: dict, tmp: Path,
     desc = "counting characters" if kind == "char" else "training BPE"
     with _timed_pass(total, f"1/2 {desc}", log) as bar:
         text = read_corpus(paths, first, bar)
-        tok = char_vocabulary(text) if kind == "char" else train_bpe(
+        tok = char_vocabulary(text) if kind == "char" else _train_bpe_interruptibly(
             text, settings["requested_vocab_size"])
     dtype = token_dtype(tok.vocab_size)
     second: list[Source] = []
@@ -446,6 +491,46 @@ def _build(paths: list[str], sizes: list[int], settings: dict, tmp: Path,
             "sources": [dataclasses.asdict(s) for s in first], "outputs": _output_hashes(tmp)}
     _write_file(tmp / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
+
+
+def _train_bpe_interruptibly(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
+    """train_bpe, `_interruptibly`; the trainer reads `texts` on threads of its own, and once
+    a signal has ended the wait it reads no further."""
+    abandoned = threading.Event()
+
+    def until_abandoned() -> Iterator[str]:
+        for text in texts:
+            if abandoned.is_set():
+                return
+            yield text
+
+    try:
+        return _interruptibly(lambda: train_bpe(until_abandoned(), vocab_size))
+    finally:
+        abandoned.set()
+
+
+def _interruptibly(call: Callable[[], T]) -> T:
+    """`call()`, a long native call of the tokenizer, on a thread of its own while the main
+    thread waits in short sleeps. No Python signal handler runs during a native call, so
+    Ctrl-C or SIGTERM fell to the watch (stop.py) a second later, which ends the process
+    without prepare's cleanup (a first prepare left its new folder behind); here the signal
+    raises at once."""
+    done: dict = {}
+
+    def run() -> None:
+        try:
+            done["result"] = call()
+        except BaseException as e:  # raised again on the main thread
+            done["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True, name="tokenizer-call")
+    thread.start()
+    while thread.is_alive():
+        thread.join(POLL_SECONDS)
+    if "error" in done:
+        raise done["error"]
+    return done["result"]
 
 
 def _main(argv: list[str]) -> None:

@@ -5,12 +5,16 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import run_python
+from conftest import REPO, run_python
 from gpt_jax import prepare as prepare_module
 from gpt_jax.errors import UserError
 from gpt_jax.prepare import char_ids, expand_inputs, prepare, read_text
@@ -231,6 +235,85 @@ def test_a_crash_while_renaming_into_place_leaves_a_refused_folder(corpus, tmp_p
         open_prepared(out)
     assert prepare(paths, out, val_fraction=0.5, log=quiet)  # and the next prepare mends it
     assert open_prepared(out).meta["val_fraction"] == 0.5
+
+
+@pytest.mark.parametrize("name, put", [
+    ("meta.json", Path.mkdir), ("train.bin", Path.mkdir), ("tokenizer.json", os.mkfifo),
+    (".prepare-tmp", lambda path: path.write_text("notes"))])
+def test_something_else_where_prepare_writes_is_refused_before_anything_is_replaced(
+        corpus, tmp_path, name, put):
+    """A folder at train.bin stopped the renames into place halfway, with a traceback: the
+    earlier meta.json deleted, tokenizer.json replaced. Now nothing is touched."""
+    paths, _ = corpus
+    out = _prepared(tmp_path, corpus)
+    if (out / name).exists():
+        (out / name).unlink()
+    put(out / name)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match=rf"{re.escape(str(out / name))} is a (folder|FIFO|"
+                                        rf"regular file), not a .*; move it away"):
+        prepare(paths[:1], out, val_fraction=0.5, log=quiet)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+TRAINING_FOR_MINUTES = """
+import sys, time
+from pathlib import Path
+from gpt_jax import prepare
+
+started, train_bpe = Path(sys.argv.pop(1)), prepare.train_bpe
+
+def slow_corpus(texts, vocab_size):  # the trainer reads it on threads of its own
+    def texts_then_more():
+        yield from texts
+        started.touch()
+        time.sleep(600)
+    return train_bpe(texts_then_more(), vocab_size)
+
+prepare.train_bpe = slow_corpus
+sys.argv[0] = "gpt_jax.prepare"
+prepare.main()
+"""
+
+
+@pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
+                                                (signal.SIGTERM, "terminated", 143)])
+def test_a_first_prepare_stopped_while_bpe_trains_leaves_no_folder(corpus, tmp_path, signum,
+                                                                    word, code):
+    """The BPE trainer is one long native call: a signal waited for the watch (stop.py),
+    which ended the process before the cleanup, and the new --out stayed behind."""
+    started, out = tmp_path / "started", tmp_path / "new"
+    proc = subprocess.Popen(  # SIGINT as a shell's foreground command gets it (xdist ignores it)
+        [sys.executable, "-c", TRAINING_FOR_MINUTES, str(started), f"--input={corpus[0][0]}",
+         f"--out={out}", "--tokenizer=bpe", "--vocab_size=300"], cwd=REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not started.exists():
+        proc.kill()
+        pytest.fail(f"the training never began: {proc.communicate()[1]}")
+    assert out.is_dir()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and err.splitlines() == [word], err
+    assert not out.exists()
+
+
+def test_a_full_standard_output_is_named_and_the_dataset_kept(corpus, tmp_path):
+    """The OSError of a write to /dev/full names no file: it was reported as a full disk
+    under --out, whose disk was fine."""
+    paths, _ = corpus
+    out = _prepared(tmp_path, corpus)
+    before = {name: (out / name).read_bytes() for name in FILES}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "gpt_jax.prepare", f"--input={paths[0]}",
+                                 f"--out={out}"], cwd=REPO, stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "error: cannot write standard output: No space left on device\n"
+    assert {name: (out / name).read_bytes() for name in FILES} == before
 
 
 def _prepared(tmp_path, corpus):
