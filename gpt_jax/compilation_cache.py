@@ -7,6 +7,8 @@ JAX_COMPILATION_CACHE_DIR, if set, wins, as jax reads it itself.
 """
 
 import os
+import sys
+import warnings
 from pathlib import Path
 
 ENV = "GPT_JAX_CACHE_DIR"
@@ -24,9 +26,26 @@ def enable() -> None:
         return
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
-    folder = os.environ.get(ENV, str(Path.home() / ".cache" / "gpt_jax" / "xla"))
+    folder = os.environ.get(ENV) or str(Path.home() / ".cache" / "gpt_jax" / "xla")
     if folder.lower() == "off":
         return
+    try:  # unusable (a file there, no permission, a full disk): compile as if it were off
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        usable = os.access(folder, os.W_OK | os.X_OK)
+        why = "not writable"
+    except FileExistsError:
+        usable, why = False, "not a folder"
+    except OSError as e:
+        usable, why = False, e.strerror
+    if not usable:
+        if os.environ.get(ENV):  # the user's own choice: say why it is not taken
+            print(f"warning: {ENV}={folder} cannot hold the compilation cache ({why}): "
+                  f"compiling without it", file=sys.stderr)
+        return
+    # A write or read that fails later (the disk filled up) only costs a compilation: jax's
+    # two-line warnings about it, on every run, are not news worth the screen.
+    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation "
+                            "cache entry")
     jax.config.update("jax_compilation_cache_dir", folder)
     # Cache anything that took a noticeable time to compile; tiny programs are not worth a file.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

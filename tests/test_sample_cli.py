@@ -69,3 +69,17 @@ def test_a_long_prompt_file_is_not_sized_as_one_batch(runs, tmp_path):
     proc.stdout.close()  # the first prompt's continuation is enough: the rest is not needed
     _, err = proc.communicate(timeout=120)
     assert first.startswith("ROMEO") and proc.returncode == 141 and err == "", err
+
+
+def test_an_unusable_compilation_cache_is_one_warning_line(runs, tmp_path):
+    """A file where GPT_JAX_CACHE_DIR points: jax printed two lines of Python warning for every
+    program it could not cache; now one line says the cache is not used, and sampling goes on."""
+    (tmp_path / "a_file").write_text("")
+    result = run_python(["-m", "gpt_jax.sample", f"--workdir={runs['gpt']}",
+                         "--max_new_tokens=5"], env={"GPT_JAX_CACHE_DIR": str(tmp_path / "a_file"),
+                                                     "JAX_COMPILATION_CACHE_DIR": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"warning: GPT_JAX_CACHE_DIR={tmp_path / 'a_file'} cannot hold the compilation cache "
+        f"(not a folder): compiling without it")
+    assert "Warning" not in result.stderr and len(result.stderr.splitlines()) == 2
