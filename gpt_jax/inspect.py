@@ -138,11 +138,8 @@ def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks
     room = len(tokens_N) - T  # windows of T + 1 tokens start at 0 .. room - 1
     stretch = min(STRETCH * T, blocks, room)
     bases = np.linspace(0, room - stretch, -(-blocks // stretch)).astype(np.int64)
-    starts = np.unique((bases[:, None] + np.arange(stretch)).ravel())
-    windows = in_vocabulary(np.asarray(tokens_N)[starts[:, None] + np.arange(T + 1)],
-                            vocab_size, tokens_N)
-    n, batch = len(windows), min(batch, len(windows))
-    padded = np.concatenate([windows, windows[: -n % batch]]).astype(np.int32)
+    starts_N = np.unique((bases[:, None] + np.arange(stretch)).ravel())
+    n, batch = len(starts_N), min(batch, len(starts_N))
 
     @jax.jit
     def losses(params, window_BxT1):
@@ -150,9 +147,16 @@ def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks
         return optax.softmax_cross_entropy_with_integer_labels(
             logits_BxTxV.astype(jnp.float32), window_BxT1[:, 1:])
 
-    loss_NxT = np.concatenate([np.asarray(losses(params, padded[i:i + batch]))
-                               for i in range(0, len(padded), batch)])[:n]
-    return loss_NxT.mean(0), n
+    # A batch of windows at a time, summed as it comes: memory stays that of one batch
+    # whatever --blocks asks (all the windows at once ran out of memory at ten million).
+    total_T = np.zeros(T)
+    for i in range(0, n, batch):
+        starts_B = starts_N[i:i + batch]
+        full_B = np.concatenate([starts_B, starts_N[:batch - len(starts_B)]])  # one program
+        window_BxT1 = in_vocabulary(np.asarray(tokens_N)[full_B[:, None] + np.arange(T + 1)],
+                                    vocab_size, tokens_N).astype(np.int32)
+        total_T += np.asarray(losses(params, window_BxT1))[:len(starts_B)].sum(0)
+    return total_T / n, n
 
 
 def validation_tokens(config, tokenizer) -> tuple[np.ndarray | None, str]:
@@ -509,7 +513,8 @@ def _main(argv: list[str]) -> None:
 
 
 def main() -> None:
-    cli.run(lambda: _main(sys.argv))
+    cli.run(lambda: _main(sys.argv), out_of_memory="out of memory while inspecting: lower "
+            "--blocks, or inspect on a machine with more memory")
 
 
 if __name__ == "__main__":
