@@ -161,9 +161,15 @@ class Checkpoints:
         scored = [(s, v) for s in self.steps() if (v := self._score(s)) is not None]
         return min(scored, key=lambda item: item[1]) if scored else None
 
-    def best_step(self) -> int | None:
+    def best_step(self, evaluated: dict[int, float] | None = None) -> int | None:
         """The best checkpoint's step; a UserError where a kept step's val loss cannot be
-        read, since that step may be the best (a worse one was chosen without a word)."""
+        read, since that step may be the best (a worse one was chosen without a word).
+        `evaluated`: val losses by step (the metrics') for checkpoints saved without one: a
+        stop during an evaluation saves the step, and the resumed run evaluates it again."""
+        unscored = {s: evaluated[s] for s in self.steps()
+                    if s in (evaluated or {}) and not file_exists(self._score_file(s))}
+        best = min([*unscored.items(), *([self.best()] if self.best() else [])],
+                   key=lambda item: item[1], default=None)
         unread = [s for s in self.steps()
                   if file_exists(self._score_file(s)) and self._score(s) is None]
         if unread:
@@ -171,7 +177,6 @@ class Checkpoints:
                             f"be read ({self._score_file(unread[0])}: damaged, or not "
                             f"readable): the best checkpoint is unknown; choose one with --step "
                             f"(available: {', '.join(map(str, self.steps()))})")
-        best = self.best()
         return None if best is None else best[0]
 
     def save(self, step: int, tree: Any, val_loss: float | None = None) -> None:

@@ -13,6 +13,7 @@ from gpt_jax import run_files
 from gpt_jax.checkpoint import Checkpoints
 from gpt_jax.config import validate
 from gpt_jax.errors import UserError
+from gpt_jax.metrics import read_metrics
 from gpt_jax.optim import make_optimizer
 from gpt_jax.pairs import PairVocab
 from gpt_jax.resume import PARAMETER_NEUTRAL
@@ -66,7 +67,8 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
         if not steps:
             raise UserError(f"workdir {workdir} has no checkpoints yet")
         if best:
-            step = checkpoints.best_step()
+            step = checkpoints.best_step({r["step"]: r["val_loss"] for r in read_metrics(workdir)
+                                          if r.get("val_loss") is not None})
             if step is None:
                 raise UserError(f"no checkpoint in {workdir} was saved with a val loss (the "
                                 f"ones saved at an evaluation step are)")

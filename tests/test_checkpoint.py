@@ -205,3 +205,19 @@ def test_a_checkpoint_this_user_cannot_read_is_not_called_damaged(tmp_path):
         checkpoints.restore_newest_good({"w": np.zeros(3)}, quarantine=True)
     assert checkpoints.steps() == [1, 2] and not (tmp_path / "checkpoints_damaged").exists()
     checkpoints.close()
+
+
+def test_a_checkpoint_saved_without_its_val_loss_competes_with_the_metrics_one(tmp_path):
+    """A stop during the evaluation of step N saves N without its val loss; the resumed run
+    evaluates N again and writes it to metrics.jsonl. --best read only the checkpoints' own
+    scores, so N never competed, however low its loss."""
+    checkpoints = Checkpoints(tmp_path, keep=3)
+    checkpoints.save(1, {"w": np.zeros(3)}, 3.0)
+    checkpoints.save(2, {"w": np.ones(3)})  # the evaluation was interrupted
+    checkpoints.wait()
+    assert checkpoints.best_step() == 1
+    assert checkpoints.best_step({1: 3.0, 2: 2.5}) == 2
+    assert checkpoints.best_step({1: 3.0, 2: 3.5}) == 1
+    assert checkpoints.best_step({1: 0.1}) == 1  # a step's own score is the one that counts
+    assert checkpoints.best_step({1: 0.1, 2: 2.0}) == 2
+    checkpoints.close()
