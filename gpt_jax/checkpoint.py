@@ -166,10 +166,6 @@ class Checkpoints:
         read, since that step may be the best (a worse one was chosen without a word).
         `evaluated`: val losses by step (the metrics') for checkpoints saved without one: a
         stop during an evaluation saves the step, and the resumed run evaluates it again."""
-        unscored = {s: evaluated[s] for s in self.steps()
-                    if s in (evaluated or {}) and not file_exists(self._score_file(s))}
-        best = min([*unscored.items(), *([self.best()] if self.best() else [])],
-                   key=lambda item: item[1], default=None)
         unread = [s for s in self.steps()
                   if file_exists(self._score_file(s)) and self._score(s) is None]
         if unread:
@@ -177,7 +173,11 @@ class Checkpoints:
                             f"be read ({self._score_file(unread[0])}: damaged, or not "
                             f"readable): the best checkpoint is unknown; choose one with --step "
                             f"(available: {', '.join(map(str, self.steps()))})")
-        return None if best is None else best[0]
+        candidates = [(s, evaluated[s]) for s in self.steps()
+                      if s in (evaluated or {}) and not file_exists(self._score_file(s))]
+        if (scored := self.best()) is not None:
+            candidates.append(scored)
+        return min(candidates, key=lambda item: item[1])[0] if candidates else None
 
     def save(self, step: int, tree: Any, val_loss: float | None = None) -> None:
         """Starts writing `tree` (and its val loss, if it was evaluated) in the background; the
@@ -277,6 +277,8 @@ class Checkpoints:
                     raise
                 why = describe_failure(e)
                 if why in (os.strerror(errno.EACCES), os.strerror(errno.EPERM)):
+                    for line in warnings:  # what happened to the newer ones before it
+                        print(line, file=sys.stderr)
                     raise UserError(  # not damaged: neither skipped for an older one nor moved
                         f"cannot read the checkpoint at step {candidate} in {self.directory}: "
                         f"{why}; give this user read access to it") from None

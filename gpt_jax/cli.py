@@ -132,8 +132,8 @@ def _check_flags(args: Sequence[str], within: tuple[str, ...],
         path = config_path(value) if name == "config" else user_path(value)
         if path.exists() and not path.is_file():
             raise UserError(f"--{name}={value}{inside}: not a regular file")
-        if unreachable(path):  # a link in a loop or to nothing
-            raise UserError(f"--{name}={value}{inside}: {unreachable(path)}")
+        if why := unreachable(path):  # a link in a loop or to nothing
+            raise UserError(f"--{name}={value}{inside}: {why}")
         if name == "flagfile":
             if not path.is_file():
                 raise UserError(f"--flagfile={value}{inside}: file not found")
@@ -330,11 +330,14 @@ def _stdout_fails() -> bool:
     """Whether standard output cannot be written (/dev/full, a full disk): a failed write
     without a file name is most often a print's, whose failure left nothing to flush again."""
     try:
-        sys.stdout.flush()
         fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # not a file at all (a notebook's)
+        return False
+    try:
+        sys.stdout.flush()
         os.write(fd, b"")  # a device that refuses every write refuses this one too
         return stat.S_ISREG(os.fstat(fd).st_mode) and os.fstatvfs(fd).f_bavail == 0
-    except (OSError, ValueError, AttributeError):  # closed, or not a file at all
+    except OSError:
         return True
 
 

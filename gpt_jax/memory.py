@@ -139,7 +139,8 @@ def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: i
     # values, and the (T, S) weights of every head
     cross = B * T * C * 4 + 2 * B * S * C + 2 * B * H * T * S
     # The encoder's (S, S) maps counted three times: measured at sources of 600 tokens (batch
-    # 64, 2 layers), the peak was 5.0 GB, where two would estimate 3.5 GB with the runtime.
+    # 64, 2 layers), the peak was 4.8 GiB; two would estimate 3.9 GiB with the runtime, three
+    # estimate 5.3 GiB.
     return logits + B * (T + S) * C + model.n_layer * (block(S, maps=3) + block(T) + cross)
 
 

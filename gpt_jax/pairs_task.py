@@ -38,6 +38,7 @@ from gpt_jax.run_files import VOCAB
 from gpt_jax.steps import AXIS, apply_model, shard
 from gpt_jax.tasks import dates
 from gpt_jax.translation import complete_greedily, translate
+from gpt_jax.user_files import user_path
 
 HELD_OUT_EVERY = 10  # a user's file without data.val_path: every 10th pair is held out
 SAMPLES = 4  # held-out translations shown at each evaluation
@@ -53,11 +54,11 @@ def load_split(config: ml_collections.ConfigDict) -> tuple[list, list]:
                 load_pairs(dates.shipped_dir() / dates.VAL_FILE, *lengths))
     pairs = load_pairs(d.path, *lengths)
     if d.val_path:
-        held_out = load_pairs(d.val_path, *lengths)
-        if os.path.samefile(d.path, d.val_path):
+        if user_path(d.val_path).exists() and os.path.samefile(user_path(d.path),
+                                                               user_path(d.val_path)):
             raise UserError(f"data.val_path={d.val_path} is data.path itself: held-out pairs "
                             f"must be pairs the model does not train on")
-        return pairs, held_out
+        return pairs, load_pairs(d.val_path, *lengths)
     held_out = [p for i, p in enumerate(pairs) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
     train = [p for i, p in enumerate(pairs) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
     if not held_out or not train:

@@ -337,13 +337,14 @@ def _fsync_dir(path: Path) -> None:
 
 def _check_destinations(out: Path) -> None:
     """Each file of the dataset can be renamed into place, and .prepare-tmp made: a folder (a
-    link, a FIFO) at one of their names stopped the renames halfway, the earlier meta.json
-    already gone, or prepare before it began."""
+    FIFO) at one of their names stopped the renames halfway, the earlier meta.json already
+    gone, or prepare before it began. A link to a file is fine (a rename replaces the link,
+    and DVC or git-annex leave datasets as links)."""
     wanted = {**{name: (stat.S_IFREG, f"its {name}") for name in DATASET_FILES},
               TMP_DIR: (stat.S_IFDIR, "the new dataset first")}
     for name, (kind, what) in wanted.items():
         try:
-            mode = os.lstat(out / name).st_mode
+            mode = (os.lstat if name == TMP_DIR else os.stat)(out / name).st_mode
         except FileNotFoundError:
             continue
         except OSError as e:

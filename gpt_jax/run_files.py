@@ -107,6 +107,8 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces the old file: a power cut too
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):

@@ -211,9 +211,11 @@ class Trainer:
                 record = self._loop(step, stop) or record
             finally:
                 self.reporter.progress.close()
-            self.checkpoints.wait()
-            self.reporter.finish()
-            signum = self._agreed(stop.signum or 0)
+            try:
+                self.checkpoints.wait()
+                self.reporter.finish()  # process 0's plot: it may fail there alone
+            finally:  # every process reaches the agreement, or none waits on it in vain
+                signum = self._agreed(stop.signum or 0)
         if signum:
             word, code = StopRequest.describe(signum)
             raise Stopped(f"{word} after the last step, {t.num_steps}: checkpoint saved in "

@@ -36,7 +36,7 @@ def user_path(path: str | Path) -> Path:
 
 def unreachable(path: Path) -> str | None:
     """Why a path that `ls` may show cannot be opened (a link in a loop, or to nothing), or
-    None where nothing is there at all."""
+    None: nothing is there at all, or it can be reached."""
     try:
         os.stat(path)
     except FileNotFoundError:

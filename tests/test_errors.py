@@ -516,6 +516,10 @@ CASES = {
                    f"--config.data.val_path={d / 'pairs_again.tsv'}"],
         r"data.val_path=.*pairs_again.tsv is data.path itself: held-out pairs must be pairs the "
         r"model does not train on"),
+    "val_path_is_the_training_file_under_home": (  # ~ expanded before they are compared
+        lambda d: ["train.py", "--config=configs/seq2seq.py", f"--workdir={d / 'fresh_s2s'}",
+                   "--config.data.path=~/pairs.tsv", "--config.data.val_path=~/pairs_again.tsv"],
+        r"data.val_path=~/pairs_again.tsv is data.path itself", lambda d: {"HOME": str(d)}),
     "prepare_into_a_folder_of_other_files": (
         lambda d: ["-m", "gpt_jax.prepare", f"--input={d / 'greek.txt'}",
                    f"--out={d / 'other_data'}"],
@@ -729,7 +733,8 @@ def test_bad_input(files, case):
     argv, message, *env = case
     run = files / "run"
     before = _snapshot(run)
-    result = run_python(argv(files), env=env[0] if env else None)
+    env = (env[0](files) if callable(env[0]) else env[0]) if env else None  # a dict, or of d
+    result = run_python(argv(files), env=env)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr

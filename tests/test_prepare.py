@@ -256,6 +256,20 @@ def test_something_else_where_prepare_writes_is_refused_before_anything_is_repla
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
+def test_dataset_files_kept_as_links_are_not_refused(corpus, tmp_path):
+    """DVC and git-annex leave a dataset's files as links to their store: a link to a file
+    is what it points at, and a rename into place replaces the link, not its target."""
+    out = _prepared(tmp_path, corpus)
+    store = tmp_path / "store"
+    store.mkdir()
+    for name in ("train.bin", "meta.json"):
+        os.replace(out / name, store / name)
+        (out / name).symlink_to(store / name)
+    assert not prepare(corpus[0], out, log=quiet)  # up to date: nothing to do
+    assert prepare(corpus[0], out, val_fraction=0.5, log=quiet)  # and written again
+    assert not (out / "train.bin").is_symlink() and open_prepared(out).meta["val_fraction"] == 0.5
+
+
 TRAINING_FOR_MINUTES = """
 import sys, time
 from pathlib import Path

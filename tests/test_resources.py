@@ -298,6 +298,7 @@ def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_opens_a_fifo(tm
     at 4,096 bytes), a FIFO left at the temporary name is not opened (inspect hung on it), and a
     folder in the file's place is named (the message named the temporary file)."""
     import errno
+    import io
 
     import gpt_jax.run_files as run_files
     from gpt_jax.errors import UserError
@@ -308,12 +309,15 @@ def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_opens_a_fifo(tm
     run_files.write_atomic(path, b"new")
     assert path.read_text() == "new" and not (tmp_path / "result.json.tmp").exists()
 
-    def full_disk(src, dst):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), src)
+    class FullDisk(io.BytesIO):  # the disk fills up half-way through the write
+        def write(self, data):
+            super().write(data[:2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(run_files.os, "replace", full_disk)
-    with pytest.raises(UserError, match=r"cannot write .*result.json.tmp \(written first, then "
-                                        r"renamed to result.json\): No space left on device"):
+    opened = run_files.os.fdopen
+    monkeypatch.setattr(run_files.os, "fdopen", lambda fd, mode: (opened(fd, mode).close(),
+                                                                  FullDisk())[1])
+    with pytest.raises(UserError, match=r"cannot write .*result.json: No space left on device"):
         run_files.write_atomic(path, "newer")
     assert path.read_text() == "new" and not (tmp_path / "result.json.tmp").exists()
     monkeypatch.undo()
