@@ -60,6 +60,8 @@ flags.DEFINE_integer("slide", 0, "When the context fills the block, drop this ma
 flags.DEFINE_bool("no_cache", False, "Re-run the whole context for every token (slow; for "
                   "comparison: the same text as the cache with --slide=1).", flag_values=FLAGS)
 
+TRANSLATE_ROWS = 1024  # sources × samples translated in one batch: its memory, at most
+
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
@@ -134,8 +136,9 @@ def _main(argv: list[str]) -> None:
            f"plain sampling)")
     if run.config.data.task == "pairs":
         _check_translation_flags(run.config.model.name, F)
-    # Sources are translated in one batch; text prompts are continued one after the other.
-    batch = F.num_samples * (len(prompts) if run.config.data.task == "pairs" else 1)
+    # Sources are translated TRANSLATE_ROWS rows at a time; text prompts one after the other.
+    batch = (min(F.num_samples * len(prompts), _rows_per_batch(F.num_samples))
+             if run.config.data.task == "pairs" else F.num_samples)
     memory.require_fits(memory.sampling_bytes(run.config, run.tokenizer.vocab_size, batch,
                                               F.max_new_tokens), "sampling")
     if run.config.data.task == "pairs":
@@ -217,16 +220,29 @@ def _check_translation_flags(model_name: str, F) -> None:
            f"--top_k or --top_p, or drop --num_samples")
 
 
-def _translate(run, sources: list[str], F) -> list[str]:
-    """The target written for each source (num_samples of each when sampling)."""
+def _rows_per_batch(num_samples: int) -> int:
+    """Rows of one translation batch: whole sources' samples, at most TRANSLATE_ROWS."""
+    return max(1, TRANSLATE_ROWS // num_samples) * num_samples
+
+
+def _translate(run, sources: list[str], F) -> Iterator[str]:
+    """The target written for each source (num_samples of each when sampling), a batch at a
+    time, so that a long --prompts file needs one batch's memory and its first targets are
+    printed before the last are written. Each batch draws from its own key."""
     from gpt_jax.pairs_task import translate_texts
 
     greedy = F.temperature is None and F.top_k is None and F.top_p is None
-    repeated = [s for s in sources for _ in range(F.num_samples)]
-    return translate_texts(run.model, run.params, run.config, run.tokenizer, repeated, F.seed,
-                           greedy, 1.0 if F.temperature is None else F.temperature,
-                           F.top_k or 0, 1.0 if F.top_p is None else F.top_p,
-                           use_cache=not F.no_cache)
+    per_batch = _rows_per_batch(F.num_samples) // F.num_samples
+    for first in range(0, len(sources), per_batch):
+        batch = sources[first:first + per_batch]
+        if len(sources) > per_batch:  # the last batch as long as the others: one program
+            batch += batch[:1] * (per_batch - len(batch))
+        repeated = [s for s in batch for _ in range(F.num_samples)]
+        written = translate_texts(run.model, run.params, run.config, run.tokenizer, repeated,
+                                  F.seed, greedy, 1.0 if F.temperature is None else F.temperature,
+                                  F.top_k or 0, 1.0 if F.top_p is None else F.top_p,
+                                  use_cache=not F.no_cache, stream=first // per_batch)
+        yield from written[:F.num_samples * len(sources[first:first + per_batch])]
 
 
 def main() -> None:

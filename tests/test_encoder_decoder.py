@@ -243,6 +243,12 @@ def test_a_tiny_run_learns_to_reverse_words_exactly_and_the_sampler_writes_them(
                             f"--prompts={tmp_path / 'prompts.txt'}"])
     assert from_file.returncode == 0, from_file.stderr
     assert from_file.stdout.splitlines() == ["cba", "efgh"]
+    # more sources than one batch holds (TRANSLATE_ROWS): in order, each once, the last
+    # batch padded to the others' length and cut back
+    (tmp_path / "many.txt").write_text("abc\nhgfe\n" * 1300 + "dcba\n")
+    many = run_python(["-m", "gpt_jax.sample", f"--workdir={run}",
+                       f"--prompts={tmp_path / 'many.txt'}"])
+    assert many.stdout.splitlines() == ["cba", "efgh"] * 1300 + ["abcd"], many.stderr
     one = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=dcba"])
     assert one.stdout.strip() == "abcd"
     from_stdin = subprocess.run([sys.executable, "-m", "gpt_jax.sample", f"--workdir={run}",
