@@ -209,6 +209,15 @@ def _same_type(value: Any, expected: Any) -> bool:
     return isinstance(value, type(expected))
 
 
+def anchor_data_paths(config: ml_collections.ConfigDict) -> None:
+    """data.path and data.val_path made absolute (~ expanded): a run's config.json then names
+    the same files from any working folder (a ladder rerun from another folder took its own
+    input.txt for the same step's data, and read back the runs trained on the first)."""
+    for field in ("path", "val_path"):
+        if config.data[field]:
+            config.data[field] = str(user_path(config.data[field]).absolute())
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks settings that would otherwise fail deep inside jax, or silently train nonsense."""
     check_schema(config)

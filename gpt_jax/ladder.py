@@ -14,6 +14,7 @@ if __name__ == "__main__":  # first, before the imports below, which take second
     first_step.take()
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from ml_collections import config_flags
 from gpt_jax import cli
 from gpt_jax.errors import UserError
 from gpt_jax.ladder_steps import FULL_STEP, MODERN_SEEDS, MODERN_STEPS, SEQ2SEQ_STEPS, STEPS
+from gpt_jax.user_files import unreachable
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.ladder --workdir=DIR [--full] [--modern] [--seq2seq] "
@@ -58,9 +60,15 @@ def _train_one(config, workdir: Path) -> dict:
     from gpt_jax.metrics import read_metrics
     from gpt_jax.trainer import train_and_evaluate
 
-    asked = json.loads(config.to_json())
+    asked = _trained_settings(json.loads(config.to_json()))
+    for folder in (workdir.parent, workdir):  # a file there: said as such, not as config.json's
+        if os.path.lexists(folder) and not folder.is_dir():
+            why = unreachable(folder)  # a link in a loop, or to nothing
+            raise UserError(f"{folder}: {why}" if why else
+                            f"{folder} is {run_files.kind_of(folder)}, not a folder: move it away")
     stored = run_files.load_config(workdir)
-    differences = run_files.config_differences(stored, config) if stored is not None else []
+    differences = [d for d in run_files.config_differences(stored, config)
+                   if not d.startswith(PRESENTATION)] if stored is not None else []
     if differences:
         raise UserError(f"{workdir} holds a ladder run trained with other settings "
                         f"({differences[0]}); use another --workdir, or remove {workdir}")
@@ -70,9 +78,9 @@ def _train_one(config, workdir: Path) -> dict:
             result = json.loads(result_file.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
             result = None
-        if _is_result(result) and result["config"] == asked:
+        if _is_result(result) and _trained_settings(result["config"]) == asked:
             print(f"   finished before, read back from {workdir}", flush=True)
-            return result
+            return {**result, "trained": False}
     # A run that resumes here was timed in part before: its wall time is this part's only.
     resumed = (workdir / run_files.CHECKPOINTS).is_dir() \
         and any((workdir / run_files.CHECKPOINTS).iterdir())
@@ -83,19 +91,37 @@ def _train_one(config, workdir: Path) -> dict:
     from gpt_jax.state import count_params
 
     records = read_metrics(workdir)
-    rates = [r["tokens_per_s"] for r in records if r.get("tokens_per_s")]
     samples = sorted((workdir / run_files.SAMPLES).glob("step_*.txt"))
     result = {"seed": config.train.seed, "params": count_params(load_run(workdir).params),
               "train_loss": record["train_loss"], "val_loss": record["val_loss"],
               "val_exact_match": record.get("val_exact_match"), "wall_s": wall_s,
               "resumed": resumed,
-              "tokens_per_s": sum(rates) / len(rates) if rates else None,
+              "tokens_per_s": _steady_rate(records),
               "sample": samples[-1].read_text(encoding="utf-8", errors="replace")
               if samples and run_files.file_exists(samples[-1]) else "",
               "curve": [{"step": r["step"], "val_loss": r["val_loss"]} for r in records],
               "config": asked}
     run_files.write_atomic(result_file, json.dumps(result, indent=1))
-    return result
+    return {**result, "trained": True}
+
+
+PRESENTATION = ("description", "reference_val_loss")  # how a row is shown, not how it trained
+
+
+def _trained_settings(config: dict) -> dict:
+    """A config as JSON, without the fields that only present it: a step reworded, or given
+    no lecture figure, is read back, not trained again or refused."""
+    return {k: v for k, v in config.items() if k not in PRESENTATION}
+
+
+def _steady_rate(records: list[dict]) -> float | None:
+    """Tokens per second over the whole run, evaluations excluded: each interval's rate
+    weighted by its time (its steps over its rate), not a plain mean of the rates, which a
+    fast interval pulls above what the steps took."""
+    timed = [(r["step"] - before["step"], r["tokens_per_s"])
+             for before, r in zip(records, records[1:], strict=False) if r.get("tokens_per_s")]
+    steps = sum(n for n, _ in timed)
+    return steps / sum(n / rate for n, rate in timed) if timed and steps else None
 
 
 def _is_result(result) -> bool:
@@ -127,6 +153,7 @@ def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> d
 
     t = config.train
     rates = [r["tokens_per_s"] for r in runs if r["tokens_per_s"]]
+    # a step's time, averaged over the seeds: the mean of their times, not of their rates
     return {"step": name, "description": config.description, "params": runs[0]["params"],
             "num_steps": t.num_steps, "seeds": [r["seed"] for r in runs], "runs": runs,
             "train_loss": mean("train_loss"), "val_loss": mean("val_loss"),
@@ -134,8 +161,9 @@ def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> d
             else None,
             "reference_val_loss": config.reference_val_loss, "wall_s": mean("wall_s"),
             "resumed": any(r.get("resumed") for r in runs),
-            "ms_per_step": 1000 * tokens_per_step(config) / (sum(rates) / len(rates))
-            if rates else None,
+            "trained": any(r["trained"] for r in runs),  # now, rather than read back
+            "ms_per_step": 1000 * tokens_per_step(config) * sum(1 / r for r in rates)
+            / len(rates) if rates else None,
             "sample": runs[0]["sample"][:SAMPLE_CHARS], "curve": runs[0]["curve"]}
 
 
@@ -157,12 +185,15 @@ def report(results: list[dict]) -> str:
         val = f"**{r['val_loss']:.3f}**"
         if len(seeds) > 1:
             val += " (" + ", ".join(f"{x['val_loss']:.3f}" for x in seeds) + ")"
-        delta = f"{r['val_loss'] - previous:+.3f}" if previous is not None else ""
-        previous = r["val_loss"]
+        delta = ""
+        if r["step"] != FULL_STEP[0]:  # the scaled GPT builds on no step before it
+            delta = f"{r['val_loss'] - previous:+.3f}" if previous is not None else ""
+            previous = r["val_loss"]
         reference = (f"{r['val_exact_match']:.1%}" if exact and r["val_exact_match"] is not None
-                     else f"{r['reference_val_loss']:.2f}")
+                     else f"{r['reference_val_loss']:.2f}" if r["reference_val_loss"] else "")
         ms = f"{r['ms_per_step']:.1f}" if r.get("ms_per_step") else "—"
-        lines.append(f"| {r['step']} | {r['description']} | {r['params']:,} | "
+        description = r["description"].replace("|", "\\|")  # a | would split the cell
+        lines.append(f"| {r['step']} | {description} | {r['params']:,} | "
                      f"{r['num_steps']:,} | {r['train_loss']:.3f} | {val} | {delta} | "
                      f"{reference} | {ms} | {r['wall_s']:.0f} s{'*' * bool(r.get('resumed'))} "
                      f"| {_cell(r['sample'])} |")
@@ -188,7 +219,7 @@ def _main(argv: list[str]) -> None:
                         f"--{'full' if F.full else 'modern'}, or run the ladder without "
                         f"--seq2seq")
     from gpt_jax import compilation_cache, run_files
-    from gpt_jax.config import apply_overrides, load_config_file, validate
+    from gpt_jax.config import anchor_data_paths, apply_overrides, load_config_file, validate
     from gpt_jax.plots import plot_ladder
 
     compilation_cache.enable()
@@ -203,13 +234,14 @@ def _main(argv: list[str]) -> None:
             "The encoder–decoder and the decoder-only GPT on the same pairs"
     else:
         steps, report_name, title = list(STEPS), "ladder", "The ladder"
+        steps += MODERN_STEPS if F.modern else []  # each rung builds on the one before
         steps += [FULL_STEP] if F.full else []
-        steps += MODERN_STEPS if F.modern else []
     planned = []
     for name, spec in steps:  # load and check every config before training any
         config = load_config_file(str(configs / spec))
         try:
             apply_overrides(config, overrides)
+            anchor_data_paths(config)
             validate(config)
         except UserError as e:  # the overrides apply to every step: say which one refuses
             raise UserError(f"step {name} ({spec}): {e}") from None
@@ -218,14 +250,19 @@ def _main(argv: list[str]) -> None:
     workdir = run_files.prepare(F.workdir)  # once every step's config is known to be good
     results = []
     markdown, plot = workdir / f"{report_name}.md", workdir / f"{report_name}.png"
-    for name, config, seeds in planned:
-        results.append(run_step(name, config, workdir / name, seeds))
-        table = report(results)
-        run_files.write_atomic(markdown, f"# {title}\n\n" + table)
+    def write(results):
+        run_files.write_atomic(markdown, f"# {title}\n\n" + report(results))
         plot_ladder({r["step"]: r["curve"] for r in results},
-                    {r["step"]: r["reference_val_loss"] for r in results
-                     if r["val_exact_match"] is None}, plot, title)  # pairs: no lecture figure
-    print("\n" + table + f"\nwritten: {markdown}, {plot}")
+                    {r["step"]: r["reference_val_loss"] for r in results  # pairs, modern: none
+                     if r["val_exact_match"] is None and r["reference_val_loss"]}, plot, title)
+
+    for i, (name, config, seeds) in enumerate(planned):
+        results.append(run_step(name, config, workdir / name, seeds))
+        # After a step trained now, the report so far; steps only read back leave the report
+        # as it was until the last, so a rerun stopped half-way never shortens a whole table.
+        if results[-1]["trained"] or i == len(planned) - 1:
+            write(results)
+    print("\n" + report(results) + f"\nwritten: {markdown}, {plot}")
 
 
 def main() -> None:

@@ -113,7 +113,8 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        failed = str(e.filename or path)  # the temporary file, or the file itself
+        # the rename's failure is the file's (an immutable ladder.md), a write's the temporary's
+        failed = str(path if e.filename2 else e.filename or path)
         how = "" if failed == str(path) else f" (written first, then renamed to {path.name})"
         raise UserError(f"cannot write {failed}{how}: {e.strerror}") from None
 

@@ -47,9 +47,17 @@ def test_ladder_step_is_read_back_when_finished(tmp_path, capsys):
     assert [p["step"] for p in first["curve"]] == [0, 10, 20]
     mtime = (tmp_path / "tiny" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns
     again = run_step("tiny", _tiny(), tmp_path / "tiny")
-    assert again == first
+    # read back, not trained: the ladder leaves its report as it was for such a step
+    assert first["trained"] and not again["trained"]
+    untrained = lambda r: {k: v for k, v in r.items() if k not in ("trained", "runs")}
+    assert untrained(again) == untrained(first)
+    assert [untrained(r) for r in again["runs"]] == [untrained(r) for r in first["runs"]]
     assert (tmp_path / "tiny" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns == mtime
     assert "finished before, read back" in capsys.readouterr().out
+    reworded = _tiny()  # how a row is shown is not how it trained: read back, shown anew
+    reworded.description, reworded.reference_val_loss = "a tiny GPT, reworded", 0.0
+    shown = run_step("tiny", reworded, tmp_path / "tiny")
+    assert not shown["trained"] and shown["description"] == "a tiny GPT, reworded"
     for field, value in (("train.num_steps", 30), ("train.learning_rate", 3e-3),
                          ("model.n_embd", 32)):
         other = _tiny()
@@ -72,6 +80,31 @@ def test_report_table_has_a_row_per_step():
            "1.5 | 21 s | `To be \\|or⏎not` |" in table
     assert "| multihead | one head | 7,553 | 5,000 | 2.380 | **2.300** | -0.100 | 2.40 |" in table
     assert "Total wall time of the runs: 63 s." in table  # 2 runs of head, 1 of multihead
+
+
+def test_rows_without_a_lecture_figure_or_a_step_to_build_on():
+    """A modern rung has no lecture figure (it showed the CPU GPT's 1.88); the scaled GPT
+    builds on no row before it (with --full --modern, rope's Δ was taken against it); a |
+    in a description would split its cell."""
+    row = {"step": "gpt_cpu", "description": "a GPT | for a CPU", "params": 1, "num_steps": 1,
+           "train_loss": 1.8, "val_loss": 1.75, "reference_val_loss": 1.88, "wall_s": 1.0,
+           "sample": "", "ms_per_step": 1.0, "runs": []}
+    table = report([row, {**row, "step": "gpt", "val_loss": 1.50, "reference_val_loss": 1.48},
+                    {**row, "step": "rope", "val_loss": 1.72, "reference_val_loss": 0.0}])
+    assert "| gpt_cpu | a GPT \\| for a CPU | 1 | 1 | 1.800 | **1.750** |  | 1.88 |" in table
+    assert "| gpt | a GPT \\| for a CPU | 1 | 1 | 1.800 | **1.500** |  | 1.48 |" in table
+    assert "| rope | a GPT \\| for a CPU | 1 | 1 | 1.800 | **1.720** | -0.030 |  | 1.0 |" in table
+
+
+def test_a_step_s_rate_weights_each_interval_by_its_time():
+    """Two intervals of 10 steps at 1,000 and 4,000 tokens/s took 10/1000 + 10/4000 s: the
+    run's rate is 1,600 tokens/s, not the plain mean, 2,500, which made ms/step too low."""
+    from gpt_jax.ladder import _steady_rate
+
+    records = [{"step": 0, "tokens_per_s": None}, {"step": 10, "tokens_per_s": 1000.0},
+               {"step": 20, "tokens_per_s": 4000.0}]
+    assert _steady_rate(records) == pytest.approx(1600.0)
+    assert _steady_rate(records[:1]) is None
 
 
 def test_a_resumed_step_s_wall_time_is_marked_as_a_part():

@@ -321,6 +321,14 @@ def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_opens_a_fifo(tm
         run_files.write_atomic(path, "newer")
     assert path.read_text() == "new" and not (tmp_path / "result.json.tmp").exists()
     monkeypatch.undo()
+
+    def immutable(src, dst):  # chattr +i on the file itself: its rename fails, naming both
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), src, None, dst)
+
+    monkeypatch.setattr(run_files.os, "replace", immutable)
+    with pytest.raises(UserError, match=r"cannot write .*result.json: Operation not permitted"):
+        run_files.write_atomic(path, "newer")
+    monkeypatch.undo()
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(UserError, match=r"cannot write .*folder.png: a folder is in its place"):
         run_files.write_atomic(tmp_path / "folder.png", b"png")
