@@ -72,7 +72,7 @@ class BatchLayout:
                      k: int) -> np.ndarray:
         """Start offsets of train steps step .. step+n-1, padded to k steps, as `for_chunk`
         lays them out: the same batches, drawn from (seed, step), as one step at a time."""
-        starts_KxR = np.zeros((k, self.per_process), np.int32)
+        starts_KxR = np.zeros((k, self.per_process), np.int64)  # a stream past 2^31 tokens
         for i in range(n):
             starts_KxR[i] = batch_offsets(n_tokens, block_size, self.global_batch, seed,
                                           TRAIN_STREAM, step + i)[self.rows]

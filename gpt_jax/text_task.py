@@ -115,8 +115,8 @@ class TextTask:
         t = self.config.train
         starts_DxKxAxB = layout.chunk_starts(len(self.corpus.train), self.block_size, t.seed,
                                              step, n, k)
-        if self.on_device:
-            return shard(starts_DxKxAxB)
+        if self.on_device:  # a stream that fits a device is shorter than 2^31 tokens
+            return shard(starts_DxKxAxB.astype(np.int32))
         windows = read_windows(self.corpus.train, starts_DxKxAxB, self.block_size + 1)
         return shard(self._in_vocabulary(windows.astype(np.int32), TRAIN))
 

@@ -207,3 +207,32 @@ def test_windows_read_from_a_token_file_are_the_memory_maps_windows(tmp_path, dt
     path.write_bytes(path.read_bytes()[:100 * np.dtype(dtype).itemsize])  # prepared again
     with pytest.raises(UserError, match="became shorter while training"):
         read_windows(tokens, np.array([500]), 9)
+
+
+def test_a_stream_past_two_to_the_31_tokens_is_read_where_its_offsets_say(datadir, tmp_path):
+    """The train offsets were int32: past 2^31 tokens they wrapped negative (pread refused
+    them, a traceback), and past 2^32 they would have read other windows without a word. A
+    sparse train.bin of 2.3 billion tokens: the offsets are the drawn ones, and are read."""
+    import shutil
+
+    from gpt_jax.dataset import TRAIN_STREAM, batch_offsets, read_windows
+
+    big = tmp_path / "big"
+    shutil.copytree(datadir, big)
+    n = 2_300_000_000
+    with open(big / "train.bin", "r+b") as f:
+        f.truncate(n)  # sparse: zeros, a token of the vocabulary
+        f.seek(n - 5)
+        f.write(bytes([1, 2, 3, 4, 5]))
+    meta = json.loads((big / "meta.json").read_text())
+    meta["train_tokens"] = n
+    (big / "meta.json").write_text(json.dumps(meta))
+    streamed = _task(big, 0)
+    starts = BatchLayout(8, 1, 0, 1).chunk_starts(n, streamed.block_size, 1337, 0, 1, 1)
+    assert starts.min() >= 0 and starts.max() >= 2**31
+    expected = batch_offsets(n, streamed.block_size, 8, 1337, TRAIN_STREAM, 0)
+    np.testing.assert_array_equal(np.sort(starts.ravel()), np.sort(expected))
+    windows = np.asarray(streamed.chunk_inputs(BatchLayout(8, 1, 0, 1), 0, 1, 1))
+    assert windows.shape[-1] == streamed.block_size + 1
+    tail = read_windows(streamed.corpus.train, np.array([n - 6], np.int64), 6)
+    assert tail.tolist() == [[0, 1, 2, 3, 4, 5]]
