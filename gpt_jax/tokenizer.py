@@ -19,10 +19,11 @@ PIECE_CHARS = 1 << 15  # text is encoded in parallel pieces of about this many c
 FORCED_CUT_CHARS = 1 << 22  # text this long without a boundary is cut anyway, bounding memory
 # The BPE trainer's time grows with the square of a word's length (each merge rescans the
 # word), so a long run without a space (DNA, minified code, unspaced CJK) would take it
-# minutes. It learns from such runs cut into parts this long, which bounds that cost; ordinary
-# text, whose words are far shorter, is learned from as it is.
+# minutes, and so would a long run of spaces or blank lines (GPT-2's pattern keeps one as one
+# word: 400,000 spaces took 169 s). It learns from such runs cut into parts this long, which
+# bounds that cost; ordinary text, whose words are far shorter, is learned from as it is.
 LONGEST_TRAINING_WORD = 1 << 10
-_LONG_RUN = re.compile(rf"\S{{{LONGEST_TRAINING_WORD + 1},}}")
+_LONG_RUN = re.compile(rf"\S{{{LONGEST_TRAINING_WORD + 1},}}|\s{{{LONGEST_TRAINING_WORD + 1},}}")
 
 # Where text can be cut without changing its BPE tokens: before one space or newline that
 # stands between two non-space characters. GPT-2's split pattern, which the byte-level
@@ -185,8 +186,8 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
 
 
 def _without_long_runs(piece: str) -> Iterator[str]:
-    """`piece`, its runs of more than LONGEST_TRAINING_WORD characters without a space given
-    to the trainer in parts of at most that many."""
+    """`piece`, its runs of more than LONGEST_TRAINING_WORD characters without a space (or of
+    nothing but spaces) given to the trainer in parts of at most that many."""
     start = 0
     for run in _LONG_RUN.finditer(piece):
         if run.start() > start:

@@ -1,5 +1,6 @@
 import json
 import random
+import time
 
 import numpy as np
 import pytest
@@ -128,10 +129,11 @@ def test_bpe_learns_its_vocabulary_and_round_trips_through_json(bpe, shakespeare
         assert loaded.encode(unseen).tolist() == bpe.encode(unseen).tolist()
 
 
-def test_bpe_learns_runs_without_spaces_in_parts_and_ordinary_text_whole(shakespeare):
+def test_bpe_learns_long_runs_of_one_kind_in_parts_and_ordinary_text_whole(shakespeare):
     """The trainer's time grows with the square of a word's length: a run of characters
-    without a space is learned from in parts of at most LONGEST_TRAINING_WORD; text whose
-    words are shorter is given as it is, so its vocabulary does not change."""
+    without a space, or of whitespace, is learned from in parts of at most
+    LONGEST_TRAINING_WORD; text whose words are shorter is given as it is, so its vocabulary
+    does not change."""
     from gpt_jax import tokenizer as module
 
     longest = module.LONGEST_TRAINING_WORD
@@ -145,6 +147,15 @@ def test_bpe_learns_runs_without_spaces_in_parts_and_ordinary_text_whole(shakesp
     dna = "".join(rng.choice("acgt") for _ in range(200_000))
     bpe = train_bpe([dna], vocab_size=300)
     assert bpe.vocab_size == 300 and bpe.decode(bpe.encode(dna)) == dna
+    # so is a run of whitespace, which GPT-2's pattern keeps whole (400,000 spaces: 169 s)
+    blank = "word " * 10 + " " * 3 * longest + "\n" * 2 * longest + "end"
+    parts = list(module._without_long_runs(blank))
+    assert "".join(parts) == blank and max(map(len, parts)) <= longest
+    spaced = "word " * 1000 + " " * 400_000 + "end\n"
+    start = time.perf_counter()
+    bpe = train_bpe([spaced], vocab_size=300)
+    assert bpe.decode(bpe.encode(spaced)) == spaced
+    print(f"400,000 spaces learned from in {time.perf_counter() - start:.1f} s")
 
 
 def test_bpe_needs_a_symbol_per_byte():
