@@ -58,6 +58,7 @@ from gpt_jax.tokenizer import (
     stream_pieces,
     train_bpe,
 )
+from gpt_jax.user_files import user_path
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 flags.DEFINE_multi_string("input", None, "A UTF-8 text file, a folder of them or a glob; "
@@ -118,7 +119,9 @@ def expand_inputs(inputs: Sequence[str], out: str | Path | None = None) -> list[
             found = []
             for match in sorted(glob.glob(arg, recursive=True)):
                 found += _folder_files(match) if os.path.isdir(match) else [match]
-            found = [f for f in found if os.path.isfile(f) and dataset_holding(f) is None]
+            # once each: `dir/**` matches the folder, its subfolders and each file in them
+            found = [f for f in dict.fromkeys(os.path.normpath(f) for f in found)
+                     if os.path.isfile(f) and dataset_holding(f) is None]
             if not found:
                 raise UserError(f"--input={arg} matches no files")
         elif os.path.exists(arg):
@@ -539,7 +542,9 @@ def _main(argv: list[str]) -> None:
     cli.parse_flags(argv, USAGE, FLAGS)
     if not F.input or F.out is None:
         raise UserError(USAGE)
-    prepare(F.input, F.out, F.tokenizer, F.vocab_size, F.val_fraction)
+    # ~ expanded as for every path flag (bash leaves it in --out=~/data)
+    prepare([str(user_path(p)) for p in F.input], user_path(F.out), F.tokenizer,
+            F.vocab_size, F.val_fraction)
 
 
 def main() -> None:

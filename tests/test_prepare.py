@@ -450,3 +450,26 @@ def test_a_folder_that_prepare_did_not_write_is_refused_and_left_as_it_was(corpu
     (ours / "README").write_text("notes")
     assert prepare(paths, ours, val_fraction=0.5, log=quiet)
     assert open_prepared(ours).meta["val_fraction"] == 0.5
+
+
+def test_a_recursive_glob_reads_each_file_once(tmp_path):
+    """`dir/**` matches the folder, its subfolders and their files: each file was read two
+    or three times, its text in both splits."""
+    (tmp_path / "many" / "sub").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "sub/c.txt"):
+        (tmp_path / "many" / name).write_text(name)
+    found = expand_inputs([f"{tmp_path}/many/**"])
+    assert sorted(found) == sorted(str(tmp_path / "many" / n) for n in ("a.txt", "b.txt",
+                                                                         "sub/c.txt"))
+
+
+def test_prepare_expands_a_tilde_as_every_path_flag_does(tmp_path):
+    """bash leaves ~ in --out=~/data: prepare said "input not found" for --input=~/text.txt,
+    and wrote --out=~/data into a folder named ~ under the working folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "text.txt").write_text("to be or not to be\n" * 20)
+    result = run_python(["-m", "gpt_jax.prepare", "--input=~/text.txt", "--out=~/data"],
+                        env={"HOME": str(home)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (home / "data" / "meta.json").is_file() and not (tmp_path / "~").exists()
