@@ -145,7 +145,16 @@ class DataDirLock:
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
-            raise UserError(f"cannot open the lock file {self.path}: {e.strerror}") from None
+            if exclusive:
+                raise UserError(f"cannot open the lock file {self.path}: {e.strerror}") from None
+            # A reader of a dataset it may not write (a read-only mount, another user's): a
+            # shared lock needs only reading, and where not even that is possible, nobody
+            # here can rewrite the dataset either.
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                self._fd = -1
+                return
         try:
             fcntl.flock(self._fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -236,3 +236,30 @@ def test_a_stream_past_two_to_the_31_tokens_is_read_where_its_offsets_say(datadi
     assert windows.shape[-1] == streamed.block_size + 1
     tail = read_windows(streamed.corpus.train, np.array([n - 6], np.int64), 6)
     assert tail.tolist() == [[0, 1, 2, 3, 4, 5]]
+
+
+def test_a_dataset_on_a_read_only_disk_is_read_without_writing_its_lock(datadir, monkeypatch):
+    """A reader's shared lock opened .lock for writing: a dataset on a read-only mount (or
+    another user's) could not be trained on. prepare, which rewrites it, still needs it."""
+    import errno
+    import os
+
+    from gpt_jax import token_files
+    from gpt_jax.errors import UserError
+
+    opened = os.open
+
+    def read_only(path, flags, *mode):
+        if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return opened(path, flags, *mode)
+
+    (datadir / token_files.LOCK_FILE).touch()
+    monkeypatch.setattr(token_files.os, "open", read_only)
+    with token_files.DataDirLock(datadir, exclusive=False):
+        pass
+    with pytest.raises(UserError, match="cannot open the lock file .*Read-only file system"):
+        token_files.DataDirLock(datadir, exclusive=True)
+    (datadir / token_files.LOCK_FILE).unlink()  # and none there, nor any way to make one
+    with token_files.DataDirLock(datadir, exclusive=False):
+        pass
