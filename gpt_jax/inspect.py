@@ -48,13 +48,16 @@ flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the lat
 flags.DEFINE_bool("best", False, "Restore the checkpoint saved with the lowest val loss "
                   "instead of the latest.", flag_values=FLAGS)
 flags.DEFINE_integer("blocks", 0, "Validation blocks the loss at each position is averaged "
-                     "over (default: as many as hold 131,072 tokens).", flag_values=FLAGS)
+                     "over (default: as many as hold 131,072 tokens, or 33.5 million logits "
+                     "where the vocabulary is larger than 256).", flag_values=FLAGS)
 flags.DEFINE_integer("top", 10, "How many of the most likely next characters to show.",
                      flag_values=FLAGS)
 
 STRETCH = 8  # consecutive windows per stretch, in blocks: the positions of a stretch share
 # all but 1/STRETCH of their characters
-POSITION_TOKENS = 2**17  # --blocks=0: as many blocks as hold this many tokens
+POSITION_TOKENS = 2**17  # --blocks=0: as many blocks as hold this many tokens,
+POSITION_LOGITS = POSITION_TOKENS * 256  # or as many as this many logits (a large vocabulary:
+# at 1.1 million characters, 2^17 tokens ran for more than 11 minutes)
 MAX_LABELLED = 256  # a vocabulary larger than this has too many labels to draw one by one
 INDEX = "index.html"
 # What each kind of attention is, by the module path of its heads with the layer number
@@ -120,6 +123,13 @@ def stack_layers(weights: dict[str, np.ndarray], row: int = 0) -> dict[str, np.n
     for path, w_BxHxTxS in weights.items():
         kinds.setdefault(re.sub(r"_\d+", "", path), []).append(w_BxHxTxS[row])
     return {kind: np.stack(layers) for kind, layers in kinds.items()}
+
+
+def default_blocks(block_size: int, vocab_size: int) -> int:
+    """The windows the loss by position is averaged over when --blocks is not given: its cost
+    is their tokens times the vocabulary."""
+    tokens = min(POSITION_TOKENS, POSITION_LOGITS // vocab_size)
+    return max(1, tokens // block_size)
 
 
 def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks: int,
@@ -384,7 +394,7 @@ class Inspection:
                       f"picture.")
             return
         block_size = config.model.block_size
-        blocks = self.blocks or max(1, POSITION_TOKENS // block_size)
+        blocks = self.blocks or default_blocks(block_size, self.run.tokenizer.vocab_size)
         try:
             mean_T, n = position_losses(self.model, self.run.params, tokens_N, block_size,
                                         blocks, self.run.tokenizer.vocab_size)
