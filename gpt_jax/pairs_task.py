@@ -34,6 +34,7 @@ from gpt_jax.pairs import (
     load_pairs,
     pair_batch_indices,
 )
+from gpt_jax.resume import fingerprint
 from gpt_jax.run_files import VOCAB
 from gpt_jax.steps import AXIS, apply_model, shard
 from gpt_jax.tasks import dates
@@ -87,6 +88,7 @@ class PairsTask:
                  vocab: PairVocab):
         self.config, self.vocab = config, vocab
         self.train_pairs, self.val_pairs = train, val
+        self.fingerprint: str | None = None  # of the pairs (resume.py)
         d = config.data
         self.S, self.T = d.max_source_len, d.max_target_len + 1
         self.encoder_decoder = config.model.name == "encoder_decoder"
@@ -97,7 +99,9 @@ class PairsTask:
     @classmethod
     def load(cls, config: ml_collections.ConfigDict) -> PairsTask:
         train, val = load_split(config)
-        return cls(config, train, val, PairVocab.from_pairs(train + val))
+        task = cls(config, train, val, PairVocab.from_pairs(train + val))
+        task.fingerprint = fingerprint([train, val])
+        return task
 
     @property
     def vocab_size(self) -> int:

@@ -7,6 +7,8 @@ dtype) and training settings (steps, learning rate, ...) may change, and each ch
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +72,35 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
         changes += run_files.config_differences(stored, config, section)
     for change in changes:
         log(f"resuming with a changed setting: {change}")
+
+
+def fingerprint(data) -> str:
+    """sha256 of `data` (a text, or JSON: pairs, a prepared dataset's file hashes)."""
+    text = data if isinstance(data, str) else json.dumps(data)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_data(workdir: Path, data_fingerprint: str | None) -> None:
+    """A run resumed on other data than it trained on (a file edited, a dataset prepared
+    again from other text) is told so: its val loss is measured on another split from here
+    on. Changed data is not refused, as a changed setting is not; it was silent."""
+    path = workdir / run_files.DATA
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8")).get("sha256") \
+            if run_files.file_exists(path) else None
+    except (OSError, ValueError, AttributeError):
+        stored = None  # damaged: nothing to compare with; recorded afresh (record_data)
+    if stored and data_fingerprint and stored != data_fingerprint:
+        print(f"warning: resuming on other data than this run trained on until now (its "
+              f"sha256 differs from the one in {path}): the losses from here on are measured "
+              f"on it, and do not continue the curve before", file=sys.stderr)
+
+
+def record_data(workdir: Path, data_fingerprint: str | None) -> None:
+    """WORKDIR/data.json: the fingerprint of the data the run trains on from now."""
+    if data_fingerprint:
+        run_files.write_atomic(workdir / run_files.DATA,
+                               json.dumps({"sha256": data_fingerprint}))
 
 
 def resumed_corpus(workdir: Path, corpus: Corpus, text: str) -> Corpus:

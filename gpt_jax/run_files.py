@@ -27,6 +27,7 @@ LOCK = "train.lock"
 CHECKPOINTS = "checkpoints"  # orbax's step folders
 DAMAGED = "checkpoints_damaged"  # where damaged checkpoints are moved, never deleted
 TENSORBOARD = "tensorboard"
+DATA = "data.json"  # the fingerprint of the data the run trains on (resume.check_data)
 SAMPLES = "samples"  # step_NNNNNN.txt, a sample at every evaluation
 LOSS_PLOT = "loss.png"
 

@@ -20,9 +20,17 @@ from gpt_jax.dataset import TRAIN, VAL, Corpus, eval_stream, get_batch, load_tex
 from gpt_jax.errors import UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.models import build_model
+from gpt_jax.resume import fingerprint
 from gpt_jax.run_files import VOCAB
 from gpt_jax.steps import AXIS, make_loss_fn, mean_loss, shard
-from gpt_jax.token_files import DataDirLock, in_vocabulary, is_prepared_dir, open_prepared
+from gpt_jax.token_files import (
+    TRAIN_FILE,
+    VAL_FILE,
+    DataDirLock,
+    in_vocabulary,
+    is_prepared_dir,
+    open_prepared,
+)
 from gpt_jax.user_files import user_path
 
 _LOCKS: list[DataDirLock] = []  # the prepared folders this process reads
@@ -37,6 +45,7 @@ class TextTask:
         # The train stream lives on every device when its int32 copy fits the budget; else
         # each chunk's windows are read from the memory map on the host and sent with it.
         self.on_device = 4 * len(corpus.train) <= config.data.on_device_budget_mb * 2**20
+        self.fingerprint: str | None = None  # of the data, whatever its vocabulary (resume.py)
 
     @classmethod
     def load(cls, config: ml_collections.ConfigDict) -> TextTask:
@@ -48,11 +57,16 @@ class TextTask:
             _LOCKS.append(DataDirLock(path, exclusive=False))  # held until the process ends
             corpus = Corpus(data.tokenizer, data.train, data.val)
             corpus.check_block_size(config.model.block_size)
-            return cls(config, corpus, prepared=True)
+            task = cls(config, corpus, prepared=True)
+            outputs = data.meta.get("outputs") or {}  # the token files' sha256, from prepare
+            task.fingerprint = fingerprint([outputs.get(TRAIN_FILE), outputs.get(VAL_FILE)])
+            return task
         text = load_text(config.data.path)
         corpus = Corpus.from_text(text)
         corpus.check_block_size(config.model.block_size)
-        return cls(config, corpus, text)
+        task = cls(config, corpus, text)
+        task.fingerprint = fingerprint(text)
+        return task
 
     @property
     def vocab(self):

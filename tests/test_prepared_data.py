@@ -263,3 +263,27 @@ def test_a_dataset_on_a_read_only_disk_is_read_without_writing_its_lock(datadir,
     (datadir / token_files.LOCK_FILE).unlink()  # and none there, nor any way to make one
     with token_files.DataDirLock(datadir, exclusive=False):
         pass
+
+
+def test_a_run_resumed_on_other_data_is_told_so(datadir, tmp_path):
+    """A dataset prepared again from other text (the same characters) resumed silently: the
+    val curve went on over another split. The same data, or a first start, says nothing."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(datadir, data)
+    run = tmp_path / "run"
+    first = _train(run, f"--config.data.path={data}")
+    assert first.returncode == 0, first.stderr
+    same = _train(run, f"--config.data.path={data}", "--config.train.num_steps=25")
+    assert same.returncode == 0 and "other data" not in same.stderr, same.stderr
+    text = tmp_path / "reversed.txt"
+    text.write_text(default_corpus_path().read_text()[::-1])
+    shutil.rmtree(data)
+    prepared = run_python(["-m", "gpt_jax.prepare", f"--input={text}", f"--out={data}"])
+    assert prepared.returncode == 0, prepared.stderr
+    other = _train(run, f"--config.data.path={data}", "--config.train.num_steps=30")
+    assert other.returncode == 0, other.stderr
+    assert "warning: resuming on other data than this run trained on until now" in other.stderr
+    again = _train(run, f"--config.data.path={data}", "--config.train.num_steps=35")
+    assert "other data" not in again.stderr  # said once: the run now trains on it
