@@ -85,8 +85,6 @@ class Trainer:
         resume_step = self.checkpoints.latest_step()
         if resume_step is not None:
             resume.check_config(self.workdir, self.config, _log)
-            if self.is_main:
-                resume.check_data(self.workdir, self.task.fingerprint)
             stored = run_files.load_vocab(self.workdir)  # a resumed run keeps its vocabulary
             if stored is not None:
                 self.task = self.task.with_vocab(stored)
@@ -135,6 +133,8 @@ class Trainer:
         if self.is_main:
             run_files.save_config(self.workdir, self.config)
             run_files.save_vocab(self.workdir, self.task.vocab)
+            if resume_step is not None:  # here, once nothing can refuse the run any more
+                resume.check_data(self.workdir, self.task.fingerprint)
             resume.record_data(self.workdir, self.task.fingerprint)
         self.reporter = Reporter(self.workdir, self.config, self.is_main, self.step)
 
