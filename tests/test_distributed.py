@@ -135,6 +135,24 @@ def test_sigterm_to_one_process_during_the_final_evaluation_ends_every_process_a
     assert load_run(tmp_path).step == 2
 
 
+def test_a_failure_of_process_0_alone_at_the_end_does_not_hang_the_other(tmp_path):
+    """Process 0 draws the loss plot after the last save; where that fails (here a folder
+    in its place), the other process must not wait for it in the final agreement on a stop
+    until the heartbeat's timeout: it ends at once, done (0), or told that its peer failed."""
+    (tmp_path / "loss.png").mkdir(parents=True)
+    procs = _two_processes(tmp_path, "--config.train.num_steps=2",
+                           "--config.train.loss_plot=True", timeout_s=60)
+    start = time.perf_counter()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert time.perf_counter() - start < 50, "the other process waited for the timeout"
+    assert procs[0].returncode == 2 and outs[0][1].strip().splitlines() == [
+        f"error: cannot write {tmp_path / 'loss.png'}: a folder is in its place; move it "
+        f"away"], outs[0][1]
+    assert procs[1].returncode == 0 or (procs[1].returncode == 2 and re.fullmatch(
+        LOST, outs[1][1].strip())), outs[1][1]
+    assert load_run(tmp_path).step == 2
+
+
 @pytest.mark.parametrize("signum, word, code", [(signal.SIGTERM, "terminated", 143),
                                                 (signal.SIGINT, "interrupted", 130)])
 def test_a_signal_before_training_ends_a_multi_process_run_with_its_line(tmp_path, signum,
