@@ -112,6 +112,11 @@ def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from
     result = run_python(["-m", "gpt_jax.sample", f"--workdir={tmp_path}", "--best", "--step=4"])
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "--best and --step" in result.stderr
+    for flags, step in ((["--best"], 12), (["--step=12"], 12), ([], 18)):  # the one asked
+        result = run_python(["-m", "gpt_jax.sample", f"--workdir={tmp_path}", *flags,
+                             "--max_new_tokens=5"])
+        assert result.returncode == 0 and f"sample(s) from step {step} in" in result.stderr, (
+            result.stderr)
 
 
 @pytest.mark.parametrize("garbled", ["garbage", '{"val_loss": true}', '{"val_loss": -1.0}'])

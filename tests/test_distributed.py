@@ -72,7 +72,7 @@ def test_unreachable_coordinator_fails_fast_with_one_line(tmp_path):
                          f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2",
                          "--process_id=1", "--distributed_timeout=3"], timeout=60)
     elapsed = time.perf_counter() - start
-    assert result.returncode != 0
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the coordinator at 127.")
     assert elapsed < 30
@@ -82,7 +82,8 @@ def test_unreachable_coordinator_fails_fast_with_one_line(tmp_path):
 def test_partial_distributed_flags_are_refused(tmp_path):
     result = run_python(["train.py", f"--config={TINY}", f"--workdir={tmp_path}",
                          "--num_processes=2"], timeout=60)
-    assert result.returncode != 0 and "go together" in result.stderr
+    assert result.returncode == 2 and "go together" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
 
 
 def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_path):

@@ -34,7 +34,11 @@ def test_same_seed_same_text_and_batched_samples(runs, name):
     assert first.stdout == second.stdout
     samples = first.stdout.split("\n" + "-" * 40 + "\n")
     assert len(samples) == 2 and all(s.startswith("To be") for s in samples)
-    assert all(len(s.rstrip("\n")) >= len("To be") + 30 - 2 for s in samples)
+    # each printed with its newline: the prompt and exactly 30 new characters
+    assert all(s.endswith("\n") and len(s) - 1 == len("To be") + 30 for s in samples)
+    assert samples[0] != samples[1]  # a batch of two draws, not one drawn twice
+    other = _sample(runs[name], *[a for a in args if a != "--seed=3"], "--seed=4")
+    assert other.returncode == 0 and other.stdout != first.stdout  # the seed is read
 
 
 def test_long_generation_and_long_prompt(runs):
@@ -43,7 +47,9 @@ def test_long_generation_and_long_prompt(runs):
     prompt = "abc " * 10
     result = _sample(runs["gpt"], "--prompt=" + prompt, "--max_new_tokens=50")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(prompt) and len(result.stdout.rstrip("\n")) >= len(prompt) + 48
+    assert result.stdout.startswith(prompt) and len(result.stdout) - 1 == len(prompt) + 50
+    last_block = _sample(runs["gpt"], "--prompt=" + prompt[-8:], "--max_new_tokens=50")
+    assert last_block.stdout[8:] == result.stdout[len(prompt):]  # block_size is 8
 
 
 def test_a_reader_that_stops_reading_ends_the_sampler_quietly(runs):

@@ -113,7 +113,7 @@ def test_cli_trains_end_to_end_and_writes_metrics(tmp_path):
 def test_cli_typo_is_one_line_and_nonzero(tmp_path):
     result = run_python(["train.py", "--config=configs/bigram.py", f"--workdir={tmp_path}",
                          "--config.train.num_stepz=3"])
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: unknown config field --config.train.num_stepz (did you mean 'train.num_steps'?)"]
 
