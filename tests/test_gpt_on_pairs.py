@@ -94,3 +94,28 @@ def test_the_exact_match_is_the_share_of_held_out_pairs_written_right():
     layout = BatchLayout(task.config.train.batch_size, 1, 0, 1)
     scores = writer.evaluator(model)(replicate(params), writer.eval_data(layout))
     assert scores["val_exact_match"][0] == np.float32(2) / np.float32(5)
+
+
+def test_the_sampler_writes_a_pairs_gpt_s_answers_greedily_and_refuses_to_sample(tmp_path):
+    """A decoder-only GPT on pairs writes each answer greedily, re-reading its window: the
+    flags that would sample, or decode with a cache, are refused in one line, not ignored."""
+    from conftest import run_python
+
+    (tmp_path / "pairs.tsv").write_text("".join(f"{w}\t{w[::-1]}\n" for w in
+                                                ("ab", "abc", "ba", "cab", "bca") * 4))
+    run = tmp_path / "run"
+    trained = run_python(["train.py", "--config=configs/seq2seq.py:gpt", f"--workdir={run}",
+                          f"--config.data.path={tmp_path / 'pairs.tsv'}",
+                          "--config.data.max_source_len=4", "--config.data.max_target_len=4",
+                          "--config.model.n_layer=1", "--config.model.n_embd=16",
+                          "--config.model.n_head=2", "--config.train.batch_size=4",
+                          "--config.train.num_steps=2", "--config.train.eval_iters=1",
+                          "--config.train.loss_plot=False"])
+    assert trained.returncode == 0, trained.stderr
+    greedy = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab"])
+    assert greedy.returncode == 0 and len(greedy.stdout.splitlines()) == 1, greedy.stderr
+    for flag in ("--temperature=0.5", "--top_k=2", "--no_cache"):
+        refused = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab", flag])
+        assert refused.returncode == 2 and refused.stderr == (
+            f"error: {flag.split('=')[0]}: this run, a decoder-only GPT on pairs, writes its "
+            f"answers greedily, re-reading the whole window: drop it\n"), refused.stderr
