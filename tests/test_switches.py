@@ -599,3 +599,55 @@ def test_position_t_reads_exactly_the_last_context_tokens(name, context):
         changed_TxT[:, s] = np.any(forward(other)[0] != logits_TxV, axis=-1)
     np.testing.assert_array_equal(changed_TxT,
                                   np.tri(T, dtype=bool) & ~np.tri(T, k=-context, dtype=bool))
+
+
+# --- train.learning_rate, lr_schedule, warmup_steps, min_learning_rate, beta1, beta2,
+# weight_decay, grad_clip: the optimizer the step applies ----------------------------------
+
+
+def test_the_step_applies_the_optimizer_its_train_fields_make(tmp_path, shakespeare_ids):
+    """Five steps of AdamW under a cosine schedule with warmup, other betas, decay and clip
+    than the defaults: the params after each are the init's, updated step by step by
+    make_optimizer(train) with the gradient of that step's batch. A field the step ignored
+    (its default in its place) moves them by more than the tolerance: checked for each."""
+    import optax
+
+    from gpt_jax.optim import make_optimizer
+
+    settings = dict(learning_rate=3e-3, lr_schedule="cosine", warmup_steps=2,
+                    min_learning_rate=5e-4, beta1=0.7, beta2=0.9, weight_decay=0.5,
+                    grad_clip=0.05, num_steps=5, eval_interval=5)
+    config = _run_config(**settings)
+    run = _train(config, tmp_path)
+    _, train_ids, _ = shakespeare_ids
+    t, T = config.train, config.model.block_size
+    model = build_model(config.model, V)
+
+    def loss(params, x, y):
+        return cross_entropy(model.apply({"params": params}, x), y)
+
+    grad = jax.jit(jax.grad(loss))
+
+    def replay(train):
+        optimizer = make_optimizer(train)
+        params = initial_params(model, t.seed, T)
+        state, path = optimizer.init(params), []
+        for step in range(t.num_steps):
+            x, y = get_batch(train_ids, T, t.batch_size, t.seed, TRAIN_STREAM, step)
+            updates, state = optimizer.update(grad(params, x, y), state, params)
+            params = optax.apply_updates(params, updates)
+            path.append(params)
+        return path
+
+    for step, params in enumerate(replay(t), 1):
+        assert_trees_equal(run.params(step), params, atol=1e-6)
+    for field, default in (("learning_rate", 1e-3), ("lr_schedule", "constant"),
+                           ("warmup_steps", 0), ("min_learning_rate", 1e-4), ("beta1", 0.9),
+                           ("beta2", 0.999), ("weight_decay", 0.01), ("grad_clip", 1.0)):
+        ignored = config.train.copy_and_resolve_references()
+        ignored[field] = default
+        last = replay(ignored)[-1]
+        gap = max(float(np.abs(a - b).max()) for a, b in
+                  zip(jax.tree.leaves(last), jax.tree.leaves(run.params(t.num_steps)),
+                      strict=True))
+        assert gap > 1e-5, field
