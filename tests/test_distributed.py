@@ -117,12 +117,12 @@ def test_sigterm_to_one_process_during_the_final_evaluation_ends_every_process_a
     still evaluating and sampling: the other then reported a lost peer (exit 2) although the
     run had finished. Now every process learns of the signal and ends with the same line."""
     procs = _two_processes(tmp_path, "--config.train.num_steps=2",
-                           "--config.train.eval_iters=4000")
+                           "--config.train.eval_iters=16000")
     try:
         for line in procs[0].stdout:
             if "step(s) took" in line:  # step 2, then its evaluation of some seconds
                 break
-        time.sleep(1)
+        time.sleep(0.5)
         procs[1].send_signal(signal.SIGTERM)
         outs = [p.communicate(timeout=120) for p in procs]
     finally:
