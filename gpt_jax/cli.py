@@ -22,7 +22,7 @@ from typing import NoReturn
 from absl import flags
 
 from gpt_jax import distributed, host_memory, runtime_log, stop
-from gpt_jax.errors import EXIT_USER_ERROR, Stopped, Terminated, UserError
+from gpt_jax.errors import EXIT_USER_ERROR, Stopped, Terminated, UserError, output_failed
 from gpt_jax.user_files import unreachable, user_path
 
 __all__ = ["UserError", "parse_flags", "run", "run_main"]
@@ -324,6 +324,18 @@ def _not_an_abandoned_read(record: logging.LogRecord) -> bool:
     damaged checkpoint that it gave up on once the first read failed."""
     return not str(record.msg).startswith(("Task exception was never retrieved",
                                            "Future exception was never retrieved"))
+
+
+def print_now(text: str) -> None:
+    """`text` as a line on standard output, at once. A write that fails (a full disk,
+    /dev/full) names standard output, which its OSError does not (prepare's was taken for
+    --out's disk); a reader that left (`| head`) ends the command quietly."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise output_failed(e) from None
 
 
 def _stdout_fails() -> bool:

@@ -36,7 +36,7 @@ from absl import flags
 from tqdm import tqdm
 
 from gpt_jax import cli
-from gpt_jax.errors import UserError, output_failed
+from gpt_jax.errors import UserError
 from gpt_jax.token_files import (
     DATASET_FILES,
     FORMAT_VERSION,
@@ -234,18 +234,6 @@ def bpe_ids(texts: Iterable[str], tokenizer: BPETokenizer,
         yield _interruptibly(functools.partial(tokenizer.encode_pieces, pieces, dtype))
 
 
-def _say(message: str) -> None:
-    """One line on standard output, at once; a write that fails (a full disk, /dev/full)
-    names standard output, which its OSError does not (it was taken for --out's disk), and a
-    reader that left (`| head`) ends the command quietly."""
-    try:
-        print(message, flush=True)
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        raise output_failed(e) from None
-
-
 def _progress(total: int, desc: str) -> tqdm:
     """Bytes/s and ETA on a terminal; nothing in a pipe (a summary line follows each pass)."""
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
@@ -397,7 +385,7 @@ def _require_own_folder(out: Path) -> None:
 
 def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
             vocab_size: int | None = None, val_fraction: float = 0.1,
-            log: Callable[[str], None] = _say) -> bool:
+            log: Callable[[str], None] = cli.print_now) -> bool:
     """Writes DATADIR `out` from the text of `inputs`; False (and nothing written) when it
     already holds exactly this dataset."""
     if tokenizer not in ("char", "bpe"):

@@ -21,7 +21,7 @@ from absl import flags
 
 from gpt_jax import cli, first_step
 from gpt_jax.config import INT32_MAX, SEED_MAX, require_float32
-from gpt_jax.errors import UserError, output_failed
+from gpt_jax.errors import UserError
 from gpt_jax.user_files import checked_input, text_line
 
 GREEDY = ("; for the likeliest character every time, use --top_k=1 (a translation: no "
@@ -150,23 +150,12 @@ def _main(argv: list[str]) -> None:
         outputs = _continue(run, prompts, F)
     count = 0
     for text in outputs:
-        _print(("\n" + "-" * 40 + "\n" if count and run.config.data.task != "pairs" else "")
+        cli.print_now(("\n" + "-" * 40 + "\n" if count and run.config.data.task != "pairs" else "")
                + text)
         count += 1
     print(f"[{count} sample(s) from step {run.step} in "
           f"{time.perf_counter() - start:.1f} s, restore and compilation included]",
           file=sys.stderr)
-
-
-def _print(text: str) -> None:
-    """One sample on stdout, at once; a reader that left (`| head`) ends the command quietly,
-    and any other failure names standard output."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        raise output_failed(e) from None
 
 
 def _check_each(prompts: list[str], F, check) -> None:
