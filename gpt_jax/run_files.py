@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import stat
 from pathlib import Path
 
@@ -94,30 +95,27 @@ def kind_of(path: Path) -> str:
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write-then-rename, so a crash or a full disk never leaves a half-written file in place
     of a good one; a file that cannot be written (disk full, permissions, a folder in its
-    place) is one UserError naming it."""
+    place) is one UserError naming it. The temporary file's name is this write's own, so two
+    programs writing the same result never write into each other's; a result that is a link
+    is written where the link points, and stays a link."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    for place, how in ((path, ""), (tmp, f" (written first, then renamed to {path.name})")):
-        if place.is_dir() and not place.is_symlink():
-            raise UserError(f"cannot write {place}{how}: a folder is in its place; move it away")
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if target.is_dir():
+        raise UserError(f"cannot write {path}: a folder is in its place; move it away")
     data = content.encode("utf-8") if isinstance(content, str) else content
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        if os.path.lexists(tmp):  # a leftover: a file, a FIFO, a link
-            tmp.unlink()
-        # O_EXCL: never opened through what another program put there since (a FIFO blocks)
+        # O_EXCL: a new file of this write's own, never opened through something put there
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())  # on disk before it replaces the old file: a power cut too
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        # the rename's failure is the file's (an immutable ladder.md), a write's the temporary's
-        failed = str(path if e.filename2 else e.filename or path)
-        how = "" if failed == str(path) else f" (written first, then renamed to {path.name})"
-        raise UserError(f"cannot write {failed}{how}: {e.strerror}") from None
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
 
 
 def save_config(workdir: Path, config: ml_collections.ConfigDict) -> None:

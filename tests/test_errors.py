@@ -80,7 +80,7 @@ def files(tmp_path_factory):
         os.mkfifo(d / copy / name)
     shutil.copytree(run, d / "zero_vocab")
     (d / "loop").symlink_to(d / "loop")  # a workdir that links to itself
-    (d / "tmp_is_a_folder" / "config.json.tmp").mkdir(parents=True)  # where config.json starts
+    (d / "config_is_a_folder" / "config.json").mkdir(parents=True)
     shutil.copytree(run, d / "moved[1]" / "run")  # a run moved under a path orbax misreads
     (d / "zero_vocab" / "vocab.json").unlink()
     (d / "zero_vocab" / "vocab.json").symlink_to("/dev/zero")
@@ -182,10 +182,10 @@ CASES = {
         r"train.min_learning_rate \(1.0\) is above train.learning_rate"),
     # tensorstore reads `[...]` as a pattern and a backslash as a separator: a run there
     # trained "successfully" into checkpoints that never restored
-    "temporary_config_file_is_a_folder": (
-        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'tmp_is_a_folder'}"],
-        r"cannot write .*config.json.tmp \(written first, then renamed to config.json\): a "
-        r"folder is in its place; move it away"),
+    "config_file_is_a_folder": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'config_is_a_folder'}"],
+        r"cannot write .*config_is_a_folder/config.json: a folder is in its place; move it "
+        r"away"),
     "workdir_that_links_to_itself": (  # mkdir said only "File exists"
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'loop'}"],
         r"workdir .*loop is a symbolic link to .*loop, which does not exist or links back"),

@@ -291,12 +291,14 @@ def test_a_full_disk_when_the_lock_is_written_names_the_lock(small_disk):
     assert not (small_disk / "run" / "train.lock").exists()
 
 
-def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_opens_a_fifo(tmp_path,
-                                                                            monkeypatch):
+def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_writes_into_another(
+        tmp_path, monkeypatch):
     """Every result file (config, metrics, pictures, benchmark JSON) is written through
     write_atomic: a full disk keeps the earlier file whole (a benchmark's JSON used to be cut
-    at 4,096 bytes), a FIFO left at the temporary name is not opened (inspect hung on it), and a
-    folder in the file's place is named (the message named the temporary file)."""
+    at 4,096 bytes) and leaves no temporary file; the temporary name is the write's own, so a
+    FIFO or another program's half-written file at a fixed name is never opened (inspect hung
+    on one; two benchmarks with one --out wrote into one temporary); a result kept as a link
+    stays a link; a folder in the file's place is named."""
     import errno
     import io
 
@@ -305,21 +307,38 @@ def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_opens_a_fifo(tm
 
     path = tmp_path / "result.json"
     run_files.write_atomic(path, "old")
-    os.mkfifo(tmp_path / "result.json.tmp")
+    os.mkfifo(tmp_path / "result.json.tmp")  # where the temporary file used to be
     run_files.write_atomic(path, b"new")
-    assert path.read_text() == "new" and not (tmp_path / "result.json.tmp").exists()
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json", "result.json.tmp"]
+
+    # Another program's write, open at the moment this one writes: neither reaches the other.
+    names = []
+    opened = run_files.os.open
+
+    def open_and_interleave(name, flags, mode=0o777):
+        names.append(name)
+        if len(names) == 1:  # the first write is cut short by a second one, whole
+            run_files.write_atomic(path, "second")
+        return opened(name, flags, mode)
+
+    monkeypatch.setattr(run_files.os, "open", open_and_interleave)
+    run_files.write_atomic(path, "first")
+    monkeypatch.undo()
+    assert len(set(names)) == 2 and path.read_text() == "first"
 
     class FullDisk(io.BytesIO):  # the disk fills up half-way through the write
         def write(self, data):
             super().write(data[:2])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    opened = run_files.os.fdopen
-    monkeypatch.setattr(run_files.os, "fdopen", lambda fd, mode: (opened(fd, mode).close(),
+    fdopen = run_files.os.fdopen
+    monkeypatch.setattr(run_files.os, "fdopen", lambda fd, mode: (fdopen(fd, mode).close(),
                                                                   FullDisk())[1])
     with pytest.raises(UserError, match=r"cannot write .*result.json: No space left on device"):
         run_files.write_atomic(path, "newer")
-    assert path.read_text() == "new" and not (tmp_path / "result.json.tmp").exists()
+    assert path.read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json", "result.json.tmp"]
     monkeypatch.undo()
 
     def immutable(src, dst):  # chattr +i on the file itself: its rename fails, naming both
@@ -329,6 +348,14 @@ def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_opens_a_fifo(tm
     with pytest.raises(UserError, match=r"cannot write .*result.json: Operation not permitted"):
         run_files.write_atomic(path, "newer")
     monkeypatch.undo()
+
+    (tmp_path / "kept").mkdir()  # a result linked into another folder (a report under docs/)
+    (tmp_path / "report.md").symlink_to(tmp_path / "kept" / "report.md")
+    run_files.write_atomic(tmp_path / "report.md", "table")
+    assert (tmp_path / "report.md").is_symlink()
+    assert (tmp_path / "kept" / "report.md").read_text() == "table"
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["report.md"]
+
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(UserError, match=r"cannot write .*folder.png: a folder is in its place"):
         run_files.write_atomic(tmp_path / "folder.png", b"png")
