@@ -348,6 +348,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
                  f"1e-4); lower train.{decay} or train.{rate}")
 
 
+def doubts(config: ml_collections.ConfigDict) -> list[str]:
+    """Settings that train, but hardly as meant: a warning each, not a refusal (a quick try of a
+    config with fewer steps is a fair thing to run)."""
+    t = config.train
+    said = []
+    if 0 < t.num_steps <= t.warmup_steps:
+        said.append(f"train.warmup_steps ({t.warmup_steps}) is not below train.num_steps "
+                    f"({t.num_steps}): the learning rate rises for the whole run and never "
+                    f"reaches train.learning_rate")
+    return said
+
+
 def _float_fields(config: ml_collections.ConfigDict) -> list[tuple[str, float]]:
     """('train.learning_rate', 0.001), ...: every float field of the schema, with its value."""
     def walk(node, schema, prefix: str):

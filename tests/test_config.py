@@ -17,6 +17,7 @@ from gpt_jax.config import (
     TASKS,
     apply_overrides,
     base_config,
+    doubts,
     load_config_file,
     validate,
 )
@@ -421,3 +422,15 @@ def test_data_paths_are_stored_absolute(tmp_path, monkeypatch):
     shipped = load_config_file(str(REPO / "configs/bigram.py"))
     anchor_data_paths(shipped)
     assert shipped.data.path == ""  # the shipped corpus stays the shipped corpus
+
+
+def test_a_warmup_as_long_as_the_run_is_warned_of_not_refused():
+    config = load_config_file(str(REPO / "configs/seq2seq.py"))  # warmup_steps=100
+    assert doubts(config) == []
+    config.train.num_steps = 100  # a quick try of the config: the rate rises to its last step
+    validate(config)
+    assert doubts(config) == [
+        "train.warmup_steps (100) is not below train.num_steps (100): the learning rate rises "
+        "for the whole run and never reaches train.learning_rate"]
+    config.train.num_steps = 101
+    assert doubts(config) == []
