@@ -196,14 +196,14 @@ def pca_2d(x_VxC: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
 
 def token_labels(tokenizer) -> list[str]:
     """The text of every id: characters, the pair vocabulary's <pad> <bos> <eos> first, or
-    each BPE token decoded alone."""
+    each BPE token's (a part of a character as its bytes)."""
     from gpt_jax.pairs import PairVocab
 
     if isinstance(tokenizer, PairVocab):
         return [*PairVocab.SPECIALS, *tokenizer.chars]
     if hasattr(tokenizer, "chars"):
         return list(tokenizer.chars)
-    return [tokenizer.decode([i]) for i in range(tokenizer.vocab_size)]
+    return [tokenizer.label(i) for i in range(tokenizer.vocab_size)]
 
 
 def softmax(logits_V: np.ndarray) -> np.ndarray:

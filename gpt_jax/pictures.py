@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import PowerNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from gpt_jax.plots import save_png  # noqa: E402
 
@@ -156,6 +157,7 @@ def next_token_bars(labels: list[str], probs: np.ndarray, title: str, path: Path
         ax.text(p, yi, f" {p:.3f}" if p >= 1e-3 else f" {p:.0e}", va="center", fontsize=9)
     right = float(probs.max()) * 1.2 + 0.03  # room for the last label, even past 1
     ax.set_xlim(0, right)
-    ax.set_xticks([x for x in np.linspace(0, 1, 11) if x <= right])
+    top = min(right, 1.0)  # ticks at round values (0.01, 0.1, ...) up to 1, never past it
+    ax.set_xticks([x for x in MaxNLocator(6).tick_values(0, top) if 0 <= x <= top])
     ax.set(xlabel="probability", title=title)
     _save(fig, path)

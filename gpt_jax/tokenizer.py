@@ -97,6 +97,18 @@ class CharTokenizer:
             raise UserError(f"cannot read the vocabulary {path}: {e}") from None
 
 
+def _byte_of_symbol() -> dict[str, int]:
+    """The byte-level alphabet's symbols (GPT-2's) back to their bytes: a byte that prints is its
+    own symbol; the others, in order, take the characters from U+0100 up."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(BYTE_SYMBOLS) if b not in printable]
+    return {chr(b): b for b in printable} | {chr(256 + n): b for n, b in enumerate(others)}
+
+
+_BYTE_OF_SYMBOL = _byte_of_symbol()
+
+
 class BPETokenizer:
     """A byte-level BPE vocabulary: any Unicode text encodes and decodes back exactly, seen in
     training or not, because every byte value is a symbol of its own."""
@@ -121,6 +133,12 @@ class BPETokenizer:
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def label(self, token_id: int) -> str:
+        """One token's text for a picture; a token that is part of a character (a byte of an
+        'é' or an emoji) as its bytes, `\\xc3`, which decoding alone would turn into '�'."""
+        symbols = self.tokenizer.id_to_token(int(token_id))
+        return bytes(_BYTE_OF_SYMBOL[c] for c in symbols).decode("utf-8", "backslashreplace")
 
     def to_json(self) -> str:
         return self.tokenizer.to_str()

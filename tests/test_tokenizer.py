@@ -183,3 +183,22 @@ def test_a_corrupt_tokenizer_file_is_a_one_line_user_error(tmp_path, content, me
     with pytest.raises(UserError, match=message) as e:
         load_tokenizer(tmp_path / "tokenizer.json")
     assert "\n" not in str(e.value)
+
+
+def test_every_bpe_token_has_a_label_of_its_own_and_parts_of_characters_show_their_bytes():
+    """inspect's pictures label each token: decoded alone, every byte of an 'é' or an emoji was
+    the same '\ufffd', so their bars and rows could not be told apart."""
+    from tokenizers import pre_tokenizers
+
+    from gpt_jax.tokenizer import _BYTE_OF_SYMBOL
+
+    assert set(_BYTE_OF_SYMBOL) == set(pre_tokenizers.ByteLevel.alphabet())
+    assert sorted(_BYTE_OF_SYMBOL.values()) == list(range(256))
+    bpe = train_bpe(["déjà vu 🙂 " * 20], 300)
+    labels = [bpe.label(i) for i in range(bpe.vocab_size)]
+    assert len(set(labels)) == bpe.vocab_size
+    for i, label in enumerate(labels):
+        whole = bpe.decode([i])
+        assert label == whole if "\ufffd" not in whole else "\\x" in label
+    assert labels.count("\\xc3") == labels.count("\\xa9") == 1  # é's two bytes, apart
+    assert "".join(bpe.label(i) for i in bpe.encode("é")) in ("é", "\\xc3\\xa9")
