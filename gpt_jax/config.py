@@ -25,14 +25,16 @@ from gpt_jax.user_files import not_there, user_path
 # The names a config chooses between, and where each is built. They are here, not beside the
 # code, so that loading and checking a config never imports jax: a typo is reported in a
 # fraction of a second, not after the seconds that importing jax takes.
-# Switches of the GPT that a model does not read, which it would ignore without a word: each
-# must stay at its default there. The lecture's small models have none of the modern GPT's.
-_MODERN = ("pos_emb", "norm", "qk_norm", "bias", "zero_init_proj", "logit_softcap")
-GPT_SWITCHES_NOT_READ = {
-    "encoder_decoder": ("pos_emb", "rope_base", "norm", "layer_norm", "residual",
-                        "projections", "ffwd", "logit_softcap", "query_chunk", "context",
-                        "mlp_hidden"),
-    "bigram": _MODERN, "ngram": _MODERN, "mlp": _MODERN}
+# The model fields that each of the lecture's small models reads (models/__init__.py), and
+# those that the GPT and the encoder–decoder do not: a field a model does not read must stay at
+# its default there, or the run would ignore it without a word.
+SMALL_MODELS_READ = {"bigram": ("block_size",), "ngram": ("block_size", "context", "init"),
+                     "mlp": ("block_size", "context", "n_embd", "mlp_hidden", "activation",
+                             "init")}
+NOT_READ = {"gpt": ("context", "mlp_hidden"),
+            "encoder_decoder": ("pos_emb", "rope_base", "norm", "layer_norm", "residual",
+                                "projections", "ffwd", "logit_softcap", "query_chunk", "context",
+                                "mlp_hidden")}
 MODEL_NAMES = ("bigram", "ngram", "mlp", "gpt", "encoder_decoder")  # models/__init__.py
 TASKS = ("text", "pairs")  # task.py
 POS_EMBS = ("learned", "rope", "none")  # models/gpt.py, models/rope.py
@@ -218,6 +220,22 @@ def anchor_data_paths(config: ml_collections.ConfigDict) -> None:
             config.data[field] = str(user_path(config.data[field]).absolute())
 
 
+def unread_fields(model_name: str) -> list[str]:
+    """The model fields that the model `model_name` does not read."""
+    read = SMALL_MODELS_READ.get(model_name)
+    if read is None:
+        return list(NOT_READ.get(model_name, ()))
+    return [field for field in base_config().model if field not in ("name", *read)]
+
+
+def reset_unread(config: ml_collections.ConfigDict) -> None:
+    """A saved run's unread model fields back to their defaults: a run saved before they were
+    refused (a bigram with n_embd=64) trained as if they were, and stays restorable."""
+    defaults = base_config().model
+    for field in unread_fields(config.model.name):
+        config.model[field] = defaults[field]
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks settings that would otherwise fail deep inside jax, or silently train nonsense."""
     check_schema(config)
@@ -239,12 +257,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require_count("data.on_device_budget_mb", config.data.on_device_budget_mb, 0)
     _require(m.name != "encoder_decoder" or config.data.task == "pairs",
              "model.name=encoder_decoder reads source → target pairs: set data.task=pairs")
+    _require_fraction("model.dropout", m.dropout)
+    _require(m.dropout == 0.0 or m.name in ("gpt", "encoder_decoder"),
+             f"model.dropout regularizes a Transformer; the {m.name} model has no dropout: "
+             f"leave it at 0")
     defaults = base_config().model
-    for field in GPT_SWITCHES_NOT_READ.get(m.name, ()):
+    what = "encoder–decoder" if m.name == "encoder_decoder" else f"{m.name} model"
+    for field in unread_fields(m.name):
         _require(m[field] == defaults[field],
-                 f"model.{field} is a switch of the GPT; the "
-                 f"{'encoder–decoder' if m.name == 'encoder_decoder' else m.name + ' model'} "
-                 f"has no other form: leave it at {defaults[field]!r}")
+                 f"model.{field} is not read by the {what}, which would ignore it: leave it at "
+                 f"{defaults[field]!r}")
     data_defaults = base_config().data
     for field, task in (("max_source_len", "pairs"), ("max_target_len", "pairs"),
                         ("on_device_budget_mb", "text")):
@@ -271,10 +293,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
                  f": at least {need} (--config.model.block_size={need})")
     _require(m.name not in ("gpt", "encoder_decoder") or m.n_embd % m.n_head == 0,
              f"model.n_embd ({m.n_embd}) must be divisible by model.n_head ({m.n_head})")
-    _require_fraction("model.dropout", m.dropout)
-    _require(m.dropout == 0.0 or m.name in ("gpt", "encoder_decoder"),
-             f"model.dropout regularizes a Transformer; the {m.name} model has no dropout: "
-             f"leave it at 0")
     _require(m.activation in ACTIVATIONS,
              f"model.activation must be one of {ACTIVATIONS}, got {m.activation!r}")
     _require(m.activation != "swiglu" or m.name != "mlp",

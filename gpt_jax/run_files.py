@@ -124,7 +124,7 @@ def save_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
 
 def load_config(workdir: str | Path) -> ml_collections.ConfigDict | None:
     """The run's config; fields added to the schema after it was saved take their defaults."""
-    from gpt_jax.config import base_config, check_schema
+    from gpt_jax.config import base_config, check_schema, reset_unread
 
     path = Path(workdir) / CONFIG
     if not file_exists(path):
@@ -141,6 +141,7 @@ def load_config(workdir: str | Path) -> ml_collections.ConfigDict | None:
     config = base_config()
     check_schema(_with_defaults(stored, config), source=str(path))
     config.update(stored)
+    reset_unread(config)
     return config
 
 

@@ -92,11 +92,13 @@ def _count_rows():
         for name, low in fields.items():
             field = f"{section}.{name}"
             # n_embd must divide by n_head in a GPT: test n_embd's bounds with one head, and
-            # n_head's on a bigram (which has no heads), so no other check can refuse the row.
+            # n_head's at the widest n_embd (a prime), the mlp's own fields on the mlp, so no
+            # other check can refuse the row.
             # The pairs' lengths are read by a pairs task only, whose block must hold the
             # target and its end token: the longest target is one less than the longest block.
             other = {"model.n_head": 1} if name == "n_embd" else \
-                {"model.name": "bigram"} if name == "n_head" else \
+                {"model.n_embd": 2**31 - 1} if name == "n_head" else \
+                {"model.name": "mlp"} if name in ("context", "mlp_hidden") else \
                 {**PAIRS_SEQ2SEQ, "model.block_size": 2**31 - 1} if section == "data" \
                 and name.startswith("max_") else {}
             highest = 2**31 - 2 if name == "max_target_len" else 2**31 - 1
@@ -195,7 +197,7 @@ INCONSISTENT = [
      "(--config.model.block_size=11)",
      [PAIRS_SEQ2SEQ]),
     ({"model.n_head": 3}, "model.n_embd (32) must be divisible by model.n_head (3)",
-     [{"model.n_head": 8}, {"model.n_head": 3, "model.name": "bigram"}]),
+     [{"model.n_head": 8}]),
     ({**PAIRS_SEQ2SEQ, "model.n_head": 3},
      "model.n_embd (32) must be divisible by model.n_head (3)",
      [{**PAIRS_SEQ2SEQ, "model.n_head": 8}]),
@@ -208,8 +210,8 @@ INCONSISTENT = [
     ({**PAIRS_SEQ2SEQ, "data.on_device_budget_mb": 1}, "data.on_device_budget_mb is read by "
      "data.task=text only, and this run's task is pairs: leave it at 1024",
      [{"data.on_device_budget_mb": 1}]),
-    ({**PAIRS_SEQ2SEQ, "model.rope_base": 500.0}, "model.rope_base is a switch of the GPT; "
-     "the encoder–decoder has no other form: leave it at 10000.0", [{"model.rope_base": 500.0}]),
+    ({**PAIRS_SEQ2SEQ, "model.rope_base": 500.0}, "model.rope_base is not read by the "
+     "encoder–decoder, which would ignore it: leave it at 10000.0", [{"model.rope_base": 500.0}]),
     ({"model.activation": "swiglu", "model.name": "mlp"},
      "model.activation=swiglu gates a Transformer's feed-forward: the mlp model has none",
      [{"model.activation": "swiglu"}, {"model.activation": "tanh", "model.name": "mlp"}]),
@@ -227,8 +229,18 @@ INCONSISTENT = [
       {"model.pos_emb": "learned", "model.n_embd": 24, "model.n_head": 8}]),
     *_choice_rows("model.norm", f"model.norm must be one of {NORMS}", "batchnorm", NORMS),
     ({"model.name": "bigram", "model.pos_emb": "rope"},
-     "model.pos_emb is a switch of the GPT; the bigram model has no other form: leave it at "
+     "model.pos_emb is not read by the bigram model, which would ignore it: leave it at "
      "'learned'", [{"model.pos_emb": "rope"}, {"model.name": "bigram"}]),
+    # a model's unread fields (a bigram has no layers; an mlp no heads; a GPT no n-gram
+    # context): the run would ignore them without a word
+    ({"model.name": "bigram", "model.n_layer": 4}, "model.n_layer is not read by the bigram "
+     "model, which would ignore it: leave it at 1", [{"model.n_layer": 4}]),
+    ({"model.name": "mlp", "model.n_head": 8}, "model.n_head is not read by the mlp model, "
+     "which would ignore it: leave it at 4", [{"model.n_head": 8}]),
+    ({"model.name": "ngram", "model.n_embd": 64}, "model.n_embd is not read by the ngram model, "
+     "which would ignore it: leave it at 32", [{"model.name": "mlp", "model.n_embd": 64}]),
+    ({"model.context": 5}, "model.context is not read by the gpt model, which would ignore it: "
+     "leave it at 3", [{"model.name": "ngram", "model.context": 5}]),
     ({"model.name": "bigram", "train.optimizer": "muon"},
      "train.optimizer=muon orthogonalizes the hidden weight matrices, and the bigram model has "
      "none (everything would be AdamW's): use train.optimizer=adamw",
@@ -238,7 +250,7 @@ INCONSISTENT = [
      "n_layer=0 has none (everything would be AdamW's): use train.optimizer=adamw",
      [{"model.n_layer": 0}]),
     ({"model.name": "mlp", "model.qk_norm": True},
-     "model.qk_norm is a switch of the GPT; the mlp model has no other form: leave it at False",
+     "model.qk_norm is not read by the mlp model, which would ignore it: leave it at False",
      [{"model.qk_norm": True}, {**PAIRS_SEQ2SEQ, "model.qk_norm": True}]),
     ({"model.norm": "rmsnorm", "model.layer_norm": False},
      "model.norm=rmsnorm chooses the norms that model.layer_norm puts in: set "
@@ -434,3 +446,18 @@ def test_a_warmup_as_long_as_the_run_is_warned_of_not_refused():
         "for the whole run and never reaches train.learning_rate"]
     config.train.num_steps = 101
     assert doubts(config) == []
+
+
+def test_a_saved_run_with_fields_its_model_ignored_stays_restorable(tmp_path):
+    """Runs saved before unread fields were refused (a bigram with n_embd=64 trained as a
+    bigram) load with those fields at their defaults, which is how they trained."""
+    from gpt_jax import run_files
+
+    config = load_config_file(str(REPO / "configs/bigram.py"))
+    config.model.n_embd, config.model.n_layer = 64, 6
+    with pytest.raises(UserError, match="model.n_embd is not read by the bigram model"):
+        validate(config)
+    run_files.save_config(tmp_path, config)
+    loaded = run_files.load_config(tmp_path)
+    validate(loaded)
+    assert loaded.model == load_config_file(str(REPO / "configs/bigram.py")).model

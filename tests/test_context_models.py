@@ -21,7 +21,8 @@ V, T = 65, 8
 
 
 def window_config(name, context, **model):
-    return tiny_config(name=name, context=context, n_embd=8, mlp_hidden=32, **model)
+    mlp_sizes = dict(n_embd=8, mlp_hidden=32) if name == "mlp" else {}
+    return tiny_config(name=name, context=context, **mlp_sizes, **model)
 
 
 def n_params(config, block_size=T):

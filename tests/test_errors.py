@@ -417,9 +417,13 @@ CASES = {
                           "pair file path is not a regular file"),
     "sample_at_each_evaluation_too_long": (train(f"--config.sample.max_new_tokens={2**31 - 1}"),
                                            r"the sample at each evaluation .* needs about"),
-    "dropout_of_a_model_without_it": (train("--config.model.name=bigram",
-                                            "--config.model.dropout=0.1"),
-                                      "the bigram model has no dropout"),
+    "dropout_of_a_model_without_it": (
+        lambda d: ["train.py", f"--config={REPO / 'configs' / 'bigram.py'}",
+                   f"--workdir={d / 'run'}", "--config.model.dropout=0.1"],
+        "the bigram model has no dropout"),
+    "layers_of_a_model_without_them": (  # ignored without a word, though the run trained
+        train("--config.model.name=bigram"),
+        "model.n_embd is not read by the bigram model, which would ignore it: leave it at 32"),
     # sampling
     "prompt_outside_vocabulary": (sample("--prompt=héllo"),
                                   "character 'é' is not in the vocabulary of 65 characters"),

@@ -6,13 +6,16 @@ refused before jax is imported, as a user's would be.
 
 import ml_collections
 
-from gpt_jax.config import base_config
+from gpt_jax.config import SMALL_MODELS_READ, base_config
 
 
 def tiny_config(**model) -> ml_collections.ConfigDict:
-    """A GPT small enough to compile in about a second, with every switch on by default."""
+    """A GPT small enough to compile in about a second, with every switch on by default (or
+    the bigram, n-gram or mlp model named, with the block of 8 and the fields given)."""
     config = base_config()
-    config.model.update({**dict(block_size=8, n_embd=16, n_head=2, n_layer=2), **model})
+    small = model.get("name") in SMALL_MODELS_READ  # a GPT's sizes would be fields it ignores
+    sizes = dict(block_size=8) if small else dict(block_size=8, n_embd=16, n_head=2, n_layer=2)
+    config.model.update({**sizes, **model})
     config.train.update(dict(num_steps=20, batch_size=8, eval_interval=10, eval_iters=2,
                              log_interval=10, checkpoint_every=10,
                              loss_plot=False))  # test_report checks the plot
