@@ -54,6 +54,12 @@ def prepare(workdir: str | Path) -> Path:
     """Creates the workdir (absolute), or says why it cannot be written."""
     path = user_path(workdir).absolute()
     check_checkpoint_path(path)
+    real = Path(os.path.realpath(path))
+    for folder in (real, *real.parents):  # the other run would prune or misread this one
+        if folder.name == CHECKPOINTS and file_exists(folder.parent / CONFIG):
+            where = "the checkpoints folder" if folder == real else "inside the checkpoints"
+            raise UserError(f"workdir {path} is {where} of the run in {folder.parent}: choose "
+                            f"a folder outside {folder}")
     if path.exists() and not path.is_dir():
         raise UserError(f"workdir {path} is {kind_of(path)}, not a folder")
     if path.is_symlink() and not path.exists():  # mkdir would say only "File exists"

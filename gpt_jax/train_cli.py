@@ -35,13 +35,11 @@ def _main(argv: list[str]) -> None:
         raise cli.UserError(f"get_config() of {cli.config_spec()} returned None, not a config")
     if not F.config or not F.workdir:
         raise cli.UserError(USAGE)
-    from gpt_jax.config import anchor_data_paths, doubts, validate
+    from gpt_jax.config import anchor_data_paths, validate
 
     config = cli.loaded_config(FLAGS)
     anchor_data_paths(config)
     validate(config)  # a typo fails now: before importing jax, and before waiting for peers
-    for doubt in doubts(config):
-        print(f"warning: {doubt}", file=sys.stderr)
     if F.coordinator_address or F.distributed:
         from gpt_jax import runtime_log
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from gpt_jax import distributed, kill_points, memory, resume, run_files
 from gpt_jax.checkpoint import Checkpoints
-from gpt_jax.config import validate
+from gpt_jax.config import doubts, validate
 from gpt_jax.errors import EXIT_USER_ERROR, Stopped, UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.metrics import read_metrics
@@ -185,6 +185,7 @@ class Trainer:
                      f"({self.task.tokens_per_step:,} tokens) | steps {self.step} → "
                      f"{t.num_steps}")
         lines.append(f"state and compiled steps ready in {self.build_seconds:.1f} s")
+        lines += [f"warning: {doubt}" for doubt in doubts(self.config)]
         return "\n".join(lines)
 
     def run(self) -> dict:

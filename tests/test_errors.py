@@ -186,6 +186,16 @@ CASES = {
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'config_is_a_folder'}"],
         r"cannot write .*config_is_a_folder/config.json: a folder is in its place; move it "
         r"away"),
+    # orbax would prune the other run's checkpoint with this run in it, or read this one's
+    "workdir_inside_another_runs_checkpoints": (
+        lambda d: ["train.py", f"--config={TINY}",
+                   f"--workdir={d / 'run' / 'checkpoints' / '10'}"],
+        r"workdir .*run/checkpoints/10 is inside the checkpoints of the run in .*run: choose a "
+        r"folder outside .*run/checkpoints$"),
+    "workdir_that_is_another_runs_checkpoints": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'run' / 'checkpoints'}"],
+        r"workdir .*run/checkpoints is the checkpoints folder of the run in .*run: choose a "
+        r"folder outside .*run/checkpoints$"),
     "workdir_that_links_to_itself": (  # mkdir said only "File exists"
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'loop'}"],
         r"workdir .*loop is a symbolic link to .*loop, which does not exist or links back"),
