@@ -10,6 +10,7 @@ for (a missing rotation, gain, gate or bias) moves the outputs by 1e-2 or more. 
 Newton–Schulz iterations in float32 land within 1e-6 of float64's (entries ~0.1): 1e-5.
 """
 
+import functools
 import math
 import signal
 
@@ -187,20 +188,42 @@ def test_rope_preserves_norms_and_scores_depend_only_on_the_offset():
 
 
 def test_a_rope_head_sees_only_relative_positions():
-    """The whole sequence moved to later positions leaves a RoPE head's output unchanged; a
-    head without positions is blind to order, one with RoPE is not. (Unmasked: outside of
-    decoding the causal mask takes the keys at 0, 1, ..., so `start` must stay 0 there.)"""
-    config = GPTConfig(V, block_size=16, n_embd=16, n_head=2, pos_emb="rope", qk_norm=True)
-    head = Head(config, causal=False)
-    x = jax.random.normal(jax.random.key(0), (2, 6, 16))
-    params = head.init(jax.random.key(1), x)
-    out = head.apply(params, x)
+    """A RoPE head weighs a key by how far it is from the query, never by where the two are:
+    the whole sequence moved by `start` keeps every attention weight, while one key at two
+    offsets from one query gets two weights (equal without positions). And `start` places
+    the tokens: decoded at start=5 after a cache of five, three tokens attend as the ones at
+    5, 6, 7 of the whole sequence do (read as 0, 1, 2, their offsets to the cache are wrong).
+    (Outside of decoding the causal mask takes the keys at 0, 1, ..., so `start` stays 0.)"""
+    def config(pos_emb):
+        return GPTConfig(V, block_size=16, n_embd=16, n_head=2, pos_emb=pos_emb, qk_norm=True)
+
+    x = jax.random.normal(jax.random.key(0), (2, 8, 16))
+    x = x.at[:, 3].set(x[:, 1])  # one token at offsets 1 and 3 from the query at 0
+    params = Head(config("rope"), causal=False).init(jax.random.key(1), x)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def attend(pos_emb, start=0):
+        out, state = Head(config(pos_emb), causal=False).apply(
+            params, x, start=start, mutable=["intermediates"])
+        return out, state["intermediates"]["attention_weights"][0]  # (B, T, T)
+
+    out, wei = attend("rope", 0)
     for start in (3, 10):
-        np.testing.assert_allclose(head.apply(params, x, start=start), out, rtol=1e-4,
-                                   atol=1e-5)
-    blind = Head(GPTConfig(V, block_size=16, n_embd=16, n_head=2, pos_emb="none",
-                           qk_norm=True), causal=False).apply(params, x)
-    assert not np.allclose(out, blind, atol=1e-3)
+        moved_out, moved_wei = attend("rope", start)
+        np.testing.assert_allclose(moved_wei, wei, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(moved_out, out, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(wei[:, 0, 1], wei[:, 0, 3], rtol=1e-2, atol=0)
+    _, blind = attend("none")
+    np.testing.assert_array_equal(blind[:, 0, 1], blind[:, 0, 3])
+    assert not np.allclose(blind, wei, atol=1e-3)
+
+    decoder = Head(config("rope"), decode=True)
+    whole = jax.jit(Head(config("rope")).apply)(params, x)  # causal, from position 0
+    decode = jax.jit(functools.partial(decoder.apply, mutable=["cache"]))
+    cache = jax.jit(decoder.init)(jax.random.key(1), x)["cache"]  # empty: zeros
+    _, cache = decode({**params, "cache": cache}, x[:, :5], start=0)
+    decoded, _ = decode({**params, **cache}, x[:, 5:], start=5)
+    np.testing.assert_allclose(decoded, whole[:, 5:], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("n_embd", [32, 128, 384])
