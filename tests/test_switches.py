@@ -605,49 +605,106 @@ def test_position_t_reads_exactly_the_last_context_tokens(name, context):
 # weight_decay, grad_clip: the optimizer the step applies ----------------------------------
 
 
+@functools.cache
+def _grad(model):
+    """The gradient of the mean next-token loss of a batch, compiled once per model."""
+    return jax.jit(jax.grad(lambda params, x, y: cross_entropy(
+        model.apply({"params": params}, x), y)))
+
+
+def _replay(config: ml_collections.ConfigDict, train: ml_collections.ConfigDict, train_ids,
+            num_steps: int) -> list:
+    """The params after each of the first num_steps steps of config's run, worked out here:
+    the init of its seed, updated by make_optimizer(train) with the gradient of each step's
+    batch (the run's seed, batch size and block)."""
+    import optax
+
+    from gpt_jax.optim import make_optimizer
+
+    t, T = config.train, config.model.block_size
+    model = build_model(config.model, V)
+    optimizer = make_optimizer(train)
+    params = initial_params(model, t.seed, T)
+    state, path = optimizer.init(params), []
+    for step in range(num_steps):
+        x, y = get_batch(train_ids, T, t.batch_size, t.seed, TRAIN_STREAM, step)
+        updates, state = optimizer.update(_grad(model)(params, x, y), state, params)
+        params = optax.apply_updates(params, updates)
+        path.append(params)
+    return path
+
+
 def test_the_step_applies_the_optimizer_its_train_fields_make(tmp_path, shakespeare_ids):
     """Five steps of AdamW under a cosine schedule with warmup, other betas, decay and clip
     than the defaults: the params after each are the init's, updated step by step by
     make_optimizer(train) with the gradient of that step's batch. A field the step ignored
     (its default in its place) moves them by more than the tolerance: checked for each."""
-    import optax
-
-    from gpt_jax.optim import make_optimizer
-
     settings = dict(learning_rate=3e-3, lr_schedule="cosine", warmup_steps=2,
                     min_learning_rate=5e-4, beta1=0.7, beta2=0.9, weight_decay=0.5,
                     grad_clip=0.05, num_steps=5, eval_interval=5)
     config = _run_config(**settings)
     run = _train(config, tmp_path)
     _, train_ids, _ = shakespeare_ids
-    t, T = config.train, config.model.block_size
-    model = build_model(config.model, V)
+    t = config.train
 
-    def loss(params, x, y):
-        return cross_entropy(model.apply({"params": params}, x), y)
-
-    grad = jax.jit(jax.grad(loss))
-
-    def replay(train):
-        optimizer = make_optimizer(train)
-        params = initial_params(model, t.seed, T)
-        state, path = optimizer.init(params), []
-        for step in range(t.num_steps):
-            x, y = get_batch(train_ids, T, t.batch_size, t.seed, TRAIN_STREAM, step)
-            updates, state = optimizer.update(grad(params, x, y), state, params)
-            params = optax.apply_updates(params, updates)
-            path.append(params)
-        return path
-
-    for step, params in enumerate(replay(t), 1):
+    for step, params in enumerate(_replay(config, t, train_ids, t.num_steps), 1):
         assert_trees_equal(run.params(step), params, atol=1e-6)
     for field, default in (("learning_rate", 1e-3), ("lr_schedule", "constant"),
                            ("warmup_steps", 0), ("min_learning_rate", 1e-4), ("beta1", 0.9),
                            ("beta2", 0.999), ("weight_decay", 0.01), ("grad_clip", 1.0)):
         ignored = config.train.copy_and_resolve_references()
         ignored[field] = default
-        last = replay(ignored)[-1]
+        last = _replay(config, ignored, train_ids, t.num_steps)[-1]
         gap = max(float(np.abs(a - b).max()) for a, b in
                   zip(jax.tree.leaves(last), jax.tree.leaves(run.params(t.num_steps)),
                       strict=True))
         assert gap > 1e-5, field
+
+
+# --- train.optimizer=muon: muon_learning_rate, muon_weight_decay, muon_ns_steps --------------
+
+
+def test_the_step_applies_the_muon_fields_of_train(tmp_path, shakespeare_ids):
+    """Two steps of Muon at a rate, decay and Newton–Schulz iterations other than the
+    defaults: the params after each are make_optimizer(train)'s, replayed step by step. Each
+    field at its default, the first step (the same gradient) tells what it did: the rate
+    scaled the Muon matrices' update and the decay took rate · decay · param off them, and
+    the iterations changed their update; the AdamW leaves moved as in the run every time."""
+    from gpt_jax.optim import muon_labels
+
+    settings = dict(optimizer="muon", muon_learning_rate=0.05, muon_weight_decay=0.5,
+                    muon_ns_steps=3, num_steps=2, eval_interval=2)
+    config = _run_config(**settings)
+    config.model.n_layer = 1  # the replays run Muon op by op: one block's matrices, not two
+    run = _train(config, tmp_path)
+    _, train_ids, _ = shakespeare_ids
+    t = config.train
+    for step, params in enumerate(_replay(config, t, train_ids, t.num_steps), 1):
+        assert_trees_equal(run.params(step), params, atol=1e-6)
+
+    init = initial_params(build_model(config.model, V), t.seed, config.model.block_size)
+    labels = jax.tree.leaves(muon_labels(init))
+    assert labels.count("muon") == 6 and "adamw" in labels  # query, key, value, proj, fc, proj
+    leaves = list(zip(labels, *map(jax.tree.leaves, (init, run.params(1))), strict=True))
+
+    def first_step_with(field, value) -> list:
+        ignored = config.train.copy_and_resolve_references()
+        ignored[field] = value
+        replayed = jax.tree.leaves(_replay(config, ignored, train_ids, 1)[0])
+        muon = []
+        for (label, p0, ran), other in zip(leaves, replayed, strict=True):
+            if label == "adamw":
+                np.testing.assert_allclose(other, ran, rtol=0, atol=1e-6, err_msg=field)
+            else:
+                muon.append((p0, ran, other))
+        return muon
+
+    rate, decay = t.muon_learning_rate, t.muon_weight_decay
+    for p0, ran, other in first_step_with("muon_learning_rate", 0.02):
+        np.testing.assert_allclose(ran - p0, (other - p0) * rate / 0.02, rtol=0, atol=2e-6)
+        assert float(np.abs(ran - other).max()) > 1e-3
+    for p0, ran, other in first_step_with("muon_weight_decay", 0.0):
+        np.testing.assert_allclose(ran, other - rate * decay * p0, rtol=0, atol=1e-6)
+        assert float(np.abs(ran - other).max()) > 1e-4
+    for _, ran, other in first_step_with("muon_ns_steps", 5):
+        assert float(np.abs(ran - other).max()) > 1e-3
