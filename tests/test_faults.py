@@ -4,6 +4,8 @@ Every test here runs the real CLI in a subprocess and kills it for real.
 """
 
 import json
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,6 +204,44 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     resumed = _train(tmp_path, args=[f"--config.train.num_steps={bad_step + 2}", *every_step])
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from the checkpoint at step {bad_step - 2}\n" in resumed.stdout
+
+
+def test_a_finite_loss_with_a_gradient_norm_past_float32_stops_training_too(tmp_path):
+    """Parameters whose loss is finite but whose gradient is not: the last checkpoint's ln_f
+    bias at 1e30 on channel 0, whose lm_head row is zeroed (0 · 1e30 = 0: the logits stay
+    finite), so that row's gradient is 1e30 · (p - y), whose squares pass float32's range:
+    the gradient norm is inf. Resumed, the run stops at the next step with the one line of
+    a NaN loss, sets that checkpoint aside and keeps the one before, which restores."""
+    import jax
+
+    from gpt_jax.checkpoint import Checkpoints
+
+    every_step = ["--config.train.checkpoint_every=1", "--config.train.eval_interval=100"]
+    assert _train(tmp_path, args=["--config.train.num_steps=2", *every_step]).returncode == 0
+    run = load_run(tmp_path)
+    params = jax.tree.map(np.array, run.params)
+    params["ln_f"]["bias"][0] = 1e30
+    params["lm_head"]["kernel"][0] = 0.0
+    shutil.rmtree(tmp_path / "checkpoints" / "2")
+    checkpoints = Checkpoints(tmp_path)
+    checkpoints.save(2, run.state.replace(params=params))
+    checkpoints.close()
+
+    result = _train(tmp_path, args=["--config.train.num_steps=4", *every_step])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    said = re.fullmatch(
+        r"error: non-finite training loss \((.+)\) or gradient norm \(inf\) at step 3: stopped; "
+        r"the checkpoint of step 2, whose parameters gave it, was moved to (.+); the last "
+        r"good checkpoint \(step 1\) is kept\. Try a lower --config\.train\.learning_rate",
+        lines[0])
+    assert said, lines[0]
+    assert 0 < float(said[1]) < 10  # a finite cross-entropy over 65 characters
+    assert said[2].startswith(f"{tmp_path / 'checkpoints_damaged'}/2.")
+    kept = load_run(tmp_path)
+    assert kept.step == 1
+    assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(kept.state))
 
 
 def test_a_second_trainer_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
