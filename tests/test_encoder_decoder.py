@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.extend
@@ -294,14 +295,19 @@ SHORT = ["--config.train.num_steps=20", "--config.model.dropout=0.1",
 
 
 @pytest.fixture(scope="module")
-def one_device(tmp_path_factory):
+def one_device_workdir(tmp_path_factory) -> Path:
     """20 steps on one device without interruption: the reference of the tests below."""
-    from gpt_jax.restore import load_run
-
     tmp_path = tmp_path_factory.mktemp("one_device")
     result = run_python(_toy_args(tmp_path, tmp_path / "run", *SHORT), env=devices_env(1))
     assert result.returncode == 0, result.stderr
-    return load_run(tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.fixture(scope="module")
+def one_device(one_device_workdir):
+    from gpt_jax.restore import load_run
+
+    return load_run(one_device_workdir)
 
 
 def test_a_killed_run_resumes_bit_exact(tmp_path, one_device):
@@ -331,6 +337,32 @@ def test_two_devices_match_one_device_with_dropout_on(tmp_path, one_device):
     assert result.returncode == 0, result.stderr
     assert_trees_close(one_device.state, load_run(tmp_path / "run").state, rtol=1e-5,
                        atol=1e-7)
+
+
+def test_sampled_translations_follow_the_seed_and_top_k_1_writes_the_greedy_ones(
+        tmp_path, one_device_workdir):
+    """`sample --temperature --top_k` from a run on pairs (20 steps: far from sure of its
+    targets): one target per source, in their order, of the task's characters and at most
+    data.max_target_len long; the same seed writes the same targets and another seed others;
+    and with --top_k=1, whatever the temperature and seed, the greedy targets."""
+    sources = ["abc", "hgfe", "dcba", "ab"]
+    (tmp_path / "sources.txt").write_text("\n".join(sources) + "\n")
+
+    def sample(*flags) -> list[str]:
+        result = run_python(["-m", "gpt_jax.sample", f"--workdir={one_device_workdir}",
+                             f"--prompts={tmp_path / 'sources.txt'}", *flags])
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split("\n")[:-1]  # one line each, an empty target's included
+
+    hot = ["--temperature=1.5", "--top_k=5"]
+    sampled = sample(*hot, "--seed=1")
+    assert len(sampled) == len(sources)
+    assert all(set(target) <= set("abcdefgh") and len(target) <= 6 for target in sampled)
+    assert sample(*hot, "--seed=1") == sampled
+    assert sample(*hot, "--seed=2") != sampled
+    greedy = sample()
+    assert len(greedy) == len(sources) and greedy != sampled
+    assert sample("--temperature=1.5", "--top_k=1", "--seed=2") == greedy
 
 
 @pytest.mark.parametrize("content, message", [
