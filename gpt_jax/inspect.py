@@ -39,7 +39,7 @@ USAGE = ("usage: python -m gpt_jax.inspect --workdir=DIR --prompt=TEXT [--out=DI
          "[--step=N | --best] [--blocks=N] [--top=N]")
 flags.DEFINE_string("workdir", None, "A training run's folder.", flag_values=FLAGS)
 flags.DEFINE_string("prompt", None, "The text whose attention is drawn and whose next "
-                    "character is predicted, at most block_size characters (a run on pairs: "
+                    "token is predicted, at most block_size tokens (a run on pairs: "
                     "the source to translate, at most data.max_source_len).", flag_values=FLAGS)
 flags.DEFINE_string("out", None, "Where the PNGs and index.html go (default: WORKDIR/inspect).",
                     flag_values=FLAGS)
@@ -50,7 +50,7 @@ flags.DEFINE_bool("best", False, "Restore the checkpoint saved with the lowest v
 flags.DEFINE_integer("blocks", 0, "Validation blocks the loss at each position is averaged "
                      "over (default: as many as hold 131,072 tokens, or 33.5 million logits "
                      "where the vocabulary is larger than 256).", flag_values=FLAGS)
-flags.DEFINE_integer("top", 10, "How many of the most likely next characters to show.",
+flags.DEFINE_integer("top", 10, "How many of the most likely next tokens to show.",
                      flag_values=FLAGS)
 
 STRETCH = 8  # consecutive windows per stretch, in blocks: the positions of a stretch share

@@ -33,7 +33,7 @@ USAGE = ("usage: python -m gpt_jax.ladder --workdir=DIR [--full] [--modern] [--s
 flags.DEFINE_string("workdir", None, "Folder for the report and one run per step.",
                     flag_values=FLAGS)
 flags.DEFINE_bool("full", False, "Also train the scaled-up GPT (configs/shakespeare_char.py): "
-                  "a GPU job, tens of seconds per step on a CPU.", flag_values=FLAGS)
+                  "a GPU job, 7–12 s a step on a 2-core CPU.", flag_values=FLAGS)
 flags.DEFINE_bool("modern", False, "Also train the modern rungs after the CPU GPT "
                   "(configs/modern.py), each over 2 seeds, the CPU GPT's too.", flag_values=FLAGS)
 flags.DEFINE_bool("seq2seq", False, "Train the encoder–decoder and the decoder-only GPT on the "

@@ -38,20 +38,22 @@ flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the lat
 flags.DEFINE_bool("best", False, "Restore the checkpoint saved with the lowest val loss "
                   "instead of the latest.", flag_values=FLAGS)
 flags.DEFINE_string("prompt", "", "Text to continue (default: a newline; only its last "
-                    "block_size characters are read), or the source to translate (at most "
-                    "data.max_source_len characters).", flag_values=FLAGS)
+                    "block_size tokens are read: characters, or a BPE run's tokens), or the "
+                    "source to translate (at most data.max_source_len characters).",
+                    flag_values=FLAGS)
 flags.DEFINE_string("prompts", None, "A UTF-8 file of prompts, one per line ('-': standard "
                     "input).", flag_values=FLAGS)
-flags.DEFINE_integer("max_new_tokens", 500, "Characters to generate per sample (a translation "
-                     "stops at its end token).", flag_values=FLAGS)
+flags.DEFINE_integer("max_new_tokens", 500, "Tokens to generate per sample: characters, or a "
+                     "BPE run's tokens (a translation stops at its end token).",
+                     flag_values=FLAGS)
 flags.DEFINE_integer("num_samples", 1, "Samples per prompt, generated as one batch.",
                      flag_values=FLAGS)
 flags.DEFINE_float("temperature", None, "Divides the logits: < 1 is more conservative "
                    "(default 1; a translation is greedy unless this, top_k or top_p is set).",
                    flag_values=FLAGS)
-flags.DEFINE_integer("top_k", None, "Sample among the k most likely characters only.",
+flags.DEFINE_integer("top_k", None, "Sample among the k most likely tokens only.",
                      flag_values=FLAGS)
-flags.DEFINE_float("top_p", None, "Sample among the most likely characters whose mass reaches "
+flags.DEFINE_float("top_p", None, "Sample among the most likely tokens whose mass reaches "
                    "p (default 1).", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "Same seed, same text.", flag_values=FLAGS)
 flags.DEFINE_integer("slide", 0, "When the context fills the block, drop this many oldest "

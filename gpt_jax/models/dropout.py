@@ -2,9 +2,10 @@
 are scaled by 1 / (1 - rate), so the expected activation is unchanged and evaluation, which
 keeps everything, needs no rescaling (Srivastava et al. 2014).
 
-The mask is drawn with `jax.random.bernoulli`, as in the lecture. `fused=True` swaps in the
-same Bernoulli masks hashed inside the fusion that applies them (models/fused_dropout.py): a
-CPU speed trick, measured to pay there (benchmarks/README.md).
+The mask is drawn with `jax.random.bernoulli`, as in the lecture. `fused=True` swaps in masks
+of the same Bernoulli distribution hashed inside the fusion that applies them
+(models/fused_dropout.py): other draws than jax.random.bernoulli's, so a run takes another
+path; a CPU speed trick, measured to pay there (benchmarks/README.md).
 """
 
 import flax.linen as nn
