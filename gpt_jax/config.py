@@ -366,11 +366,30 @@ def validate(config: ml_collections.ConfigDict) -> None:
                  f"1e-4); lower train.{decay} or train.{rate}")
 
 
+# Fields read only when a switch is on: set with the switch off, they change nothing. Warned
+# of, not refused: turning a switch off on a config that sets them (the Muon config run with
+# AdamW) is a fair ablation.
+_READ_WITH = (("train.muon_learning_rate", "train.optimizer", "muon"),
+              ("train.muon_weight_decay", "train.optimizer", "muon"),
+              ("train.muon_ns_steps", "train.optimizer", "muon"),
+              ("train.min_learning_rate", "train.lr_schedule", "cosine"),
+              ("model.rope_base", "model.pos_emb", "rope"),
+              ("model.ffn_mult", "model.ffwd", True),
+              ("model.activation", "model.ffwd", True))
+
+
 def doubts(config: ml_collections.ConfigDict) -> list[str]:
     """Settings that train, but hardly as meant: a warning each, not a refusal (a quick try of a
     config with fewer steps is a fair thing to run)."""
     t = config.train
     said = []
+    defaults = base_config()
+    for field, switch, on in _READ_WITH:
+        section, name = field.split(".")
+        where, which = switch.split(".")
+        if config[section][name] != defaults[section][name] and config[where][which] != on:
+            said.append(f"{field} ({config[section][name]!r}) is read with {switch}={on!r} "
+                        f"only, and this run has {config[where][which]!r}: it changes nothing")
     if 0 < t.num_steps <= t.warmup_steps:
         said.append(f"train.warmup_steps ({t.warmup_steps}) is not below train.num_steps "
                     f"({t.num_steps}): the learning rate rises for the whole run and never "

@@ -35,6 +35,7 @@ FILES = ["configs/shakespeare_char_cpu.py:short", "configs/shakespeare_char_cpu.
 def test_every_config_loads_validates_and_states_its_reference(spec):
     config = load_config_file(str(REPO / spec))
     validate(config)
+    assert doubts(config) == []  # no field that the run would not read, no endless warmup
     # the lecture's steps and nanoGPT's configs have a figure; the modern rungs have none
     assert (config.reference_val_loss == 0 if "modern.py:" in spec
             else config.reference_val_loss > 0) and config.description
@@ -446,6 +447,26 @@ def test_a_warmup_as_long_as_the_run_is_warned_of_not_refused():
         "for the whole run and never reaches train.learning_rate"]
     config.train.num_steps = 101
     assert doubts(config) == []
+
+
+@pytest.mark.parametrize("overrides, doubt", [
+    ({"train.muon_learning_rate": 0.05}, "train.muon_learning_rate (0.05) is read with "
+     "train.optimizer='muon' only, and this run has 'adamw': it changes nothing"),
+    ({"train.lr_schedule": "constant", "train.min_learning_rate": 1e-5},
+     "train.min_learning_rate (1e-05) is read with train.lr_schedule='cosine' only, and this "
+     "run has 'constant': it changes nothing"),
+    ({"model.rope_base": 500.0}, "model.rope_base (500.0) is read with model.pos_emb='rope' "
+     "only, and this run has 'learned': it changes nothing"),
+    ({"model.ffwd": False, "model.activation": "gelu"}, "model.activation ('gelu') is read with "
+     "model.ffwd=True only, and this run has False: it changes nothing"),
+])
+def test_a_field_whose_switch_is_off_is_warned_of(overrides, doubt):
+    """Set with their switch off, these fields change nothing: a warning, not a refusal (the
+    Muon config trained with AdamW is a fair ablation)."""
+    config = base_config()
+    apply_overrides(config, overrides)
+    validate(config)
+    assert doubts(config) == [doubt]
 
 
 def test_a_saved_run_with_fields_its_model_ignored_stays_restorable(tmp_path):
