@@ -18,8 +18,9 @@ READER_GONE = {errno.EPIPE, errno.EIO}
 
 
 class Progress:
-    """Step, loss, tokens/s and ETA. On a terminal a live bar; in CI or a pipe one line every
-    `log_interval` steps, so logs stay readable. Silent on every process but the first.
+    """Step, loss, tokens/s and ETA. On a terminal a live bar of the training steps, opened by
+    the first `unpause()`; in CI or a pipe one line every `log_interval` steps, so logs stay
+    readable. Silent on every process but the first.
 
     When the output's reader is gone, `output_closed` becomes True and the run goes on
     silently (stdout now writes to /dev/null); the trainer then saves and stops, since
@@ -29,9 +30,9 @@ class Progress:
                  enabled: bool = True, bar: bool | None = None):
         self.enabled, self.log_interval = enabled, log_interval
         self.output_closed = False
-        use_bar = sys.stdout.isatty() if bar is None else bar
-        self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-                        file=sys.stdout) if enabled and use_bar else None
+        self.use_bar = enabled and (sys.stdout.isatty() if bar is None else bar)
+        self.step, self.total = start, total
+        self.bar: tqdm | None = None  # opened by the first unpause()
 
     @contextlib.contextmanager
     def _output(self):
@@ -53,18 +54,33 @@ class Progress:
         os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit would fail too
         os.close(devnull)
 
+    def unpause(self) -> None:
+        """Training steps go on from now, after a pause that is no step's time. The first call
+        opens the bar at the step reached: its rate and ETA start after the start-up (the
+        step-0 evaluation, the first call of steps), as tokens/s does. Each later call leaves
+        the time since the bar last moved (an evaluation, a checkpoint, a sample) out of them."""
+        if not (self.enabled and self.use_bar):
+            return
+        with self._output():
+            if self.bar is None:
+                self.bar = tqdm(total=self.total, initial=self.step, unit="step",
+                                dynamic_ncols=True, file=sys.stdout)
+            else:
+                self.bar.unpause()
+
     def update(self, step: int, loss: float, lr: float, tokens_per_s: float) -> None:
         """Called with every step's loss, in order; `tokens_per_s` is the rate since the last pause
         (an evaluation, a checkpoint): steps arrive a chunk at a time, so timing them one by one
         would measure nothing."""
         if not self.enabled:
             return
+        self.step = step
         with self._output():
             if self.bar is not None:
                 self.bar.update(step - self.bar.n)
                 self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}",
                                      refresh=False)
-            elif step % self.log_interval == 0:
+            elif not self.use_bar and step % self.log_interval == 0:
                 print(f"step {step:6d} | loss {loss:.4f} | lr {lr:.2e} | "
                       f"{tokens_per_s:,.0f} tokens/s", flush=True)
 

@@ -243,6 +243,12 @@ class Trainer:
                 agreed_stop = max(agreed_stop, self._check(*pending, clock))
                 pending = None
 
+        def unpause():
+            """After the first call or an evaluation and checkpoint: what they took counts
+            toward no step, in tokens/s or in the bar's rate and ETA."""
+            clock.restart()
+            self.reporter.progress.unpause()
+
         while step < t.num_steps:
             n = min(steps_per_call, self._steps_to_next_event(step))
             self.state, metrics, stop_signal = self.train_chunk(
@@ -264,7 +270,7 @@ class Trainer:
                 flush()
                 self.reporter.progress.write(
                     f"the first {n} step(s) took {time.perf_counter() - loop_start:.1f} s")
-                clock.restart()
+                unpause()
             elif clock.steps:  # every process chunks alike: only one alone adapts
                 steps_per_call = (self._steps_per_call(clock.seconds / clock.steps) if alone
                                   else t.steps_per_call)
@@ -280,7 +286,7 @@ class Trainer:
                     checkpoint = checkpoint or self._new_best(record)
                 if checkpoint:  # with its val loss, which decides the best checkpoint kept
                     self.save(record.get("val_loss") if evaluate else None)
-                clock.restart()
+                unpause()
             if self.reporter.progress.output_closed:  # nobody follows the run: save, stop
                 stop.request(OUTPUT_CLOSED)
             if (agreed_stop or (alone and stop.requested)) and step < t.num_steps:

@@ -1,14 +1,18 @@
 """What a run shows: metrics.jsonl, TensorBoard events, loss.png, samples; the ladder report."""
 
+import contextlib
+import io
 import json
+import re
 
 import pytest
+import tqdm.std
 
 from conftest import tiny_config
 from gpt_jax.errors import UserError
 from gpt_jax.ladder import report, run_step
 from gpt_jax.optim import learning_rate_schedule
-from gpt_jax.trainer import train_and_evaluate
+from gpt_jax.trainer import Trainer, train_and_evaluate
 
 
 def _tiny(steps=20):
@@ -159,3 +163,50 @@ def test_tokens_per_second_count_every_chunk_since_the_last_pause_however_their_
     now[0] += 0.1
     clock.chunk_done(10)
     assert clock.rate() == pytest.approx(10 * 50 / 0.1)
+
+
+class _Terminal(io.StringIO):
+    """Stands in for stdout on a terminal: the run draws its tqdm bar here."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_bar_s_rate_and_eta_count_training_steps_only(tmp_path, monkeypatch):
+    """On a clock where each step takes 0.5 s, the start-up 20 s more, and each evaluation,
+    sample and save 1,000, 500 and 100 s, every rate the bar draws is 2 steps/s and every ETA
+    the steps left over 2. Counted as steps, the step-0 evaluation made the first reading
+    about 1,500 s/step (days of ETA for the scaled GPT on a CPU), and each later one a dip."""
+    now = [0.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])  # the bar's clock, read at its start
+    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)  # no thread on the real clock
+
+    def taking(seconds, method):
+        def timed(*args, **kwargs):
+            now[0] += seconds(*args)
+            return method(*args, **kwargs)
+        return timed
+
+    config = _tiny()
+    config.train.steps_per_call = 1  # one step per chunk: each step's loss is drawn alone
+    terminal = _Terminal()
+    with contextlib.redirect_stdout(terminal):
+        trainer = Trainer(config, tmp_path)
+        try:
+            # a chunk's steps end when the host fetches their losses, in _check(first, n, ...)
+            trainer._check = taking(lambda first, n, *_: 0.5 * n + (20 if first == 0 else 0),
+                                    trainer._check)
+            trainer.evaluate = taking(lambda: 1000, trainer.evaluate)
+            trainer.sample = taking(lambda _: 500, trainer.sample)
+            trainer.save = taking(lambda *_: 100, trainer.save)
+            trainer.run()
+        finally:
+            trainer.close()
+    draws = re.findall(r"(\d+)/20 \[[\d:]+<([\d:?]+), *([\d.?]+(?:step/s|s/step))",
+                       terminal.getvalue())
+    # the bar opens after the first step: nothing timed yet
+    assert draws[0] == ("1", "?", "?step/s")
+    timed = {int(n): (left, rate) for n, left, rate in draws[1:]}
+    assert sorted(timed) == list(range(2, 21))  # each step drawn, those after evaluations too
+    for n, (left, rate) in timed.items():
+        assert (rate, left) == ("2.00step/s", tqdm.std.tqdm.format_interval((20 - n) / 2)), n
