@@ -86,7 +86,8 @@ def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransforma
 
 
 class LearningRates:
-    """Each step's learning rate, read from a table computed a block of steps at a time.
+    """Each step's learning rate (of the schedule at `peak`, as learning_rate_schedule), read
+    from a table computed a block of steps at a time.
 
     Asking the schedule (a jax function) for one step at a time would queue behind the train
     steps running on the device, so the host would wait for them instead of dispatching the
@@ -97,9 +98,9 @@ class LearningRates:
 
     BLOCK = 1 << 16
 
-    def __init__(self, train: ml_collections.ConfigDict):
+    def __init__(self, train: ml_collections.ConfigDict, peak: float | None = None):
         self.num_steps = train.num_steps
-        self._schedule = jax.jit(jax.vmap(learning_rate_schedule(train)))
+        self._schedule = jax.jit(jax.vmap(learning_rate_schedule(train, peak)))
         self._block = (-1, np.zeros(0, np.float32))
 
     def at(self, step: int) -> float:
@@ -116,3 +117,13 @@ class LearningRates:
         """The rate of the update that ended at `step`; every schedule holds its last value
         past num_steps (a run resumed with fewer steps than it has done)."""
         return self.at(min(max(step - 1, 0), self.num_steps - 1))
+
+
+def reported_rates(train: ml_collections.ConfigDict) -> dict[str, LearningRates]:
+    """The learning rates a run reports, by their name in metrics.jsonl: AdamW's "lr", and with
+    optimizer=muon the Muon matrices' "muon_lr" too (the same schedule at muon_learning_rate),
+    since AdamW's alone misstates what moves most of the weights."""
+    rates = {"lr": LearningRates(train)}
+    if train.optimizer == "muon":
+        rates["muon_lr"] = LearningRates(train, train.muon_learning_rate)
+    return rates

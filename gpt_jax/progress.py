@@ -68,10 +68,12 @@ class Progress:
             else:
                 self.bar.unpause()
 
-    def update(self, step: int, loss: float, lr: float, tokens_per_s: float) -> None:
-        """Called with every step's loss, in order; `tokens_per_s` is the rate since the last pause
-        (an evaluation, a checkpoint): steps arrive a chunk at a time, so timing them one by one
-        would measure nothing."""
+    def update(self, step: int, loss: float, rates: dict[str, float],
+               tokens_per_s: float) -> None:
+        """Called with every step's loss, in order; `rates` are its learning rates by name ("lr",
+        and "muon_lr" in a Muon run: shown as "muon lr"); `tokens_per_s` is the rate since the
+        last pause (an evaluation, a checkpoint): steps arrive a chunk at a time, so timing them
+        one by one would measure nothing."""
         if not self.enabled:
             return
         self.step = step
@@ -81,8 +83,10 @@ class Progress:
                 self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}",
                                      refresh=False)
             elif not self.use_bar and step % self.log_interval == 0:
-                print(f"step {step:6d} | loss {loss:.4f} | lr {lr:.2e} | "
-                      f"{tokens_per_s:,.0f} tokens/s", flush=True)
+                shown = "".join(f"{name.replace('_', ' ')} {rate:.2e} | "
+                                for name, rate in rates.items())
+                print(f"step {step:6d} | loss {loss:.4f} | {shown}{tokens_per_s:,.0f} tokens/s",
+                      flush=True)
 
     def write(self, message: str) -> None:
         if not self.enabled:

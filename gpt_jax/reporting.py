@@ -54,10 +54,10 @@ class Reporter:
             self.metrics.truncate_after(start_step if start_step > 0 else -1)
         self.last_sample: str | None = None
 
-    def step(self, step: int, loss: float, grad_norm: float, lr: float,
+    def step(self, step: int, loss: float, grad_norm: float, rates: dict[str, float],
              tokens_per_s: float) -> None:
         """One step's loss: the progress display, and TensorBoard every log_interval steps."""
-        self.progress.update(step, loss, lr, tokens_per_s)
+        self.progress.update(step, loss, rates, tokens_per_s)
         if self.metrics is not None and step % self.config.train.log_interval == 0:
             self.metrics.scalars(step, {"step_loss": loss, "step_grad_norm": grad_norm})
 

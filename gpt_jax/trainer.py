@@ -22,7 +22,7 @@ from gpt_jax.config import doubts, validate
 from gpt_jax.errors import EXIT_USER_ERROR, Stopped, UserError
 from gpt_jax.layout import BatchLayout
 from gpt_jax.metrics import read_metrics
-from gpt_jax.optim import LearningRates, make_optimizer
+from gpt_jax.optim import make_optimizer, reported_rates
 from gpt_jax.reporting import ChunkClock, Reporter
 from gpt_jax.state import abstract_state, count_params, init_state
 from gpt_jax.steps import (
@@ -92,7 +92,7 @@ class Trainer:
             resume.starting_over(self.workdir)
         self.model = self.task.build_model()
         self.optimizer = make_optimizer(t)
-        self.learning_rates = LearningRates(t)
+        self.learning_rates = reported_rates(t)
         self.data = replicate(self.task.device_data())  # what the train steps gather from
         self.rows = shard(self.layout.row_ids())  # each example's place in the global batch
         self.seed_data = seed_key_data(t.seed)  # the dropout keys' root, an argument
@@ -394,7 +394,11 @@ class Trainer:
         self._last_grad_norm = grad_norm
         if not math.isfinite(loss + grad_norm):
             raise UserError(self._non_finite(step, loss, grad_norm))
-        self.reporter.step(step, loss, grad_norm, self.learning_rates.after(step), tokens_per_s)
+        self.reporter.step(step, loss, grad_norm, self._rates(step), tokens_per_s)
+
+    def _rates(self, step: int) -> dict[str, float]:
+        """The learning rates of the update that ended at `step`, by name ("lr", "muon_lr")."""
+        return {name: rates.after(step) for name, rates in self.learning_rates.items()}
 
     def _non_finite(self, step: int, loss: float, grad_norm: float) -> str:
         """What to say of a non-finite loss or gradient at `step`. Its loss and gradients come
@@ -430,8 +434,8 @@ class Trainer:
             scores = self.evaluate()
             if self.is_main and self.config.sample.max_new_tokens > 0:
                 sample = self.sample(self.config.sample.max_new_tokens)
-        record = {"step": step, **scores, "tokens_per_s": tokens_per_s,
-                  "lr": self.learning_rates.after(step), "grad_norm": self._last_grad_norm}
+        record = {"step": step, **scores, "tokens_per_s": tokens_per_s, **self._rates(step),
+                  "grad_norm": self._last_grad_norm}
         self.reporter.record(record, sample, write)
         return record
 

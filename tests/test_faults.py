@@ -150,9 +150,9 @@ class Closed(io.TextIOWrapper):  # a terminal gone: every write fails with EIO
 sys.stdout = Closed(io.BytesIO())
 sys.stdout.fileno = lambda: 1
 progress = Progress(0, 100, 10, bar=True)
-progress.update(1, 4.0, 1e-3, 1000.0)
+progress.update(1, 4.0, {"lr": 1e-3}, 1000.0)
 progress.unpause()  # the trainer's, after the first step: the bar opens
-progress.update(2, 4.0, 1e-3, 1000.0)
+progress.update(2, 4.0, {"lr": 1e-3}, 1000.0)
 print(progress.output_closed, file=sys.stderr)
 """
 

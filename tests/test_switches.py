@@ -664,19 +664,26 @@ def test_the_step_applies_the_optimizer_its_train_fields_make(tmp_path, shakespe
 # --- train.optimizer=muon: muon_learning_rate, muon_weight_decay, muon_ns_steps --------------
 
 
-def test_the_step_applies_the_muon_fields_of_train(tmp_path, shakespeare_ids):
+@pytest.fixture(scope="module")
+def muon_run(tmp_path_factory) -> Run:
     """Two steps of Muon at a rate, decay and Newton–Schulz iterations other than the
-    defaults: the params after each are make_optimizer(train)'s, replayed step by step. Each
-    field at its default, the first step (the same gradient) tells what it did: the rate
-    scaled the Muon matrices' update and the decay took rate · decay · param off them, and
+    defaults, on a cosine over the two steps (the second at a lower rate than the first)."""
+    settings = dict(optimizer="muon", muon_learning_rate=0.05, muon_weight_decay=0.5,
+                    muon_ns_steps=3, num_steps=2, eval_interval=2, lr_schedule="cosine",
+                    min_learning_rate=2e-4)
+    config = _run_config(**settings)
+    config.model.n_layer = 1  # the replays run Muon op by op: one block's matrices, not two
+    return _train(config, tmp_path_factory.mktemp("muon"))
+
+
+def test_the_step_applies_the_muon_fields_of_train(muon_run, shakespeare_ids):
+    """The Muon run's params after each step are make_optimizer(train)'s, replayed step by
+    step. Each field at its default, the first step (the same gradient) tells what it did: the
+    rate scaled the Muon matrices' update and the decay took rate · decay · param off them, and
     the iterations changed their update; the AdamW leaves moved as in the run every time."""
     from gpt_jax.optim import muon_labels
 
-    settings = dict(optimizer="muon", muon_learning_rate=0.05, muon_weight_decay=0.5,
-                    muon_ns_steps=3, num_steps=2, eval_interval=2)
-    config = _run_config(**settings)
-    config.model.n_layer = 1  # the replays run Muon op by op: one block's matrices, not two
-    run = _train(config, tmp_path)
+    run, config = muon_run, muon_run.config
     _, train_ids, _ = shakespeare_ids
     t = config.train
     for step, params in enumerate(_replay(config, t, train_ids, t.num_steps), 1):
@@ -708,3 +715,31 @@ def test_the_step_applies_the_muon_fields_of_train(tmp_path, shakespeare_ids):
         assert float(np.abs(ran - other).max()) > 1e-4
     for _, ran, other in first_step_with("muon_ns_steps", 5):
         assert float(np.abs(ran - other).max()) > 1e-3
+
+
+def test_a_muon_run_reports_the_muon_matrices_rate_beside_adamw_s(muon_run, run_a):
+    """metrics.jsonl, TensorBoard and the progress lines of a Muon run show muon_lr, the
+    schedule at muon_learning_rate, beside AdamW's lr: each of the update that ended at its
+    step (the cosine moves it from the first update to the second). An AdamW run's show lr
+    alone, as they always did."""
+    from gpt_jax.optim import learning_rate_schedule
+
+    t = muon_run.config.train
+    adamw, muon = learning_rate_schedule(t), learning_rate_schedule(t, t.muon_learning_rate)
+    assert float(muon(1)) < float(muon(0))  # a rate read at the wrong update shows
+    for step, record in muon_run.records.items():
+        update = max(step - 1, 0)
+        assert record["lr"] == pytest.approx(float(adamw(update)), rel=1e-6)
+        assert record["muon_lr"] == pytest.approx(float(muon(update)), rel=1e-6)
+        assert muon_run.events["muon_lr"][step] == pytest.approx(record["muon_lr"], rel=1e-6)
+    assert sorted(muon_run.records) == [0, 2]
+    lines = re.findall(r"^step +(\d+) \| loss [\d.]+ \| lr (\S+) \| muon lr (\S+) \| [\d,]+ "
+                       r"tokens/s$", muon_run.stdout, re.M)
+    assert [(int(s), float(lr), float(m)) for s, lr, m in lines] == [
+        (s, float(f"{float(adamw(s - 1)):.2e}"), float(f"{float(muon(s - 1)):.2e}"))
+        for s in (1, 2)]
+    assert all(set(r) == {"step", "train_loss", "val_loss", "tokens_per_s", "lr", "grad_norm"}
+               for r in run_a.records.values())
+    assert "muon_lr" not in run_a.events and "muon" not in run_a.stdout
+    assert len(re.findall(r"^step +\d+ \| loss [\d.]+ \| lr [\d.e+-]+ \| [\d,]+ tokens/s$",
+                          run_a.stdout, re.M)) == 10
