@@ -157,7 +157,7 @@ def test_the_source_is_projected_at_the_first_token_only(model, fused_decode):
 
 VARIANTS = {  # the model switches the encoder–decoder reads, other than those above
     "separate_tables": dict(shared_embeddings=False),
-    "swiglu_without_biases": dict(activation="swiglu", bias=False),
+    "swiglu_without_biases": dict(activation="swiglu", bias=False, shared_embeddings=False),
     "relu_squared_zero_init_qk_norm": dict(activation="relu2", zero_init_proj=True,
                                            qk_norm=True, fused_decode=True),
 }
@@ -171,6 +171,9 @@ def test_every_variant_keeps_who_sees_what_and_decodes_the_same_with_the_cache(s
                           variables["params"])
     if "shared_embeddings" in switches:
         assert {"source_embedding", "target_embedding", "lm_head"} <= set(params), set(params)
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    biases = [path for path in paths if "bias" in path]
+    assert (biases == []) if switches.get("bias") is False else biases  # norms' and head's too
     variant = (m, params, variables["perturbations"])
     t = 2
     g = _grads(variant, t)

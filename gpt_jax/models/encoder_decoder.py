@@ -53,6 +53,11 @@ class EncoderDecoderConfig:
         return self.n_embd // self.n_head
 
 
+def layer_norm(cfg: EncoderDecoderConfig, name: str) -> nn.LayerNorm:
+    """LayerNorm, its β only with `bias` (as the GPT's: models/block.py)."""
+    return nn.LayerNorm(use_bias=cfg.bias, name=name)
+
+
 class EncoderBlock(nn.Module):
     """x + self-attention(LN(x)) over the whole source, padding masked; then x + ffwd(LN(x))."""
 
@@ -63,10 +68,10 @@ class EncoderBlock(nn.Module):
                  deterministic: bool = True) -> jax.Array:
         cfg = self.config
         attention = MultiHeadAttention(cfg, causal=False, deterministic=deterministic, name="sa")
-        x_BxSxC = x_BxSxC + attention(nn.LayerNorm(name="ln1")(x_BxSxC),
+        x_BxSxC = x_BxSxC + attention(layer_norm(cfg, "ln1")(x_BxSxC),
                                       kv_mask_BxS=source_mask_BxS)
         ffwd = FeedForward(cfg, deterministic=deterministic, name="ffwd")
-        return x_BxSxC + ffwd(nn.LayerNorm(name="ln2")(x_BxSxC))
+        return x_BxSxC + ffwd(layer_norm(cfg, "ln2")(x_BxSxC))
 
 
 class DecoderBlock(nn.Module):
@@ -84,11 +89,11 @@ class DecoderBlock(nn.Module):
                                             decode=decode, name="sa")
         cross_attention = MultiHeadAttention(cfg, causal=False, deterministic=deterministic,
                                              decode=decode, name="cross")
-        x_BxTxC = x_BxTxC + self_attention(nn.LayerNorm(name="ln1")(x_BxTxC), start=start)
-        x_BxTxC = x_BxTxC + cross_attention(nn.LayerNorm(name="ln2")(x_BxTxC), memory_BxSxC,
+        x_BxTxC = x_BxTxC + self_attention(layer_norm(cfg, "ln1")(x_BxTxC), start=start)
+        x_BxTxC = x_BxTxC + cross_attention(layer_norm(cfg, "ln2")(x_BxTxC), memory_BxSxC,
                                             source_mask_BxS, start=start)
         ffwd = FeedForward(cfg, deterministic=deterministic, name="ffwd")
-        return x_BxTxC + ffwd(nn.LayerNorm(name="ln3")(x_BxTxC))
+        return x_BxTxC + ffwd(layer_norm(cfg, "ln3")(x_BxTxC))
 
 
 class EncoderDecoder(nn.Module):
@@ -108,11 +113,11 @@ class EncoderDecoder(nn.Module):
         self.target_positions = embed(cfg.block_size, "target_positions")
         self.encoder_blocks = [EncoderBlock(cfg, name=f"encoder_{i}") for i in range(cfg.n_layer)]
         self.decoder_blocks = [DecoderBlock(cfg, name=f"decoder_{i}") for i in range(cfg.n_layer)]
-        self.encoder_norm = nn.LayerNorm(name="ln_encoder")
-        self.decoder_norm = nn.LayerNorm(name="ln_decoder")
+        self.encoder_norm = layer_norm(cfg, "ln_encoder")
+        self.decoder_norm = layer_norm(cfg, "ln_decoder")
         if not cfg.shared_embeddings:
-            self.lm_head = nn.Dense(cfg.vocab_size, kernel_init=dense_init(cfg.init),
-                                    name="lm_head")
+            self.lm_head = nn.Dense(cfg.vocab_size, use_bias=cfg.bias,
+                                    kernel_init=dense_init(cfg.init), name="lm_head")
 
     def __call__(self, source_BxS: jax.Array, target_in_BxT: jax.Array, *,
                  train: bool = False) -> jax.Array:
