@@ -257,6 +257,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require_count("data.on_device_budget_mb", config.data.on_device_budget_mb, 0)
     _require(m.name != "encoder_decoder" or config.data.task == "pairs",
              "model.name=encoder_decoder reads source → target pairs: set data.task=pairs")
+    _require(m.name != "encoder_decoder" or m.n_layer >= 1,
+             "model.n_layer=0: an encoder–decoder without blocks has no cross-attention, so its "
+             "decoder would never read the source: set model.n_layer >= 1")
     _require_fraction("model.dropout", m.dropout)
     _require(m.dropout == 0.0 or m.name in ("gpt", "encoder_decoder"),
              f"model.dropout regularizes a Transformer; the {m.name} model has no dropout: "
@@ -342,10 +345,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _require_fraction(f"train.{beta}", t[beta])
     _require(t.optimizer in OPTIMIZERS,
              f"train.optimizer must be one of {OPTIMIZERS}, got {t.optimizer!r}")
-    hidden = m.name == "mlp" or (m.name in ("gpt", "encoder_decoder") and m.n_layer >= 1)
+    hidden = m.name in ("mlp", "encoder_decoder") or (m.name == "gpt" and m.n_layer >= 1)
     _require(t.optimizer != "muon" or hidden,
              f"train.optimizer=muon orthogonalizes the hidden weight matrices, and the "
-             f"{m.name} model{' with n_layer=0' if m.name in ('gpt', 'encoder_decoder') else ''}"
+             f"{m.name} model{' with n_layer=0' if m.name == 'gpt' else ''}"
              f" has none (everything would be AdamW's): use train.optimizer=adamw")
     _require(0 < t.muon_learning_rate < math.inf,
              f"train.muon_learning_rate must be a positive number, got {t.muon_learning_rate}")

@@ -246,6 +246,9 @@ INCONSISTENT = [
      "train.optimizer=muon orthogonalizes the hidden weight matrices, and the bigram model has "
      "none (everything would be AdamW's): use train.optimizer=adamw",
      [{"model.name": "mlp", "train.optimizer": "muon"}, {"train.optimizer": "muon"}]),
+    ({**PAIRS_SEQ2SEQ, "model.n_layer": 0}, "model.n_layer=0: an encoder–decoder without "
+     "blocks has no cross-attention, so its decoder would never read the source: set "
+     "model.n_layer >= 1", [{**PAIRS_SEQ2SEQ, "model.n_layer": 1}, {"model.n_layer": 0}]),
     ({"model.n_layer": 0, "train.optimizer": "muon"},
      "train.optimizer=muon orthogonalizes the hidden weight matrices, and the gpt model with "
      "n_layer=0 has none (everything would be AdamW's): use train.optimizer=adamw",
