@@ -60,7 +60,8 @@ flags.DEFINE_integer("slide", 0, "When the context fills the block, drop this ma
                      "tokens and prefill again (default block_size/2; 1 = exact, slowest).",
                      flag_values=FLAGS)
 flags.DEFINE_bool("no_cache", False, "Re-run the whole context for every token (slow; for "
-                  "comparison: the same text as the cache with --slide=1).", flag_values=FLAGS)
+                  "comparison: the same text as the cache with --slide=1, in float32; bfloat16 "
+                  "products round differently, which can flip a near-tie).", flag_values=FLAGS)
 
 TRANSLATE_ROWS = 1024  # sources × samples translated in one batch: its memory, at most
 
