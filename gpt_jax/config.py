@@ -379,6 +379,10 @@ _READ_WITH = (("train.muon_learning_rate", "train.optimizer", "muon"),
               ("model.rope_base", "model.pos_emb", "rope"),
               ("model.ffn_mult", "model.ffwd", True),
               ("model.activation", "model.ffwd", True))
+# What only the GPT's blocks read: with n_layer=0 they change nothing.
+_BLOCK_FIELDS = ("n_head", "rope_base", "ffwd", "ffn_mult", "activation", "residual",
+                 "projections", "qk_norm", "zero_init_proj", "dropout", "fused_dropout",
+                 "query_chunk", "fused_decode")
 
 
 def doubts(config: ml_collections.ConfigDict) -> list[str]:
@@ -393,6 +397,21 @@ def doubts(config: ml_collections.ConfigDict) -> list[str]:
         if config[section][name] != defaults[section][name] and config[where][which] != on:
             said.append(f"{field} ({config[section][name]!r}) is read with {switch}={on!r} "
                         f"only, and this run has {config[where][which]!r}: it changes nothing")
+    m = config.model
+    if m.fused_dropout and m.dropout == 0:
+        said.append("model.fused_dropout (True) is read with model.dropout > 0 only, and this "
+                    "run has 0.0: it changes nothing")
+    if m.name == "gpt" and config.data.task == "pairs" and m.fused_decode:
+        said.append("model.fused_decode (True) is read by a text run's sampler; the GPT on "
+                    "pairs re-reads its window for every token (translation.py): it changes "
+                    "nothing")
+    if m.name == "gpt" and m.n_layer == 0:
+        unread = [f"model.{field}" for field in _BLOCK_FIELDS if m[field] != defaults.model[field]]
+        unread += ["model.pos_emb='rope' (no queries or keys to turn: as 'none')"] \
+            if m.pos_emb == "rope" else []
+        if unread:
+            said.append(f"model.n_layer=0: a GPT without blocks does not read "
+                        f"{', '.join(unread)}: they change nothing")
     if 0 < t.num_steps <= t.warmup_steps:
         said.append(f"train.warmup_steps ({t.warmup_steps}) is not below train.num_steps "
                     f"({t.num_steps}): the learning rate rises for the whole run and never "

@@ -84,6 +84,7 @@ COUNTS = {"model": {"block_size": 1, "n_embd": 1, "n_head": 1, "ffn_mult": 1, "c
 PAIRS_GPT = {"data.task": "pairs", "model.block_size": 43}  # source 32 + separator + 10 + end
 PAIRS_SEQ2SEQ = {"data.task": "pairs", "model.name": "encoder_decoder",
                  "model.block_size": 11}  # target 10 + end
+PAIRS_GPT = {"data.task": "pairs", "model.block_size": 43}  # source 32 + BOS + target 10
 F32_MAX = 3.4028234663852886e38  # the largest float32: one more unit in its last place is inf
 
 
@@ -462,6 +463,14 @@ def test_a_warmup_as_long_as_the_run_is_warned_of_not_refused():
      "only, and this run has 'learned': it changes nothing"),
     ({"model.ffwd": False, "model.activation": "gelu"}, "model.activation ('gelu') is read with "
      "model.ffwd=True only, and this run has False: it changes nothing"),
+    ({"model.dropout": 0.0, "model.fused_dropout": True}, "model.fused_dropout (True) is read "
+     "with model.dropout > 0 only, and this run has 0.0: it changes nothing"),
+    ({**PAIRS_GPT, "model.fused_decode": True}, "model.fused_decode (True) is read by a text "
+     "run's sampler; the GPT on pairs re-reads its window for every token (translation.py): it "
+     "changes nothing"),
+    ({"model.n_layer": 0, "model.dropout": 0.1, "model.qk_norm": True, "model.pos_emb": "rope"},
+     "model.n_layer=0: a GPT without blocks does not read model.qk_norm, model.dropout, "
+     "model.pos_emb='rope' (no queries or keys to turn: as 'none'): they change nothing"),
 ])
 def test_a_field_whose_switch_is_off_is_warned_of(overrides, doubt):
     """Set with their switch off, these fields change nothing: a warning, not a refusal (the
