@@ -64,10 +64,9 @@ INDEX = "index.html"
 # dropped: (file, heading, causal, what to look for).
 ATTENTION = {
     "block/sa": ("attention.png", "Self-attention over {sequence}", True,
-                 "Each row is one character of the prompt gathering from the characters "
-                 "before it (the white triangle is the future, masked out): look for heads "
-                 "that watch the previous character, the start of the word, or the last "
-                 "space or newline."),
+                 "Each row is one {unit} of the prompt gathering from the {unit}s before it "
+                 "(the white triangle is the future, masked out): look for heads that watch "
+                 "the previous {unit}, the start of the word, or the last space or newline."),
     "encoder/sa": ("attention_encoder.png", "Encoder self-attention over the source", False,
                    "Every source character may look at every other, so no triangle is masked: "
                    "look for heads that gather a whole word or number onto each of its "
@@ -226,6 +225,8 @@ class Inspection:
         self.sections: list[Section] = []
         self.target: str | None = None  # what a pairs model writes for the prompt
         self.sequence = "the prompt"  # what a decoder-only model's attention is over
+        # what the vocabulary's symbols are: a BPE run's are tokens, not characters
+        self.unit = "character" if hasattr(run.tokenizer, "chars") else "token"
 
     def draw(self) -> list[Section]:
         """Every picture this run has; a note for each that it has not."""
@@ -321,7 +322,7 @@ class Inspection:
             title = f"{heading}\n{L} layer{'s' * (L > 1)} × {H} head{'s' * (H > 1)}"
             pictures.attention_grid(weights_LxHxTxS, queries, keys, causal, title,
                                     self.out / file)
-            self._add(heading, look_for, file)
+            self._add(heading, look_for.format(unit=self.unit), file)
 
     def _embeddings(self) -> None:
         from gpt_jax import pictures
@@ -329,14 +330,15 @@ class Inspection:
         params = self.run.params
         name = next((n for n in ("token_embedding_table", "source_embedding") if n in params),
                     None)
+        heading = f"{self.unit.capitalize()} embeddings"
         if name is None:
-            self._add("Character embeddings", f"This model ({self.run.config.model.name}) has "
-                      f"no embedding table: its table is indexed by whole contexts, not by "
-                      f"single characters.")
+            self._add(heading, f"This model ({self.run.config.model.name}) has no embedding "
+                      f"table: its table is indexed by whole contexts, not by single "
+                      f"{self.unit}s.")
             return
         if len(self.labels) > MAX_LABELLED:
-            self._add("Character embeddings", f"The vocabulary has {len(self.labels):,} "
-                      f"tokens, too many to label one by one: no picture.")
+            self._add(heading, f"The vocabulary has {len(self.labels):,} tokens, too many to "
+                      f"label one by one: no picture.")
             return
         table_VxC = np.asarray(params[name]["embedding"], np.float64)
         keep = [i for i, label in enumerate(self.labels) if label != "<pad>"]
@@ -349,7 +351,7 @@ class Inspection:
         pictures.embedding_scatter(points_Vx2, [self.labels[i] for i in keep], explained,
                                    f"The {what}, projected to 2-D (PCA)",
                                    self.out / "embeddings.png")
-        self._add("Character embeddings", f"{alike} sit close together: look for the vowels, "
+        self._add(heading, f"{alike} sit close together: look for the vowels, "
                   f"the capitals, the digits and the punctuation gathered in clusters of their "
                   f"own colour.", "embeddings.png")
 
@@ -403,10 +405,10 @@ class Inspection:
             return
         pictures.position_loss(mean_T, n, f"Validation loss by position "
                                f"({config.model.name}, block {block_size})",
-                               self.out / "position_loss.png")
-        self._add(heading, "The bigram sees one character wherever it stands, so its line is "
-                  "flat; a model that attends gains from every character of context it is "
-                  "given, so its loss falls along the block.", "position_loss.png")
+                               self.out / "position_loss.png", self.unit)
+        self._add(heading, f"The bigram sees one {self.unit} wherever it stands, so its line "
+                  f"is flat; a model that attends gains from every {self.unit} of context it is "
+                  f"given, so its loss falls along the block.", "position_loss.png")
 
     def _next_token(self, logits_V: np.ndarray) -> None:
         from gpt_jax import pictures
@@ -414,11 +416,11 @@ class Inspection:
         probs_V = softmax(logits_V)
         best = np.argsort(-probs_V, kind="stable")[: self.top]
         prompt = pictures.readable(short(self.prompt))
-        title = f"The next character after “{prompt}”" if self.target is None else \
+        title = f"The next {self.unit} after “{prompt}”" if self.target is None else \
             f"The first character of the target for “{prompt}”"
         pictures.next_token_bars([self.labels[i] for i in best], probs_V[best], title,
                                  self.out / "next_char.png")
-        self._add("The next character", f"The model's {len(best)} likeliest guesses, with "
+        self._add(f"The next {self.unit}", f"The model's {len(best)} likeliest guesses, with "
                   f"their probabilities: a confident model puts most of the mass on one or "
                   f"two.", "next_char.png")
 

@@ -132,8 +132,9 @@ def probability_table(probs_VxV: np.ndarray, labels: list[str], title: str, path
     _save(fig, path)
 
 
-def position_loss(mean_T: np.ndarray, blocks: int, title: str, path: Path) -> None:
-    """The mean loss at each position of a block."""
+def position_loss(mean_T: np.ndarray, blocks: int, title: str, path: Path,
+                  unit: str = "character") -> None:
+    """The mean loss at each position of a block; `unit`: what a position holds."""
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     t = np.arange(1, len(mean_T) + 1)
     ax.plot(t, mean_T, marker="o" if len(t) <= 32 else None, markersize=4)
@@ -141,7 +142,7 @@ def position_loss(mean_T: np.ndarray, blocks: int, title: str, path: Path) -> No
     low, high = float(mean_T.min()), float(mean_T.max())
     middle, half = (low + high) / 2, max(high - low, MIN_LOSS_SPAN) / 2 * 1.1
     ax.set_ylim(middle - half, middle + half)
-    ax.set(xlabel="characters of context seen (position in the block + 1)",
+    ax.set(xlabel=f"{unit}s of context seen (position in the block + 1)",
            ylabel="validation loss", title=f"{title}\n(mean over {blocks:,} blocks)")
     ax.grid(alpha=0.3)
     _save(fig, path)

@@ -287,3 +287,23 @@ def test_a_run_resumed_on_other_data_is_told_so(datadir, tmp_path):
     assert "warning: resuming on other data than this run trained on until now" in other.stderr
     again = _train(run, f"--config.data.path={data}", "--config.train.num_steps=35")
     assert "other data" not in again.stderr  # said once: the run now trains on it
+
+
+def test_inspect_of_a_bpe_run_speaks_of_tokens_not_characters(tmp_path):
+    """A BPE run's symbols are tokens: inspect's page said "character" throughout. (Its
+    pictures' labels of tokens that are parts of characters: test_tokenizer.)"""
+    text = tmp_path / "text.txt"
+    text.write_text(default_corpus_path().read_text(encoding="utf-8")[:20_000] + " déjà vu 🙂" * 50,
+                    encoding="utf-8")
+    bpe = tmp_path / "bpe"
+    made = run_python(["-m", "gpt_jax.prepare", f"--input={text}", f"--out={bpe}",
+                       "--tokenizer=bpe", "--vocab_size=300"])
+    assert made.returncode == 0, made.stderr
+    assert _train(tmp_path / "run", f"--config.data.path={bpe}",
+                  "--config.train.num_steps=5").returncode == 0
+    result = run_python(["-m", "gpt_jax.inspect", f"--workdir={tmp_path / 'run'}",
+                         "--prompt=déjà vu", "--top=300", f"--out={tmp_path / 'pictures'}"])
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "pictures" / "index.html").read_text()
+    assert "The next token" in page and "Token embeddings" in page
+    assert "one token of the prompt" in page and "character" not in page.lower()
