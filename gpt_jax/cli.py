@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import re
@@ -288,8 +289,13 @@ def command_settings() -> Iterator[None]:
     - orbax's log records stay off stderr: Checkpoints surfaces its failures as one line;
     - the reports of reads that orbax abandoned after a failed restore or save ("Event loop
       is closed", asyncio's "Task exception was never retrieved", printed whenever the
-      garbage collector meets one) are dropped: not errors of ours, they would bury the line."""
+      garbage collector meets one) are dropped: not errors of ours, they would bury the line;
+    - what the output's encoding cannot hold (a "→" or a sample's "é" under a latin-1 locale)
+      is written escaped, "\\u2192", instead of failing the command with a traceback."""
     host_memory.keep_freed_memory()
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.CRITICAL)

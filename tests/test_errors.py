@@ -807,6 +807,15 @@ def test_every_command_answers_help_with_its_usage_and_flags(command, flag):
     assert result.stdout.startswith("usage: ") and flag in result.stdout
 
 
+def test_an_output_that_cannot_encode_a_character_gets_it_escaped():
+    """Under an ASCII or latin-1 locale the ladder's help (its "7–12 s") and a run's summary
+    ("steps 0 → N") ended in a UnicodeEncodeError's traceback."""
+    result = run_python(["-m", "gpt_jax.ladder", "--help"], {"PYTHONIOENCODING": "ascii"},
+                        timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "a GPU job, 7\\u201312 s a step" in " ".join(result.stdout.split())
+
+
 def test_a_collective_that_lost_its_peer_is_one_line():
     """What jax raises in the survivor when another process of the run dies mid-collective."""
     code = ("import sys\nfrom gpt_jax import cli\nsys.argv = ['train.py']\n"
