@@ -53,9 +53,9 @@ def _configs_dir(given: str | None) -> Path:
     return path
 
 
-def _train_one(config, workdir: Path) -> dict:
+def _train_one(config, workdir: Path, read_only: bool = False) -> dict | None:
     """One run of a step (trained now, or read back when it finished with this very config):
-    its final figures."""
+    its final figures. `read_only`: read back or None, never trained, nothing said."""
     from gpt_jax import run_files
     from gpt_jax.metrics import read_metrics
     from gpt_jax.trainer import train_and_evaluate
@@ -69,6 +69,8 @@ def _train_one(config, workdir: Path) -> dict:
     stored = run_files.load_config(workdir)
     differences = [d for d in run_files.config_differences(stored, config)
                    if not d.startswith(PRESENTATION)] if stored is not None else []
+    if differences and read_only:
+        return None
     if differences:
         raise UserError(f"{workdir} holds a ladder run trained with other settings "
                         f"({differences[0]}); use another --workdir, or remove {workdir}")
@@ -79,8 +81,11 @@ def _train_one(config, workdir: Path) -> dict:
         except (OSError, ValueError, RecursionError):
             result = None
         if _is_result(result) and _trained_settings(result["config"]) == asked:
-            print(f"   finished before, read back from {workdir}", flush=True)
+            if not read_only:
+                print(f"   finished before, read back from {workdir}", flush=True)
             return {**result, "trained": False}
+    if read_only:
+        return None
     # A run that resumes here was timed in part before: its wall time is this part's only.
     resumed = (workdir / run_files.CHECKPOINTS).is_dir() \
         and any((workdir / run_files.CHECKPOINTS).iterdir())
@@ -138,16 +143,21 @@ def _is_result(result) -> bool:
         return False
 
 
-def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> dict:
+def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = (),
+             read_only: bool = False) -> dict | None:
     """Trains one step, each seed (default: the config's own) in its own run folder
     WORKDIR/seed_S, or reads it back: the row of the table, its figures averaged over the
-    seeds."""
-    print(f"== {name}: {config.description}", flush=True)
+    seeds. `read_only`: the row if every seed finished before, else None; nothing trained."""
+    if not read_only:
+        print(f"== {name}: {config.description}", flush=True)
     runs = []
     for seed in seeds or (config.train.seed,):
         seeded = config.copy_and_resolve_references()
         seeded.train.seed = seed
-        runs.append(_train_one(seeded, workdir / f"seed_{seed}"))
+        run = _train_one(seeded, workdir / f"seed_{seed}", read_only)
+        if run is None:
+            return None
+        runs.append(run)
     mean = lambda key: sum(r[key] for r in runs) / len(runs)
     from gpt_jax.task import tokens_per_step
 
@@ -165,6 +175,21 @@ def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = ()) -> d
             "ms_per_step": 1000 * tokens_per_step(config) * sum(1 / r for r in rates)
             / len(rates) if rates else None,
             "sample": runs[0]["sample"][:SAMPLE_CHARS], "curve": runs[0]["curve"]}
+
+
+def finished_after(planned: list, workdir: Path) -> list[dict]:
+    """The rows of the `planned` steps that finished before, in order, up to the first that
+    has not: read back, nothing trained."""
+    rows = []
+    for name, config, seeds in planned:
+        try:
+            row = run_step(name, config, workdir / name, seeds, read_only=True)
+        except UserError:  # its folder's trouble is said when the ladder reaches it
+            row = None
+        if row is None:
+            break
+        rows.append(row)
+    return rows
 
 
 def _cell(text: str) -> str:
@@ -258,10 +283,11 @@ def _main(argv: list[str]) -> None:
 
     for i, (name, config, seeds) in enumerate(planned):
         results.append(run_step(name, config, workdir / name, seeds))
-        # After a step trained now, the report so far; steps only read back leave the report
-        # as it was until the last, so a rerun stopped half-way never shortens a whole table.
+        # After a step trained now, the report so far and the later steps that finished before
+        # (a rerun that retrains a middle step keeps their rows); steps only read back leave
+        # the report as it was until the last, so a rerun stopped half-way never shortens it.
         if results[-1]["trained"] or i == len(planned) - 1:
-            write(results)
+            write(results + finished_after(planned[i + 1:], workdir))
     print("\n" + report(results) + f"\nwritten: {markdown}, {plot}")
 
 

@@ -210,3 +210,29 @@ def test_the_bar_s_rate_and_eta_count_training_steps_only(tmp_path, monkeypatch)
     assert sorted(timed) == list(range(2, 21))  # each step drawn, those after evaluations too
     for n, (left, rate) in timed.items():
         assert (rate, left) == ("2.00step/s", tqdm.std.tqdm.format_interval((20 - n) / 2)), n
+
+
+def test_the_report_written_mid_ladder_keeps_the_later_steps_that_finished(tmp_path, capsys):
+    """A rerun that retrains a middle step wrote the report with the rows reached so far: an
+    interrupted one left a table without the later steps, which had finished. Their rows are
+    read back (nothing trained, nothing said) up to the first step that has not finished."""
+    from gpt_jax.ladder import finished_after
+
+    bigger = _tiny()
+    bigger.model.n_embd = 32
+    planned = [("tiny", _tiny(), ()), ("bigger", bigger, ())]
+    for name, config, _ in planned:
+        run_step(name, config, tmp_path / name)
+    capsys.readouterr()
+    mtime = (tmp_path / "bigger" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns
+    assert [r["step"] for r in finished_after(planned, tmp_path)] == ["tiny", "bigger"]
+    assert [r["val_loss"] for r in finished_after(planned[1:], tmp_path)] == [
+        run_step("bigger", bigger, tmp_path / "bigger")["val_loss"]]
+    capsys.readouterr()
+    changed = _tiny()
+    changed.train.num_steps = 30  # not finished with these settings: the rows stop before it
+    assert finished_after([("tiny", changed, ()), planned[1]], tmp_path) == []
+    assert [r["step"] for r in finished_after([planned[0], ("tiny2", _tiny(), ())],
+                                              tmp_path)] == ["tiny"]  # never trained
+    assert not (tmp_path / "tiny2").exists() and capsys.readouterr().out == ""
+    assert (tmp_path / "bigger" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns == mtime
