@@ -22,9 +22,15 @@ import time
 from gpt_jax.errors import Terminated
 
 # The signals a command stops on: the word it says, and the exit status a shell gives a
-# process that the signal ended.
+# process that the signal ended. SIGUSR1 and SIGUSR2 are the warnings a batch scheduler sends
+# before a job's time ends (SLURM's --signal); SIGXCPU, the kernel's at a soft CPU-time limit.
 SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143),
-           signal.SIGHUP: ("hung up", 129)}
+           signal.SIGHUP: ("hung up", 129), signal.SIGUSR1: ("stopped by SIGUSR1", 138),
+           signal.SIGUSR2: ("stopped by SIGUSR2", 140),
+           signal.SIGXCPU: ("out of CPU time (SIGXCPU)", 152)}
+# Signals the kernel sends again on its own: SIGXCPU every second of CPU time past the soft
+# limit. Only the first is a request; the repeats never abort the save it asked for.
+REPEATED = {signal.SIGXCPU}
 # Not a signal that reaches us (SIGPIPE stays ignored in Python) but the same request: the
 # output's reader is gone (progress.py notices), so the run saves and stops as if SIGPIPE had
 # ended it.
@@ -75,12 +81,15 @@ def watch_native_calls() -> None:
 
 def _watch(read_fd: int) -> None:
     last = -float("inf")  # when the last counted signal arrived
+    repeated: set[int] = set()
     while True:
         data = os.read(read_fd, 64)
         now = time.monotonic()
         for signum in data:
-            if signum not in SIGNALS:
+            if signum not in SIGNALS or signum in repeated:
                 continue
+            if signum in REPEATED:
+                repeated.add(signum)
             if _Watch.served < _Watch.received and now - last < SAME_SIGNAL_SECONDS:
                 continue
             last = now
@@ -188,6 +197,7 @@ class StopRequest:
         self._first = -float("inf")  # when the first signal came
         self._notify = notify
         self._previous: dict[int, object] = {}
+        self._repeated: set[int] = set()
 
     @staticmethod
     def describe(signum: int) -> tuple[str, int]:
@@ -201,6 +211,10 @@ class StopRequest:
             self.requested, self.signum = True, signum
 
     def _handle(self, signum, frame) -> None:
+        if signum in REPEATED:  # the kernel's own repeats: neither a request nor counted,
+            if signum in self._repeated:  # as the watch counts them (_watch)
+                return
+            self._repeated.add(signum)
         served()
         now = time.monotonic()
         if self.requested and signum == self.signum and now - self._first < SAME_SIGNAL_SECONDS:
@@ -208,8 +222,9 @@ class StopRequest:
         if self.requested:  # the second signal: stop now, without saving
             raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
         self.requested, self.signum, self._first = True, signum, now
+        abort = "another signal aborts" if signum in REPEATED else "send it again to abort"
         self._notify(f"{signal.Signals(signum).name}: saving a checkpoint at the next step "
-                     f"boundary, then stopping (send it again to abort)")
+                     f"boundary, then stopping ({abort})")
 
     def __enter__(self) -> StopRequest:
         for signum in SIGNALS:

@@ -99,13 +99,16 @@ def test_killed_again_and_again_still_ends_where_a_straight_run_does(tmp_path, s
     _assert_identical(load_run(tmp_path), straight)
 
 
-@pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
-                                                (signal.SIGTERM, "terminated", 143),
-                                                (signal.SIGHUP, "hung up", 129)])
+@pytest.mark.parametrize("signum, word, code", [
+    (signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated", 143),
+    (signal.SIGHUP, "hung up", 129), (signal.SIGUSR1, "stopped by SIGUSR1", 138),
+    (signal.SIGXCPU, "out of CPU time (SIGXCPU)", 152)])
 def test_a_signal_saves_the_current_step_and_resumes_exactly(tmp_path, straight, signum, word,
                                                               code):
-    """Ctrl-C, the SIGTERM a scheduler sends, or the SIGHUP of a terminal or ssh session that
-    closed: save at the next step boundary, then exit."""
+    """Ctrl-C, the SIGTERM a scheduler sends, the SIGHUP of a terminal or ssh session that
+    closed, a scheduler's warning SIGUSR1 (SLURM's --signal) or the kernel's SIGXCPU at a soft
+    CPU-time limit: save at the next step boundary, then exit. (SIGUSR1 and SIGXCPU ended the
+    run where it stood, without a word, the steps since the last checkpoint lost.)"""
     proc = _start(tmp_path, *ARGS)
     _wait_for_line(proc, "step(s) took")
     proc.send_signal(signum)
@@ -120,6 +123,29 @@ def test_a_signal_saves_the_current_step_and_resumes_exactly(tmp_path, straight,
     if stopped_at < 40:
         assert f"resumed from the checkpoint at step {stopped_at}\n" in resumed.stdout
     _assert_identical(load_run(tmp_path), straight)
+
+
+def test_the_kernel_s_repeats_of_sigxcpu_never_abort_the_save_the_first_asked_for():
+    """Past a soft CPU-time limit the kernel sends SIGXCPU every second: the second one, as a
+    second Ctrl-C does, would abort the save that the first asked for. Only another signal
+    aborts."""
+    from gpt_jax.errors import Terminated
+    from gpt_jax.stop import StopRequest
+
+    said = []
+    request = StopRequest(notify=said.append)
+    for _ in range(3):
+        request._handle(signal.SIGXCPU, None)
+    assert request.requested and request.signum == signal.SIGXCPU
+    assert said == ["SIGXCPU: saving a checkpoint at the next step boundary, then stopping "
+                    "(another signal aborts)"]
+    with pytest.raises(Terminated):
+        request._handle(signal.SIGTERM, None)
+    again = StopRequest(notify=said.append)
+    again._handle(signal.SIGUSR1, None)
+    time.sleep(0.15)  # more than a duplicate's 0.1 s: a second request
+    with pytest.raises(Terminated):
+        again._handle(signal.SIGUSR1, None)
 
 
 def test_a_reader_that_leaves_the_pipe_stops_training_with_a_checkpoint(tmp_path):
