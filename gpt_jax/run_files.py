@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 from pathlib import Path
 
 import ml_collections
@@ -38,8 +39,20 @@ def check_checkpoint_path(path: Path) -> None:
     `path` (absolute): it takes a backslash for a separator and `[...]` for a pattern. Its
     saves there seem to succeed and leave a checkpoint that does not restore. And orbax
     turns every "gs:/" into "gs://", a Cloud Storage bucket: a folder named "logs:" failed
-    at the first save, after the steps before it."""
+    at the first save, after the steps before it. A path that is not UTF-8 text (a byte that
+    the file-name encoding could not read) failed every save, and its restores called every
+    checkpoint damaged and set them aside."""
     text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file-name encoding could not read: \udcfc
+        encoding = sys.getfilesystemencoding()
+        why = ("a folder name there is not UTF-8 text: rename it" if encoding == "utf-8" else
+               f"this environment reads file names as {encoding}: set a UTF-8 locale "
+               f"(LC_ALL=C.UTF-8)")
+        raise UserError(f"cannot keep checkpoints under {ascii(text)[1:-1]}: the checkpoint "
+                        f"library needs UTF-8 paths (its checkpoints would all seem damaged); "
+                        f"{why}") from None
     if "\\" in text or re.search(r"\[.*\]", text):
         raise UserError(f"cannot keep checkpoints under {path}: the checkpoint library reads "
                         f"a backslash or brackets [...] in a path as something else; choose "

@@ -22,6 +22,7 @@ from gpt_jax.restore import load_run
 from gpt_jax.trainer import train_and_evaluate
 
 TINY = (REPO / "tests" / "tiny_config.py").as_posix()
+NOT_UTF8 = "lat\udcfc"  # a folder name with the byte 0xfc, which is not UTF-8 (latin-1's ü)
 EIGHT_DEVICES = devices_env(8)
 
 
@@ -82,6 +83,7 @@ def files(tmp_path_factory):
     (d / "loop").symlink_to(d / "loop")  # a workdir that links to itself
     (d / "config_is_a_folder" / "config.json").mkdir(parents=True)
     shutil.copytree(run, d / "moved[1]" / "run")  # a run moved under a path orbax misreads
+    shutil.copytree(run, d / NOT_UTF8 / "run")
     (d / "zero_vocab" / "vocab.json").unlink()
     (d / "zero_vocab" / "vocab.json").symlink_to("/dev/zero")
     for name in ("lad_config/bigram/seed_1337/config.json",
@@ -196,6 +198,17 @@ CASES = {
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'run' / 'checkpoints'}"],
         r"workdir .*run/checkpoints is the checkpoints folder of the run in .*run: choose a "
         r"folder outside .*run/checkpoints$"),
+    # a byte that is not UTF-8 in the path: every save failed, and a restore called each
+    # good checkpoint damaged and moved it aside
+    "workdir_not_utf8": (
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / NOT_UTF8 / 'new'}"],
+        r"cannot keep checkpoints under .*lat\\udcfc/new: the checkpoint library needs UTF-8 "
+        r"paths \(its checkpoints would all seem damaged\); a folder name there is not UTF-8 "
+        r"text: rename it$"),
+    "sample_of_a_run_under_a_path_not_utf8": (
+        sample(workdir=f"{NOT_UTF8}/run"),
+        r"cannot keep checkpoints under .*lat\\udcfc/run/checkpoints: the checkpoint library "
+        r"needs UTF-8 paths"),
     "workdir_that_links_to_itself": (  # mkdir said only "File exists"
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'loop'}"],
         r"workdir .*loop is a symbolic link to .*loop, which does not exist or links back"),
