@@ -73,18 +73,48 @@ JAX_SWITCHES_REFUSED = {
                       "defaults break their types",
     "JAX_DISABLE_JIT": "the train and sampling steps are compiled ahead of time, which needs "
                        "jit",
+    "JAX_DEBUG_NANS": "the trainer stops on a non-finite loss or gradient itself, naming the "
+                      "step, and jax's check trips on the NaN that a step computes on purpose",
+}
+# jax settings with values the commands cannot run under: the values they can.
+JAX_VALUES_ACCEPTED = {
+    "JAX_NUMPY_RANK_PROMOTION": ("allow", "warn"),  # the code broadcasts on purpose
+    "JAX_NUMPY_DTYPE_PROMOTION": ("standard",),  # bfloat16 products meet float32 params
+    **{f"JAX_TRANSFER_GUARD{way}": ("allow",)  # batches and params move to the devices
+       for way in ("", "_HOST_TO_DEVICE", "_DEVICE_TO_HOST", "_DEVICE_TO_DEVICE")},
 }
 FALSE_WORDS = ("0", "n", "no", "f", "false", "off")  # what jax reads as off; it refuses ""
 
 
 def check_environment() -> None:
-    """A UserError for a jax switch in the environment that the commands cannot run under, or
-    that jax itself would refuse to read (an empty value, a typo): refused alike, before any
-    work, even by the commands that never import jax, so that one rule holds for all."""
+    """A UserError for a jax setting in the environment that the commands cannot run under
+    (64-bit types, no jit, a check that the steps trip on purpose), or, for those switches,
+    a value that jax itself would refuse to read (an empty value, a typo): refused alike,
+    before any work, even by the commands that never import jax. Other settings that jax
+    cannot read fail its import, which `run` says in one line (_jax_setting_refused)."""
     for name, why in JAX_SWITCHES_REFUSED.items():
         value = os.environ.get(name)
         if value is not None and value.lower() not in FALSE_WORDS:
             raise UserError(f"{name}={value}: {why}; unset it")
+    for name, accepted in JAX_VALUES_ACCEPTED.items():
+        value = os.environ.get(name)
+        if value is not None and value not in accepted:
+            raise UserError(f"{name}={value}: the commands run with {' or '.join(accepted)} "
+                            f"only; unset it")
+
+
+def _jax_setting_refused(e: Exception) -> str | None:
+    """The one line for a jax setting of the environment that jax could not read (an
+    exception of `import jax`), or None."""
+    text = str(e)
+    flag = re.fullmatch(r'Invalid value "(.*)" for JAX flag (\w+)', text)
+    if isinstance(e, ValueError) and flag:
+        return f"{flag[2].upper()}={flag[1]}: not a value jax accepts; fix or unset it"
+    truth = re.fullmatch(r"invalid truth value '(.*)' for environment '(\w+)'", text)
+    if isinstance(e, ValueError) and truth:
+        return (f"{truth[2]}={truth[1]}: jax reads it as on or off (1 or 0, true or false); "
+                f"fix or unset it")
+    return None
 
 
 def check_argv(argv: Sequence[str]) -> None:
@@ -467,6 +497,9 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
         except Exception as e:  # XLA's own errors are exception types of jaxlib's
             if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory allocating" in str(e):
                 _exit(out_of_memory, EXIT_USER_ERROR)
+            refused = _jax_setting_refused(e)
+            if refused:
+                _exit(f"error: {refused}", EXIT_USER_ERROR)
             if str(e).startswith("Unable to initialize backend"):  # JAX_PLATFORMS names none
                 _exit(f"error: {str(e).splitlines()[0]}", EXIT_USER_ERROR)
             if _no_backend_left(e):

@@ -330,6 +330,21 @@ CASES = {
     "jax_64_bit_empty": (train(), "JAX_ENABLE_X64=: this project's arrays", {"JAX_ENABLE_X64": ""}),
     "jax_without_jit": (sample(), "JAX_DISABLE_JIT=true: the train and sampling steps are "
                         "compiled ahead of time", {"JAX_DISABLE_JIT": "true"}),
+    # jax's checks that the steps trip on purpose, and settings jax cannot read: tracebacks
+    "jax_nan_check": (train(), "JAX_DEBUG_NANS=1: the trainer stops on a non-finite loss or "
+                      "gradient itself", {"JAX_DEBUG_NANS": "1"}),
+    "jax_rank_promotion_raised": (train(), r"JAX_NUMPY_RANK_PROMOTION=raise: the commands run "
+                                  r"with allow or warn only; unset it$",
+                                  {"JAX_NUMPY_RANK_PROMOTION": "raise"}),
+    "jax_transfers_guarded": (sample(), "JAX_TRANSFER_GUARD_HOST_TO_DEVICE=disallow: the "
+                              "commands run with allow only",
+                              {"JAX_TRANSFER_GUARD_HOST_TO_DEVICE": "disallow"}),
+    "jax_setting_jax_cannot_read": (train(), r"JAX_DEFAULT_MATMUL_PRECISION=garbage: not a "
+                                    r"value jax accepts; fix or unset it$",
+                                    {"JAX_DEFAULT_MATMUL_PRECISION": "garbage"}),
+    "jax_switch_jax_cannot_read": (sample(), r"JAX_LOG_COMPILES=maybe: jax reads it as on or "
+                                   r"off \(1 or 0, true or false\); fix or unset it$",
+                                   {"JAX_LOG_COMPILES": "maybe"}),
     "workdir_of_another_model": (train("--config.model.n_layer=3"),
                                  r"holds a checkpoint of a different model \(model.n_layer: "
                                  r"1 → 3\)"),
