@@ -80,7 +80,7 @@ JAX_SWITCHES_REFUSED = {
 JAX_VALUES_ACCEPTED = {
     "JAX_NUMPY_RANK_PROMOTION": ("allow", "warn"),  # the code broadcasts on purpose
     "JAX_NUMPY_DTYPE_PROMOTION": ("standard",),  # bfloat16 products meet float32 params
-    **{f"JAX_TRANSFER_GUARD{way}": ("allow",)  # batches and params move to the devices
+    **{f"JAX_TRANSFER_GUARD{way}": ("allow", "log")  # batches and params move to devices
        for way in ("", "_HOST_TO_DEVICE", "_DEVICE_TO_HOST", "_DEVICE_TO_DEVICE")},
 }
 FALSE_WORDS = ("0", "n", "no", "f", "false", "off")  # what jax reads as off; it refuses ""
@@ -426,6 +426,8 @@ PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ELOOP}
 def _raise(signum, frame):
     """Ctrl-C raises KeyboardInterrupt, SIGTERM and SIGHUP Terminated, each caught by `run`;
     while a module is being imported, the command ends at once instead."""
+    if stop.a_repeat(signum):  # SIGXCPU's repeats, after the stop it asked for
+        return
     stop.served()
     if stop.importing(frame):
         stop.exit_now(signum)

@@ -59,7 +59,9 @@ def family_config(family: str, context: int) -> ml_collections.ConfigDict:
     that length, so position t sees its last min(t+1, context) characters in each family, as
     in a GPT whose context is its block (model.context is read by n-gram and MLP only)."""
     config = load_config_file(str(CONFIGS / CONFIG_FILES[family]))
-    config.model.block_size = config.model.context = context
+    config.model.block_size = context
+    if config.model.name != "gpt":
+        config.model.context = context
     return config
 
 

@@ -234,7 +234,8 @@ def report(results: list[dict]) -> str:
 
 def _main(argv: list[str]) -> None:
     cli.define_overrides(FLAGS, "Overrides for every step, as --config.train.num_steps=100 (any "
-                                "field of gpt_jax/config.py; repeatable).")
+                                "field of gpt_jax/config.py; repeatable; a model field reaches "
+                                "the steps whose model reads it).")
     cli.parse_flags(argv, USAGE, FLAGS)
     F = FLAGS
     if not F.workdir:
@@ -244,7 +245,13 @@ def _main(argv: list[str]) -> None:
                         f"--{'full' if F.full else 'modern'}, or run the ladder without "
                         f"--seq2seq")
     from gpt_jax import compilation_cache, run_files
-    from gpt_jax.config import anchor_data_paths, apply_overrides, load_config_file, validate
+    from gpt_jax.config import (
+        anchor_data_paths,
+        apply_overrides,
+        load_config_file,
+        reset_unread,
+        validate,
+    )
     from gpt_jax.plots import plot_ladder
 
     compilation_cache.enable()
@@ -266,6 +273,7 @@ def _main(argv: list[str]) -> None:
         config = load_config_file(str(configs / spec))
         try:
             apply_overrides(config, overrides)
+            reset_unread(config)  # a model field reaches the steps whose model reads it
             anchor_data_paths(config)
             validate(config)
         except UserError as e:  # the overrides apply to every step: say which one refuses

@@ -42,11 +42,14 @@ def check_checkpoint_path(path: Path) -> None:
     at the first save, after the steps before it. A path that is not UTF-8 text (a byte that
     the file-name encoding could not read) failed every save, and its restores called every
     checkpoint damaged and set them aside."""
-    text = str(path)
+    text, encoding = str(path), sys.getfilesystemencoding()
     try:
         text.encode("utf-8")
+        # another encoding reads a name's bytes as other characters, which orbax writes as UTF-8
+        utf8 = encoding == "utf-8" or text.isascii()
     except UnicodeEncodeError:  # bytes the file-name encoding could not read: \udcfc
-        encoding = sys.getfilesystemencoding()
+        utf8 = False
+    if not utf8:
         why = ("a folder name there is not UTF-8 text: rename it" if encoding == "utf-8" else
                f"this environment reads file names as {encoding}: set a UTF-8 locale "
                f"(LC_ALL=C.UTF-8)")
@@ -69,7 +72,8 @@ def prepare(workdir: str | Path) -> Path:
     check_checkpoint_path(path)
     real = Path(os.path.realpath(path))
     for folder in (real, *real.parents):  # the other run would prune or misread this one
-        if folder.name == CHECKPOINTS and file_exists(folder.parent / CONFIG):
+        if folder.name == CHECKPOINTS and all(os.path.isfile(folder.parent / name)
+                                              for name in (CONFIG, VOCAB)):
             where = "the checkpoints folder" if folder == real else "inside the checkpoints"
             raise UserError(f"workdir {path} is {where} of the run in {folder.parent}: choose "
                             f"a folder outside {folder}")

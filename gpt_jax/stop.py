@@ -31,6 +31,18 @@ SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 1
 # Signals the kernel sends again on its own: SIGXCPU every second of CPU time past the soft
 # limit. Only the first is a request; the repeats never abort the save it asked for.
 REPEATED = {signal.SIGXCPU}
+_repeats_seen: set[int] = set()  # by the Python handlers: the watch keeps its own
+
+
+def a_repeat(signum: int) -> bool:
+    """Whether `signum` is the kernel's repeat of a REPEATED signal that a Python handler met
+    before: such a repeat is neither a request nor counted as served (the watch skips it too)."""
+    if signum not in REPEATED:
+        return False
+    if signum in _repeats_seen:
+        return True
+    _repeats_seen.add(signum)
+    return False
 # Not a signal that reaches us (SIGPIPE stays ignored in Python) but the same request: the
 # output's reader is gone (progress.py notices), so the run saves and stops as if SIGPIPE had
 # ended it.
@@ -197,7 +209,6 @@ class StopRequest:
         self._first = -float("inf")  # when the first signal came
         self._notify = notify
         self._previous: dict[int, object] = {}
-        self._repeated: set[int] = set()
 
     @staticmethod
     def describe(signum: int) -> tuple[str, int]:
@@ -211,10 +222,8 @@ class StopRequest:
             self.requested, self.signum = True, signum
 
     def _handle(self, signum, frame) -> None:
-        if signum in REPEATED:  # the kernel's own repeats: neither a request nor counted,
-            if signum in self._repeated:  # as the watch counts them (_watch)
-                return
-            self._repeated.add(signum)
+        if a_repeat(signum):
+            return
         served()
         now = time.monotonic()
         if self.requested and signum == self.signum and now - self._first < SAME_SIGNAL_SECONDS:

@@ -160,3 +160,16 @@ def test_memory_counts_the_mlp_as_its_shapes_do(context):
 
     config = window_config("mlp", context)
     assert memory.param_count(config, V) == n_params(config)
+
+
+@pytest.mark.parametrize("context", [1, 8, 64])
+def test_every_family_of_the_report_trains_a_valid_config(context):
+    """The report set model.context on the GPT too, which reads none: once such fields were
+    refused, `context_report --steps=1` stopped at the GPT after training every other row."""
+    from gpt_jax.config import doubts
+    from gpt_jax.context_report import CONFIG_FILES, family_config
+
+    for family in CONFIG_FILES:
+        config = family_config(family, context)
+        validate(config)
+        assert config.model.block_size == context and doubts(config) == []

@@ -205,6 +205,11 @@ CASES = {
         r"cannot keep checkpoints under .*lat\\udcfc/new: the checkpoint library needs UTF-8 "
         r"paths \(its checkpoints would all seem damaged\); a folder name there is not UTF-8 "
         r"text: rename it$"),
+    "workdir_not_ascii_under_a_locale_not_utf8": (  # Python reads its bytes as ASCII
+        lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'wd é'}"],
+        r"needs UTF-8 paths .*; this environment reads file names as ascii: set a UTF-8 "
+        r"locale \(LC_ALL=C.UTF-8\)$",
+        {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}),
     "sample_of_a_run_under_a_path_not_utf8": (
         sample(workdir=f"{NOT_UTF8}/run"),
         r"cannot keep checkpoints under .*lat\\udcfc/run/checkpoints: the checkpoint library "
@@ -240,6 +245,13 @@ CASES = {
     "ladder_step_folder_is_a_file": (  # it said "cannot read .../config.json: Not a directory"
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'ladder_with_a_file'}"],
         r"ladder_with_a_file/bigram is a file, not a folder: move it away"),
+    # every step's config is checked before any trains: a model field that the bigram does not
+    # read refused the whole ladder; it reaches the steps that read it, and the ladder goes on
+    # (to the refusal of its workdir here, which comes after)
+    "ladder_model_override_passes_the_steps_that_do_not_read_it": (
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'a_file'}",
+                   "--config.model.compute_dtype=bfloat16", "--config.model.n_embd=64"],
+        r"^error: workdir .*a_file is a file, not a folder$"),
     "workdir_with_brackets": (
         lambda d: ["train.py", f"--config={TINY}", f"--workdir={d / 'new[1]'}"],
         r"cannot keep checkpoints under .*new\[1\]: .*brackets \[...\]"),
@@ -337,7 +349,7 @@ CASES = {
                                   r"with allow or warn only; unset it$",
                                   {"JAX_NUMPY_RANK_PROMOTION": "raise"}),
     "jax_transfers_guarded": (sample(), "JAX_TRANSFER_GUARD_HOST_TO_DEVICE=disallow: the "
-                              "commands run with allow only",
+                              "commands run with allow or log only",
                               {"JAX_TRANSFER_GUARD_HOST_TO_DEVICE": "disallow"}),
     "jax_setting_jax_cannot_read": (train(), r"JAX_DEFAULT_MATMUL_PRECISION=garbage: not a "
                                     r"value jax accepts; fix or unset it$",

@@ -129,9 +129,11 @@ def test_the_kernel_s_repeats_of_sigxcpu_never_abort_the_save_the_first_asked_fo
     """Past a soft CPU-time limit the kernel sends SIGXCPU every second: the second one, as a
     second Ctrl-C does, would abort the save that the first asked for. Only another signal
     aborts."""
+    from gpt_jax import cli, stop
     from gpt_jax.errors import Terminated
     from gpt_jax.stop import StopRequest
 
+    stop._repeats_seen.clear()  # this process met no SIGXCPU before
     said = []
     request = StopRequest(notify=said.append)
     for _ in range(3):
@@ -141,6 +143,7 @@ def test_the_kernel_s_repeats_of_sigxcpu_never_abort_the_save_the_first_asked_fo
                     "(another signal aborts)"]
     with pytest.raises(Terminated):
         request._handle(signal.SIGTERM, None)
+    cli._raise(signal.SIGXCPU, None)  # after the stop, the command's own handler: no abort
     again = StopRequest(notify=said.append)
     again._handle(signal.SIGUSR1, None)
     time.sleep(0.15)  # more than a duplicate's 0.1 s: a second request

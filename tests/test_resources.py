@@ -359,3 +359,18 @@ def test_an_atomic_write_keeps_the_old_file_on_failure_and_never_writes_into_ano
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(UserError, match=r"cannot write .*folder.png: a folder is in its place"):
         run_files.write_atomic(tmp_path / "folder.png", b"png")
+
+
+def test_a_folder_named_checkpoints_that_is_no_run_s_may_hold_a_workdir(tmp_path):
+    """The refusal of a workdir inside another run's checkpoints looks for a run there (its
+    config.json and vocab.json), not only a config.json, common at a project's root."""
+    import gpt_jax.run_files as run_files
+    from gpt_jax.errors import UserError
+
+    project = tmp_path / "project"
+    (project / "checkpoints").mkdir(parents=True)
+    (project / "config.json").write_text("{}")
+    assert run_files.prepare(project / "checkpoints" / "run1").is_dir()
+    (project / "vocab.json").write_text("{}")
+    with pytest.raises(UserError, match="is inside the checkpoints of the run in .*project"):
+        run_files.prepare(project / "checkpoints" / "run2")
