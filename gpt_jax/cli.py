@@ -96,6 +96,11 @@ def check_environment() -> None:
         value = os.environ.get(name)
         if value is not None and value.lower() not in FALSE_WORDS:
             raise UserError(f"{name}={value}: {why}; unset it")
+    xla_flags = os.environ.get("XLA_FLAGS", "").strip()
+    if xla_flags and not xla_flags.startswith("--") and not os.path.isfile(xla_flags):
+        raise UserError(f"XLA_FLAGS={xla_flags}: XLA reads a value that does not start with "
+                        f"-- as the name of a file of flags, and there is no such file; write "
+                        f"the flags as --name=value")  # XLA's own line ends the process
     for name, accepted in JAX_VALUES_ACCEPTED.items():
         value = os.environ.get(name)
         if value is not None and value not in accepted:

@@ -351,6 +351,10 @@ CASES = {
     "jax_transfers_guarded": (sample(), "JAX_TRANSFER_GUARD_HOST_TO_DEVICE=disallow: the "
                               "commands run with allow or log only",
                               {"JAX_TRANSFER_GUARD_HOST_TO_DEVICE": "disallow"}),
+    "xla_flags_without_dashes": (train(), r"XLA_FLAGS=garbage: XLA reads a value that does not "
+                                 r"start with -- as the name of a file of flags, and there is "
+                                 r"no such file; write the flags as --name=value$",
+                                 {"XLA_FLAGS": "garbage"}),
     "jax_setting_jax_cannot_read": (train(), r"JAX_DEFAULT_MATMUL_PRECISION=garbage: not a "
                                     r"value jax accepts; fix or unset it$",
                                     {"JAX_DEFAULT_MATMUL_PRECISION": "garbage"}),
