@@ -28,9 +28,12 @@ def learning_rate_schedule(train: ml_collections.ConfigDict,
 
 
 def decay_mask(params):
-    """Weight decay shrinks matrices (ndim >= 2) only: decaying biases and LayerNorm gains
-    toward zero would fight the normalization instead of regularizing."""
-    return jax.tree.map(lambda p: p.ndim >= 2, params)
+    """Weight decay shrinks the matrices only (kernels, embedding tables): decaying biases and
+    norms' gains toward zero would fight the normalization instead of regularizing. Chosen by
+    name, not by ndim: the vmapped heads stack their QK-norm gains as a (D, H) array."""
+    def decays(path, _):
+        return getattr(path[-1], "key", path[-1]) not in ("bias", "scale")
+    return jax.tree_util.tree_map_with_path(decays, params)
 
 
 def muon_labels(params):

@@ -43,12 +43,20 @@ def test_overfitting_one_batch_drives_loss_near_zero():
 
 
 def test_weight_decay_only_on_matrices():
-    model = build_model(tiny_config().model, 65)
+    """The QK-norm gains are vectors too, though the vmapped heads stack them as (D, H)."""
+    model = build_model(tiny_config(qk_norm=True).model, 65)
     params = model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
     mask = decay_mask(params)
+    heads = params["block_0"]["sa"]["heads"]
+    assert heads["query_norm"]["scale"].ndim == 2
     assert mask["block_0"]["sa"]["heads"]["query"]["kernel"]
     assert mask["token_embedding_table"]["embedding"]
     assert not mask["block_0"]["ln1"]["scale"] and not mask["lm_head"]["bias"]
+    assert not mask["block_0"]["sa"]["heads"]["query_norm"]["scale"]
+    assert not mask["block_0"]["sa"]["heads"]["key_norm"]["scale"]
+    decayed = [jax.tree_util.keystr(path) for path, decays
+               in jax.tree_util.tree_leaves_with_path(mask) if decays]
+    assert all(path.endswith(("['kernel']", "['embedding']")) for path in decayed), decayed
 
 
 def test_warmup_then_cosine():
