@@ -115,29 +115,37 @@ def require_same_model_as_nanogpt(specs: list[str], settings: dict) -> None:
                         f"change ours only")
 
 
+def training_config(spec: str, overrides: dict) -> tuple:
+    """The config of `spec` with `overrides`, validated, its task and batch layout; as the
+    trainer does, a config that cannot fit is one line, not a hang or the OOM killer."""
+    from gpt_jax import memory
+    from gpt_jax.config import apply_overrides, load_config_file, validate
+    from gpt_jax.layout import BatchLayout
+    from gpt_jax.task import load_task
+
+    config = load_config_file(str(REPO / "configs" / spec))
+    apply_overrides(config, overrides)
+    validate(config)
+    t = config.train
+    task = load_task(config)
+    layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
+    memory.require_fits(task.memory_parts(layout), f"training {spec}")
+    return config, task, layout
+
+
 def training_setup(spec: str, overrides: dict) -> dict:
     """The config's train chunk, replicated state and token stream, ready to call:
     `run(state, step)` runs `k` steps from `step` and returns (state, metrics)."""
     import jax
     import numpy as np
 
-    from gpt_jax import memory
-    from gpt_jax.config import apply_overrides, load_config_file, validate
-    from gpt_jax.layout import BatchLayout
     from gpt_jax.optim import make_optimizer
     from gpt_jax.state import init_state
     from gpt_jax.steps import make_train_chunk, replicate, seed_key_data, shard
-    from gpt_jax.task import load_task
     from gpt_jax.xla_options import compiler_options
 
-    config = load_config_file(str(REPO / "configs" / spec))
-    apply_overrides(config, overrides)
-    validate(config)
+    config, task, layout = training_config(spec, overrides)
     t, m = config.train, config.model
-    task = load_task(config)
-    layout = BatchLayout.current(t.batch_size, t.grad_accum_steps)
-    # as the trainer does: a config that cannot fit is one line, not a hang or the OOM killer
-    memory.require_fits(task.memory_parts(layout), f"training {spec}")
     model = task.build_model()
     optimizer = make_optimizer(t)
     state = init_state(model, optimizer, t.seed, task.example_inputs())
@@ -223,7 +231,7 @@ def main(argv):
     F = flags.FLAGS
     import jax
     import jaxlib
-    from sampling import time_sampling
+    from sampling import SAMPLED_TOKENS, sampling_config, time_sampling
 
     from gpt_jax.host_memory import keep_freed_memory
 
@@ -234,12 +242,19 @@ def main(argv):
         nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
         require_same_model_as_nanogpt(F.configs, parse_settings(F.set))
 
+    settings = parse_settings(F.set)
+    on_cpu = jax.devices()[0].platform == "cpu"
+    plans = [(spec, {**(CPU_OVERRIDES.get(spec, {}) if F.cpu_overrides and on_cpu else {}),
+                     **settings}) for spec in F.configs]
+    for spec, overrides in plans:  # a --set the second config refuses loses no timed first
+        training_config(spec, overrides)
+        if F.sampling:
+            sampling_config(spec, SAMPLED_TOKENS, settings)
+
     peaks = {}  # per compute dtype: a bfloat16 row's MFU is against the bfloat16 matmul
     rows = []
-    for spec in F.configs:
-        on_cpu = jax.devices()[0].platform == "cpu"
-        overrides = CPU_OVERRIDES.get(spec, {}) if F.cpu_overrides and on_cpu else {}
-        row = time_training(spec, F.steps, {**overrides, **parse_settings(F.set)})
+    for spec, overrides in plans:
+        row = time_training(spec, F.steps, overrides)
         dtype = row["compute_dtype"]
         if dtype not in peaks:
             peaks[dtype] = matmul_peak_flops(dtype)
@@ -248,7 +263,7 @@ def main(argv):
         row["mfu"] = (None if row["flops_per_token"] is None
                       else row["flops_per_token"] * row["tokens_per_s"] / peaks[dtype])
         if F.sampling:
-            row.update(time_sampling(spec, overrides=parse_settings(F.set)))
+            row.update(time_sampling(spec, SAMPLED_TOKENS, overrides=settings))
         if F.nanogpt:
             nano = time_nanogpt(spec, F.steps)
             row["nanogpt"] = nano

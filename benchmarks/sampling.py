@@ -29,9 +29,11 @@ import preflight  # noqa: E402  (benchmarks/, this script's folder)
 from gpt_jax import cli  # noqa: E402
 from gpt_jax.run_files import write_atomic  # noqa: E402
 
+SAMPLED_TOKENS = 500  # per timed run, here and in bench.py
+
 if __name__ == "__main__":  # flags of its own only when run alone, not imported by bench.py
     flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "sampling.json"), "JSON.")
-    flags.DEFINE_integer("new_tokens", 500, "Tokens to generate.", lower_bound=1,
+    flags.DEFINE_integer("new_tokens", SAMPLED_TOKENS, "Tokens to generate.", lower_bound=1,
                          upper_bound=2**31 - 1)
     flags.DEFINE_integer("repeats", 3, "Timed runs per path (after one compiling run).",
                          lower_bound=1)
@@ -54,22 +56,35 @@ def _time(fn, repeats: int) -> tuple[float, float]:
     return first, statistics.median(times)
 
 
-def make_untrained_run(spec: str, workdir: Path, overrides: dict | None = None):
-    """A workdir holding an untrained checkpoint of `spec` (with `overrides`, as
-    {'model.compute_dtype': 'bfloat16'}), as the trainer would write it."""
-    from gpt_jax import run_files
-    from gpt_jax.checkpoint import Checkpoints
+def sampling_config(spec: str, new_tokens: int, overrides: dict | None = None) -> tuple:
+    """The config of `spec` with `overrides`, validated, and its tokenizer; a UserError if
+    sampling `new_tokens` cannot fit in memory. Cheap: every config is checked before any is
+    timed."""
+    from gpt_jax import memory
     from gpt_jax.config import apply_overrides, load_config_file, validate
     from gpt_jax.dataset import default_corpus_path
-    from gpt_jax.models import build_model
-    from gpt_jax.optim import make_optimizer
-    from gpt_jax.state import init_state
     from gpt_jax.tokenizer import CharTokenizer
 
     config = load_config_file(str(REPO / "configs" / spec))
     apply_overrides(config, overrides or {})
     validate(config)
     tokenizer = CharTokenizer.from_text(default_corpus_path().read_text(encoding="utf-8"))
+    memory.require_fits(memory.sampling_bytes(config, tokenizer.vocab_size, 1, new_tokens,
+                                              fewer="lower --new_tokens"), "sampling")
+    return config, tokenizer
+
+
+def make_untrained_run(spec: str, workdir: Path, new_tokens: int,
+                       overrides: dict | None = None):
+    """A workdir holding an untrained checkpoint of `spec` (with `overrides`, as
+    {'model.compute_dtype': 'bfloat16'}), as the trainer would write it."""
+    from gpt_jax import run_files
+    from gpt_jax.checkpoint import Checkpoints
+    from gpt_jax.models import build_model
+    from gpt_jax.optim import make_optimizer
+    from gpt_jax.state import init_state
+
+    config, tokenizer = sampling_config(spec, new_tokens, overrides)
     model = build_model(config.model, tokenizer.vocab_size)
     state = init_state(model, make_optimizer(config.train), 0, config.model.block_size)
     workdir.mkdir(parents=True)
@@ -81,20 +96,18 @@ def make_untrained_run(spec: str, workdir: Path, overrides: dict | None = None):
     return config, tokenizer, model, state.params
 
 
-def time_sampling(spec: str, new_tokens: int = 500, repeats: int = 3,
+def time_sampling(spec: str, new_tokens: int = SAMPLED_TOKENS, repeats: int = 3,
                   overrides: dict | None = None) -> dict:
     """Cached and uncached tokens/s for an untrained `spec`, batch 1, and the time from a
     cold `python -m gpt_jax.sample` to its first token."""
     import jax
 
-    from gpt_jax import memory
     from gpt_jax.generation import generate, prompt_window
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp) / "run"
-        config, tokenizer, model, params = make_untrained_run(spec, workdir, overrides)
-        memory.require_fits(memory.sampling_bytes(config, tokenizer.vocab_size, 1, new_tokens,
-                                                  fewer="lower --new_tokens"), "sampling")
+        config, tokenizer, model, params = make_untrained_run(spec, workdir, new_tokens,
+                                                              overrides)
         T = config.model.block_size
         window, n = prompt_window(tokenizer.encode("\n"), T, 1)
         row = {"sample_new_tokens": new_tokens}
@@ -120,6 +133,8 @@ def main(argv):
     F = flags.FLAGS
     out = preflight.writable_file(F.out)
     preflight.decoder_only_configs(F.configs)
+    for spec in F.configs:  # each fits before any is timed
+        sampling_config(spec, F.new_tokens)
     rows = []
     for spec in F.configs:
         row = {"config": spec, **time_sampling(spec, F.new_tokens, F.repeats)}

@@ -1034,3 +1034,14 @@ def test_resuming_another_kind_of_model_names_the_model_first(tmp_path):
     assert refused.returncode == 2 and refused.stderr == (
         f"error: workdir {tmp_path} holds a checkpoint of a different model (model.name: "
         f"'bigram' → 'gpt'); use a new --workdir or the original config\n"), refused.stderr
+
+
+def test_bench_checks_every_config_before_it_times_any(tmp_path):
+    """A --set that the second config refuses was found after the first was timed, and its
+    figures were lost with the exit."""
+    result = run_python(["benchmarks/bench.py", "--configs=shakespeare_char_cpu.py",
+                         "--configs=shakespeare_char_cpu.py:short", "--set=train.weight_decay=300",
+                         "--steps=1", f"--out={tmp_path / 'bench.json'}"])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: train.weight_decay × train.learning_rate = 1.2")
+    assert result.stdout == ""  # no matmul peak, no row: nothing was timed
