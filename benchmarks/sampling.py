@@ -35,8 +35,8 @@ if __name__ == "__main__":  # flags of its own only when run alone, not imported
     flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "sampling.json"), "JSON.")
     flags.DEFINE_integer("new_tokens", SAMPLED_TOKENS, "Tokens to generate.", lower_bound=1,
                          upper_bound=2**31 - 1)
-    flags.DEFINE_integer("repeats", 3, "Timed runs per path (after one compiling run).",
-                         lower_bound=1)
+    flags.DEFINE_integer("repeats", 3, "Timed runs of each path, cached and uncached (after "
+                         "one compiling run of each); the median is reported.", lower_bound=1)
     flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
                               "Config files under configs/.")
 
@@ -98,8 +98,8 @@ def make_untrained_run(spec: str, workdir: Path, new_tokens: int,
 
 def time_sampling(spec: str, new_tokens: int = SAMPLED_TOKENS, repeats: int = 3,
                   overrides: dict | None = None) -> dict:
-    """Cached and uncached tokens/s for an untrained `spec`, batch 1, and the time from a
-    cold `python -m gpt_jax.sample` to its first token."""
+    """Cached and uncached tokens/s for an untrained `spec`, batch 1, each the median of
+    `repeats` runs, and the time from a cold `python -m gpt_jax.sample` to its first token."""
     import jax
 
     from gpt_jax.generation import generate, prompt_window
@@ -114,7 +114,7 @@ def time_sampling(spec: str, new_tokens: int = SAMPLED_TOKENS, repeats: int = 3,
         for name, use_cache in (("cached", True), ("uncached", False)):
             fn = functools.partial(generate, model, params, window, n, jax.random.key(0),
                                    block_size=T, max_new_tokens=new_tokens, use_cache=use_cache)
-            first, median = _time(fn, repeats if use_cache else 1)
+            first, median = _time(fn, repeats)
             row[f"{name}_compile_and_run_s"] = first
             row[f"{name}_tokens_per_s"] = new_tokens / median
         row["sampling_speedup"] = row["cached_tokens_per_s"] / row["uncached_tokens_per_s"]
