@@ -34,9 +34,11 @@ from gpt_jax.run_files import write_atomic  # noqa: E402
 
 flags.DEFINE_multi_string("configs", ["shakespeare_char_cpu.py", "shakespeare_char.py"],
                           "Config files under configs/.")
-flags.DEFINE_integer("steps", 100, "Timed steps per config, after warm-up (the scaled GPT "
-                     "takes about 14 s a step on 2 CPU cores, ours and nanoGPT's together).",
-                     lower_bound=1)
+flags.DEFINE_integer("steps", 100, "Timed steps per config, after warm-up: ours run as the "
+                     "trainer runs them, in whole calls of train.steps_per_call (10 in the "
+                     "configs), so --steps is rounded up to a multiple of it; nanoGPT's are "
+                     "exactly --steps (the scaled GPT takes about 14 s a step on 2 CPU cores, "
+                     "ours and nanoGPT's together).", lower_bound=1)
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT with "
                     "data/shakespeare_char prepared, to time side by side.")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")

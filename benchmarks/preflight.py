@@ -49,17 +49,24 @@ def _writable_folder(folder: Path, said: str) -> Path:
     return folder
 
 
+def config_file(spec: str, flag: str) -> str:
+    """The path of `spec`, a config file under configs/ as path.py[:variant]; one named from
+    the repository (configs/x.py), which would be looked for in configs/configs/, is refused
+    with the name to give."""
+    path = spec.partition(":")[0]
+    if not (REPO / "configs" / path).is_file() and (REPO / path).is_file():
+        raise UserError(f"{flag}={spec}: name the file as under configs/, as in "
+                        f"{flag}={Path(spec).name}")
+    return str(REPO / "configs" / spec)
+
+
 def decoder_only_configs(specs: list[str], flag: str = "--configs") -> None:
     """Each of `specs`, a config file under configs/, is a decoder-only GPT on text: what
     bench.py and sampling.py time (the GPT's sampler, its FLOPs, nanoGPT's model)."""
     from gpt_jax.config import load_config_file
 
     for spec in specs:
-        path = spec.partition(":")[0]
-        if not (REPO / "configs" / path).is_file() and (REPO / path).is_file():
-            raise UserError(f"{flag}={spec}: name the file as under configs/, as in "
-                            f"{flag}={Path(spec).name}")
-        if load_config_file(str(REPO / "configs" / spec)).data.task == "pairs":
+        if load_config_file(config_file(spec, flag)).data.task == "pairs":
             raise UserError(f"{flag}={spec} trains on source → target pairs; this benchmark "
                             f"times the decoder-only GPT on text (time the encoder–decoder's "
                             f"decoding with benchmarks/translation.py)")

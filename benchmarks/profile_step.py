@@ -59,6 +59,7 @@ def main(argv):
     keep_freed_memory()  # as train.py does
 
     F = flags.FLAGS
+    preflight.config_file(F.config, "--config")
     preflight.writable_folder(F.trace_dir, "--trace_dir")
     setup = training_setup(F.config, parse_settings(F.override, "--override"))
     state, k = setup["state"], setup["k"]

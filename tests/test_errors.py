@@ -714,6 +714,11 @@ CASES = {
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_silent'}",
                    "--config=configs/seq2seq.py", f"--out={d / 'time_to_loss.json'}"],
         "--config=configs/seq2seq.py trains on source → target pairs"),
+    "profile_step_config_named_from_the_repo": (  # it was looked for in configs/configs/
+        lambda d: ["benchmarks/profile_step.py", "--config=configs/shakespeare_char_cpu.py",
+                   f"--trace_dir={d / 'trace'}"],
+        "--config=configs/shakespeare_char_cpu.py: name the file as under configs/, as in "
+        "--config=shakespeare_char_cpu.py"),
     "profile_step_override_without_value": (
         lambda d: ["benchmarks/profile_step.py", "--override=train.batch_size",
                    f"--trace_dir={d / 'trace'}"],
