@@ -35,6 +35,7 @@ from gpt_jax.config import (  # noqa: E402
     SEED_MAX,
     apply_overrides,
     load_config_file,
+    override_flags,
     parse_settings,
     validate,
 )
@@ -49,8 +50,10 @@ flags.register_validator("target", lambda target: 0 < target < math.inf,
                          "--target takes a validation loss, a positive number")
 flags.DEFINE_string("config", f"{REPO / 'configs' / 'shakespeare_char_cpu.py'}:short",
                     "Our config (e.g. configs/shakespeare_char_cpu.py:modern_short).")
-flags.DEFINE_multi_string("set", [], "FIELD=VALUE for our run, passed as --config.FIELD=VALUE "
-                          "(e.g. --set=model.n_layer=2 --set=train.num_steps=375); repeatable.")
+flags.DEFINE_multi_string("set", [], "FIELD=VALUE for our run, as --config.FIELD=VALUE (e.g. "
+                          "--set=model.n_layer=2 --set=train.num_steps=375); repeatable. VALUE "
+                          "is read as a Python literal, else as a word: 'constant' and constant "
+                          "alike.")
 flags.DEFINE_list("seeds", ["1337"], "Our runs' train.seed, one run each, one after another "
                   "(e.g. 1337,1,2): one val figure is noisy, so the ratio is given for each and "
                   "for their mean.")
@@ -120,7 +123,8 @@ def main(argv):
     if not nano["evaluations"]:
         raise UserError(f"train.py of --nanogpt={F.nanogpt} printed no evaluation line like "
                         f"'step 250: train loss 1.9, val loss 1.9': is it karpathy/nanoGPT's?")
-    runs = [ours_run(F, config_spec, int(seed), nano["wall_s"]) for seed in F.seeds]
+    runs = [ours_run(F, config_spec, override_flags(settings), int(seed), nano["wall_s"])
+            for seed in F.seeds]
     mean = mean_over_seeds(runs)
     hit = first_below(mean, F.target)
     result = {"target": F.target, "config": F.config, "set": F.set,
@@ -155,13 +159,14 @@ def mean_over_seeds(runs: list[dict]) -> dict:
                           for key in ("val_loss", "elapsed_s")}} for step in steps]}
 
 
-def ours_run(F, config_spec: str, seed: int, nano_wall_s: float) -> dict:
-    """One of our runs, timed like nanoGPT's: a fresh process, a cold compilation cache."""
+def ours_run(F, config_spec: str, overrides: list[str], seed: int, nano_wall_s: float) -> dict:
+    """One of our runs, timed like nanoGPT's: a fresh process, a cold compilation cache;
+    `overrides`: the --set values checked, as train.py's flags (override_flags)."""
     with tempfile.TemporaryDirectory() as workdir:
         ours = timed_evaluations(
             [sys.executable, "train.py", f"--config={config_spec}", *OURS,
              f"--config.train.eval_interval={F.eval_interval}", f"--config.train.seed={seed}",
-             *(f"--config.{setting}" for setting in F.set), f"--workdir={workdir}"], REPO,
+             *overrides, f"--workdir={workdir}"], REPO,
             r"^step\s+(?P<step>\d+) \| train loss [\d.]+ \| val loss (?P<val>[\d.]+)",
             env={"GPT_JAX_CACHE_DIR": "off"})
     hit = first_below(ours, F.target)

@@ -525,6 +525,18 @@ def parse_settings(settings: list[str], flag: str = "--set") -> dict[str, Any]:
     return out
 
 
+def override_flags(settings: dict[str, Any]) -> list[str]:
+    """parse_settings' values as train.py's --config.FIELD=TEXT flags, each written so that
+    config_flags parses it back to the value checked: a string as its bare text (a string
+    field keeps quotes, so "'constant'" would reach train.py quoted), a bool as true or false."""
+    def text(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        return str(value).lower() if isinstance(value, bool) else repr(value)
+
+    return [f"--config.{field}={text(value)}" for field, value in settings.items()]
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]) -> None:
     """Sets {'train.num_steps': 100}: typed values, as config_flags parses them."""
     for dotted, value in overrides.items():

@@ -19,6 +19,8 @@ from gpt_jax.config import (
     base_config,
     doubts,
     load_config_file,
+    override_flags,
+    parse_settings,
     validate,
 )
 from gpt_jax.errors import UserError
@@ -71,6 +73,27 @@ def test_bad_overrides_are_named(overrides, message):
     config = load_config_file(str(REPO / "configs/bigram.py"))
     with pytest.raises(UserError, match=message):
         apply_overrides(config, overrides)
+
+
+def test_a_benchmark_s_settings_reach_train_py_as_they_were_checked(monkeypatch):
+    """time_to_loss checks parse_settings' values, then passes them to train.py: a quoted
+    'constant' passed the check, and train.py got it with its quotes."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    spec = str(REPO / "configs/shakespeare_char_cpu.py:short")
+    settings = parse_settings(["train.lr_schedule='constant'", "model.compute_dtype=bfloat16",
+                               "train.learning_rate=1", "train.weight_decay=1e-1",
+                               "train.num_steps=300", "model.bias=False", "data.path=a b.txt"])
+    checked = load_config_file(spec)
+    apply_overrides(checked, settings)
+    argv = ["train.py", f"--config={spec}", *override_flags(settings)]
+    monkeypatch.setattr("sys.argv", argv)  # config_flags reads the overrides' names there
+    command_flags = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=command_flags)
+    command_flags(argv)
+    assert command_flags.config.to_dict() == checked.to_dict()
+    assert checked.train.lr_schedule == "constant" and checked.model.bias is False
 
 
 MISSING = object()  # a row's value that deletes the field
