@@ -90,14 +90,11 @@ def make_corpus(path: Path, gigabytes: float) -> int:
 
 
 def tokens_per_s(workdir: Path) -> float:
-    records = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
-    return records[-1]["tokens_per_s"]
+    """A run's tokens/s over all its timed steps: each evaluation interval weighted by its
+    time, never a plain mean of their rates."""
+    from gpt_jax.metrics import read_metrics, steady_tokens_per_s
 
-
-def _mean_rate(workdir: Path) -> float:
-    rates = [r["tokens_per_s"] for r in map(json.loads, (workdir / "metrics.jsonl").read_text()
-                                            .splitlines()) if r.get("tokens_per_s")]
-    return sum(rates) / len(rates)
+    return steady_tokens_per_s(read_metrics(workdir))
 
 
 def main(argv):
@@ -145,8 +142,11 @@ def main(argv):
             print(f"train {name} #{repeat}: {runs[name][-1]['tokens_per_s']:,.0f} tokens/s, "
                   f"peak RSS {run['peak_rss_mb']:,.0f} MB", flush=True)
     for name, rows in runs.items():
+        # the runs' tokens over their time: each run trains the same steps, so the harmonic
+        # mean of their rates, not the plain mean, which a fast run pulls up
         result[f"train_{name}"] = {"runs": rows,
-                                   "tokens_per_s": sum(r["tokens_per_s"] for r in rows) / len(rows),
+                                   "tokens_per_s": len(rows) / sum(1 / r["tokens_per_s"]
+                                                                   for r in rows),
                                    "peak_rss_mb": max(r["peak_rss_mb"] for r in rows)}
     result["memmap_over_in_memory"] = (result["train_memmap_2gb"]["tokens_per_s"]
                                        / result["train_in_memory"]["tokens_per_s"])
@@ -195,7 +195,7 @@ def bits_per_char(scratch: Path, vocab: int) -> dict:
     timed(["train.py", "--config=configs/shakespeare_char_cpu.py", f"--workdir={probe}",
            f"--config.data.path={data}", "--config.train.num_steps=300",
            "--config.train.eval_interval=300", "--config.sample.max_new_tokens=0"])
-    steps = round(2000 * tokens_per_s(probe) / _mean_rate(char_run))
+    steps = round(2000 * tokens_per_s(probe) / tokens_per_s(char_run))
     bpe = timed(["train.py", "--config=configs/shakespeare_char_cpu.py", f"--workdir={bpe_run}",
                  f"--config.data.path={data}", f"--config.train.num_steps={steps}",
                  "--config.sample.max_new_tokens=0"])

@@ -57,7 +57,7 @@ def _train_one(config, workdir: Path, read_only: bool = False) -> dict | None:
     """One run of a step (trained now, or read back when it finished with this very config):
     its final figures. `read_only`: read back or None, never trained, nothing said."""
     from gpt_jax import run_files
-    from gpt_jax.metrics import read_metrics
+    from gpt_jax.metrics import read_metrics, steady_tokens_per_s
     from gpt_jax.trainer import train_and_evaluate
 
     asked = _trained_settings(json.loads(config.to_json()))
@@ -101,7 +101,7 @@ def _train_one(config, workdir: Path, read_only: bool = False) -> dict | None:
               "train_loss": record["train_loss"], "val_loss": record["val_loss"],
               "val_exact_match": record.get("val_exact_match"), "wall_s": wall_s,
               "resumed": resumed,
-              "tokens_per_s": _steady_rate(records),
+              "tokens_per_s": steady_tokens_per_s(records),
               "sample": samples[-1].read_text(encoding="utf-8", errors="replace")
               if samples and run_files.file_exists(samples[-1]) else "",
               "curve": [{"step": r["step"], "val_loss": r["val_loss"]} for r in records],
@@ -117,16 +117,6 @@ def _trained_settings(config: dict) -> dict:
     """A config as JSON, without the fields that only present it: a step reworded, or given
     no lecture figure, is read back, not trained again or refused."""
     return {k: v for k, v in config.items() if k not in PRESENTATION}
-
-
-def _steady_rate(records: list[dict]) -> float | None:
-    """Tokens per second over the whole run, evaluations excluded: each interval's rate
-    weighted by its time (its steps over its rate), not a plain mean of the rates, which a
-    fast interval pulls above what the steps took."""
-    timed = [(r["step"] - before["step"], r["tokens_per_s"])
-             for before, r in zip(records, records[1:], strict=False) if r.get("tokens_per_s")]
-    steps = sum(n for n, _ in timed)
-    return steps / sum(n / rate for n, rate in timed) if timed and steps else None
 
 
 def _is_result(result) -> bool:

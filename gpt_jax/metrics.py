@@ -57,6 +57,16 @@ def read_metrics(workdir: str | Path) -> list[dict]:
     return records
 
 
+def steady_tokens_per_s(records: list[dict]) -> float | None:
+    """Tokens per second over a run's records, evaluations excluded: each interval's rate
+    weighted by its time (its steps over its rate), not a plain mean of the rates, which a
+    fast interval pulls above what the steps took. None where no interval was timed."""
+    timed = [(r["step"] - before["step"], r["tokens_per_s"])
+             for before, r in zip(records, records[1:], strict=False) if r.get("tokens_per_s")]
+    steps = sum(n for n, _ in timed)
+    return steps / sum(n / rate for n, rate in timed) if timed and steps else None
+
+
 class MetricsWriter:
     """Owned by process 0 only."""
 

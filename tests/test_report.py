@@ -103,12 +103,12 @@ def test_rows_without_a_lecture_figure_or_a_step_to_build_on():
 def test_a_step_s_rate_weights_each_interval_by_its_time():
     """Two intervals of 10 steps at 1,000 and 4,000 tokens/s took 10/1000 + 10/4000 s: the
     run's rate is 1,600 tokens/s, not the plain mean, 2,500, which made ms/step too low."""
-    from gpt_jax.ladder import _steady_rate
+    from gpt_jax.metrics import steady_tokens_per_s
 
     records = [{"step": 0, "tokens_per_s": None}, {"step": 10, "tokens_per_s": 1000.0},
                {"step": 20, "tokens_per_s": 4000.0}]
-    assert _steady_rate(records) == pytest.approx(1600.0)
-    assert _steady_rate(records[:1]) is None
+    assert steady_tokens_per_s(records) == pytest.approx(1600.0)
+    assert steady_tokens_per_s(records[:1]) is None
 
 
 def test_a_resumed_step_s_wall_time_is_marked_as_a_part():
