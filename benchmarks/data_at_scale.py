@@ -35,6 +35,12 @@ sys.path.insert(0, str(REPO))  # this checkout's gpt_jax, installed or not
 import preflight  # noqa: E402  (benchmarks/, this script's folder)
 
 from gpt_jax import cli  # noqa: E402
+from gpt_jax.config import (  # noqa: E402
+    apply_overrides,
+    load_config_file,
+    override_flags,
+    validate,
+)
 from gpt_jax.errors import UserError  # noqa: E402
 from gpt_jax.run_files import write_atomic  # noqa: E402
 
@@ -42,22 +48,37 @@ SHAKESPEARE = REPO / "gpt_jax" / "data" / "tinyshakespeare.txt"
 
 flags.DEFINE_string("scratch", "/tmp/gpt_jax_scale", "Folder for the corpus, data and runs.")
 flags.DEFINE_float("gigabytes", 2.0, "Size of the generated corpus.")
-flags.DEFINE_integer("steps", 500, "Train steps of each timed run.", lower_bound=1)
+flags.DEFINE_integer("steps", 500, "Train steps of each timed run, at least 2: the first "
+                     "compiles, and only the steps after it are timed.", lower_bound=2)
 flags.DEFINE_integer("repeats", 2, "Alternated pairs of timed runs.", lower_bound=1)
 flags.DEFINE_integer("bpe_vocab", 512, "BPE vocabulary for the bits-per-character run.",
                      lower_bound=256)
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "data_at_scale.json"), "JSON.")
 
 
+TIME = "/usr/bin/time"  # GNU time, whose -v report gives a command's peak RSS
+PEAK_RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 # What /usr/bin/time says of a command that failed, before its report: not the command's words.
 TIME_STATUS_LINES = ("Command exited with non-zero status", "Command terminated by signal")
+
+
+def require_gnu_time() -> None:
+    """A missing /usr/bin/time, or one without GNU's -v report (BSD's, busybox's), is found
+    before any work, not as a traceback after the corpus is written."""
+    install = "peak RSS is read from GNU time's -v report: install GNU time (apt-get install time)"
+    try:
+        proc = subprocess.run([TIME, "-v", "true"], capture_output=True, text=True)
+    except OSError as e:
+        raise UserError(f"cannot run {TIME}: {e.strerror}; {install}") from None
+    if not PEAK_RSS.search(proc.stderr):
+        raise UserError(f"{TIME} -v reports no 'Maximum resident set size'; {install}")
 
 
 def timed(args: list[str], cwd: Path = REPO) -> dict:
     """Runs `python ARGS` under /usr/bin/time: wall seconds, peak RSS, its stdout."""
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, *args], cwd=cwd,
-                          capture_output=True, text=True)
+    proc = subprocess.run([TIME, "-v", sys.executable, *args], cwd=cwd, capture_output=True,
+                          text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:  # its own last line, before /usr/bin/time's report
         said = [line for line in
@@ -65,7 +86,7 @@ def timed(args: list[str], cwd: Path = REPO) -> dict:
                 if not line.startswith(TIME_STATUS_LINES)]
         raise UserError(f"python {' '.join(args[:2])} failed: "
                         f"{said[-1] if said else 'no output'}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    rss_kb = int(PEAK_RSS.search(proc.stderr).group(1))
     return {"seconds": seconds, "peak_rss_mb": rss_kb / 1024, "stdout": proc.stdout}
 
 
@@ -102,6 +123,19 @@ def main(argv):
     F = flags.FLAGS
     if not 0 < F.gigabytes < math.inf:
         raise UserError(f"--gigabytes must be a positive number, got {F.gigabytes}")
+    one_copy = SHAKESPEARE.stat().st_size / 1e9
+    if F.gigabytes < one_copy:  # below a byte it wrote an empty corpus, which prepare refused
+        raise UserError(f"--gigabytes={F.gigabytes:g}: the corpus is whole copies of tiny "
+                        f"Shakespeare ({one_copy * 1e3:.1f} MB): give at least "
+                        f"{math.ceil(one_copy * 1e4) / 1e4:g}")
+    # the timed runs' config, checked before the corpus is written (--steps=10**12 was
+    # refused by train.py after minutes of preparing)
+    train_settings = {"train.num_steps": F.steps, "train.eval_interval": F.steps,
+                      "train.eval_iters": 5, "sample.max_new_tokens": 0}
+    config = load_config_file(str(REPO / "configs" / "shakespeare_char_cpu.py"))
+    apply_overrides(config, train_settings)
+    validate(config)
+    require_gnu_time()
     out = preflight.writable_file(F.out)
     scratch = preflight.writable_folder(F.scratch, "--scratch")
     require_disk_space(scratch, F.gigabytes)
@@ -126,8 +160,7 @@ def main(argv):
               flush=True)
 
     common = ["train.py", "--config=configs/shakespeare_char_cpu.py",
-              f"--config.train.num_steps={F.steps}", f"--config.train.eval_interval={F.steps}",
-              "--config.train.eval_iters=5", "--config.sample.max_new_tokens=0"]
+              *override_flags(train_settings)]
     # read from the memory map whatever its size (a small corpus would fit on the device)
     paths = {"memmap_2gb": [f"--config.data.path={scratch / 'char'}",
                             "--config.data.on_device_budget_mb=0"], "in_memory": []}

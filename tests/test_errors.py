@@ -686,6 +686,18 @@ CASES = {
                    f"--scratch={d / 'scratch'}", f"--out={d / 'scale.json'}"],
         r"--gigabytes=1e\+12: the corpus and its prepared tokens need about .* GB in "
         r"--scratch=.*scratch, which has .* GB for them"),
+    "data_at_scale_one_step": (  # the only step compiles: no rate, a traceback at the end
+        lambda d: ["benchmarks/data_at_scale.py", "--steps=1", f"--scratch={d / 'scratch'}",
+                   f"--out={d / 'scale.json'}"], "flag --steps=1: 1 is not integer >= 2"),
+    "data_at_scale_gigabytes_below_one_copy": (  # an empty corpus, refused inside prepare
+        lambda d: ["benchmarks/data_at_scale.py", "--gigabytes=1e-12",
+                   f"--scratch={d / 'scratch'}", f"--out={d / 'scale.json'}"],
+        r"--gigabytes=1e-12: the corpus is whole copies of tiny Shakespeare \(1.1 MB\): give "
+        r"at least 0.0012"),
+    "data_at_scale_steps_past_int32": (  # refused by train.py after minutes of preparing
+        lambda d: ["benchmarks/data_at_scale.py", f"--steps={10**12}",
+                   f"--scratch={d / 'scratch'}", f"--out={d / 'scale.json'}"],
+        r"train.num_steps must be <= 2147483647"),
     "data_at_scale_scratch_is_a_file": (
         lambda d: ["benchmarks/data_at_scale.py", f"--scratch={d / 'a_file'}",
                    f"--out={d / 'scale.json'}"],
@@ -1050,3 +1062,22 @@ def test_bench_checks_every_config_before_it_times_any(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: train.weight_decay × train.learning_rate = 1.2")
     assert result.stdout == ""  # no matmul peak, no row: nothing was timed
+
+
+def test_data_at_scale_without_gnu_time_is_one_line(tmp_path):
+    """A missing /usr/bin/time was a FileNotFoundError's traceback, and one without GNU's -v
+    report an AttributeError's, both after the corpus was written."""
+    silent = tmp_path / "time"  # runs the command and reports nothing
+    silent.write_text('#!/bin/sh\nshift\nexec "$@"\n')
+    silent.chmod(0o755)
+    script = ("import sys; sys.path.insert(0, 'benchmarks'); import data_at_scale\n"
+              f"for data_at_scale.TIME in {(str(tmp_path / 'missing'), str(silent))!r}:\n"
+              "    try:\n        data_at_scale.require_gnu_time()\n"
+              "    except data_at_scale.UserError as e:\n        print(e)\n")
+    result = run_python(["-c", script])
+    assert result.returncode == 0, result.stderr
+    install = "peak RSS is read from GNU time's -v report: install GNU time"
+    missing, without_v = result.stdout.splitlines()
+    assert missing.startswith(f"cannot run {tmp_path / 'missing'}: No such file or directory; "
+                              f"{install}")
+    assert without_v.startswith(f"{silent} -v reports no 'Maximum resident set size'; {install}")
