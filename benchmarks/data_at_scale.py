@@ -243,11 +243,15 @@ def bits_per_char(scratch: Path, vocab: int) -> dict:
 
 
 def _slice(corpus: Path, scratch: Path, megabytes: int) -> Path:
+    """The corpus's first `megabytes`, cut after a whole line; a file already there is reused
+    only if it is that very slice (not an empty one, or one of a corpus of another size), and
+    it is written whole or not at all."""
     path = scratch / f"corpus_{megabytes}mb.txt"
-    if not path.exists():
-        with open(corpus, "rb") as f:
-            data = f.read(megabytes * 10**6)
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
+    with open(corpus, "rb") as f:
+        data = f.read(megabytes * 10**6)
+    data = data[: data.rfind(b"\n") + 1]
+    if not (path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data):
+        write_atomic(path, data)
     return path
 
 

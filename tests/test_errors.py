@@ -1081,3 +1081,23 @@ def test_data_at_scale_without_gnu_time_is_one_line(tmp_path):
     assert missing.startswith(f"cannot run {tmp_path / 'missing'}: No such file or directory; "
                               f"{install}")
     assert without_v.startswith(f"{silent} -v reports no 'Maximum resident set size'; {install}")
+
+
+def test_data_at_scale_rebuilds_a_slice_that_is_not_this_corpus_s(tmp_path):
+    """The 200 MB slice for BPE was reused whatever it held: an empty file left by an
+    interrupted write, or the slice of a corpus of another --gigabytes."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be\nor not\nto b")  # the slice ends after the last whole line
+    sliced = tmp_path / "corpus_1mb.txt"
+    script = ("import sys; sys.path.insert(0, 'benchmarks'); import data_at_scale\n"
+              "from pathlib import Path\n"
+              f"data_at_scale._slice(Path({str(corpus)!r}), Path({str(tmp_path)!r}), 1)\n")
+    for before in ("", "to be\n", "to be\nor nod\n"):
+        sliced.write_text(before)
+        result = run_python(["-c", script])
+        assert result.returncode == 0, result.stderr
+        assert sliced.read_text() == "to be\nor not\n"
+    kept = sliced.stat().st_ino
+    assert run_python(["-c", script]).returncode == 0
+    assert sliced.stat().st_ino == kept  # the right slice is reused, not written again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "corpus_1mb.txt"]
