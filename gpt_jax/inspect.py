@@ -32,7 +32,7 @@ from absl import flags
 from gpt_jax import cli, run_files
 from gpt_jax.config import INT32_MAX
 from gpt_jax.errors import UserError
-from gpt_jax.user_files import user_path
+from gpt_jax.user_files import flag_text, user_path
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.inspect --workdir=DIR --prompt=TEXT [--out=DIR] "
@@ -492,6 +492,7 @@ def _main(argv: list[str]) -> None:
     F = FLAGS
     _check(F.workdir is not None and F.prompt is not None, USAGE)
     _check(F.prompt != "", "--prompt is empty: give the text to inspect")
+    prompt = flag_text(F.prompt, "--prompt")
     _check(0 <= F.blocks <= INT32_MAX, f"--blocks must be >= 0, got {F.blocks}")
     _check(1 <= F.top <= INT32_MAX, f"--top must be >= 1, got {F.top}")
     _check(F.step is None or 0 <= F.step <= INT32_MAX, f"--step must be >= 0, got {F.step}")
@@ -518,9 +519,9 @@ def _main(argv: list[str]) -> None:
                f"--out={out} is inside {workdir / kept}, which holds the run's checkpoints: "
                f"choose another folder (the default is {workdir / 'inspect'})")
     _check(not out.exists() or out.is_dir(), f"--out={out} is a file, not a folder")
-    inspection = Inspection(run, F.prompt, out, F.blocks, F.top)
+    inspection = Inspection(run, prompt, out, F.blocks, F.top)
     sections = inspection.draw()
-    index = write_index(out, workdir, run, F.prompt, inspection.target, sections)
+    index = write_index(out, workdir, run, prompt, inspection.target, sections)
     print(f"wrote {index}")
 
 

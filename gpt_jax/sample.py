@@ -22,7 +22,7 @@ from absl import flags
 from gpt_jax import cli, first_step
 from gpt_jax.config import INT32_MAX, SEED_MAX, require_float32
 from gpt_jax.errors import UserError
-from gpt_jax.user_files import checked_input, text_line
+from gpt_jax.user_files import checked_input, flag_text, text_line
 
 GREEDY = ("; for the likeliest character every time, use --top_k=1 (a translation: no "
           "--temperature, --top_k or --top_p)")
@@ -74,7 +74,7 @@ def _check(ok: bool, message: str) -> None:
 def _prompts(F) -> list[str]:
     """--prompt, or the lines of --prompts (a file, or '-' for standard input)."""
     if F.prompts is None:
-        return [F.prompt]
+        return [flag_text(F.prompt, "--prompt")]
     _check(not F.prompt, "pass --prompt or --prompts, not both")
     try:
         if F.prompts == "-":

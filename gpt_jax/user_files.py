@@ -16,11 +16,23 @@ def text_line(raw: bytes, number: int, where: str) -> str:
     \\r\\n) and, on line 1, a BOM. Bytes that are not UTF-8 are a UserError naming `where`."""
     body = raw.removesuffix(b"\n").removesuffix(b"\r")
     skipped = len(BOM) if number == 1 and body.startswith(BOM) else 0
+    return _utf8(body, skipped, where)
+
+
+def flag_text(value: str, flag: str) -> str:
+    """A flag's text; the command line's bytes that are not UTF-8, which Python holds as lone
+    surrogates ('\\udcc3': no tokenizer can read them), are a UserError naming the byte."""
+    return _utf8(value.encode("utf-8", "surrogateescape"), 0, flag)
+
+
+def _utf8(raw: bytes, skipped: int, where: str) -> str:
+    """`raw` after its first `skipped` bytes, as UTF-8 text; else a UserError naming `where`
+    and the first byte that is not UTF-8, counted in `raw`."""
     try:
-        return body[skipped:].decode("utf-8")
+        return raw[skipped:].decode("utf-8")
     except UnicodeDecodeError as e:
         column = skipped + e.start
-        raise UserError(f"{where}: not UTF-8 text (byte 0x{body[column]:02x} at byte column "
+        raise UserError(f"{where}: not UTF-8 text (byte 0x{raw[column]:02x} at byte column "
                         f"{column + 1})") from None
 
 

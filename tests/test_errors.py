@@ -481,6 +481,10 @@ CASES = {
     # sampling
     "prompt_outside_vocabulary": (sample("--prompt=héllo"),
                                   "character 'é' is not in the vocabulary of 65 characters"),
+    # A byte that is not UTF-8 was named as a surrogate, '\udcc3', "not in the vocabulary"
+    # (a BPE run's: a traceback); now the byte typed, as a --prompts file's is.
+    "prompt_not_utf8": (sample("--prompt=caf\udcc3"),
+                        r"^error: --prompt: not UTF-8 text \(byte 0xc3 at byte column 4\)$"),
     "sample_slide_without_the_cache": (sample("--no_cache", "--slide=2"),
                                        "--slide is the KV cache's: --no_cache re-reads"),
     "prompts_file_line_outside_vocabulary": (
@@ -566,6 +570,9 @@ CASES = {
                    f"--out={d / 'run' / 'checkpoints' / '20'}"],
         r"--out=.*run/checkpoints/20 is inside .*run/checkpoints, which holds the run's "
         r"checkpoints"),
+    "inspect_prompt_not_utf8": (
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=\udcff"],
+        r"^error: --prompt: not UTF-8 text \(byte 0xff at byte column 1\)$"),
     "inspect_out_is_a_file": (
         lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
                    f"--out={d / 'a_file'}"], r"--out=.*a_file is a file, not a folder"),
