@@ -20,8 +20,12 @@ import numpy as np
 
 def filter_logits(logits_BxV: jax.Array, temperature, top_k, top_p) -> jax.Array:
     """Scales by 1/temperature, then keeps the top_k most likely tokens (0 keeps all) and,
-    of those, the smallest set whose probability mass reaches top_p; the rest get -inf."""
-    logits_BxV = logits_BxV.astype(jnp.float32) / temperature
+    of those, the smallest set whose probability mass reaches top_p; the rest get -inf.
+    Each row is shifted by its max first (softmax is the same): divided by a tiny temperature,
+    the max stays 0 and the rest go far below it, where unshifted logits would overflow to
+    +inf together and the draw would take the lowest id among them, not the likeliest."""
+    logits_BxV = logits_BxV.astype(jnp.float32)
+    logits_BxV = (logits_BxV - logits_BxV.max(axis=-1, keepdims=True)) / temperature
     sorted_BxV = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
     V = logits_BxV.shape[-1]
     kth_Bx1 = jnp.take(sorted_BxV, jnp.where(top_k > 0, jnp.minimum(top_k, V), V) - 1, axis=-1)

@@ -114,10 +114,21 @@ def test_temperature_sharpens():
 
 def test_temperature_divides_the_logits_once():
     logits = jax.random.normal(jax.random.key(0), (2, V)) * 3
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # softmax's own: the same draws
     for temperature in (0.5, 1.0, 2.0):
         # Division in float32 on both sides: equal to the last bit.
         np.testing.assert_array_equal(filter_logits(logits, temperature, 0, 1.0),
-                                      logits / temperature)
+                                      shifted / temperature)
+
+
+def test_a_tiny_temperature_always_draws_the_likeliest_token():
+    """At 2e-38 (above float32's smallest normal, so the sampler takes it) every logit above
+    ~4 overflowed to +inf, and the draw took the lowest id among them: id 0, never 1."""
+    logits = jnp.array([[8.0, 10.0, 9.0, -2.0]])
+    filtered = filter_logits(logits, 2e-38, 0, 1.0)
+    keys = jax.random.split(jax.random.key(0), 256)
+    draws = jax.vmap(lambda key: jax.random.categorical(key, filtered[0]))(keys)
+    assert set(np.asarray(draws).tolist()) == {1}
 
 
 def _first_token_frequencies(model, params, window, n, samples, **knobs):
