@@ -21,7 +21,15 @@ from gpt_jax.pairs import PairVocab
 from gpt_jax.xla_options import compiler_options
 
 
+def _target_logits(logits_BxV: jax.Array) -> jax.Array:
+    """The logits with PAD and BOS at -inf: neither stands in a target, and a target written
+    with one would print as another (PairVocab.decode skips them)."""
+    return jnp.where(jnp.arange(logits_BxV.shape[-1]) > PairVocab.BOS, logits_BxV, -jnp.inf)
+
+
 def _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy: bool):
+    """Token i of each row's target, greedily or drawn; never PAD or BOS."""
+    logits_BxV = _target_logits(logits_BxV)
     if greedy:
         return jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
     filtered_BxV = filter_logits(logits_BxV, temperature, top_k, top_p)
@@ -62,7 +70,8 @@ def _products_for(use_cache: bool, rows: int, library_products: bool | None) -> 
 def translate(model: nn.Module, params, source_BxS: jax.Array, key: jax.Array | None = None,
               temperature=1.0, top_k=0, top_p=1.0, *, steps: int, greedy: bool = True,
               use_cache: bool = True, library_products: bool | None = None) -> jax.Array:
-    """(B, steps) target tokens: greedy, or sampled with temperature, top-k and top-p.
+    """(B, steps) target tokens, never PAD or BOS: greedy, or sampled with temperature, top-k
+    and top-p.
     `library_products`: who computes the products on a CPU (xla_options.py); None chooses the
     faster way for the path and the batch."""
     return _program(_translate, _products_for(use_cache, len(source_BxS), library_products),
@@ -134,15 +143,16 @@ def _write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature
 def complete_greedily(model: nn.Module, params, x_BxL: jax.Array, length_B: jax.Array, *,
                       steps: int) -> jax.Array:
     """The decoder-only GPT's answer to prompts "source<BOS>" of different lengths, greedily:
-    (B, steps) tokens after each prompt. Prompts of different lengths share no cache position,
-    so each token re-runs the whole window (a comparison baseline, not the fast path)."""
+    (B, steps) tokens after each prompt, never PAD or BOS. Prompts of different lengths share
+    no cache position, so each token re-runs the whole window (a comparison baseline, not the
+    fast path)."""
     B, L = x_BxL.shape
     rows = jnp.arange(B)
 
     def one(i, carry):
         x_BxL, out_BxT = carry
         position_B = jnp.minimum(length_B - 1 + i, L - 1)
-        logits_BxV = model.apply({"params": params}, x_BxL)[rows, position_B]
+        logits_BxV = _target_logits(model.apply({"params": params}, x_BxL)[rows, position_B])
         token_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
         x_BxL = x_BxL.at[rows, jnp.minimum(position_B + 1, L - 1)].set(token_B)
         return x_BxL, out_BxT.at[:, i].set(token_B)

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO, devices_env, overridden, run_python
 from gpt_jax.models.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
 from gpt_jax.pairs import PairVocab
-from gpt_jax.translation import translate
+from gpt_jax.translation import _pick, translate
 
 V, S, T = 20, 7, 6
 CONFIG = EncoderDecoderConfig(vocab_size=V, source_len=S, block_size=T, n_embd=16, n_head=2,
@@ -86,6 +86,16 @@ def test_cached_decoding_equals_the_uncached_decoder_token_for_token(model, gree
     cached = translate(m, params, SOURCE, jax.random.key(3), use_cache=True, **kwargs)
     uncached = translate(m, params, SOURCE, jax.random.key(3), use_cache=False, **kwargs)
     np.testing.assert_array_equal(cached, uncached)
+
+
+def test_neither_pad_nor_bos_is_ever_picked_for_a_target():
+    """Picked before the end token, either was skipped when the target was printed: a
+    sampled [10, 27, 1, 10, ...] printed as another target than the one written."""
+    logits_BxV = jnp.tile(jnp.array([9.0, 8.0, 1.0, 2.0, 0.0]), (256, 1))  # PAD, BOS likeliest
+    greedy = _pick(logits_BxV, None, 0, 1.0, 0, 1.0, greedy=True)
+    assert set(np.asarray(greedy).tolist()) == {3}
+    drawn = _pick(logits_BxV, jax.random.key(0), 0, 1.0, 0, 1.0, greedy=False)
+    assert set(np.asarray(drawn).tolist()) == {PairVocab.EOS, 3, 4}
 
 
 @pytest.mark.parametrize("fused_decode, qk_norm", [(False, False), (True, False), (True, True)],

@@ -3,6 +3,7 @@ it is taught the target only, the targets it writes greedily are lined up with t
 they are scored against, and the exact match counts the held-out pairs written right."""
 
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +14,7 @@ from gpt_jax.layout import BatchLayout
 from gpt_jax.pairs import PairVocab, encode_pairs
 from gpt_jax.pairs_task import PairsTask, prefix_sequences
 from gpt_jax.steps import replicate
+from gpt_jax.translation import complete_greedily
 
 BOS, EOS = PairVocab.BOS, PairVocab.EOS
 TRAIN = [("abc", "xy"), ("b", "yyx"), ("cab", "x"), ("a", "xxyy"), ("bb", "y"), ("ca", "yx")]
@@ -58,7 +60,7 @@ def _greedy_by_hand(model, params, source: list[int], steps: int, L: int) -> lis
         x_1xL = np.zeros((1, L), np.int32)
         x_1xL[0, :len(sequence)] = sequence
         logits = model.apply({"params": params}, jnp.asarray(x_1xL))
-        sequence.append(int(jnp.argmax(logits[0, len(sequence) - 1])))
+        sequence.append(int(jnp.argmax(logits[0, len(sequence) - 1, EOS:])) + EOS)  # no PAD, BOS
     return sequence[len(source) + 1:]
 
 
@@ -74,6 +76,23 @@ def test_the_written_targets_sit_where_the_targets_are_scored():
         np.testing.assert_array_equal(written[n][taught], by_hand[:taught.sum()])
         answers.add(tuple(by_hand))
     assert len(answers) > 1, "every row wrote the same answer: the test would prove little"
+
+
+def test_neither_pad_nor_bos_is_ever_written_greedily():
+    """A model whose likeliest tokens are PAD and BOS writes its likeliest other token: either
+    of them, before the end token, was skipped when the target was printed."""
+
+    class FavoursPadAndBos(nn.Module):
+        @nn.compact
+        def __call__(self, x_BxL):
+            logits_V = self.param("logits", lambda _: jnp.array([9.0, 8.0, 1.0, 2.0, 0.0]))
+            return jnp.broadcast_to(logits_V, (*x_BxL.shape, 5))
+
+    model = FavoursPadAndBos()
+    x_BxL = jnp.array([[3, BOS, 0, 0], [4, 3, BOS, 0]])
+    params = model.init(jax.random.key(0), x_BxL)["params"]
+    written = complete_greedily(model, params, x_BxL, jnp.array([2, 3]), steps=3)
+    np.testing.assert_array_equal(written, [[3, 3, 3], [3, 3, 3]])
 
 
 def test_the_exact_match_is_the_share_of_held_out_pairs_written_right():
