@@ -251,11 +251,12 @@ class Checkpoints:
         return self._manager.restore(step, args=ocp.args.StandardRestore(target))
 
     def restore_newest_good(self, target: Any, step: int | None = None,
-                            quarantine: bool = False) -> tuple[int, Any]:
-        """(step, tree) of the newest checkpoint that restores (or of `step`). A damaged one
-        (truncated or garbage files) is reported and skipped, and with `quarantine` moved to
-        WORKDIR/checkpoints_damaged/, never deleted, so that the run can save that step again.
-        When none restores, the one error names them all (and no warning precedes it)."""
+                            quarantine: bool = False, best: bool = False) -> tuple[int, Any]:
+        """(step, tree) of the newest checkpoint that restores (or of `step`, chosen as the
+        best one with `best`). A damaged one (truncated or garbage files) is reported and
+        skipped, and with `quarantine` moved to WORKDIR/checkpoints_damaged/, never deleted,
+        so that the run can save that step again. When none restores, the one error names them
+        all (and no warning precedes it)."""
         damaged, warnings, tried = [], [], set()
         while True:
             candidates = [step] if step is not None else [
@@ -268,6 +269,11 @@ class Checkpoints:
                 tree = self.restore(candidate, target)
             except Exception as e:  # orbax and tensorstore raise many types for bad bytes
                 if self._deleted_meanwhile(candidate):
+                    if best:
+                        raise UserError(f"the best checkpoint, at step {step} in "
+                                        f"{self.directory}, was deleted while it was read: a "
+                                        f"run training there saved a better or a newer one in "
+                                        f"its place; run the command again") from None
                     if step is not None:
                         raise UserError(f"the checkpoint at step {step} in {self.directory} "
                                         f"was deleted while it was read (a run training "
@@ -301,20 +307,19 @@ class Checkpoints:
 
     def _deleted_meanwhile(self, step: int) -> bool:
         """Whether `step` is gone from the listing: a run training in this workdir deletes its
-        oldest checkpoints as it saves new ones, even while another command reads them. A
-        folder still being removed is looked at again a moment later, and so is a listing that
-        failed because the trainer removed a folder while it was read."""
+        oldest checkpoints as it saves new ones, even while another command reads them. The
+        listing is read again first, so that the next look finds the checkpoint saved in its
+        place. A folder still being removed is looked at again a moment later, and so is a
+        listing that failed because the trainer removed a folder while it was read."""
         folder = self.directory / str(step)
         for wait in (0.0, 0.25, 0.5):
             time.sleep(wait)
-            if not folder.exists():
-                return True
             try:
                 self._manager.reload()
-                if step not in self._manager.all_steps():
-                    return True
             except (OSError, ValueError):  # a folder vanished as the listing read it
                 continue
+            if not folder.exists() or step not in self._manager.all_steps():
+                return True
         return not folder.exists()
 
     def set_aside(self, step: int, why: str = "cannot be resumed") -> Path:

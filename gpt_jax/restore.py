@@ -78,7 +78,7 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
         model, inputs = task_model(config, tokenizer.vocab_size)
         target = abstract_state(model, make_optimizer(config.train), inputs)
         try:
-            step, state = checkpoints.restore_newest_good(target, step)
+            step, state = checkpoints.restore_newest_good(target, step, best=best)
         except UserError as e:
             missing = [f for f in run_files.missing_fields(workdir, "model")
                        if f.split(" ")[0].split(".")[1] not in PARAMETER_NEUTRAL]

@@ -170,6 +170,36 @@ def test_a_checkpoint_deleted_while_it_is_read_is_not_called_damaged(tmp_path, c
                                            read(step, target))[1]
     with pytest.raises(UserError, match="at step 2 .* was deleted while it was read"):
         reader.restore_newest_good({"w": np.zeros(3)}, step=2)
+    # --best: the run keeps its best too, and deleted it for a better one (or a newer one)
+    reader.restore = lambda step, target: (shutil.rmtree(tmp_path / "checkpoints" / "1"),
+                                           read(step, target))[1]
+    with pytest.raises(UserError, match="^the best checkpoint, at step 1 in .*, was deleted "
+                                        "while it was read: a run training there saved a "
+                                        "better or a newer one in its place"):
+        reader.restore_newest_good({"w": np.zeros(3)}, step=1, best=True)
+    reader.close()
+    checkpoints.close()
+
+
+def test_a_checkpoint_replaced_while_it_is_read_gives_way_to_the_newer_one(tmp_path, capsys):
+    """A run keeping one checkpoint saves step 2 and deletes step 1 while a sampler reads it:
+    the sampler listed again before looking (it said no checkpoint was left), and takes 2."""
+    checkpoints = Checkpoints(tmp_path, keep=1, keep_best=False)
+    checkpoints.save(1, {"w": np.full(3, 1.0)})
+    checkpoints.wait()
+    reader = Checkpoints(tmp_path, read_only=True)
+    read = reader.restore
+
+    def replaced_as_it_is_read(step, target):
+        if step == 1:
+            checkpoints.save(2, {"w": np.full(3, 2.0)})
+            checkpoints.wait()
+        return read(step, target)
+
+    reader.restore = replaced_as_it_is_read
+    step, tree = reader.restore_newest_good({"w": np.zeros(3)})
+    assert step == 2 and tree["w"].tolist() == [2.0] * 3
+    assert "damaged" not in capsys.readouterr().err
     reader.close()
     checkpoints.close()
 
