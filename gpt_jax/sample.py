@@ -203,13 +203,12 @@ def _check_translation_flags(model_name: str, F) -> None:
     _check(model_name == "encoder_decoder" or not (sampling or F.no_cache),
            f"{(sampling or ['--no_cache'])[0]}: this run, a decoder-only GPT on pairs, writes "
            f"its answers greedily, re-reading the whole window: drop it")
-    _check(not FLAGS["seed"].present or sampling, "--seed: greedy decoding draws nothing at "
-           "random, so every seed writes the same target; " + (
-               "sample with --temperature, --top_k or --top_p, or drop --seed"
-               if model_name == "encoder_decoder" else "drop --seed"))
+    drop = ("sample with --temperature, --top_k or --top_p, or drop"
+            if model_name == "encoder_decoder" else "drop")  # the GPT refuses them: above
+    _check(not FLAGS["seed"].present or sampling, f"--seed: greedy decoding draws nothing at "
+           f"random, so every seed writes the same target; {drop} --seed")
     _check(F.num_samples == 1 or sampling, f"--num_samples={F.num_samples} with greedy "
-           f"decoding writes the same target {F.num_samples} times: sample with --temperature, "
-           f"--top_k or --top_p, or drop --num_samples")
+           f"decoding writes the same target {F.num_samples} times; {drop} --num_samples")
 
 
 def _rows_per_batch(num_samples: int) -> int:

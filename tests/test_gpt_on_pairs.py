@@ -138,3 +138,10 @@ def test_the_sampler_writes_a_pairs_gpt_s_answers_greedily_and_refuses_to_sample
         assert refused.returncode == 2 and refused.stderr == (
             f"error: {flag.split('=')[0]}: this run, a decoder-only GPT on pairs, writes its "
             f"answers greedily, re-reading the whole window: drop it\n"), refused.stderr
+    for flag, said in (("--num_samples=2", "--num_samples=2 with greedy decoding writes the "
+                                           "same target 2 times"),  # it suggested --temperature
+                       ("--seed=7", "--seed: greedy decoding draws nothing at random, so every "
+                                    "seed writes the same target")):
+        refused = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab", flag])
+        assert refused.returncode == 2 and refused.stderr == (
+            f"error: {said}; drop {flag.split('=')[0]}\n"), refused.stderr
