@@ -269,15 +269,12 @@ class Checkpoints:
                 tree = self.restore(candidate, target)
             except Exception as e:  # orbax and tensorstore raise many types for bad bytes
                 if self._deleted_meanwhile(candidate):
-                    if best:
-                        raise UserError(f"the best checkpoint, at step {step} in "
-                                        f"{self.directory}, was deleted while it was read: a "
-                                        f"run training there saved a better or a newer one in "
-                                        f"its place; run the command again") from None
                     if step is not None:
-                        raise UserError(f"the checkpoint at step {step} in {self.directory} "
-                                        f"was deleted while it was read (a run training "
-                                        f"there keeps only its newest)") from None
+                        raise UserError(f"{self._chosen(step, best)} was deleted while it was "
+                                        f"read" + (": a run training there saved a better or a "
+                                                   "newer one in its place; run the command "
+                                                   "again" if best else " (a run training there "
+                                                   "keeps only its newest)")) from None
                     continue  # a run training here rotated it away: not damage; list again
                 if isinstance(e, UserError):  # a different model: refuse, whatever else is there
                     raise
@@ -302,8 +299,18 @@ class Checkpoints:
             raise UserError(f"no checkpoint in {self.directory} is left to restore: a run "
                             f"training there deleted them while they were read")
         moved = f"; moved to {self.directory.with_name(DAMAGED)}" if quarantine else ""
+        if step is not None:  # the one chosen: the others were never tried
+            others = [s for s in self.steps() if s != step]
+            raise UserError(f"{self._chosen(step, best)} is damaged ({why}){moved}; " + (
+                f"the others: {', '.join(map(str, others))} (choose one with --step)"
+                if others else "no other checkpoint exists"))
         raise UserError(f"no checkpoint in {self.directory} can be restored: step(s) "
                         f"{', '.join(map(str, damaged))} damaged{moved}")
+
+    def _chosen(self, step: int, best: bool) -> str:
+        """The checkpoint a command asked for, as the subject of its error."""
+        where = f"step {step} in {self.directory}"
+        return f"the best checkpoint, at {where}," if best else f"the checkpoint at {where}"
 
     def _deleted_meanwhile(self, step: int) -> bool:
         """Whether `step` is gone from the listing: a run training in this workdir deletes its

@@ -204,6 +204,25 @@ def test_a_checkpoint_replaced_while_it_is_read_gives_way_to_the_newer_one(tmp_p
     checkpoints.close()
 
 
+def test_a_damaged_chosen_checkpoint_is_named_with_the_others(tmp_path):
+    """--step or --best on a damaged checkpoint said no checkpoint could be restored, though
+    the others, never tried, restore fine."""
+    checkpoints = Checkpoints(tmp_path, keep=3)
+    for step in (1, 2, 3):
+        checkpoints.save(step, {"w": np.full(3, float(step))})
+    checkpoints.wait()
+    for f in (tmp_path / "checkpoints" / "2").rglob("*"):
+        if f.is_file() and f.parent.name == "d":  # the arrays' bytes, not their metadata
+            f.write_bytes(b"garbage")
+    for best, chosen in ((False, "the checkpoint at step 2 in .*"),
+                         (True, "the best checkpoint, at step 2 in .*,")):
+        with pytest.raises(UserError, match=f"^{chosen} is damaged \\(.*\\); the others: 1, 3 "
+                                            f"\\(choose one with --step\\)$"):
+            checkpoints.restore_newest_good({"w": np.zeros(3)}, step=2, best=best)
+    assert checkpoints.restore_newest_good({"w": np.zeros(3)}, step=3)[0] == 3
+    checkpoints.close()
+
+
 def test_a_damaged_checkpoint_with_a_file_where_it_would_be_set_aside_is_one_error(tmp_path):
     checkpoints = Checkpoints(tmp_path, keep=3)
     for step in (1, 2):
