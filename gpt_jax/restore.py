@@ -51,6 +51,10 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
         except UserError as e:
             raise UserError(f"{workdir / run_files.CONFIG} is damaged: {e}") from None
     if config is None or tokenizer is None:
+        if (workdir / run_files.LOCK).is_file():  # a trainer writes both once its model is built
+            raise UserError(f"workdir {workdir} has no checkpoint yet: a run is starting there "
+                            f"({run_files.LOCK} is there, {run_files.CONFIG} not yet); sample "
+                            f"it once it has saved its first checkpoint")
         raise UserError(f"{workdir} is not a training run: {run_files.CONFIG} or "
                         f"{run_files.VOCAB} is missing")
     if (config.data.task == "pairs") != isinstance(tokenizer, PairVocab):

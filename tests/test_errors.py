@@ -84,6 +84,8 @@ def files(tmp_path_factory):
     (d / "config_is_a_folder" / "config.json").mkdir(parents=True)
     shutil.copytree(run, d / "moved[1]" / "run")  # a run moved under a path orbax misreads
     shutil.copytree(run, d / NOT_UTF8 / "run")
+    (d / "starting" / "checkpoints").mkdir(parents=True)  # a run before its config is saved
+    (d / "starting" / "train.lock").write_text("12345")
     (d / "zero_vocab" / "vocab.json").unlink()
     (d / "zero_vocab" / "vocab.json").symlink_to("/dev/zero")
     for name in ("lad_config/bigram/seed_1337/config.json",
@@ -499,6 +501,10 @@ CASES = {
     "missing_step": (sample("--step=7"), "no checkpoint at step 7 in .*; available: 10"),
     "workdir_without_checkpoints": (lambda d: ["-m", "gpt_jax.sample", f"--workdir={d}"],
                                     "is not a training run: config.json or vocab.json"),
+    "sample_of_a_run_starting": (  # was "not a training run: config.json ... is missing"
+        sample(workdir="starting"), r"workdir .*starting has no checkpoint yet: a run is "
+                                    r"starting there \(train.lock is there, config.json not "
+                                    r"yet\); sample it once it has saved its first checkpoint"),
     "missing_workdir": (sample(workdir="nope"),
                         "workdir not found"),
     # the benchmarks are commands too
