@@ -288,18 +288,22 @@ def encode_source(config: ml_collections.ConfigDict, vocab: PairVocab, source: s
 def translate_texts(model: nn.Module, params, config: ml_collections.ConfigDict,
                     vocab: PairVocab, sources: list[str], seed: int = 0, greedy: bool = True,
                     temperature: float = 1.0, top_k: int = 0,
-                    top_p: float = 1.0, use_cache: bool = True, stream: int = 0) -> list[str]:
-    """The target the model writes for each source text (from a run's config and vocabulary
-    alone: no data needed); the encoder–decoder without its KV cache with `use_cache=False`.
-    `stream`: which of the seed's keys samples (one per batch of a long list of sources)."""
+                    top_p: float = 1.0, use_cache: bool = True,
+                    num_samples: int = 1) -> list[str]:
+    """The `num_samples` targets the model writes for each source text, source by source
+    (from a run's config and vocabulary alone: no data needed); the encoder–decoder without
+    its KV cache with `use_cache=False`. Sample j of every source draws from the seed's key j,
+    as sample j of a text prompt does: a source samples the same alone and among others."""
     S, T, L = config.data.max_source_len, config.data.max_target_len + 1, config.model.block_size
-    ids = [encode_source(config, vocab, s) for s in sources]
+    encoded = [encode_source(config, vocab, s) for s in sources]
+    ids = [row for row in encoded for _ in range(num_samples)]
     if config.model.name == "encoder_decoder":
         source_BxS = np.zeros((len(ids), S), np.int32)
         for b, row in enumerate(ids):
             source_BxS[b, :len(row)] = row
-        key = jax.random.fold_in(jax.random.key(seed), stream)
-        out = translate(model, params, source_BxS, key, temperature, top_k, top_p, steps=T,
+        sample_B = np.tile(np.arange(num_samples), len(sources))
+        keys_B = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(seed), sample_B)
+        out = translate(model, params, source_BxS, keys_B, temperature, top_k, top_p, steps=T,
                         greedy=greedy, use_cache=use_cache)
     else:
         x_BxL = np.zeros((len(ids), L), np.int32)

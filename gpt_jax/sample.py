@@ -219,7 +219,8 @@ def _rows_per_batch(num_samples: int) -> int:
 def _translate(run, sources: list[str], F) -> Iterator[str]:
     """The target written for each source (num_samples of each when sampling), a batch at a
     time, so that a long --prompts file needs one batch's memory and its first targets are
-    printed before the last are written. Each batch draws from its own key."""
+    printed before the last are written. A source's samples are the same in any batch, as a
+    text prompt's are: the same seed, the same targets."""
     from gpt_jax.pairs_task import translate_texts
 
     greedy = F.temperature is None and F.top_k is None and F.top_p is None
@@ -228,11 +229,10 @@ def _translate(run, sources: list[str], F) -> Iterator[str]:
         batch = sources[first:first + per_batch]
         if len(sources) > per_batch:  # the last batch as long as the others: one program
             batch += batch[:1] * (per_batch - len(batch))
-        repeated = [s for s in batch for _ in range(F.num_samples)]
-        written = translate_texts(run.model, run.params, run.config, run.tokenizer, repeated,
+        written = translate_texts(run.model, run.params, run.config, run.tokenizer, batch,
                                   F.seed, greedy, 1.0 if F.temperature is None else F.temperature,
                                   F.top_k or 0, 1.0 if F.top_p is None else F.top_p,
-                                  use_cache=not F.no_cache, stream=first // per_batch)
+                                  use_cache=not F.no_cache, num_samples=F.num_samples)
         yield from written[:F.num_samples * len(sources[first:first + per_batch])]
 
 

@@ -27,13 +27,15 @@ def _target_logits(logits_BxV: jax.Array) -> jax.Array:
     return jnp.where(jnp.arange(logits_BxV.shape[-1]) > PairVocab.BOS, logits_BxV, -jnp.inf)
 
 
-def _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy: bool):
-    """Token i of each row's target, greedily or drawn; never PAD or BOS."""
+def _pick(logits_BxV, keys_B, i, temperature, top_k, top_p, greedy: bool):
+    """Token i of each row's target, greedily or drawn from the row's own key; never PAD or
+    BOS."""
     logits_BxV = _target_logits(logits_BxV)
     if greedy:
         return jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
     filtered_BxV = filter_logits(logits_BxV, temperature, top_k, top_p)
-    return jax.random.categorical(jax.random.fold_in(key, i), filtered_BxV).astype(jnp.int32)
+    draw = lambda key, logits_V: jax.random.categorical(jax.random.fold_in(key, i), logits_V)
+    return jax.vmap(draw)(keys_B, filtered_BxV).astype(jnp.int32)
 
 
 _STATIC = ("model", "steps", "greedy", "use_cache")
@@ -67,43 +69,43 @@ def _products_for(use_cache: bool, rows: int, library_products: bool | None) -> 
     return not use_cache or rows < XLA_PRODUCTS_FROM
 
 
-def translate(model: nn.Module, params, source_BxS: jax.Array, key: jax.Array | None = None,
+def translate(model: nn.Module, params, source_BxS: jax.Array, keys_B: jax.Array | None = None,
               temperature=1.0, top_k=0, top_p=1.0, *, steps: int, greedy: bool = True,
               use_cache: bool = True, library_products: bool | None = None) -> jax.Array:
     """(B, steps) target tokens, never PAD or BOS: greedy, or sampled with temperature, top-k
-    and top-p.
+    and top-p, each row from its own key of keys_B (a row draws the same beside any others).
     `library_products`: who computes the products on a CPU (xla_options.py); None chooses the
     faster way for the path and the batch."""
     return _program(_translate, _products_for(use_cache, len(source_BxS), library_products),
                     source_BxS)(
-        model, params, source_BxS, key, temperature, top_k, top_p, steps=steps, greedy=greedy,
-        use_cache=use_cache)
+        model, params, source_BxS, keys_B, temperature, top_k, top_p, steps=steps,
+        greedy=greedy, use_cache=use_cache)
 
 
-def _translate(model, params, source_BxS, key, temperature, top_k, top_p, *, steps, greedy,
+def _translate(model, params, source_BxS, keys_B, temperature, top_k, top_p, *, steps, greedy,
                use_cache):
     source_mask_BxS = source_BxS != PairVocab.PAD
     memory_BxSxC = model.apply({"params": params}, source_BxS, method=model.encode)
-    return _write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature, top_k,
-                         top_p, steps=steps, greedy=greedy, use_cache=use_cache)
+    return _write_target(model, params, memory_BxSxC, source_mask_BxS, keys_B, temperature,
+                         top_k, top_p, steps=steps, greedy=greedy, use_cache=use_cache)
 
 
 def write_target(model: nn.Module, params, memory_BxSxC: jax.Array, source_mask_BxS: jax.Array,
-                 key: jax.Array | None = None, temperature=1.0, top_k=0, top_p=1.0, *,
+                 keys_B: jax.Array | None = None, temperature=1.0, top_k=0, top_p=1.0, *,
                  steps: int, greedy: bool = True, use_cache: bool = True,
                  library_products: bool | None = None) -> jax.Array:
     """The decoder's part of `translate`, given the encoded sources."""
     return _program(_write_target, _products_for(use_cache, len(memory_BxSxC), library_products),
                     memory_BxSxC)(
-        model, params, memory_BxSxC, source_mask_BxS, key, temperature, top_k, top_p,
+        model, params, memory_BxSxC, source_mask_BxS, keys_B, temperature, top_k, top_p,
         steps=steps, greedy=greedy, use_cache=use_cache)
 
 
-def _write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature, top_k, top_p,
-                  *, steps, greedy, use_cache):
-    key = jax.random.key(0) if key is None else key
+def _write_target(model, params, memory_BxSxC, source_mask_BxS, keys_B, temperature, top_k,
+                  top_p, *, steps, greedy, use_cache):
     variables = {"params": params}
     B = memory_BxSxC.shape[0]
+    keys_B = jax.random.split(jax.random.key(0), B) if keys_B is None else keys_B
     bos_B = jnp.full((B,), PairVocab.BOS, jnp.int32)
     out_BxT = jnp.zeros((B, steps), jnp.int32)
 
@@ -112,7 +114,7 @@ def _write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature
             prefix_BxT = jnp.concatenate([bos_B[:, None], out_BxT[:, :-1]], axis=1)
             logits_BxV = model.apply(variables, prefix_BxT, memory_BxSxC, source_mask_BxS,
                                      method=model.decode)[:, i]
-            token_B = _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy)
+            token_B = _pick(logits_BxV, keys_B, i, temperature, top_k, top_p, greedy)
             return out_BxT.at[:, i].set(token_B)
 
         return jax.lax.fori_loop(0, steps, uncached, out_BxT)
@@ -129,13 +131,13 @@ def _write_target(model, params, memory_BxSxC, source_mask_BxS, key, temperature
 
     def cached(i, carry):
         out_BxT, logits_BxV, cache = carry
-        token_B = _pick(logits_BxV, key, i, temperature, top_k, top_p, greedy)
+        token_B = _pick(logits_BxV, keys_B, i, temperature, top_k, top_p, greedy)
         logits_BxV, cache = feed(token_B, i + 1, cache)
         return out_BxT.at[:, i].set(token_B), logits_BxV, cache
 
     out_BxT, logits_BxV, _ = jax.lax.fori_loop(0, steps - 1, cached,
                                                (out_BxT, logits_BxV, cache))
-    last_B = _pick(logits_BxV, key, steps - 1, temperature, top_k, top_p, greedy)
+    last_B = _pick(logits_BxV, keys_B, steps - 1, temperature, top_k, top_p, greedy)
     return out_BxT.at[:, steps - 1].set(last_B)
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import jax.extend
@@ -83,8 +84,9 @@ def test_cached_decoding_equals_the_uncached_decoder_token_for_token(model, gree
     source's keys and values, projected once."""
     m, params, _ = model
     kwargs = dict(steps=T, greedy=greedy, temperature=0.7)
-    cached = translate(m, params, SOURCE, jax.random.key(3), use_cache=True, **kwargs)
-    uncached = translate(m, params, SOURCE, jax.random.key(3), use_cache=False, **kwargs)
+    keys_B = jax.random.split(jax.random.key(3), len(SOURCE))
+    cached = translate(m, params, SOURCE, keys_B, use_cache=True, **kwargs)
+    uncached = translate(m, params, SOURCE, keys_B, use_cache=False, **kwargs)
     np.testing.assert_array_equal(cached, uncached)
 
 
@@ -92,9 +94,10 @@ def test_neither_pad_nor_bos_is_ever_picked_for_a_target():
     """Picked before the end token, either was skipped when the target was printed: a
     sampled [10, 27, 1, 10, ...] printed as another target than the one written."""
     logits_BxV = jnp.tile(jnp.array([9.0, 8.0, 1.0, 2.0, 0.0]), (256, 1))  # PAD, BOS likeliest
-    greedy = _pick(logits_BxV, None, 0, 1.0, 0, 1.0, greedy=True)
+    keys_B = jax.random.split(jax.random.key(0), 256)
+    greedy = _pick(logits_BxV, keys_B, 0, 1.0, 0, 1.0, greedy=True)
     assert set(np.asarray(greedy).tolist()) == {3}
-    drawn = _pick(logits_BxV, jax.random.key(0), 0, 1.0, 0, 1.0, greedy=False)
+    drawn = _pick(logits_BxV, keys_B, 0, 1.0, 0, 1.0, greedy=False)
     assert set(np.asarray(drawn).tolist()) == {PairVocab.EOS, 3, 4}
 
 
@@ -213,21 +216,45 @@ def _toy_files(tmp_path):
     return tmp_path / "train.tsv", tmp_path / "val.tsv"
 
 
-def test_a_written_target_is_never_longer_than_the_longest_target(model):
-    """The last of the T slots is the end token's place: a row that writes no end token there
-    (sampled hot from an untrained model) is cut at max_target_len characters, never printed
-    one longer than any target could be."""
+def _run(model):
+    """The fixture's model as a run of the sampler: its config's lengths, a vocabulary of V."""
     import ml_collections
-
-    from gpt_jax.pairs_task import translate_texts
 
     m, params, _ = model
     config = ml_collections.ConfigDict({"data": {"max_source_len": S, "max_target_len": T - 1},
                                         "model": {"name": "encoder_decoder", "block_size": T}})
     vocab = PairVocab(tuple("abcdefghijklmnopq"))  # V = 3 specials + 17 characters
-    texts = translate_texts(m, params, config, vocab, ["abc"] * 16, greedy=False,
-                            temperature=3.0)
+    return SimpleNamespace(model=m, params=params, config=config, tokenizer=vocab)
+
+
+def test_a_written_target_is_never_longer_than_the_longest_target(model):
+    """The last of the T slots is the end token's place: a row that writes no end token there
+    (sampled hot from an untrained model) is cut at max_target_len characters, never printed
+    one longer than any target could be."""
+    from gpt_jax.pairs_task import translate_texts
+
+    run = _run(model)
+    texts = translate_texts(run.model, run.params, run.config, run.tokenizer, ["abc"] * 16,
+                            greedy=False, temperature=3.0)
     assert max(map(len, texts)) == T - 1, texts
+
+
+def test_a_source_samples_the_same_alone_and_among_others(model, monkeypatch):
+    """Same seed, same text: a source's samples drew from its row of the batch, so line 2 of
+    a --prompts file sampled otherwise than the same source alone, and each batch of a long
+    file from a key of its own. Now as a text prompt's: sample j from the seed's key j."""
+    from gpt_jax import sample
+
+    run = _run(model)
+    flags = SimpleNamespace(temperature=3.0, top_k=None, top_p=None, num_samples=3, seed=1,
+                            no_cache=False)
+    sources = ["abc", "ba", "cab", "ab"]
+    together = list(sample._translate(run, sources, flags))
+    assert len(set(together[3:6])) == 3  # drawn: not one target three times
+    for n, source in enumerate(sources):
+        assert list(sample._translate(run, [source], flags)) == together[3 * n:3 * n + 3]
+    monkeypatch.setattr(sample, "TRANSLATE_ROWS", 6)  # two sources a batch, two batches
+    assert list(sample._translate(run, sources, flags)) == together
 
 
 def _toy_args(tmp_path, workdir, *extra):
