@@ -25,6 +25,17 @@ flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other pr
                    flag_values=FLAGS)
 
 
+def described(description: str, overrides: dict) -> str:
+    """The config file's description, which speaks of its own model ("4 layers, 4 heads, 128
+    wide, block 64"), with the model fields the command line set named beside it: config.json
+    keeps it, and index.html and loss.png would describe a model the run is not."""
+    model = [f"{name}={value}" for name, value in overrides.items()
+             if name.startswith("model.")]
+    if not (description and model) or "description" in overrides:  # the user's own words
+        return description
+    return f"{description} (the config file's description; this run sets {', '.join(model)})"
+
+
 def _main(argv: list[str]) -> None:
     # config_flags reads sys.argv as it defines the flag: here, where a bad one is one line.
     cli.define_config_file(FLAGS, "Config file, as path.py or path.py:variant; any field can "
@@ -38,6 +49,7 @@ def _main(argv: list[str]) -> None:
     from gpt_jax.config import anchor_data_paths, validate
 
     config = cli.loaded_config(FLAGS)
+    config.description = described(config.description, FLAGS["config"].override_values)
     anchor_data_paths(config)
     validate(config)  # a typo fails now: before importing jax, and before waiting for peers
     if F.coordinator_address or F.distributed:

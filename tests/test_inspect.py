@@ -174,3 +174,27 @@ def test_the_default_windows_shrink_with_a_large_vocabulary():
     assert default_blocks(64, 65) == 2**17 // 64 == default_blocks(64, 256)
     assert default_blocks(64, 4096) == 2**17 * 256 // 4096 // 64
     assert default_blocks(64, 1_112_063) == 1
+
+
+def test_a_run_that_overrode_its_model_is_not_described_as_the_config_file_s_model(tmp_path):
+    """The config file's description speaks of its own model ("4 layers, 4 heads, 128 wide,
+    block 64"); index.html showed it under the summary of a run that had overridden them.
+    It is now marked as the config file's, with the model fields the run set."""
+    run = tmp_path / "run"
+    trained = run_python(["train.py", "--config=configs/bigram.py", f"--workdir={run}",
+                          "--config.model.block_size=4", "--config.train.num_steps=2",
+                          "--config.train.eval_iters=1", "--config.train.loss_plot=False"])
+    assert trained.returncode == 0, trained.stderr
+    result = _inspect(run, "--prompt=RO", "--blocks=1", f"--out={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert ("<i>bigram table: the next character from the current one alone (the config "
+            "file&#x27;s description; this run sets model.block_size=4)</i>") in page
+    from gpt_jax.train_cli import described
+
+    cpu = "a GPT sized for a CPU: 4 layers, 4 heads, 128 wide, block 64"
+    assert described(cpu, {"model.n_layer": 2, "train.num_steps": 3}) == (
+        f"{cpu} (the config file's description; this run sets model.n_layer=2)")
+    assert described(cpu, {"train.num_steps": 3}) == cpu  # nothing it speaks of was changed
+    assert described("mine", {"description": "mine", "model.n_layer": 2}) == "mine"
+    assert described("", {"model.n_layer": 2}) == ""
