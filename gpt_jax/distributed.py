@@ -14,7 +14,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from gpt_jax import stop
 from gpt_jax.errors import UserError
@@ -92,6 +93,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     if not 0 < timeout_s <= 10**6:
         raise UserError(f"--distributed_timeout must be in (0, 1e6] seconds, got {timeout_s}")
     jax_timeout = jax_timeout_s(timeout_s)
+    _timeout_s[0] = timeout_s
     explicit = (coordinator_address, num_processes, process_id)
     if any(a is not None for a in explicit):
         if any(a is None for a in explicit):
@@ -229,21 +231,86 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
         threading.Thread(target=target, daemon=True, name=f"peers_{target.__name__}").start()
 
 
-def require_same_run(description: str) -> None:
-    """Every process must train the same thing: a process started with another config or
-    other data would otherwise train silently wrong, or crash inside a collective. Compares a
-    digest of `description` (the config and what the data gave) across processes."""
+SAME = "gpt_jax/same/"  # + what is compared + "/" + process index: each process's value
+_timeout_s = [300.0]  # --distributed_timeout, as initialize was given it
+
+
+def require_same(what: str, value: Callable[[], str],
+                 refusal: Callable[[int, str, str], str]) -> None:
+    """Refuses the run unless every process's `value()` equals process 0's; `refusal(p,
+    theirs, ours)` says why for the first process p that differs. The others compute theirs
+    after process 0 has published its own (so they can read what it wrote). Through the
+    coordinator's key-value store, not a collective: a collective needs as many devices on
+    every process, which is one of the things compared."""
+    import jax
+    from jax._src import distributed as jax_distributed
+
+    client = jax_distributed.global_state.client
+    if client is None or jax.process_count() == 1:
+        return
+    me, key = jax.process_index(), f"{SAME}{what}/"
+    timeout_ms = jax_timeout_s(_timeout_s[0]) * 1000
+
+    def of(p: int) -> str:
+        try:
+            return client.blocking_key_value_get(f"{key}{p}", timeout_ms)
+        except Exception:  # noqa: BLE001 (jaxlib's own error types)
+            raise UserError(f"process {p} did not reach the check of the run's {what} within "
+                            f"{timeout_ms // 1000} s") from None
+
+    if me == 0:
+        client.key_value_set(f"{key}0", value(), allow_overwrite=True)
+    ours = of(0)
+    if me != 0:
+        client.key_value_set(f"{key}{me}", value(), allow_overwrite=True)
+    for p in range(1, jax.process_count()):
+        theirs = of(p)
+        if theirs != ours:
+            raise UserError(refusal(p, theirs, ours))
+
+
+def tree_digest(tree) -> str:
+    """sha256 of every array of a pytree (its parameters, say), in leaf order."""
     import hashlib
 
     import jax
     import numpy as np
-    from jax.experimental import multihost_utils
 
-    if jax.process_count() == 1:
-        return
-    digest = np.frombuffer(hashlib.sha256(description.encode()).digest(), np.uint8)
-    digests = np.asarray(multihost_utils.process_allgather(digest))
-    differ = [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
-    if differ:
-        raise UserError(f"process {differ[0]} was started with another config or other data "
-                        f"than process 0: start every process with the same command")
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(jax.device_get(tree)):
+        digest.update(np.ascontiguousarray(leaf).tobytes())
+    return digest.hexdigest()
+
+
+def require_same_run(description: str) -> None:
+    """Every process must train the same thing on as many devices: a process started with
+    another config or other data would otherwise train silently wrong, or crash inside a
+    collective. Compares a digest of `description` (the config and what the data gave)."""
+    import hashlib
+
+    import jax
+
+    require_same("devices", lambda: str(jax.local_device_count()), lambda p, theirs, ours: (
+        f"process {p} has {theirs} local device(s) and process 0 has {ours}: every process "
+        f"must see as many (CUDA_VISIBLE_DEVICES, or the hosts' accelerators)"))
+    require_same("run", lambda: hashlib.sha256(description.encode()).hexdigest(),
+                 lambda p, *_: (f"process {p} was started with another config or other data "
+                                f"than process 0: start every process with the same command, "
+                                f"on the same data"))
+
+
+def require_shared_workdir(workdir: Path, lock_name: str) -> None:
+    """Every process must see the one workdir that process 0 locked: orbax writes each
+    checkpoint from all processes into it, and a process with a folder of its own would save
+    into (and resume from) another run. Process 0's lock file holds its pid: each process
+    reads it back."""
+    def lock_text() -> str:
+        try:
+            return (workdir / lock_name).read_text(errors="replace")
+        except OSError as e:
+            return f"<{e.strerror}>"
+
+    require_same("workdir", lock_text, lambda p, *_: (
+        f"process {p} does not see the workdir that process 0 writes (its folder holds no "
+        f"{lock_name} of process 0's): give every process one folder they all share, on a "
+        f"network file system"))

@@ -66,8 +66,9 @@ def check_checkpoint_path(path: Path) -> None:
                         f"choose a --workdir without one")
 
 
-def prepare(workdir: str | Path) -> Path:
-    """Creates the workdir (absolute), or says why it cannot be written."""
+def prepare(workdir: str | Path, create: bool = True) -> Path:
+    """Creates the workdir (absolute), or says why it cannot be written. Without `create`,
+    only the checks of the path (another process creates it)."""
     path = user_path(workdir).absolute()
     check_checkpoint_path(path)
     real = Path(os.path.realpath(path))
@@ -83,6 +84,8 @@ def prepare(workdir: str | Path) -> Path:
         raise UserError(f"workdir {path} is a symbolic link to {os.readlink(path)}, which does "
                         f"not exist or links back to itself: remove the link or create its "
                         f"target")
+    if not create:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

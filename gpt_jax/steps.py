@@ -178,6 +178,11 @@ def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation,
         K = jax.tree.leaves(inputs_K)[0].shape[0]
         metrics_Kx2 = jnp.full((K, 2), jnp.nan, jnp.float32)
         state, metrics_Kx2 = jax.lax.fori_loop(0, n, one_step, (state, metrics_Kx2))
+        # Nothing else orders the stop's collective after the loop's gradient means, and
+        # XLA:CPU may start it first: one process's pmax then met another's pmean, and Gloo
+        # aborted the process (a size mismatch). Reading the loop's step makes stop wait for
+        # the loop (an optimization_barrier did not, measured).
+        stop = jnp.where(state.step >= 0, stop, 1)
         return state, metrics_Kx2, jax.lax.pmax(stop, AXIS)
 
     return jax.pmap(chunk, axis_name=AXIS, in_axes=(0, 0, 0, None, 0, 0, None),

@@ -24,7 +24,7 @@ from gpt_jax.layout import BatchLayout
 from gpt_jax.metrics import read_metrics
 from gpt_jax.optim import make_optimizer, reported_rates
 from gpt_jax.reporting import ChunkClock, Reporter
-from gpt_jax.state import abstract_state, count_params, init_state
+from gpt_jax.state import TrainState, abstract_state, count_params, init_state
 from gpt_jax.steps import (
     compile_ahead,
     make_train_chunk,
@@ -65,7 +65,8 @@ class Trainer:
                                 "training this config")
         self.task = load_task(config)
         distributed.require_same_run(config.to_json(sort_keys=True) + self.task.vocab.to_json()
-                                     + str(self.task.tokens_per_step))
+                                     + str(self.task.tokens_per_step)
+                                     + str(self.task.fingerprint))
         memory.require_fits(self.task.memory_parts(self.layout), "training this config")
         if config.sample.max_new_tokens:
             memory.require_fits(memory.sampling_bytes(
@@ -124,6 +125,7 @@ class Trainer:
         finally:  # a signal or an error need not wait for a compilation of seconds to end
             pool.shutdown(wait=False, cancel_futures=True)
         self.build_seconds = time.perf_counter() - start
+        self._require_same_state(resume_step, state)
         self.num_params = count_params(state.params)
         best = self.checkpoints.best() if t.keep_best_checkpoint else None
         self.best_val_loss = math.inf if best is None else best[1]  # of the checkpoints kept
@@ -137,6 +139,17 @@ class Trainer:
                 resume.check_data(self.workdir, self.task.fingerprint)
             resume.record_data(self.workdir, self.task.fingerprint)
         self.reporter = Reporter(self.workdir, self.config, self.is_main, self.step)
+
+    @staticmethod
+    def _require_same_state(step: int | None, state: TrainState) -> None:
+        """Processes that restored other checkpoints (workdirs that are not one shared folder,
+        or a file changed between their reads) would average the gradients of other models."""
+        distributed.require_same(
+            "state", lambda: f"{step} {distributed.tree_digest(state.params)}",
+            lambda p, theirs, ours: (
+                f"process {p} starts from other parameters than process 0 (resumed from step "
+                f"{theirs.split()[0]} against {ours.split()[0]}; None: a fresh start): every "
+                f"process must read the same checkpoints"))
 
     def _restore(self, shapes):
         try:
@@ -460,10 +473,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """Trains `config` in `workdir` (resuming from its latest checkpoint), prints a sample at the
     end, and returns the final metrics record."""
     created = not user_path(workdir).exists()
-    workdir = run_files.prepare(workdir)
-    lock = run_files.WorkdirLock(workdir, created) if jax.process_index() == 0 \
-        else contextlib.nullcontext()
+    main = jax.process_index() == 0
+    workdir = run_files.prepare(workdir, create=main)  # the others' must be process 0's
+    lock = run_files.WorkdirLock(workdir, created) if main else contextlib.nullcontext()
     with lock:
+        distributed.require_shared_workdir(workdir, run_files.LOCK)
         trainer = Trainer(config, workdir)
         aborted = False
         try:

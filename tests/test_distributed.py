@@ -244,4 +244,75 @@ def test_processes_started_with_different_configs_are_refused(tmp_path):
         assert p.returncode == 2
         assert err.strip().splitlines() == [
             "error: process 1 was started with another config or other data than process 0: "
-            "start every process with the same command"]
+            "start every process with the same command, on the same data"]
+
+
+def _each_process(tmp_path, flags_of, envs=({}, {}), cwds=(REPO, REPO), timeout=120,
+                  config=TINY):
+    """Processes 0 and 1 of one run, each with its own flags, environment and folder."""
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), f"--config={config}", *flags_of(i),
+         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
+         "--distributed_timeout=60"],
+        cwd=cwds[i], env={**os.environ, **_devices(1), **envs[i]}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    return procs, [p.communicate(timeout=timeout) for p in procs]
+
+
+def _refused_alike(procs, outs, message: str) -> None:
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 2, err
+        assert err.strip().splitlines() == [f"error: {message}"]
+
+
+def test_processes_with_workdirs_of_their_own_are_refused(tmp_path):
+    """Hosts without a shared folder: each would save half of every checkpoint, and resume
+    from its own. Process 1 creates nothing."""
+    procs, outs = _each_process(tmp_path, lambda i: [f"--workdir={tmp_path / 'ab'[i]}"])
+    _refused_alike(procs, outs, (
+        "process 1 does not see the workdir that process 0 writes (its folder holds no "
+        "train.lock of process 0's): give every process one folder they all share, on a "
+        "network file system"))
+    assert not (tmp_path / "b").exists()
+    assert not list((tmp_path / "a").glob("checkpoints/*"))
+
+
+def test_processes_with_other_device_counts_are_refused_in_one_line(tmp_path):
+    procs, outs = _each_process(tmp_path, lambda i: [f"--workdir={tmp_path}"],
+                                envs=(_devices(2), _devices(1)))
+    _refused_alike(procs, outs, (
+        "process 1 has 1 local device(s) and process 0 has 2: every process must see as many "
+        "(CUDA_VISIBLE_DEVICES, or the hosts' accelerators)"))
+
+
+def test_processes_reading_other_data_at_one_path_are_refused(tmp_path, shakespeare):
+    """Two hosts with other files at the same path (here: the same path, read from two
+    working folders) would train silently on both."""
+    for i in range(2):
+        (tmp_path / f"host{i}").mkdir()
+        (tmp_path / f"host{i}" / "data.txt").write_text(shakespeare[i * 50_000:][:50_000])
+    procs, outs = _each_process(
+        tmp_path, lambda i: [f"--workdir={tmp_path / 'run'}",
+                             "--config.data.path=/proc/self/cwd/data.txt"],
+        cwds=(tmp_path / "host0", tmp_path / "host1"))
+    _refused_alike(procs, outs, (
+        "process 1 was started with another config or other data than process 0: start every "
+        "process with the same command, on the same data"))
+
+
+def test_two_processes_of_one_device_each_keep_their_collectives_in_step(tmp_path):
+    """With one device per process and chunks of 3 steps, the stop's pmax was not ordered
+    after the steps' gradient means: XLA:CPU could start it first on one process only, and
+    Gloo aborted that process (a size mismatch) in most runs."""
+    procs, outs = _each_process(tmp_path, lambda i: [
+        f"--workdir={tmp_path}", "--config.model.n_layer=1", "--config.model.n_embd=32",
+        "--config.model.n_head=2", "--config.model.block_size=16", "--config.model.dropout=0.1",
+        "--config.train.num_steps=30", "--config.train.eval_interval=10",
+        "--config.train.checkpoint_every=10", "--config.train.steps_per_call=3",
+        "--config.train.batch_size=8", "--config.train.eval_iters=3",
+        "--config.train.warmup_steps=0", "--config.sample.max_new_tokens=0"],
+        config=REPO / "configs" / "shakespeare_char_cpu.py")
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    assert load_run(tmp_path).step == 30
