@@ -39,8 +39,8 @@ def _gradients(steps: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     for t in range(steps):
         scale = [0.05, 20.0, 0.5, 3.0][t % 4]
-        yield {"w": scale * rng.standard_normal((3, 4)) / 3.5,
-               "b": scale * rng.standard_normal(4) / 3.5}
+        yield {"kernel": scale * rng.standard_normal((3, 4)) / 3.5,
+               "bias": scale * rng.standard_normal(4) / 3.5}
 
 
 SETTINGS = {
@@ -63,7 +63,7 @@ def test_every_update_equals_adamw_written_out(settings):
     schedule's rate at that step, clipping at the global norm, bias-corrected moments, and
     weight decay on the matrix only."""
     train = _train(**settings)
-    params = {"w": np.linspace(-1, 1, 12).reshape(3, 4), "b": np.linspace(0.5, -0.5, 4)}
+    params = {"kernel": np.linspace(-1, 1, 12).reshape(3, 4), "bias": np.linspace(0.5, -0.5, 4)}
     optimizer = make_optimizer(train)
     ours = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
     state = optimizer.init(ours)
