@@ -265,7 +265,8 @@ def require_same(what: str, value: Callable[[], str],
         client.key_value_set(f"{key}{me}", value(), allow_overwrite=True)
     for p in range(1, jax.process_count()):
         theirs = of(p)
-        if theirs != ours:
+        if theirs != ours:  # every process sees the same values and refuses alike:
+            leaving()       # none is to report another's exit as a lost peer
             raise UserError(refusal(p, theirs, ours))
 
 
