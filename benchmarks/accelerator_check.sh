@@ -18,6 +18,13 @@ export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false GPT_JAX_CACHE_DIR=
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/env.txt"
 $PY -c "import jax; print('jax', jax.__version__, jax.devices())" | tee -a "$OUT/env.txt"
+# Minutes of a lease are too dear to spend training the scaled GPT on a CPU by mistake (a jax
+# without CUDA, or no GPU visible): stop at once, in one line.
+if ! $PY -c "import jax, sys; sys.exit(jax.default_backend() != 'gpu')" 2>/dev/null; then
+  echo "error: this script needs a GPU and $PY's jax sees none (backend:" \
+    "$($PY -c 'import jax; print(jax.default_backend())' 2>/dev/null || echo 'no jax'))" >&2
+  exit 2
+fi
 
 train() {  # train NAME CONFIG SECONDS
   local start=$SECONDS
