@@ -160,7 +160,7 @@ def training_setup(spec: str, overrides: dict) -> dict:
     chunk = make_train_chunk(model, optimizer, task)
     seed_data = seed_key_data(t.seed)
     tokens = replicate(task.device_data())
-    no_stop = shard(np.zeros(jax.local_device_count(), np.int32))
+    no_stop = shard(np.zeros((jax.local_device_count(), 2), np.int32))  # (signal, -wish)
     rows = shard(layout.row_ids())
 
     def starts(step):

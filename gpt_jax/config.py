@@ -98,6 +98,8 @@ def base_config() -> ml_collections.ConfigDict:
         batch_size=32,  # global batch, split over every device of every process
         grad_accum_steps=1,  # micro-batches per device per step (same global batch, less memory)
         steps_per_call=10,  # steps run on the device per dispatch from Python (fewer host stalls)
+        chunk_seconds=2.0,  # fewer steps per call where a call would take longer: a stop
+        # request (a scheduler's SIGTERM) is then served within about twice this
         learning_rate=1e-3,
         lr_schedule="constant",  # constant | cosine (linear warmup, then cosine to min)
         warmup_steps=0,
@@ -350,6 +352,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"train.optimizer=muon orthogonalizes the hidden weight matrices, and the "
              f"{m.name} model{' with n_layer=0' if m.name == 'gpt' else ''}"
              f" has none (everything would be AdamW's): use train.optimizer=adamw")
+    _require(0 < t.chunk_seconds < math.inf,
+             f"train.chunk_seconds must be a positive number, got {t.chunk_seconds}")
     _require(0 < t.muon_learning_rate < math.inf,
              f"train.muon_learning_rate must be a positive number, got {t.muon_learning_rate}")
     _require(0 <= t.muon_weight_decay < math.inf,

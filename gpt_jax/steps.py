@@ -155,16 +155,17 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
 
 def make_train_chunk(model: nn.Module, optimizer: optax.GradientTransformation,
                      task) -> Callable:
-    """(state, data, inputs_DxK, n, stop_D, rows_DxAxB, seed_data) -> (state, metrics_DxKx2,
-    stop_D): n <= K steps in one call; step k's batch is `task.batch(data, inputs[k])` (text:
-    the windows at its start offsets in the token stream kept on the device); seed_data is
-    seed_key_data(train.seed), the same program for every seed.
+    """(state, data, inputs_DxK, n, stop_Dx2, rows_DxAxB, seed_data) -> (state,
+    metrics_DxKx2, stop_Dx2): n <= K steps in one call; step k's batch is `task.batch(data,
+    inputs[k])` (text: the windows at its start offsets in the token stream kept on the
+    device); seed_data is seed_key_data(train.seed), the same program for every seed.
 
     The data stays on the device and the loop runs there, so the host pays the cost of a
     dispatch, a transfer and a metrics fetch once per K steps instead of every step.
     metrics[k] = (loss, grad_norm) of the k-th step; rows past n are NaN. `stop` carries each
-    process's stop request (a signal number, 0 for none) out as the largest over every
-    device of every process, so all processes learn of a signal in the same chunk.
+    process's stop request, (signal number or 0, -steps per call it wishes), out as the
+    largest over every device of every process, so all processes learn of a signal, and of
+    the fewest steps any wishes, in the same chunk.
     """
     train_step = _train_step(task.loss_fn(model), optimizer)
 

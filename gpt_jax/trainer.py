@@ -39,7 +39,7 @@ from gpt_jax.task import load_task
 from gpt_jax.user_files import user_path
 from gpt_jax.xla_options import compiler_options
 
-CHUNK_SECONDS = 2.0  # the longest a call of train steps should take (see _steps_per_call)
+NO_WISH = np.iinfo(np.int32).max  # a process's steps-per-call wish before a chunk is timed
 
 
 def _log(*args) -> None:
@@ -113,7 +113,7 @@ class Trainer:
             finished = resume_step is not None and resume_step >= t.num_steps
             train_chunk = (lambda: chunk) if finished else compile_ahead(
                 pool, chunk, replicated, self.data, self._chunk_inputs(0, 0), 0,
-                self._stop_signal(None), self.rows, self.seed_data,
+                self._stop_request(None, NO_WISH), self.rows, self.seed_data,
                 compiler_options=compiler_options(t.cpu_library_products))
             evaluate = compile_ahead(pool, self.task.evaluator(self.model), replicated.params,
                                      self.eval_data)
@@ -249,11 +249,17 @@ class Trainer:
         # The first call compiles and the second times a step: one step each, so that a stop
         # request is served within a step or two even where a step takes many seconds.
         steps_per_call = 1
+        # Then as many steps a call as keep it under train.chunk_seconds on this process
+        # (its wish); processes must chunk alike, so with several each sends its wish with a
+        # chunk's stop request and all take the fewest, learnt from the same chunk.
+        wish, agreed_steps = NO_WISH, NO_WISH
 
         def flush():
-            nonlocal pending, agreed_stop
+            nonlocal pending, agreed_stop, agreed_steps
             if pending is not None:
-                agreed_stop = max(agreed_stop, self._check(*pending, clock))
+                signum, steps = self._check(*pending, clock)
+                agreed_stop = max(agreed_stop, signum)
+                agreed_steps = steps if steps != NO_WISH else agreed_steps
                 pending = None
 
         def unpause():
@@ -264,18 +270,18 @@ class Trainer:
 
         while step < t.num_steps:
             n = min(steps_per_call, self._steps_to_next_event(step))
-            self.state, metrics, stop_signal = self.train_chunk(
+            self.state, metrics, stop_request = self.train_chunk(
                 self.state, self.data, self._chunk_inputs(step, n), n,
-                self._stop_signal(stop.signum), self.rows, self.seed_data)
+                self._stop_request(stop.signum, wish), self.rows, self.seed_data)
             # The losses start for the host now: on a GPU, a copy asked for only after the
             # next chunk is queued waited for that chunk too (a chunk before an evaluation then
             # seemed to take no time: 10^8 tokens/s on an H200).
             metrics.copy_to_host_async()
-            stop_signal.copy_to_host_async()
+            stop_request.copy_to_host_async()
             for s in range(step + 1, step + n + 1):
                 kill_points.maybe_kill("step", s)
             flush()  # the previous chunk's losses: the device is busy with this one meanwhile
-            pending = (step, n, metrics, stop_signal)
+            pending = (step, n, metrics, stop_request)
             step += n
             self.checkpoints.check()
             if first_call:
@@ -284,9 +290,10 @@ class Trainer:
                 self.reporter.progress.write(
                     f"the first {n} step(s) took {time.perf_counter() - loop_start:.1f} s")
                 unpause()
-            elif clock.steps:  # every process chunks alike: only one alone adapts
-                steps_per_call = (self._steps_per_call(clock.seconds / clock.steps) if alone
-                                  else t.steps_per_call)
+            elif clock.steps:
+                wish = self._steps_per_call(clock.seconds / clock.steps)
+                steps_per_call = wish if alone else (
+                    agreed_steps if agreed_steps != NO_WISH else steps_per_call)
             checkpoint = step % t.checkpoint_every == 0 or step == t.num_steps
             evaluate = step % t.eval_interval == 0 or step == t.num_steps
             if checkpoint or evaluate:
@@ -332,10 +339,11 @@ class Trainer:
         return int(np.max(multihost_utils.process_allgather(np.int32(signum))))
 
     def _steps_per_call(self, step_seconds: float) -> int:
-        """Steps per call that keep a call under CHUNK_SECONDS, so that a stop request (a
+        """Steps per call that keep a call under train.chunk_seconds, so that a stop request (a
         scheduler's SIGTERM comes with a grace period of about 30 s) is served in seconds even
-        when one step takes many. Only for one process: all processes must chunk alike."""
-        return max(1, min(self.config.train.steps_per_call, int(CHUNK_SECONDS / step_seconds)))
+        when one step takes many."""
+        t = self.config.train
+        return max(1, min(t.steps_per_call, int(t.chunk_seconds / step_seconds)))
 
     def _new_best(self, record: dict) -> bool:
         """Whether this evaluation's val loss is the lowest so far: with keep_best_checkpoint,
@@ -387,21 +395,26 @@ class Trainer:
         return self.task.chunk_inputs(self.layout, step, n, self.steps_per_call)
 
     @staticmethod
-    def _stop_signal(signum: int | None) -> jax.Array:
-        """This process's stop request, one value per local device, for the train chunk to
-        share with every other process (a pmax)."""
-        return shard(np.full(jax.local_device_count(), signum or 0, np.int32))
+    def _stop_request(signum: int | None, wish: int) -> jax.Array:
+        """This process's (stop signal, -steps per call it wishes), one row per local device,
+        for the train chunk to share with every other process: their largest is the signal
+        any process received and the fewest steps any wishes."""
+        return shard(np.tile(np.array([signum or 0, -wish], np.int32),
+                             (jax.local_device_count(), 1)))
 
-    def _check(self, first: int, n: int, metrics_Kx2, stop_signal, clock: ChunkClock) -> int:
+    def _check(self, first: int, n: int, metrics_Kx2, stop_request,
+               clock: ChunkClock) -> tuple[int, int]:
         """Fetches the losses of steps first+1 .. first+n; reports them, and stops on a
         non-finite value (of a loss, or of a gradient, which would have made the params NaN).
-        Returns the stop signal that the processes agreed on in that chunk (0: none)."""
+        Returns what the processes agreed on in that chunk: the stop signal (0: none) and the
+        steps per call (NO_WISH: no process timed a chunk yet)."""
         losses = unreplicate(metrics_Kx2)[:n].tolist()
         clock.chunk_done(n)
         tokens_per_s = clock.rate()  # since the last pause: one late chunk cannot skew it
         for k, (loss, grad_norm) in enumerate(losses):
             self._check_step(first + k + 1, loss, grad_norm, tokens_per_s)
-        return int(unreplicate(stop_signal))
+        signum, minus_steps = unreplicate(stop_request).tolist()
+        return signum, -minus_steps
 
     def _check_step(self, step: int, loss: float, grad_norm: float, tokens_per_s: float) -> None:
         self._last_grad_norm = grad_norm

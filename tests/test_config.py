@@ -331,6 +331,8 @@ INCONSISTENT = [
                  (0.0, -0.02, math.nan, math.inf), (1e-30, 0.02, 0.02, F32_MAX)),
     *_range_rows("train.muon_weight_decay", "train.muon_weight_decay must be a number >= 0",
                  (-0.1, math.nan, math.inf), (0.0, 0.1, 49.0)),
+    *_range_rows("train.chunk_seconds", "train.chunk_seconds must be a positive number",
+                 (0.0, -1.0, math.nan, math.inf), (1e-30, 2.0, 2.0, 1e30)),
     *_range_rows("train.muon_ns_steps", "train.muon_ns_steps must be an integer in [1, 20]",
                  (0, -1, 21), (1, 5, 20)),
     # numbers: what float32, the precision of the computation, cannot hold

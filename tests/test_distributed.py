@@ -86,6 +86,17 @@ def test_partial_distributed_flags_are_refused(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
 
 
+def _terminated_steps(procs, outs) -> list[int]:
+    """The step each process said it stopped at, having ended as a SIGTERM ends a run."""
+    steps = []
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 143, err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("terminated at step "), err
+        steps.append(int(last.split("terminated at step ")[1].split(":")[0]))
+    return steps
+
+
 def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_path):
     """A scheduler's SIGTERM that reaches one host only: the other learns of it inside the
     train step, and both save the same step and exit, instead of waiting on each other."""
@@ -102,12 +113,7 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_saved_step(tmp_p
     finally:
         for p in procs:
             p.kill()
-    steps = []
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 143, err
-        last = err.strip().splitlines()[-1]
-        assert last.startswith("terminated at step "), err
-        steps.append(int(last.split("terminated at step ")[1].split(":")[0]))
+    steps = _terminated_steps(procs, outs)
     assert steps[0] == steps[1]
     assert load_run(tmp_path).step == steps[0]
 
@@ -316,3 +322,18 @@ def test_two_processes_of_one_device_each_keep_their_collectives_in_step(tmp_pat
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     assert load_run(tmp_path).step == 30
+
+
+def test_a_stop_waits_for_as_few_steps_as_the_processes_agree_to_chunk(tmp_path):
+    """Processes chunk alike, so each sends the steps per call that keep a call under
+    train.chunk_seconds with a chunk's stop request, and all take the fewest. Each of these
+    steps takes longer than chunk_seconds: a SIGTERM to process 1 after step 20 stops both
+    within two steps, not after the two chunks of steps_per_call=1000 they ran before."""
+    procs, outs = _each_process(tmp_path, lambda i: [
+        f"--workdir={tmp_path}", "--config.train.num_steps=1000000",
+        "--config.train.steps_per_call=1000", "--config.train.chunk_seconds=1e-6",
+        "--config.train.checkpoint_every=1000000", "--config.train.eval_interval=1000000"],
+        envs=({}, {"GPT_JAX_KILL_AT": "step:20", "GPT_JAX_KILL_SIGNAL": "TERM"}))
+    steps = _terminated_steps(procs, outs)
+    assert steps[0] == steps[1] and 20 <= steps[0] <= 22, steps
+    assert load_run(tmp_path).step == steps[0]
