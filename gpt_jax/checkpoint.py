@@ -56,6 +56,10 @@ class DamagedCheckpoint(Exception):
     """A checkpoint folder that cannot be read as a checkpoint at all."""
 
 
+class NoneRestores(UserError):
+    """Every checkpoint of a run is damaged: a new run would start from step 0."""
+
+
 def describe_failure(error: BaseException) -> str:
     """The reason a save or restore failed, in a few words: the OS error under orbax's and
     tensorstore's wrappers ('No space left on device', 'Permission denied') when there is one."""
@@ -110,6 +114,7 @@ class Checkpoints:
                 preservation_policy=policies.AnyPreservationPolicy(kept), **tracked)
         self._pending: int | None = None  # the step of the save in flight
         self._failed = False
+        self._cleanup_failed = False  # an old checkpoint could not be deleted (warned once)
         try:
             self._manager = ocp.CheckpointManager(
                 self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
@@ -145,8 +150,8 @@ class Checkpoints:
         stops competing for the best."""
         for step in self._on_disk():
             if self._score_file(step).exists() and self._score(step) is None:
-                aside = self.directory.with_name(DAMAGED)
-                aside.mkdir(exist_ok=True)
+                aside = self._aside(f"the val loss saved with the checkpoint at step {step} is "
+                                    f"damaged")
                 destination = aside / f"{step}.metrics.{int(time.time())}"
                 try:
                     os.replace(self._score_file(step), destination)
@@ -208,9 +213,22 @@ class Checkpoints:
             self._manager.wait_until_finished()
             self._manager.check_for_errors()
         except Exception as e:
-            self._fail(step, e)
+            if not self._complete(step):
+                self._fail(step, e)
+            # Saved: what failed is the deletion of a checkpoint that the newest replace (a
+            # folder that cannot be deleted). Training goes on; the old one stays on disk.
+            if not self._cleanup_failed:
+                print(f"warning: the checkpoint of step {step} is saved, but an older one that "
+                      f"it replaces could not be deleted ({describe_failure(e)}): it stays "
+                      f"in {self.directory}", file=sys.stderr)
+            self._cleanup_failed = True
         if not (self.directory / str(step)).is_dir():
             self._fail(step, None)
+
+    def _complete(self, step: int) -> bool:
+        """Whether orbax finished the checkpoint of `step`: its folder renamed into place,
+        with the metadata it writes last."""
+        return file_exists(self.directory / str(step) / "_CHECKPOINT_METADATA")
 
     def _fail(self, step: int, error: BaseException | None):
         """Raises the one line that says which save failed, why, and what is kept; clears the
@@ -304,7 +322,7 @@ class Checkpoints:
             raise UserError(f"{self._chosen(step, best)} is damaged ({why}){moved}; " + (
                 f"the others: {', '.join(map(str, others))} (choose one with --step)"
                 if others else "no other checkpoint exists"))
-        raise UserError(f"no checkpoint in {self.directory} can be restored: step(s) "
+        raise NoneRestores(f"no checkpoint in {self.directory} can be restored: step(s) "
                         f"{', '.join(map(str, damaged))} damaged{moved}")
 
     def _chosen(self, step: int, best: bool) -> str:
@@ -332,15 +350,21 @@ class Checkpoints:
     def set_aside(self, step: int, why: str = "cannot be resumed") -> Path:
         """Moves checkpoint `step` to WORKDIR/checkpoints_damaged/STEP.TIME, never deleting
         it; returns where it went."""
-        aside = self.directory.with_name(DAMAGED)
-        if aside.exists() and not aside.is_dir():
-            raise UserError(f"the checkpoint at step {step} {why}, and {aside}, where it "
-                            f"would be set aside, is a file: move that file away")
-        aside.mkdir(exist_ok=True)
+        aside = self._aside(f"the checkpoint at step {step} {why}")
         destination = aside / f"{step}.{int(time.time())}"
         os.replace(self.directory / str(step), destination)
         self._manager.reload()
         return destination
+
+    def _aside(self, what: str) -> Path:
+        """WORKDIR/checkpoints_damaged/, made if need be; `what` goes there, and where that
+        name is a file, it is the one line that says so."""
+        aside = self.directory.with_name(DAMAGED)
+        if aside.exists() and not aside.is_dir():
+            raise UserError(f"{what}, and {aside}, where it would be set aside, is a file: move "
+                            f"that file away")
+        aside.mkdir(exist_ok=True)
+        return aside
 
     def wait(self) -> None:
         """Waits for the save in flight; raises if it failed."""

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from gpt_jax import distributed, kill_points, memory, resume, run_files
-from gpt_jax.checkpoint import Checkpoints
+from gpt_jax.checkpoint import Checkpoints, NoneRestores
 from gpt_jax.config import doubts, validate
 from gpt_jax.errors import EXIT_USER_ERROR, Stopped, UserError
 from gpt_jax.layout import BatchLayout
@@ -154,9 +154,7 @@ class Trainer:
     def _restore(self, shapes):
         try:
             step, state = self.checkpoints.restore_newest_good(shapes, quarantine=self.is_main)
-        except UserError as e:
-            if "damaged" not in str(e):
-                raise
+        except NoneRestores as e:
             raise UserError(f"{e}. Run the same command again to start from step 0 (the "
                             f"metrics so far are kept)") from None
         _log(f"resumed from the checkpoint at step {step}")

@@ -1,6 +1,8 @@
 """Checkpoints: restore what was saved, refuse the wrong model loudly, survive damage."""
 
+import os
 import shutil
+import subprocess
 
 import jax
 import numpy as np
@@ -237,6 +239,58 @@ def test_a_damaged_checkpoint_with_a_file_where_it_would_be_set_aside_is_one_err
         checkpoints.restore_newest_good({"w": np.zeros(3)}, quarantine=True)
     assert (tmp_path / "checkpoints" / "2").is_dir()  # nothing moved, nothing lost
     checkpoints.close()
+
+
+def test_a_damaged_val_loss_with_a_file_where_it_would_be_set_aside_is_one_error(tmp_path):
+    """The same for a step's val-loss file, set aside as the checkpoints open (it raised
+    FileExistsError); nor does the line say that the run starts over, as the checkpoint of
+    every step still restores."""
+    checkpoints = Checkpoints(tmp_path, keep=3)
+    for step in (1, 2):
+        checkpoints.save(step, {"w": np.full(3, float(step))}, val_loss=float(step))
+    checkpoints.close()
+    (tmp_path / "checkpoints" / "2" / "metrics" / "metrics").write_text("garbage")
+    (tmp_path / "checkpoints_damaged").write_text("not a folder")
+    with pytest.raises(UserError, match=r"^the val loss saved with the checkpoint at step 2 is "
+                                        r"damaged, and .*checkpoints_damaged, where it would be "
+                                        r"set aside, is a file: move that file away$"):
+        Checkpoints(tmp_path, keep=3)
+    assert (tmp_path / "checkpoints" / "2" / "metrics" / "metrics").read_text() == "garbage"
+
+
+def _undeletable(folder):
+    """Makes `folder` impossible to delete for this user (immutable for root, whom
+    permissions do not stop); returns the undo, or None where neither way works here."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+            return None
+        return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o500)
+    return lambda: folder.chmod(0o700)
+
+
+def test_an_old_checkpoint_that_cannot_be_deleted_stops_nothing(tmp_path, capsys):
+    """The rotation deletes the oldest checkpoint after a save: where that fails (a folder
+    that cannot be deleted) the new checkpoint is complete, so training goes on, with one
+    warning, instead of stopping on 'cannot save the checkpoint of step N'."""
+    checkpoints = Checkpoints(tmp_path, keep=1, keep_best=False)
+    checkpoints.save(1, {"w": np.full(3, 1.0)})
+    checkpoints.wait()
+    undo = _undeletable(tmp_path / "checkpoints" / "1" / "default")
+    if undo is None:
+        pytest.skip("no way to make a folder undeletable on this file system")
+    try:
+        for step in (2, 3):
+            checkpoints.save(step, {"w": np.full(3, float(step))})
+            checkpoints.wait()
+        checkpoints.close()
+    finally:
+        undo()
+    err = capsys.readouterr().err
+    assert err.count("warning: the checkpoint of step 2 is saved, but an older one that it "
+                     "replaces could not be deleted (") == 1, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert Checkpoints(tmp_path, read_only=True).restore(3, {"w": np.zeros(3)})["w"][0] == 3.0
 
 
 def test_a_checkpoint_this_user_cannot_read_is_not_called_damaged(tmp_path):

@@ -335,6 +335,25 @@ def test_the_sampler_stops_promptly_on_a_signal(trained, signum, word, code):
     assert proc.returncode == code and err.strip().splitlines() == [word]
 
 
+def test_a_damaged_checkpoint_that_cannot_be_set_aside_is_not_called_a_start_over(tmp_path):
+    """Steps 10 and 20 restore: the line asks for the file in the way moved, and does not
+    say that the next run starts from step 0 (it resumes from step 10 once that is done)."""
+    assert _train(tmp_path, args=["--config.train.num_steps=20"]).returncode == 0
+    for f in (tmp_path / "checkpoints" / "20").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(b"garbage")
+    (tmp_path / "checkpoints_damaged").write_text("a file in the way")
+    refused = _train(tmp_path, args=["--config.train.num_steps=30"])
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].endswith(
+        "checkpoints_damaged, where it would be set aside, is a file: move that file away")
+    assert "step 0" not in refused.stderr
+    (tmp_path / "checkpoints_damaged").unlink()
+    resumed = _train(tmp_path, args=["--config.train.num_steps=30"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from the checkpoint at step 10" in resumed.stdout + resumed.stderr
+
+
 def test_when_every_checkpoint_is_damaged_the_run_says_so_then_starts_over(tmp_path):
     assert _train(tmp_path, args=["--config.train.num_steps=20"]).returncode == 0
     for f in (tmp_path / "checkpoints").rglob("*"):
