@@ -6,6 +6,7 @@ Process-wide settings that a command changes are all here, in `command_settings`
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import io
@@ -467,6 +468,10 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
     that cannot be written, out of memory) becomes one line on stderr and a non-zero exit.
     `out_of_memory`: what to lower, in this command's flags (default: a training's)."""
     out_of_memory = f"error: {out_of_memory or OUT_OF_MEMORY}"
+    # Run last of the exit's handlers (registered first): Python then restores the default
+    # action of every signal it handles, and a signal in the tenth of a second that the
+    # libraries' teardown takes after that killed the process without a word.
+    atexit.register(stop.ignore_signals_at_exit)
     with command_settings():
         for signum in stop.SIGNALS:  # the trainer's loop installs its own
             if not stop.ignored_by_caller(signum):

@@ -181,6 +181,14 @@ def exit_at_once_on_signals() -> None:
             signal.signal(signum, lambda signum, frame: exit_now(signum))
 
 
+def ignore_signals_at_exit() -> None:
+    """The last step of a command's exit, its work done and written: a signal of SIGNALS is
+    ignored from now on. Python's finalization puts back the default action (the end of the
+    process without a word) of every signal that has a Python handler, not of ignored ones."""
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def importing(frame) -> bool:
     """Whether Python is importing a module at `frame`: a signal's exception there would leave
     the module half-imported, and every later import of it broken."""

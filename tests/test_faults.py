@@ -686,6 +686,30 @@ def test_a_signal_after_the_work_while_the_interpreter_exits_is_one_line():
     assert result.stdout == "done\n"
 
 
+SIGNALLED_AFTER_THE_EXIT_HANDLERS = """
+import atexit, os, subprocess, sys
+from gpt_jax import cli
+
+def main():
+    import jax.numpy as jnp
+    (jnp.ones(3) * 2).block_until_ready()  # a backend to tear down at exit
+    print("done", flush=True)
+
+# Registered before cli.run's own, so it runs after them: a SIGTERM that comes during the
+# interpreter's own teardown, once Python has put back each signal's default action.
+atexit.register(lambda: subprocess.Popen(["sh", "-c", f"sleep 0.01; kill -TERM {os.getpid()}"]))
+cli.run(main)
+"""
+
+
+def test_a_signal_in_the_interpreters_last_moments_does_not_kill_the_finished_command():
+    """Later still, Python's finalization restores the default action of the signals it
+    handles, and jax's teardown takes a tenth of a second more: a SIGTERM then killed the
+    command without a word (status -15) after its work had succeeded. It is ignored now."""
+    result = run_python(["-c", SIGNALLED_AFTER_THE_EXIT_HANDLERS], timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "done\n", "")
+
+
 @pytest.mark.parametrize("abort", [KeyboardInterrupt, stop.Terminated])
 def test_a_second_signal_during_the_stops_save_aborts_with_its_own_status(tmp_path,
                                                                           monkeypatch, abort):
