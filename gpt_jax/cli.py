@@ -23,7 +23,7 @@ from typing import NoReturn
 
 from absl import flags
 
-from gpt_jax import distributed, host_memory, runtime_log, stop
+from gpt_jax import address_space, distributed, host_memory, runtime_log, stop
 from gpt_jax.errors import EXIT_USER_ERROR, Stopped, Terminated, UserError, output_failed
 from gpt_jax.user_files import unreachable, user_path
 
@@ -503,12 +503,20 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
                 " standard output" if _stdout_fails() else "")
             _exit(f"error: cannot write{where}: {e.strerror}", EXIT_USER_ERROR)
         except MemoryError:
-            _exit(out_of_memory, EXIT_USER_ERROR)
+            _exit(out_of_memory + address_space.note(), EXIT_USER_ERROR)
+        except ImportError as e:  # a library's code that cannot be mapped into memory
+            if "failed to map segment" not in str(e):
+                raise
+            _exit(f"error: cannot load {e.path or e.name}: out of memory"
+                  f"{address_space.note()}", EXIT_USER_ERROR)
         except RecursionError:
             _exit("error: a file nests too deeply to read (damaged JSON?)", EXIT_USER_ERROR)
         except Exception as e:  # XLA's own errors are exception types of jaxlib's
             if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory allocating" in str(e):
-                _exit(out_of_memory, EXIT_USER_ERROR)
+                _exit(out_of_memory + address_space.note(), EXIT_USER_ERROR)
+            if isinstance(e, RuntimeError) and "can't start new thread" in str(e):  # no stack
+                _exit(f"error: cannot start a thread: out of memory{address_space.note()}",
+                      EXIT_USER_ERROR)
             refused = _jax_setting_refused(e)
             if refused:
                 _exit(f"error: {refused}", EXIT_USER_ERROR)

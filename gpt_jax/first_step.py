@@ -1,19 +1,21 @@
 """A command's first step, before the imports that take seconds (jax): standard streams that
-its caller closed are opened on /dev/null, and Ctrl-C, SIGTERM or SIGHUP ends it at once
-(stop.py)."""
+its caller closed are opened on /dev/null, Ctrl-C, SIGTERM or SIGHUP ends it at once
+(stop.py), and an address-space limit too small for jax is refused (address_space.py)."""
 
 import os
 import sys
 
-from gpt_jax import stop
+from gpt_jax import address_space, stop
 
 STREAMS = ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w"))
 CLOSED: list[str] = []  # the streams that were closed, by name: a sampler refuses "stdout"
 
 
-def take() -> None:
+def take(uses_jax: bool = True) -> None:
     open_closed_streams()
     stop.exit_at_once_on_signals()
+    if uses_jax:
+        address_space.refuse_too_small()
 
 
 def open_closed_streams() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import jax
 import ml_collections
 
+from gpt_jax import address_space
 from gpt_jax.errors import UserError
 
 GiB = 2**30
@@ -39,9 +40,17 @@ def available_memory() -> tuple[int, str]:
     if "bytes_limit" in stats:
         return stats["bytes_limit"], f"each {devices[0].device_kind} has"
     ram = min(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), _cgroup_limit())
-    if len(devices) == 1:
-        return ram, "this machine has"
-    return ram // len(devices), f"each of the {len(devices)} devices sharing this machine's RAM has"
+    left = address_space.left()
+    if left is not None and left < ram:  # ulimit -v: what it leaves unreserved, at most
+        ram, owner = left, f"{address_space.SETTING} leaves"
+    else:
+        owner = "this machine has"
+    n = len(devices)
+    if n == 1:
+        return ram, owner
+    if owner == "this machine has":
+        return ram // n, f"each of the {n} devices sharing this machine's RAM has"
+    return ram // n, f"{owner} each of its {n} devices"
 
 
 def _cgroup_limit() -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 if __name__ == "__main__":  # first, before the imports below, which take seconds (jax)
     from gpt_jax import first_step
 
-    first_step.take()
+    first_step.take(uses_jax=False)
 
 import codecs
 import contextlib

@@ -374,3 +374,47 @@ def test_a_folder_named_checkpoints_that_is_no_run_s_may_hold_a_workdir(tmp_path
     (project / "vocab.json").write_text("{}")
     with pytest.raises(UserError, match="is inside the checkpoints of the run in .*project"):
         run_files.prepare(project / "checkpoints" / "run2")
+
+
+def _under_address_space_limit(args, gib: float):
+    """`python ARGS` in a fresh interpreter under `ulimit -v` of `gib` GiB."""
+    import resource
+    import sys
+
+    limit = int(gib * 2**30)
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=TIME_LIMIT_S,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+
+
+@pytest.mark.parametrize("command", [["train.py", f"--config={TINY}"],
+                                     ["-m", "gpt_jax.sample"]])
+def test_an_address_space_limit_below_what_jax_reserves_is_one_line(tmp_path, command):
+    """`ulimit -v 1600000`: jax and XLA reserve ~2 GB of address space before any work, and
+    a run ended in a thread that could not start (a traceback), an abort in C++ or a segfault,
+    depending on where the next reservation fell."""
+    result = _under_address_space_limit([*command, f"--workdir={tmp_path / 'run'}"], 1.5)
+    _one_line_error(result, "the address space that ulimit -v allows is 1.50 GiB, below the "
+                            "~2 GiB that jax and XLA reserve before any work")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_beyond_what_an_address_space_limit_leaves_is_refused_up_front(tmp_path):
+    """The memory check counts what ulimit -v leaves unreserved: a batch that fits the
+    machine's RAM but not the limit was trained until XLA's allocation failed."""
+    result = _under_address_space_limit(
+        ["train.py", f"--config={TINY}", f"--workdir={tmp_path}", "--config.train.num_steps=2",
+         "--config.model.block_size=64", "--config.model.n_embd=32",
+         "--config.train.batch_size=4000"], 3.0)  # ~1.8 GiB: any machine's RAM holds it
+    _one_line_error(result, "the address space that ulimit -v allows leaves ")
+    assert "lower train.batch_size" in result.stderr
+
+
+def test_a_thread_that_cannot_start_is_one_line():
+    """Python's own error when no stack can be reserved for a thread (at orbax's or the
+    compiler's threads, under a tight address-space limit)."""
+    result = run_python(["-c", "from gpt_jax import cli\n"
+                               "def main():\n"
+                               "    raise RuntimeError(\"can't start new thread\")\n"
+                               "cli.run(main)\n"])
+    _one_line_error(result, "error: cannot start a thread: out of memory")
