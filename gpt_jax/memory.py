@@ -199,12 +199,20 @@ def sampling_bytes(config: ml_collections.ConfigDict, vocab_size: int, num_sampl
         # the encoder's output and, per layer, the cross-attention's keys and values
         cache += (1 + 2 * model.n_layer) * num_samples * config.data.max_source_len \
             * model.n_embd
+    source_len = config.data.max_source_len if model.name == "encoder_decoder" else 0
     return {"parameters": (FLOAT * params, "this run cannot be sampled on this machine"),
             f"{num_samples} × {max_new_tokens} generated tokens, and their text": (
                 SAMPLE_BYTES_PER_TOKEN * num_samples * (T + max_new_tokens),
                 fewer or "lower --num_samples or --max_new_tokens"),
             "the key/value cache and the logits": (
-                FLOAT * (cache + num_samples * vocab_size + num_samples * T * model.n_embd),
+                FLOAT * (cache + num_samples * vocab_size), fewer_samples),
+            # The pass over the prompt's whole window that starts the cache (or, uncached,
+            # each token's): XLA's own count of the sampler's buffers (memory_analysis) is
+            # half a training pass's activations, for the CPU GPT of 1 layer 32 wide and of
+            # 4 layers 128 wide (its peak 1.0-1.5 times that); they were not counted, and
+            # 200,000 samples of the first, estimated at 8 GiB, took more than 24.
+            f"the pass over {num_samples} prompt windows of {T} tokens": (
+                FLOAT * activation_floats(model, vocab_size, num_samples, source_len) // 2,
                 fewer_samples),
             **_runtime()}
 
