@@ -13,6 +13,7 @@ if __name__ == "__main__":  # first, before the imports below, which take second
 
     first_step.take()
 
+import functools
 import json
 import os
 import sys
@@ -235,13 +236,6 @@ def _main(argv: list[str]) -> None:
                         f"--{'full' if F.full else 'modern'}, or run the ladder without "
                         f"--seq2seq")
     from gpt_jax import compilation_cache, run_files
-    from gpt_jax.config import (
-        anchor_data_paths,
-        apply_overrides,
-        load_config_file,
-        reset_unread,
-        validate,
-    )
     from gpt_jax.plots import plot_ladder
 
     compilation_cache.enable()
@@ -260,12 +254,8 @@ def _main(argv: list[str]) -> None:
         steps += [FULL_STEP] if F.full else []
     planned = []
     for name, spec in steps:  # load and check every config before training any
-        config = load_config_file(str(configs / spec))
         try:
-            apply_overrides(config, overrides)
-            reset_unread(config)  # a model field reaches the steps whose model reads it
-            anchor_data_paths(config)
-            validate(config)
+            config = step_config(configs / spec, overrides)
         except UserError as e:  # the overrides apply to every step: say which one refuses
             raise UserError(f"step {name} ({spec}): {e}") from None
         seeds = MODERN_SEEDS if F.modern and (name, spec) in [STEPS[-1], *MODERN_STEPS] else ()
@@ -287,6 +277,35 @@ def _main(argv: list[str]) -> None:
         if results[-1]["trained"] or i == len(planned) - 1:
             write(results + finished_after(planned[i + 1:], workdir))
     print("\n" + report(results) + f"\nwritten: {markdown}, {plot}")
+
+
+def step_config(path: Path, overrides: dict):
+    """A step's config file with the ladder's overrides, checked; its description names the
+    fields they changed in it (a field its model does not read is not changed)."""
+    from gpt_jax.config import (
+        anchor_data_paths,
+        apply_overrides,
+        load_config_file,
+        reset_unread,
+        validate,
+    )
+    from gpt_jax.train_cli import described
+
+    config = load_config_file(str(path))
+    apply_overrides(config, overrides)  # first: a field that does not exist is refused here
+    reset_unread(config)  # a model field reaches the steps whose model reads it
+    own = load_config_file(str(path))
+    config.description = described(config.description, {
+        field: _value(config, field) for field in overrides
+        if _value(config, field) != _value(own, field)})
+    anchor_data_paths(config)
+    validate(config)
+    return config
+
+
+def _value(config, field: str):
+    """The value of a dotted field ("model.n_embd") of a config."""
+    return functools.reduce(getattr, field.split("."), config)
 
 
 def main() -> None:

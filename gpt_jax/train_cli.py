@@ -25,12 +25,16 @@ flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other pr
                    flag_values=FLAGS)
 
 
+DESCRIBED = ("model.", "data.path", "data.val_path")  # what a config's description speaks of
+
+
 def described(description: str, overrides: dict) -> str:
-    """The config file's description, which speaks of its own model ("4 layers, 4 heads, 128
-    wide, block 64"), with the model fields the command line set named beside it: config.json
-    keeps it, and index.html and loss.png would describe a model the run is not."""
+    """The config file's description, which speaks of its own model and data ("4 layers, 4
+    heads, 128 wide, block 64"; "dates in many spellings → ISO dates"), with the fields of
+    those that the command line set named beside it: config.json keeps it, and index.html and
+    loss.png would describe a model or a task the run is not."""
     model = [f"{name}={value}" for name, value in overrides.items()
-             if name.startswith("model.")]
+             if name.startswith(DESCRIBED)]
     if not (description and model) or "description" in overrides:  # the user's own words
         return description
     return f"{description} (the config file's description; this run sets {', '.join(model)})"

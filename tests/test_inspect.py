@@ -196,5 +196,8 @@ def test_a_run_that_overrode_its_model_is_not_described_as_the_config_file_s_mod
     assert described(cpu, {"model.n_layer": 2, "train.num_steps": 3}) == (
         f"{cpu} (the config file's description; this run sets model.n_layer=2)")
     assert described(cpu, {"train.num_steps": 3}) == cpu  # nothing it speaks of was changed
+    dates = "encoder–decoder: dates in many spellings → ISO dates"
+    assert described(dates, {"data.path": "numbers.tsv"}) == (  # the task is the user's
+        f"{dates} (the config file's description; this run sets data.path=numbers.tsv)")
     assert described("mine", {"description": "mine", "model.n_layer": 2}) == "mine"
     assert described("", {"model.n_layer": 2}) == ""

@@ -8,7 +8,7 @@ import re
 import pytest
 import tqdm.std
 
-from conftest import tiny_config
+from conftest import REPO, tiny_config
 from gpt_jax.errors import UserError
 from gpt_jax.ladder import report, run_step
 from gpt_jax.optim import learning_rate_schedule
@@ -236,3 +236,20 @@ def test_the_report_written_mid_ladder_keeps_the_later_steps_that_finished(tmp_p
                                               tmp_path)] == ["tiny"]  # never trained
     assert not (tmp_path / "tiny2").exists() and capsys.readouterr().out == ""
     assert (tmp_path / "bigger" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_a_ladder_step_s_description_names_the_overrides_that_changed_its_model():
+    """`--config.model.n_head=2` for the whole ladder: the head and multihead rows are then
+    the same model, and gpt_cpu is no longer "4 layers, 4 heads, 128 wide"; each row says
+    what changed it, and the bigram, whose model reads neither field, is left as it is."""
+    from gpt_jax.ladder import step_config
+
+    overrides = {"model.n_head": 2, "model.n_embd": 32, "train.num_steps": 10}
+    described = {spec: step_config(REPO / "configs" / spec, overrides).description
+                 for spec in ("bigram.py", "lecture.py:multihead", "shakespeare_char_cpu.py")}
+    assert described["bigram.py"].endswith("alone")
+    assert described["lecture.py:multihead"].endswith(
+        "(the config file's description; this run sets model.n_head=2)")
+    assert described["shakespeare_char_cpu.py"] == (
+        "a GPT sized for a CPU: 4 layers, 4 heads, 128 wide, block 64 (the config file's "
+        "description; this run sets model.n_head=2, model.n_embd=32)")
