@@ -17,11 +17,13 @@ best rate grows as the horizon shrinks. The sweeps behind both are in benchmarks
 logit soft-cap, Muon; RMSNorm, no biases and an untied head did not lower the loss);
 `:modern_short` trains it for 300 steps, the cosine ending there, for
 benchmarks/time_to_loss.py. `:modern_fast` is the recipe that reaches a val loss of 1.88
-soonest on a CPU: half the depth (2 layers), 400 steps, no warmup, AdamW's rate 6e-3. Early in
-training a small model learns faster per second than a deep one (the compute-optimal model
-grows with the budget), so at this budget depth costs more time than it saves steps; a warmup
-spends steps of a short run at a low rate; and a run this short gains from a higher rate for
-the embeddings and gains (Muon's stays). Measured over several seeds in benchmarks/README.md.
+soonest on a CPU: half the depth (2 layers), 400 steps, no warmup, AdamW's rate 6e-3, 4
+Newton–Schulz iterations. Early in training a small model learns faster per second than a deep
+one (the compute-optimal model grows with the budget), so at this budget depth costs more time
+than it saves steps; a warmup spends steps of a short run at a low rate; a run this short
+gains from a higher rate for the embeddings and gains (Muon's stays); and Muon's fifth
+iteration costs 6% of a step for no loss that the seeds' spread shows. Measured over several
+seeds in benchmarks/README.md.
 """
 
 from gpt_jax import modern_changes
@@ -52,7 +54,7 @@ def get_config(variant: str = ""):
             config.description = "the modern CPU GPT at half the depth, to reach 1.88 soonest"
             m.n_layer = 2
             t.num_steps, t.warmup_steps, t.eval_interval = 400, 0, 50
-            t.learning_rate = 6e-3
+            t.learning_rate, t.muon_ns_steps = 6e-3, 4
     elif variant:
         raise UserError(f"unknown variant {variant!r} of shakespeare_char_cpu.py; choose short, "
                         "modern, modern_short or modern_fast")
