@@ -146,6 +146,14 @@ def check_argv(argv: Sequence[str]) -> None:
         if len(values) > 1:
             raise UserError(f"--{name} is given more than once{where} ({', '.join(values)}): "
                             f"give {'one config file' if name == 'config' else 'it once'}")
+    # A --config of the command line in place of a flag file's is absl's way; but config_flags
+    # defines the --config.field flags again for the second, and absl refuses that.
+    files = [f"{value}{where or ' on the command line'}"
+             for (name, where), values in given.items() if name == "config" for value in values]
+    if len(files) > 1 and any(name.startswith("config.") for name, _ in given):
+        raise UserError(f"--config is given in two places ({'; '.join(files)}) with "
+                        f"--config.field overrides, which ml_collections cannot apply to a "
+                        f"config file given twice: give --config once")
 
 
 def _check_flags(args: Sequence[str], within: tuple[str, ...],

@@ -52,6 +52,7 @@ def files(tmp_path_factory):
     (d / "nests_a_pipe.flags").write_text(f"# a comment\n--flagfile={d / 'fifo'}\n")
     (d / "nests_latin1.flags").write_text(f"--flagfile={d / 'flags.bin'}\n")
     (d / "nests_itself.flags").write_text(f"--flagfile={d / 'nests_itself.flags'}\n")
+    (d / "a_config.flags").write_text("--config=configs/bigram.py\n")
     os.mkfifo(d / "fifo")
     (d / "checkpoints_is_a_file").mkdir()
     (d / "checkpoints_is_a_file" / "checkpoints").write_text("")
@@ -450,6 +451,11 @@ CASES = {
                             "unexpected argument 'config.train.num_steps=5'"),
     "arguments_after_double_dash": (train("--", "--config.train.num_steps=5"),
                                     "unexpected argument '--config.train.num_steps=5'"),
+    "config_in_a_flagfile_and_on_the_command_line_with_overrides": (
+        lambda d: train(f"--flagfile={d / 'a_config.flags'}", "--config.train.num_steps=5")(d),
+        r"--config is given in two places \(.*tiny_config.py on the command line; "
+        r"configs/bigram.py \(in --flagfile=.*a_config.flags\)\) with --config.field "
+        r"overrides"),
     "flagfile_missing": (train("--flagfile=/no/such/flags"),
                          "--flagfile=/no/such/flags: file not found"),
     "flagfile_is_a_pipe": (lambda d: train(f"--flagfile={d / 'fifo'}")(d),
