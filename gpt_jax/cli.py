@@ -52,11 +52,33 @@ def parse_flags(argv: Sequence[str], usage: str, command_flags: flags.FlagValues
     if len(unparsed) > 1:  # absl leaves what is not a flag: a typo, never silently ignored
         raise UserError(f"unexpected argument {unparsed[1]!r}: every setting is a flag, as "
                         f"in --name=value (see --help)")
+    _refuse_repeated(argv, command_flags)
     for name in PATH_FLAGS:
         if name in command_flags and command_flags[name].present:
             value = command_flags[name].value
             if value == "" or (isinstance(value, list) and "" in value):
                 raise UserError(f"--{name} is empty: give a path")
+
+
+def _refuse_repeated(argv: Sequence[str], command_flags: flags.FlagValues) -> None:
+    """A flag of one value given twice on the command line (`--workdir=a --workdir=b`): absl
+    keeps the last and drops the other without a word. Flags that take several (--prompt of
+    the benchmarks, --set) may repeat; a flag file's value may be overridden."""
+    seen: dict[str, str] = {}
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        name, _, _ = arg.lstrip("-").partition("=")
+        if not arg.startswith("-") or name.startswith("config"):  # --config: check_argv's
+            continue
+        if name not in command_flags and name.startswith("no") and name[2:] in command_flags:
+            name = name[2:]  # --nosampling, a boolean's other spelling
+        if name not in command_flags or isinstance(command_flags[name], flags.MultiFlag) \
+                or name == "flagfile":
+            continue
+        if name in seen:
+            raise UserError(f"--{name} is given twice ({seen[name]}, {arg}): give it once")
+        seen[name] = arg
 
 
 # The commands' flags that name a file or a folder: an empty one is a mistake (a variable

@@ -456,6 +456,11 @@ CASES = {
         r"--config is given in two places \(.*tiny_config.py on the command line; "
         r"configs/bigram.py \(in --flagfile=.*a_config.flags\)\) with --config.field "
         r"overrides"),
+    "a_flag_of_one_value_twice": (train("--workdir=elsewhere"),
+                                  r"--workdir is given twice \(--workdir=.*run, "
+                                  r"--workdir=elsewhere\): give it once"),
+    "sample_prompt_twice": (sample("--prompt=ab", "--prompt=cd"),
+                            r"--prompt is given twice \(--prompt=ab, --prompt=cd\)"),
     "flagfile_missing": (train("--flagfile=/no/such/flags"),
                          "--flagfile=/no/such/flags: file not found"),
     "flagfile_is_a_pipe": (lambda d: train(f"--flagfile={d / 'fifo'}")(d),
