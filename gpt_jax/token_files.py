@@ -111,6 +111,12 @@ def open_prepared(datadir: str | Path) -> PreparedData:
     if not d.is_dir():
         raise UserError(f"{d} is not a folder of prepared data (train.bin, val.bin, ...)")
     missing = [name for name in DATASET_FILES if not (d / name).is_file()]
+    foreign = sorted(name for name in os.listdir(d)
+                     if name not in DATASET_FILES and not name.startswith("."))
+    if META_FILE in missing and foreign:  # nanoGPT's train.bin and meta.pkl, say
+        raise UserError(f"{d} is not a folder that gpt_jax.prepare wrote (it has no {META_FILE}"
+                        f" and holds {foreign[0]!r}): prepare the text into a new folder, "
+                        f"{PREPARE_HINT.format(datadir='NEW_FOLDER')[4:]}")
     if missing:
         raise UserError(f"{d} is incomplete: {', '.join(missing)} missing; "
                         f"{PREPARE_HINT.format(datadir=d)}")

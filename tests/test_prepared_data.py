@@ -120,6 +120,10 @@ def test_a_file_of_a_prepared_folder_is_not_trained_on_as_text(datadir, tmp_path
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / "meta.json").unlink(), "is incomplete: meta.json missing"),
     (lambda d: (d / "val.bin").write_bytes(b"\0" * 10), "holds 10 bytes but meta.json says"),
+    # nanoGPT's prepared folder: its advice was a prepare --out that prepare then refused
+    (lambda d: ((d / "meta.json").unlink(), (d / "meta.pkl").write_bytes(b"x")),
+     "is not a folder that gpt_jax.prepare wrote (it has no meta.json and holds 'meta.pkl'): "
+     "prepare the text into a new folder"),
 ])
 def test_a_damaged_prepared_folder_is_refused_in_one_line(datadir, tmp_path, damage, message):
     import shutil
