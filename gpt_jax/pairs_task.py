@@ -12,6 +12,7 @@ Legend: D devices, K steps per call, A micro-batches, B rows, S source, T target
 from __future__ import annotations
 
 import os
+import sys
 
 import flax.linen as nn
 import jax
@@ -83,6 +84,19 @@ def prefix_sequences(arrays: PairArrays, L: int) -> tuple[np.ndarray, ...]:
     return x_NxL, y_NxL, w_NxL
 
 
+def _warn_of_unseen_characters(train: list, val: list) -> None:
+    """The vocabulary holds the held-out pairs' characters too, so that they can be encoded;
+    one that no training pair has gets an embedding that no step trains, and the held-out
+    scores measure what the model could not have learnt: said, not refused."""
+    seen = {c for source, target in train for c in source + target}
+    unseen = sorted({c for source, target in val for c in source + target} - seen)
+    if unseen:
+        shown = ", ".join(repr(c) for c in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+        print(f"warning: the held-out pairs hold {len(unseen)} character(s) that no training "
+              f"pair has ({shown}): their embeddings are never trained, and the held-out "
+              f"scores count them", file=sys.stderr)
+
+
 class PairsTask:
     def __init__(self, config: ml_collections.ConfigDict, train: list, val: list,
                  vocab: PairVocab):
@@ -99,6 +113,7 @@ class PairsTask:
     @classmethod
     def load(cls, config: ml_collections.ConfigDict) -> PairsTask:
         train, val = load_split(config)
+        _warn_of_unseen_characters(train, val)
         task = cls(config, train, val, PairVocab.from_pairs(train + val))
         task.fingerprint = fingerprint([train, val])
         return task

@@ -214,3 +214,24 @@ def test_eval_batches_count_every_pair_once():
     assert mask_KxB.sum() == 10 and index_KxB[~mask_KxB].tolist() == [0, 0]
     index_KxB, mask_KxB = eval_batches(8, 4)
     assert index_KxB.shape == (2, 4) and mask_KxB.all()
+
+
+def test_held_out_characters_that_no_training_pair_has_are_warned_of(tmp_path, capsys):
+    """'é' only in the held-out file: it joins the vocabulary (so that the held-out pairs can
+    be encoded) with an embedding no step trains, and the held-out scores count it."""
+    from conftest import tiny_config
+    from gpt_jax.pairs_task import PairsTask
+
+    (tmp_path / "train.tsv").write_text("".join(f"number {n}\t{n:02d}\n" for n in range(40)))
+    (tmp_path / "val.tsv").write_text("numbér 3\t03\n")
+    config = tiny_config(name="encoder_decoder", block_size=11)
+    config.data.update(task="pairs", path=str(tmp_path / "train.tsv"),
+                       val_path=str(tmp_path / "val.tsv"))
+    task = PairsTask.load(config)
+    assert task.vocab.decode(task.vocab.encode_source("é")) == "é"
+    assert capsys.readouterr().err == (
+        "warning: the held-out pairs hold 1 character(s) that no training pair has ('é'): "
+        "their embeddings are never trained, and the held-out scores count them\n")
+    config.data.val_path = ""  # every 10th of the same file: every character is trained on
+    PairsTask.load(config)
+    assert capsys.readouterr().err == ""
