@@ -222,7 +222,7 @@ def test_held_out_characters_that_no_training_pair_has_are_warned_of(tmp_path, c
     from conftest import tiny_config
     from gpt_jax.pairs_task import PairsTask
 
-    (tmp_path / "train.tsv").write_text("".join(f"number {n}\t{n:02d}\n" for n in range(40)))
+    (tmp_path / "train.tsv").write_text("".join(f"number {n}\t{n:02d}\n" for n in range(100)))
     (tmp_path / "val.tsv").write_text("numbér 3\t03\n")
     config = tiny_config(name="encoder_decoder", block_size=11)
     config.data.update(task="pairs", path=str(tmp_path / "train.tsv"),
