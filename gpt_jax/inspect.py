@@ -346,8 +346,9 @@ class Inspection:
         if self.run.config.model.name == "bigram":
             what, alike = "rows of the bigram table", "Characters followed by the same " \
                 "characters (the bigram's rows are the next character's logits)"
-        else:
-            what, alike = "character embeddings", "Characters the model treats alike"
+        else:  # a BPE run's vocabulary is of tokens
+            what, alike = f"{self.unit} embeddings", f"{self.unit.capitalize()}s the model " \
+                "treats alike"
         pictures.embedding_scatter(points_Vx2, [self.labels[i] for i in keep], explained,
                                    f"The {what}, projected to 2-D (PCA)",
                                    self.out / "embeddings.png")
@@ -406,9 +407,19 @@ class Inspection:
         pictures.position_loss(mean_T, n, f"Validation loss by position "
                                f"({config.model.name}, block {block_size})",
                                self.out / "position_loss.png", self.unit)
-        self._add(heading, f"The bigram sees one {self.unit} wherever it stands, so its line "
-                  f"is flat; a model that attends gains from every {self.unit} of context it is "
-                  f"given, so its loss falls along the block.", "position_loss.png")
+        self._add(heading, self._position_caption(config.model), "position_loss.png")
+
+    def _position_caption(self, model) -> str:
+        """Why the loss by position has the shape it has, for the kind of model drawn."""
+        if model.name == "bigram":
+            return f"The bigram sees one {self.unit} wherever it stands, so its line is flat."
+        if model.name in ("ngram", "mlp"):  # a window of model.context, not the block
+            return (f"This {model.name} sees the last {model.context} {self.unit}s "
+                    f"(model.context) and no more, so its loss falls over the first "
+                    f"{model.context} positions and is flat after them.")
+        return (f"A model that attends gains from every {self.unit} of context it is given, "
+                f"so its loss falls along the block; the bigram, which sees one {self.unit} "
+                f"wherever it stands, would draw a flat line.")
 
     def _next_token(self, logits_V: np.ndarray) -> None:
         from gpt_jax import pictures

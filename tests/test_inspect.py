@@ -201,3 +201,22 @@ def test_a_run_that_overrode_its_model_is_not_described_as_the_config_file_s_mod
         f"{dates} (the config file's description; this run sets data.path=numbers.tsv)")
     assert described("mine", {"description": "mine", "model.n_layer": 2}) == "mine"
     assert described("", {"model.n_layer": 2}) == ""
+
+
+def test_the_position_loss_caption_speaks_of_the_model_drawn():
+    """An MLP over the last `context` characters: the caption said that the bigram's line
+    is flat and that a model that attends gains from all of the block, neither of which
+    is its own picture."""
+    from types import SimpleNamespace
+
+    from gpt_jax.inspect import Inspection
+
+    page = SimpleNamespace(unit="character")
+    assert [Inspection._position_caption(page, SimpleNamespace(name=name, context=context))
+            for name, context in (("mlp", 8), ("bigram", 0), ("gpt", 0))] == [
+        "This mlp sees the last 8 characters (model.context) and no more, so its loss falls "
+        "over the first 8 positions and is flat after them.",
+        "The bigram sees one character wherever it stands, so its line is flat.",
+        "A model that attends gains from every character of context it is given, so its "
+        "loss falls along the block; the bigram, which sees one character wherever it "
+        "stands, would draw a flat line."]
