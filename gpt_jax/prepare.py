@@ -418,13 +418,18 @@ def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
     if not any(sizes):
         raise UserError(f"the inputs hold no text: {', '.join(paths)} "
                         f"{'is' if len(paths) == 1 else 'are'} empty")
+    settings = {"tokenizer": tokenizer, "requested_vocab_size": vocab_size,
+                "val_fraction": val_fraction}
+    if out.is_dir() and not os.access(out, os.W_OK):  # a read-only mount, another user's:
+        with DataDirLock(out, exclusive=False):  # what is up to date needs no writing
+            if _up_to_date(out, paths, sizes, settings):
+                log(f"{out} is up to date with these inputs and settings; nothing to do")
+                return False
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
-    settings = {"tokenizer": tokenizer, "requested_vocab_size": vocab_size,
-                "val_fraction": val_fraction}
     with DataDirLock(out, exclusive=True):
         if _up_to_date(out, paths, sizes, settings):
             log(f"{out} is up to date with these inputs and settings; nothing to do")

@@ -269,6 +269,34 @@ def test_a_dataset_on_a_read_only_disk_is_read_without_writing_its_lock(datadir,
         pass
 
 
+def test_prepare_of_an_up_to_date_dataset_on_a_read_only_disk_is_the_usual_no_op(
+        datadir, monkeypatch, tmp_path):
+    """Preparing the same inputs again changes nothing, so it needs no write: on a read-only
+    mount it said it could not open the lock file. A dataset to rewrite still needs one."""
+    import errno
+    import os
+
+    from gpt_jax import prepare, token_files
+    from gpt_jax.errors import UserError
+
+    opened = os.open
+
+    def read_only(path, flags, *mode):
+        if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return opened(path, flags, *mode)
+
+    monkeypatch.setattr(token_files.os, "open", read_only)
+    monkeypatch.setattr(prepare.os, "access", lambda path, mode: False)
+    said = []
+    assert prepare.prepare([str(default_corpus_path())], datadir, log=said.append) is False
+    assert said == [f"{datadir} is up to date with these inputs and settings; nothing to do"]
+    other = tmp_path / "other.txt"
+    other.write_text("other text " * 100)
+    with pytest.raises(UserError, match="cannot open the lock file .*Read-only file system"):
+        prepare.prepare([str(other)], datadir, log=said.append)
+
+
 def test_a_run_resumed_on_other_data_is_told_so(datadir, tmp_path):
     """A dataset prepared again from other text (the same characters) resumed silently: the
     val curve went on over another split. The same data, or a first start, says nothing."""
