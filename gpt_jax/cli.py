@@ -194,6 +194,9 @@ def _check_flags(args: Sequence[str], within: tuple[str, ...],
             name, eq, value = "config", "=", args[i + 1]
         if arg.startswith("-") and (name == "config" or name.startswith("config.")):
             configs.append((name, value if eq else args[i + 1] if spaced else "True", inside))
+        if eq and name in ("flagfile", "config") and not value:  # a variable that was not set
+            raise UserError(f"--{name}{inside} is empty: give a "
+                            f"{'config file' if name == 'config' else 'file of flags'}")
         if not eq or name not in ("flagfile", "config") or not value:
             continue
         path = config_path(value) if name == "config" else user_path(value)
@@ -335,6 +338,9 @@ def loaded_config(command_flags: flags.FlagValues):
 
     try:
         config = command_flags.config
+        if not (config is None or type(config).__module__.startswith("ml_collections")):
+            raise UserError(f"get_config() of {config_spec()} returned {repr(config)[:40]}, "
+                            f"not a config (an ml_collections.ConfigDict)")
         config.lock()  # config_flags defers a failed load to the first access: this one
     except UserError:
         raise

@@ -48,6 +48,7 @@ def files(tmp_path_factory):
     (d / "tensorboard_is_a_file" / "tensorboard").write_text("")
     (d / "raises.py").write_text('def get_config():\n    raise ValueError("boom")\n')
     (d / "returns_none.py").write_text("def get_config():\n    return None\n")
+    (d / "returns_five.py").write_text("def get_config():\n    return 5\n")
     (d / "flags.bin").write_bytes(b"\xff\xfe--workdir=x\n")
     (d / "nests_a_pipe.flags").write_text(f"# a comment\n--flagfile={d / 'fifo'}\n")
     (d / "nests_latin1.flags").write_text(f"--flagfile={d / 'flags.bin'}\n")
@@ -461,6 +462,12 @@ CASES = {
                                   r"--workdir=elsewhere\): give it once"),
     "sample_prompt_twice": (sample("--prompt=ab", "--prompt=cd"),
                             r"--prompt is given twice \(--prompt=ab, --prompt=cd\)"),
+    "config_returning_a_number": (
+        lambda d: ["train.py", f"--config={d / 'returns_five.py'}", f"--workdir={d / 'x'}"],
+        r"get_config\(\) of .*returns_five.py returned 5, not a config \(an "
+        r"ml_collections.ConfigDict\)$"),
+    "config_empty": (lambda d: ["train.py", "--config=", f"--workdir={d / 'x'}"],
+                     r"^error: --config is empty: give a config file$"),
     "flagfile_missing": (train("--flagfile=/no/such/flags"),
                          "--flagfile=/no/such/flags: file not found"),
     "flagfile_is_a_pipe": (lambda d: train(f"--flagfile={d / 'fifo'}")(d),
