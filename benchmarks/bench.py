@@ -213,10 +213,11 @@ def time_nanogpt(spec: str, steps: int) -> dict:
     F = flags.FLAGS
     warmup = 5  # nanoGPT itself skips 5 iterations before it estimates its MFU
     train = nanogpt.TRAIN_CUDA if F.nanogpt_device == "cuda" else nanogpt.TRAIN
-    cmd = [F.nanogpt_python, *train, "--eval_iters=1", "--log_interval=1",
+    checkout, python = nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
+    cmd = [python, *train, "--eval_iters=1", "--log_interval=1",
            "--eval_interval=100000", f"--max_iters={warmup + steps}",
            *nanogpt.MODEL_ARGS[spec]]
-    out = nanogpt.run(cmd, F.nanogpt)
+    out = nanogpt.run(cmd, checkout)
     times = [float(ms) for ms in re.findall(r"^iter \d+: .*time ([\d.]+)ms", out, re.M)]
     timed = times[warmup + 1:]  # iteration 0 also pays for the first evaluation
     if not timed:

@@ -3,6 +3,7 @@
 GPU as its README runs it (torch.compile, bfloat16 autocast)."""
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,9 +23,10 @@ MODEL_ARGS = {
 }
 
 
-def require_checkout(checkout: str | None, python: str) -> None:
-    """A nanoGPT checkout with shakespeare_char prepared, and a Python to run it, or one line
-    saying what is missing."""
+def require_checkout(checkout: str | None, python: str) -> tuple[str, str]:
+    """A nanoGPT checkout with shakespeare_char prepared and a Python to run it, as paths a
+    child process can use (`~` expanded, a bare name found on PATH), or one line saying what
+    is missing."""
     if not checkout:
         raise UserError("pass --nanogpt=DIR, a checkout of karpathy/nanoGPT")
     folder = user_path(checkout)
@@ -36,8 +38,11 @@ def require_checkout(checkout: str | None, python: str) -> None:
         if not (folder / "data" / "shakespeare_char" / prepared).is_file():
             raise UserError(f"--nanogpt={checkout} has no data/shakespeare_char/{prepared}: run "
                             f"its data/shakespeare_char/prepare.py first")
-    if not (Path(python).is_file() and os.access(python, os.X_OK)):
+    found = shutil.which(python) if os.sep not in python else None
+    executable = Path(found) if found else user_path(python)
+    if not (executable.is_file() and os.access(executable, os.X_OK)):
         raise UserError(f"--nanogpt_python={python} is not an executable file")
+    return str(folder.absolute()), str(executable.absolute())
 
 
 def failed(cmd: list[str], cwd: str | Path, output: str, status: int) -> UserError:

@@ -117,8 +117,8 @@ def main(argv):
     if config.data.task == "pairs":
         raise UserError(f"--config={F.config} trains on source → target pairs; nanoGPT's run, "
                         f"timed against it, is on text (shakespeare_char)")
-    nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
-    nano = timed_evaluations([F.nanogpt_python, *NANOGPT_CPU], Path(F.nanogpt),
+    checkout, python = nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
+    nano = timed_evaluations([python, *NANOGPT_CPU], Path(checkout),
                              r"^step (?P<step>\d+): train loss [\d.]+, val loss (?P<val>[\d.]+)")
     if not nano["evaluations"]:
         raise UserError(f"train.py of --nanogpt={F.nanogpt} printed no evaluation line like "

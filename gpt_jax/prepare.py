@@ -138,7 +138,40 @@ def expand_inputs(inputs: Sequence[str], out: str | Path | None = None) -> list[
         files += found
     if not files:
         raise UserError(USAGE)
-    return files
+    for f in files:
+        try:
+            f.encode()
+        except UnicodeEncodeError:
+            raise UserError(f"the file name {ascii(f)[1:-1]} is not UTF-8, which the "
+                            f"dataset's list of its files needs: rename it") from None
+    return _once_each(files)
+
+
+def _once_each(files: list[str]) -> list[str]:
+    """`files` with each file kept at its first mention: the same text twice (a link, a
+    folder linked into itself, an --input repeated) would put held-out text in training."""
+    first: dict[tuple[int, int], str] = {}
+    kept, again = [], []
+    for f in files:
+        identity = _identity(f)
+        if identity in first:
+            again.append(f"{f} is {first[identity]}")
+        else:
+            first[identity] = f
+            kept.append(f)
+    if again:
+        print(f"note: {len(again)} of the inputs {'is a file' if len(again) == 1 else 'are files'}"
+              f" already read ({again[0]}{', ...' if len(again) > 1 else ''}); each file is "
+              f"read once", file=sys.stderr)
+    return kept
+
+
+def _identity(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    return st.st_dev, st.st_ino
 
 
 def _folder_files(folder: str) -> list[str]:

@@ -746,6 +746,12 @@ CASES = {
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_fails'}",
                    f"--out={d / 'time_to_loss.json'}"],
         r"train.py in .*nanogpt_fails failed \(exit status 3\): no output"),
+    "time_to_loss_nanogpt_under_home": (  # ~ expanded for the child too, not only the check
+        lambda d: ["benchmarks/time_to_loss.py", "--nanogpt=~/nanogpt_fails",
+                   f"--nanogpt_python={os.path.basename(sys.executable)}",
+                   f"--out={d / 'time_to_loss.json'}"],
+        r"train.py in .*/nanogpt_fails failed \(exit status 3\): no output",
+        lambda d: {"HOME": str(d), "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin"}),
     "time_to_loss_nanogpt_without_meta": (  # nanoGPT would train on GPT-2's vocabulary
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_without_meta'}",
                    f"--out={d / 'time_to_loss.json'}"],

@@ -94,8 +94,29 @@ def test_folders_and_globs_expand_to_sorted_files(tmp_path):
     d = str(tmp_path)
     assert expand_inputs([d], out=tmp_path / "data") == [
         f"{d}/a.txt", f"{d}/b.txt", f"{d}/sub/c.txt"]
-    assert expand_inputs([f"{d}/*.txt", f"{d}/a.txt"]) == [
-        f"{d}/a.txt", f"{d}/b.txt", f"{d}/a.txt"]
+    assert expand_inputs([f"{d}/*.txt", f"{d}/a.txt"]) == [f"{d}/a.txt", f"{d}/b.txt"]
+
+
+def test_each_file_is_read_once_however_often_the_inputs_name_it(tmp_path, capsys):
+    """A second copy of a file would put held-out text in training: a link beside its file, a
+    folder linked into itself under a recursive glob, or one file given twice."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text("hello\n")
+    (books / "latest.txt").symlink_to("a.txt")
+    (books / "self").symlink_to(books)
+    assert expand_inputs([str(books)]) == [f"{books}/a.txt"]
+    assert "note: 1 of the inputs is a file already read" in capsys.readouterr().err
+    assert expand_inputs([f"{books}/**", f"{books}/a.txt"]) == [f"{books}/a.txt"]
+    assert expand_inputs([f"{books}/a.txt", f"{books}/a.txt"]) == [f"{books}/a.txt"]
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_by_name(tmp_path):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    (folder / b"na\xffme.txt".decode(errors="surrogateescape")).write_text("x")
+    with pytest.raises(UserError, match=r"the file name .*na\\udcffme.txt is not UTF-8"):
+        expand_inputs([str(folder)])
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 4096])
