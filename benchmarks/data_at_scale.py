@@ -32,7 +32,8 @@ from absl import flags
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's gpt_jax, installed or not
-import preflight  # noqa: E402  (benchmarks/, this script's folder)
+import children  # noqa: E402  (benchmarks/, this script's folder)
+import preflight  # noqa: E402
 
 from gpt_jax import cli  # noqa: E402
 from gpt_jax.config import (  # noqa: E402
@@ -57,6 +58,7 @@ flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "data_at_scale.
 
 
 TIME = "/usr/bin/time"  # GNU time, whose -v report gives a command's peak RSS
+SCRATCH_MARK = ".gpt_jax_data_at_scale"  # in a --scratch folder that this benchmark owns
 PEAK_RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 # What /usr/bin/time says of a command that failed, before its report: not the command's words.
 TIME_STATUS_LINES = ("Command exited with non-zero status", "Command terminated by signal")
@@ -77,8 +79,7 @@ def require_gnu_time() -> None:
 def timed(args: list[str], cwd: Path = REPO) -> dict:
     """Runs `python ARGS` under /usr/bin/time: wall seconds, peak RSS, its stdout."""
     start = time.perf_counter()
-    proc = subprocess.run([TIME, "-v", sys.executable, *args], cwd=cwd, capture_output=True,
-                          text=True)
+    proc = children.run([TIME, "-v", sys.executable, *args], cwd=cwd)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:  # its own last line, before /usr/bin/time's report
         said = [line for line in
@@ -137,7 +138,7 @@ def main(argv):
     validate(config)
     require_gnu_time()
     out = preflight.writable_file(F.out)
-    scratch = preflight.writable_folder(F.scratch, "--scratch")
+    scratch = own_scratch(preflight.writable_folder(F.scratch, "--scratch"))
     require_disk_space(scratch, F.gigabytes)
     result = {"cpu": _cpu()}
     corpus = scratch / "corpus.txt"
@@ -186,6 +187,19 @@ def main(argv):
     result["bits_per_char"] = bits_per_char(scratch, F.bpe_vocab)
     write_atomic(out, json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
+
+
+def own_scratch(scratch: Path) -> Path:
+    """`scratch`, marked as this benchmark's: it rewrites corpus.txt and removes the datasets
+    and runs it made there, so a folder that holds anything else is refused, not emptied."""
+    mark = scratch / SCRATCH_MARK
+    if not mark.exists():
+        if any(scratch.iterdir()):
+            raise UserError(f"--scratch={scratch} holds files this benchmark did not write (it "
+                            f"rewrites corpus.txt and removes the datasets and runs it made "
+                            f"there): give a new or empty folder")
+        mark.write_text("gpt_jax's benchmarks/data_at_scale.py writes and removes files here\n")
+    return scratch
 
 
 def require_disk_space(scratch: Path, gigabytes: float) -> None:

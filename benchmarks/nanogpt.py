@@ -4,8 +4,9 @@ GPU as its README runs it (torch.compile, bfloat16 autocast)."""
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
+
+import children  # benchmarks/, beside this file
 
 from gpt_jax.errors import UserError
 from gpt_jax.user_files import user_path
@@ -55,7 +56,7 @@ def failed(cmd: list[str], cwd: str | Path, output: str, status: int) -> UserErr
 
 def run(cmd: list[str], cwd: str) -> str:
     """nanoGPT's stdout, or one line naming the failure."""
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    proc = children.run(cmd, cwd=cwd)
     if proc.returncode:
         raise failed(cmd, cwd, proc.stderr or proc.stdout, proc.returncode)
     return proc.stdout

@@ -14,7 +14,6 @@ import functools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,8 @@ from absl import flags
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's gpt_jax, installed or not
-import preflight  # noqa: E402  (benchmarks/, this script's folder)
+import children  # noqa: E402  (benchmarks/, this script's folder)
+import preflight  # noqa: E402
 
 from gpt_jax import cli  # noqa: E402
 from gpt_jax.run_files import write_atomic  # noqa: E402
@@ -119,9 +119,9 @@ def time_sampling(spec: str, new_tokens: int = SAMPLED_TOKENS, repeats: int = 3,
             row[f"{name}_tokens_per_s"] = new_tokens / median
         row["sampling_speedup"] = row["cached_tokens_per_s"] / row["uncached_tokens_per_s"]
         start = time.perf_counter()  # a cold interpreter, restore, compile, one new token
-        subprocess.run([sys.executable, "-m", "gpt_jax.sample", f"--workdir={workdir}",
-                        "--max_new_tokens=1"], check=True, capture_output=True, cwd=REPO,
-                       env={**os.environ, "GPT_JAX_CACHE_DIR": "off"})
+        children.run([sys.executable, "-m", "gpt_jax.sample", f"--workdir={workdir}",
+                      "--max_new_tokens=1"], cwd=REPO,
+                     env={**os.environ, "GPT_JAX_CACHE_DIR": "off"}).check_returncode()
         row["command_to_first_token_s"] = time.perf_counter() - start
     return row
 

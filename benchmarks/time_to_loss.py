@@ -27,7 +27,8 @@ from absl import flags
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]  # this checkout's gpt_jax, installed or not
-import nanogpt  # noqa: E402  (benchmarks/, put on the path above)
+import children  # noqa: E402  (benchmarks/, put on the path above)
+import nanogpt  # noqa: E402
 import preflight  # noqa: E402
 
 from gpt_jax import cli  # noqa: E402
@@ -83,15 +84,16 @@ NANOGPT_CPU = [*nanogpt.TRAIN, "--eval_iters=20", "--log_interval=100", "--max_i
 def timed_evaluations(cmd: list[str], cwd: Path, pattern: str, env=None) -> dict:
     """Runs cmd, timestamping each (step, val loss) its output matches; total wall time."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     evals, lines = [], []
-    for line in proc.stdout:
-        lines.append(line)
-        match = re.search(pattern, line)
-        if match:
-            evals.append({"step": int(match["step"]), "val_loss": float(match["val"]),
-                          "elapsed_s": time.perf_counter() - start})
+    with children.child(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+                        ) as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            match = re.search(pattern, line)
+            if match:
+                evals.append({"step": int(match["step"]), "val_loss": float(match["val"]),
+                              "elapsed_s": time.perf_counter() - start})
     if proc.wait():
         raise nanogpt.failed(cmd, cwd, "".join(lines[-20:]), proc.returncode)
     return {"evaluations": evals, "wall_s": time.perf_counter() - start}

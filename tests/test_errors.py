@@ -9,9 +9,11 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from tiny_config import file_config
@@ -729,6 +731,9 @@ CASES = {
         lambda d: ["benchmarks/data_at_scale.py", f"--steps={10**12}",
                    f"--scratch={d / 'scratch'}", f"--out={d / 'scale.json'}"],
         r"train.num_steps must be <= 2147483647"),
+    "data_at_scale_scratch_holds_other_files": (  # it would rewrite and remove them
+        lambda d: ["benchmarks/data_at_scale.py", f"--scratch={d}", f"--out={d / 'scale.json'}"],
+        r"--scratch=.* holds files this benchmark did not write .*: give a new or empty folder"),
     "data_at_scale_scratch_is_a_file": (
         lambda d: ["benchmarks/data_at_scale.py", f"--scratch={d / 'a_file'}",
                    f"--out={d / 'scale.json'}"],
@@ -1138,3 +1143,36 @@ def test_data_at_scale_rebuilds_a_slice_that_is_not_this_corpus_s(tmp_path):
     assert run_python(["-c", script]).returncode == 0
     assert sliced.stat().st_ino == kept  # the right slice is reused, not written again
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "corpus_1mb.txt"]
+
+
+@pytest.mark.parametrize("under_time", [False, True], ids=["directly", "under_usr_bin_time"])
+def test_a_benchmark_stopped_by_sigterm_ends_the_command_it_was_timing(tmp_path, under_time):
+    """A terminated benchmark left its child (nanoGPT's or our train.py, alone or under
+    /usr/bin/time) computing as an orphan, which ended only at its next line of output."""
+    pid_file = tmp_path / "child.pid"
+    sleeper = (f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+               "time.sleep(120)")
+    command = (["/usr/bin/time", "-v"] if under_time else []) + [sys.executable, "-c", sleeper]
+    script = ("import sys; sys.path.insert(0, 'benchmarks'); import children\n"
+              "from gpt_jax import cli\n"
+              f"cli.run(lambda: children.run({command!r}))\n")
+    if under_time and not os.access("/usr/bin/time", os.X_OK):
+        pytest.skip("no /usr/bin/time")
+    benchmark = subprocess.Popen([sys.executable, "-c", script], cwd=REPO,
+                                 stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    benchmark.send_signal(signal.SIGTERM)
+    assert benchmark.wait(timeout=30) == 143
+    assert benchmark.stderr.read() == "terminated\n"
+    for _ in range(100):  # the kill is sent before the benchmark exits; reaping may lag
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail(f"the timed command {child} outlived the benchmark")
