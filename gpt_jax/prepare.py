@@ -42,6 +42,7 @@ from gpt_jax.token_files import (
     FORMAT_VERSION,
     LOCK_FILE,
     META_FILE,
+    PREPARE_TMP,
     TOKENIZER_FILE,
     TRAIN_FILE,
     VAL_FILE,
@@ -77,7 +78,6 @@ DEFAULT_BPE_VOCAB = 4096
 MAX_BPE_VOCAB = 1 << 20  # larger asks the BPE trainer for more memory than any corpus needs
 CHUNK_BYTES = 4 << 20  # read and encode a few MB at a time, whatever the corpus size
 GLOB_CHARS = "*?["
-TMP_DIR = ".prepare-tmp"  # inside DATADIR, so that renaming into place is atomic
 STREAM_FILE = "tokens.bin"
 POLL_SECONDS = 0.05  # how often the main thread looks up from waiting for the tokenizer
 BOM = "\ufeff"
@@ -365,10 +365,10 @@ def _check_destinations(out: Path) -> None:
     gone, or prepare before it began. A link to a file is fine (a rename replaces the link,
     and DVC or git-annex leave datasets as links)."""
     wanted = {**{name: (stat.S_IFREG, f"its {name}") for name in DATASET_FILES},
-              TMP_DIR: (stat.S_IFDIR, "the new dataset first")}
+              PREPARE_TMP: (stat.S_IFDIR, "the new dataset first")}
     for name, (kind, what) in wanted.items():
         try:
-            mode = (os.lstat if name == TMP_DIR else os.stat)(out / name).st_mode
+            mode = (os.lstat if name == PREPARE_TMP else os.stat)(out / name).st_mode
         except FileNotFoundError:
             continue
         except OSError as e:
@@ -404,7 +404,7 @@ def _require_own_folder(out: Path) -> None:
     if not out.is_dir():
         return
     entries = sorted(os.listdir(out))
-    ours = {*DATASET_FILES, LOCK_FILE, TMP_DIR}
+    ours = {*DATASET_FILES, LOCK_FILE, PREPARE_TMP}
     if not entries or (LOCK_FILE in entries and ours.issuperset(entries)):
         return
     try:
@@ -467,7 +467,7 @@ def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
         if _up_to_date(out, paths, sizes, settings):
             log(f"{out} is up to date with these inputs and settings; nothing to do")
             return False
-        tmp = out / TMP_DIR
+        tmp = out / PREPARE_TMP
         shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted prepare
         tmp.mkdir()
         try:
@@ -574,7 +574,9 @@ def _main(argv: list[str]) -> None:
 
 
 def main() -> None:
-    cli.run(lambda: _main(sys.argv))
+    cli.run(lambda: _main(sys.argv), out_of_memory="out of memory while preparing: free memory "
+            "for it (prepare reads its input in chunks; a BPE's training holds the counts of "
+            "the text's words)")
 
 
 if __name__ == "__main__":

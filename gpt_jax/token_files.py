@@ -23,6 +23,7 @@ from gpt_jax.user_files import not_there
 FORMAT_VERSION = 1
 TRAIN_FILE, VAL_FILE = "train.bin", "val.bin"
 TOKENIZER_FILE, META_FILE, LOCK_FILE = "tokenizer.json", "meta.json", ".lock"
+PREPARE_TMP = ".prepare-tmp"  # inside DATADIR, so that renaming into place is atomic
 DATASET_FILES = (META_FILE, TRAIN_FILE, VAL_FILE, TOKENIZER_FILE)
 TOKEN_DTYPES = ("uint8", "uint16", "uint32")
 META_FIELDS = {"format_version": int, "tokenizer": str, "vocab_size": int, "dtype": str,
@@ -52,7 +53,7 @@ def is_prepared_dir(path: str | Path) -> bool:
     """True for a folder that holds, or was being written to hold, a prepared dataset (any of
     its files): open_prepared then says whether it is complete."""
     p = Path(path)
-    return p.is_dir() and any((p / name).exists() for name in DATASET_FILES)
+    return p.is_dir() and any((p / name).exists() for name in (*DATASET_FILES, PREPARE_TMP))
 
 
 def dataset_holding(path: str | Path) -> Path | None:
@@ -117,6 +118,9 @@ def open_prepared(datadir: str | Path) -> PreparedData:
         raise UserError(f"{d} is not a folder that gpt_jax.prepare wrote (it has no {META_FILE}"
                         f" and holds {foreign[0]!r}): prepare the text into a new folder, "
                         f"{PREPARE_HINT.format(datadir='NEW_FOLDER')[4:]}")
+    if len(missing) == len(DATASET_FILES) and (d / PREPARE_TMP).exists():
+        raise UserError(f"{d} holds a prepare that did not finish (it was stopped or killed, "
+                        f"or ran out of memory): {PREPARE_HINT.format(datadir=d)} again")
     if missing:
         raise UserError(f"{d} is incomplete: {', '.join(missing)} missing; "
                         f"{PREPARE_HINT.format(datadir=d)}")

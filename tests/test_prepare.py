@@ -494,3 +494,15 @@ def test_prepare_expands_a_tilde_as_every_path_flag_does(tmp_path):
                         env={"HOME": str(home)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (home / "data" / "meta.json").is_file() and not (tmp_path / "~").exists()
+
+
+def test_prepare_out_of_memory_gives_its_own_advice_not_trainings():
+    """It said 'use a smaller model, batch or block, more train.grad_accum_steps': flags that
+    prepare does not have."""
+    script = ("from gpt_jax import prepare\n"
+              "def short_of_memory(argv):\n    raise MemoryError\n"
+              "prepare._main = short_of_memory\nprepare.main()\n")
+    result = run_python(["-c", script])
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: out of memory while preparing: free memory for it")
+    assert len(result.stderr.splitlines()) == 1

@@ -124,6 +124,13 @@ def test_a_file_of_a_prepared_folder_is_not_trained_on_as_text(datadir, tmp_path
     (lambda d: ((d / "meta.json").unlink(), (d / "meta.pkl").write_bytes(b"x")),
      "is not a folder that gpt_jax.prepare wrote (it has no meta.json and holds 'meta.pkl'): "
      "prepare the text into a new folder"),
+    # what a prepare killed by the kernel leaves (a native abort, out of memory, in a BPE's
+    # training): it was "data file path is a directory, not a file"
+    (lambda d: ([(d / name).unlink() for name in ("train.bin", "val.bin", "meta.json",
+                                                  "tokenizer.json")],
+                (d / ".prepare-tmp").mkdir(), (d / ".prepare-tmp" / "tokens.bin").touch()),
+     "holds a prepare that did not finish (it was stopped or killed, or ran out of memory): "
+     "run python -m gpt_jax.prepare --input=... --out="),
 ])
 def test_a_damaged_prepared_folder_is_refused_in_one_line(datadir, tmp_path, damage, message):
     import shutil
