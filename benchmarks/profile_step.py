@@ -25,6 +25,7 @@ import preflight  # noqa: E402  (benchmarks/, put on the path above)
 
 from gpt_jax import cli  # noqa: E402
 from gpt_jax.config import parse_settings  # noqa: E402
+from gpt_jax.errors import UserError  # noqa: E402
 
 flags.DEFINE_string("config", "shakespeare_char.py", "Config file under configs/.")
 flags.DEFINE_multi_string("override", [], "field=value, as --config.field=value in train.py.")
@@ -34,19 +35,40 @@ flags.DEFINE_integer("top", 25, "Rows to print.", lower_bound=1)
 flags.DEFINE_string("trace_dir", "/tmp/gpt_jax_profile", "Where the trace is written.")
 
 
+# Events of the runtime, not ops: the executor's span around a program, the thread pool's
+# markers, and the bookkeeping after each op.
+NOT_OPS = ("ThunkExecutor::Execute", "ThreadpoolListener::", "end: ")
+
+
 def op_times(trace_dir: str) -> collections.Counter:
-    """Microseconds per XLA op name, from the newest chrome-trace file jax wrote."""
+    """Microseconds per XLA op name, from the newest chrome-trace file jax wrote: the ops on
+    XLA:CPU's worker threads (Eigen), or, for a program too small to be handed to them, the
+    innermost ops on the thread that called it (a while loop's span holds its body's ops)."""
     # (pathlib reads trace_dir as it is: glob.glob would take [...] in it for a pattern)
     path = sorted(Path(trace_dir).glob("plugins/profile/*/*.trace.json.gz"))[-1]
     events = json.load(gzip.open(path))["traceEvents"]
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
                if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    ops = [e for e in events if e.get("ph") == "X" and not e["name"].startswith(NOT_OPS)]
+    on_workers = [e for e in ops if "Eigen" in threads.get((e["pid"], e["tid"]), "")]
+    callers = collections.defaultdict(list)
+    for e in ops:
+        if "XLAPjRtCpuClient" in threads.get((e["pid"], e["tid"]), ""):
+            callers[e["pid"], e["tid"]].append(e)
     times = collections.Counter()
-    for e in events:
-        thread = threads.get((e.get("pid"), e.get("tid")), "")
-        if e.get("ph") == "X" and "Eigen" in thread and e["name"] != "ThunkExecutor::Execute":
-            times[e["name"]] += e["dur"]
+    for e in on_workers or [e for thread in callers.values() for e in _innermost(thread)]:
+        times[e["name"]] += e["dur"]
+    if not times:
+        raise UserError(f"the trace {path} holds no XLA op on XLA:CPU's threads: nothing to "
+                        f"report (is this a CPU run?)")
     return times
+
+
+def _innermost(events: list[dict]) -> list[dict]:
+    """The events of one thread that hold no other event within them."""
+    events = sorted(events, key=lambda e: (e["ts"], -e["dur"]))
+    return [e for e, after in zip(events, [*events[1:], None], strict=True)
+            if after is None or after["ts"] >= e["ts"] + e["dur"]]
 
 
 def main(argv):

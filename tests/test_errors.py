@@ -1176,3 +1176,14 @@ def test_a_benchmark_stopped_by_sigterm_ends_the_command_it_was_timing(tmp_path,
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail(f"the timed command {child} outlived the benchmark")
+
+
+def test_profile_step_finds_the_ops_of_a_program_too_small_for_the_worker_threads(tmp_path):
+    """The bigram's ops run on the calling thread, not XLA:CPU's workers: the profile read
+    '0.0 ms' and listed the thread pool's markers as its largest ops."""
+    result = run_python(["benchmarks/profile_step.py", "--config=bigram.py", "--calls=1",
+                         f"--trace_dir={tmp_path}", "--top=3"])
+    assert result.returncode == 0, result.stderr
+    total = re.search(r"op time per step, summed over threads: ([\d.]+) ms", result.stdout)
+    assert float(total[1]) > 0, result.stdout
+    assert "Threadpool" not in result.stdout and "fusion" in result.stdout
