@@ -64,6 +64,8 @@ flags.register_validator("seeds", lambda seeds: bool(seeds) and all(  # digits 0
 flags.register_validator("seeds", lambda seeds: all(int(s) <= SEED_MAX for s in seeds),
                          "--seeds must each be in [0, 2^32 - 1]: jax keeps a seed's low 32 "
                          "bits, so 2^32 would train as 0 does")
+flags.register_validator("seeds", lambda seeds: len({int(s) for s in seeds}) == len(seeds),
+                         "--seeds names a seed twice: one run repeated is not a mean over seeds")
 flags.DEFINE_integer("eval_interval", 250, "Our evaluations' interval, in steps (nanoGPT's: "
                      "250); a finer one finds the crossing sooner, and pays for it.",
                      lower_bound=1)

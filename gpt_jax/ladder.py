@@ -13,6 +13,7 @@ if __name__ == "__main__":  # first, before the imports below, which take second
 
     first_step.take()
 
+import contextlib
 import functools
 import json
 import os
@@ -26,7 +27,7 @@ from ml_collections import config_flags
 from gpt_jax import cli
 from gpt_jax.errors import UserError
 from gpt_jax.ladder_steps import FULL_STEP, MODERN_SEEDS, MODERN_STEPS, SEQ2SEQ_STEPS, STEPS
-from gpt_jax.user_files import unreachable
+from gpt_jax.user_files import unreachable, user_path
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.ladder --workdir=DIR [--full] [--modern] [--seq2seq] "
@@ -236,7 +237,6 @@ def _main(argv: list[str]) -> None:
                         f"--{'full' if F.full else 'modern'}, or run the ladder without "
                         f"--seq2seq")
     from gpt_jax import compilation_cache, run_files
-    from gpt_jax.plots import plot_ladder
 
     compilation_cache.enable()
     configs = _configs_dir(F.configs_dir)
@@ -260,7 +260,27 @@ def _main(argv: list[str]) -> None:
             raise UserError(f"step {name} ({spec}): {e}") from None
         seeds = MODERN_SEEDS if F.modern and (name, spec) in [STEPS[-1], *MODERN_STEPS] else ()
         planned.append((name, config, seeds))
+    before = _folders(user_path(F.workdir))
     workdir = run_files.prepare(F.workdir)  # once every step's config is known to be good
+    try:
+        _run_ladder(planned, workdir, report_name, title)
+    except BaseException:  # data a step could not read, say: no empty folders left behind
+        for folder in sorted(_folders(workdir) - before, key=len, reverse=True):
+            with contextlib.suppress(OSError):  # not empty: kept
+                os.rmdir(folder)
+        raise
+
+
+def _folders(root: Path) -> set[str]:
+    """`root` and the folders under it, as they are now (none if it does not exist)."""
+    return {folder for folder, _, _ in os.walk(os.path.realpath(root))}
+
+
+def _run_ladder(planned: list, workdir: Path, report_name: str, title: str) -> None:
+    """Trains (or reads back) each planned step in turn, writing the report as it goes."""
+    from gpt_jax import run_files
+    from gpt_jax.plots import plot_ladder
+
     results = []
     markdown, plot = workdir / f"{report_name}.md", workdir / f"{report_name}.png"
     def write(results):
@@ -295,9 +315,11 @@ def step_config(path: Path, overrides: dict):
     apply_overrides(config, overrides)  # first: a field that does not exist is refused here
     reset_unread(config)  # a model field reaches the steps whose model reads it
     own = load_config_file(str(path))
-    config.description = described(config.description, {
-        field: _value(config, field) for field in overrides
-        if _value(config, field) != _value(own, field)})
+    changed = {field: _value(config, field) for field in overrides
+               if _value(config, field) != _value(own, field)}
+    config.description = described(config.description, changed)
+    if {"data.task", "data.path", "data.val_path"} & set(changed):  # another corpus, maybe
+        config.reference_val_loss = 0.0  # another tokenizer: the lecture's loss is not its
     anchor_data_paths(config)
     validate(config)
     return config

@@ -569,6 +569,10 @@ CASES = {
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_seed'}",
                    f"--config.train.seed={2**32}"],
         r"^error: step bigram \(bigram.py\): train.seed must be in \[0, 2\^32 - 1\]"),
+    "ladder_on_data_that_is_not_there": (  # it left new/bigram/ behind, empty
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'new'}",
+                   f"--config.data.path={d / 'no_such_corpus.txt'}"],
+        r"^error: data file not found: .*no_such_corpus.txt$"),
     "seq2seq_ladder_step_that_refuses_an_override": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_s2s'}", "--seq2seq",
                    "--config.model.block_size=12"],
@@ -584,6 +588,9 @@ CASES = {
     "benchmark_seeds_of_2_to_the_32": (
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", f"--seeds=1,{2**32}"],
         r"--seeds must each be in \[0, 2\^32 - 1\]"),
+    "benchmark_seed_given_twice": (  # reported as the mean over 2 seeds
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", "--seeds=1,2,01"],
+        r"--seeds names a seed twice: one run repeated is not a mean over seeds"),
     "inspect_more_blocks_than_the_split_holds": (
         lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
                    "--blocks=2147483647"],

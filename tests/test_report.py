@@ -253,3 +253,18 @@ def test_a_ladder_step_s_description_names_the_overrides_that_changed_its_model(
     assert described["shakespeare_char_cpu.py"] == (
         "a GPT sized for a CPU: 4 layers, 4 heads, 128 wide, block 64 (the config file's "
         "description; this run sets model.n_head=2, model.n_embd=32)")
+
+
+def test_a_ladder_on_other_data_shows_no_lecture_figure_beside_its_losses(tmp_path):
+    """The lecture's 2.50 … 1.88 are nats per character of tiny Shakespeare; beside a
+    ladder on another corpus (perhaps of BPE tokens) they compare nothing with nothing."""
+    from gpt_jax.ladder import step_config
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("some other text entirely\n" * 200)
+    for spec in ("bigram.py", "shakespeare_char_cpu.py"):
+        assert step_config(REPO / "configs" / spec, {}).reference_val_loss > 0
+        assert step_config(REPO / "configs" / spec, {"train.num_steps": 10}
+                           ).reference_val_loss > 0
+        assert step_config(REPO / "configs" / spec, {"data.path": str(corpus)}
+                           ).reference_val_loss == 0
