@@ -26,7 +26,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_record(value) -> bool:
+def is_record(value) -> bool:
     """A dict with an int step and, for every other field, a number or null."""
     return (isinstance(value, dict) and isinstance(value.get("step"), int)
             and not isinstance(value.get("step"), bool)
@@ -49,7 +49,7 @@ def read_metrics(workdir: str | Path) -> list[dict]:
             record = json.loads(line)
         except (ValueError, RecursionError):
             record = None
-        if _is_record(record):
+        if is_record(record):
             records.append(record)
         elif line.strip():
             print(f"warning: {path} line {number} is not a metrics record; skipped",

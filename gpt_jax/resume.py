@@ -18,8 +18,9 @@ import ml_collections
 from gpt_jax import run_files
 from gpt_jax.dataset import Corpus
 from gpt_jax.errors import UserError
-from gpt_jax.metrics import keep_aside, read_metrics
+from gpt_jax.metrics import is_record, keep_aside, read_metrics
 from gpt_jax.run_files import DAMAGED
+from gpt_jax.tokenizer import load_tokenizer
 
 # Model fields that change how the same parameters are computed with, not the parameters;
 # dropout too, a regularization of the training to come.
@@ -120,6 +121,7 @@ def starting_over(workdir: Path) -> None:
     """Called when a run starts from step 0 in a workdir that holds metrics of a run past step
     0 (its checkpoints damaged and moved aside, deleted, or never saved before a crash): says
     so loudly and keeps those metrics, which the new run would otherwise overwrite."""
+    _require_no_foreign_files(workdir)
     records = read_metrics(workdir)
     if not any(r["step"] > 0 for r in records):
         return
@@ -128,3 +130,40 @@ def starting_over(workdir: Path) -> None:
            if (workdir / DAMAGED).is_dir() else f"{workdir} holds no checkpoint to resume")
     print(f"warning: {why}; training starts again from step 0. The metrics up to step "
           f"{records[-1]['step']} are kept in {kept}", file=sys.stderr)
+
+
+def _require_no_foreign_files(workdir: Path) -> None:
+    """A file of a run's name that no run wrote (`--workdir=.` in a project that has its own
+    config.json) is refused, not overwritten by the run starting there."""
+    def is_json_of(path: Path, fields: tuple[str, ...]) -> bool:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return False
+        return isinstance(value, dict) and all(field in value for field in fields)
+
+    def is_vocabulary(path: Path) -> bool:
+        try:
+            load_tokenizer(path)
+        except UserError:
+            return False
+        return True
+
+    def holds_records(path: Path) -> bool:  # a line cut short by a crash is not foreign
+        def record(line: str):
+            try:
+                return json.loads(line)
+            except (ValueError, RecursionError):
+                return None
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        return not text.strip() or any(is_record(record(line)) for line in text.splitlines())
+
+    for name, is_ours in ((run_files.CONFIG, lambda p: is_json_of(p, ("model", "train"))),
+                          (run_files.VOCAB, is_vocabulary),
+                          (run_files.DATA, lambda p: is_json_of(p, ("sha256",))),
+                          (run_files.METRICS, holds_records)):
+        path = workdir / name
+        if run_files.file_exists(path) and not is_ours(path):
+            raise UserError(f"{path} is not a file that a run wrote, and a run starting in "
+                            f"{workdir} would overwrite it: choose another --workdir, or move "
+                            f"{name} away")

@@ -235,8 +235,8 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 class WorkdirLock:
     """An exclusive lock on the workdir, held while training. The OS drops it when the
     process dies, however it dies, so a crash never leaves the workdir locked. The lock file
-    holds the owner's pid and is removed on release; a workdir the run created and left empty
-    (it failed before writing anything) is removed too."""
+    holds the owner's pid and is removed on release; an empty checkpoints folder, and a workdir
+    the run created and left empty (it failed before writing anything), are removed too."""
 
     def __init__(self, workdir: Path, created: bool = False):
         self.path = workdir / LOCK
@@ -280,6 +280,8 @@ class WorkdirLock:
         with contextlib.suppress(OSError):
             self.path.unlink()  # while still holding the lock: see __enter__
         self._file.close()
-        if self.created:
+        # only folders that hold nothing: a run stopped before its first save leaves none
+        workdir = self.path.parent
+        for folder in [workdir / CHECKPOINTS] + ([workdir] if self.created else []):
             with contextlib.suppress(OSError):
-                self.path.parent.rmdir()  # only if empty: nothing was written
+                folder.rmdir()

@@ -76,6 +76,7 @@ class Trainer:
         self.checkpoints = Checkpoints(workdir, keep=t.keep_checkpoints,
                                        keep_best=t.keep_best_checkpoint)
         try:
+            kill_points.maybe_kill("build", 0)  # with the checkpoints folder made, none saved
             self._build()
         except BaseException:
             self.checkpoints.close()

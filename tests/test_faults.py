@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO, run_python
 from gpt_jax import stop
-from gpt_jax.kill_points import ENV
+from gpt_jax.kill_points import ENV, SIGNAL_ENV
 from gpt_jax.metrics import read_metrics
 from gpt_jax.restore import load_run
 
@@ -745,3 +745,39 @@ def test_a_second_signal_during_the_stops_save_aborts_with_its_own_status(tmp_pa
     monkeypatch.setattr(trainer, "Trainer", Failed)
     with pytest.raises(UserError, match="its folder was not written"):
         trainer.train_and_evaluate(None, tmp_path / "run2")
+
+
+def test_a_new_run_stopped_before_its_first_save_leaves_no_workdir_behind(tmp_path):
+    """It left WORKDIR/checkpoints/, empty: the workdir was removed only when it was empty."""
+    result = run_python(["train.py", f"--config={TINY}", f"--workdir={tmp_path / 'new'}"],
+                        env={ENV: "build:0", SIGNAL_ENV: "TERM"})
+    assert result.returncode == 143, result.stderr
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("name, content", [
+    ("config.json", '{"my": "precious settings"}'),  # `--workdir=.` in a project of one's own
+    ("vocab.json", "[1, 2, 3]"),
+    ("data.json", '{"rows": 3}'),
+    ("metrics.jsonl", "not metrics\n"),
+])
+def test_a_run_refuses_to_overwrite_a_file_of_a_run_s_name_that_no_run_wrote(
+        tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    result = _train(tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"error: {tmp_path / name} is not a file that a run wrote, and a "
+                             f"run starting in {tmp_path} would overwrite it: choose another "
+                             f"--workdir, or move {name} away\n")
+    assert (tmp_path / name).read_text() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no checkpoints/ left
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_over_its_own_files(tmp_path):
+    """The files of a run that never saved a checkpoint are a run's: the next one starts
+    over them (a last metrics line cut short by the kill included)."""
+    assert _train(tmp_path, kill_at="step:3").returncode == -signal.SIGKILL
+    assert {"config.json", "vocab.json"} <= {p.name for p in tmp_path.iterdir()}
+    with open(tmp_path / "metrics.jsonl", "a") as metrics:
+        metrics.write('{"step": 4, "train_lo')
+    assert _train(tmp_path).returncode == 0
