@@ -241,6 +241,27 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
         raise UserError(f"{path} is neither a character vocabulary nor a byte-level BPE "
                         f"tokenizer")
     try:
-        return BPETokenizer(Tokenizer.from_str(text))
+        tokenizer = Tokenizer.from_str(text)
     except Exception as e:  # tokenizers raises plain Exceptions for malformed files
         raise UserError(f"cannot read the tokenizer {path}: {str(e).splitlines()[0]}") from None
+    damage = _bpe_damage(tokenizer.get_vocab())
+    if damage:
+        raise UserError(f"{path} is damaged: {damage}")
+    return BPETokenizer(tokenizer)
+
+
+def _bpe_damage(vocab: dict[str, int]) -> str | None:
+    """What is wrong with a byte-level BPE's symbols, or None. An id past the embedding table
+    would be read as garbage without a word, and a byte without its symbol would be dropped
+    from the text it encodes."""
+    if sorted(vocab.values()) != list(range(len(vocab))):
+        return f"its {len(vocab):,} symbols are not numbered 0 to {len(vocab) - 1:,}"
+    missing = [symbol for symbol in _BYTE_OF_SYMBOL if symbol not in vocab]
+    if missing:
+        return (f"{len(missing)} of the 256 byte values have no symbol (byte "
+                f"{_BYTE_OF_SYMBOL[missing[0]]:#04x} first)")
+    strange = next((symbol for symbol in vocab if not set(symbol) <= _BYTE_OF_SYMBOL.keys()),
+                   None)
+    if strange is not None:
+        return f"the symbol {strange!r} is not made of byte-level characters"
+    return None

@@ -202,3 +202,18 @@ def test_every_bpe_token_has_a_label_of_its_own_and_parts_of_characters_show_the
         assert label == whole if "\ufffd" not in whole else "\\x" in label
     assert labels.count("\\xc3") == labels.count("\\xa9") == 1  # é's two bytes, apart
     assert "".join(bpe.label(i) for i in bpe.encode("é")) in ("é", "\\xc3\\xa9")
+
+
+@pytest.mark.parametrize("damage, message", [
+    # the same number of symbols, one id past the table: sampled as '!!!!', inspect's traceback
+    (lambda vocab: vocab.update({"Ġt": 5000}), r"its 400 symbols are not numbered 0 to 399"),
+    # a byte's symbol renamed: text holding that byte was encoded without it, silently
+    (lambda vocab: vocab.update({"QQQ": vocab.pop("Ā")}),
+     r"1 of the 256 byte values have no symbol \(byte 0x00 first\)"),
+])
+def test_a_bpe_tokenizer_with_damaged_symbols_is_refused(bpe, tmp_path, damage, message):
+    spec = json.loads(bpe.to_json())
+    damage(spec["model"]["vocab"])
+    (tmp_path / "vocab.json").write_text(json.dumps(spec))
+    with pytest.raises(UserError, match=rf"vocab.json is damaged: {message}$"):
+        load_tokenizer(tmp_path / "vocab.json")
