@@ -525,10 +525,9 @@ def _main(argv: list[str]) -> None:
            f"--top={F.top} is more than the run's vocabulary of {vocab_size} tokens: give at "
            f"most {vocab_size}")
     out = user_path(F.out) if F.out else workdir / "inspect"
-    for kept in (run_files.CHECKPOINTS, run_files.DAMAGED):  # a folder there reads as damage
-        _check(not out.resolve().is_relative_to((workdir / kept).resolve()),
-               f"--out={out} is inside {workdir / kept}, which holds the run's checkpoints: "
-               f"choose another folder (the default is {workdir / 'inspect'})")
+    kept = run_files.runs_checkpoints_holding(out, (run_files.CHECKPOINTS, run_files.DAMAGED))
+    _check(kept is None, f"--out={out} is inside {kept}, which holds the checkpoints of a run: "
+                         f"choose another folder (the default is {workdir / 'inspect'})")
     _check(not out.exists() or out.is_dir(), f"--out={out} is a file, not a folder")
     inspection = Inspection(run, prompt, out, F.blocks, F.top)
     sections = inspection.draw()

@@ -71,13 +71,12 @@ def prepare(workdir: str | Path, create: bool = True) -> Path:
     only the checks of the path (another process creates it)."""
     path = user_path(workdir).absolute()
     check_checkpoint_path(path)
-    real = Path(os.path.realpath(path))
-    for folder in (real, *real.parents):  # the other run would prune or misread this one
-        if folder.name == CHECKPOINTS and all(os.path.isfile(folder.parent / name)
-                                              for name in (CONFIG, VOCAB)):
-            where = "the checkpoints folder" if folder == real else "inside the checkpoints"
-            raise UserError(f"workdir {path} is {where} of the run in {folder.parent}: choose "
-                            f"a folder outside {folder}")
+    folder = runs_checkpoints_holding(path)  # the other run would prune or misread this one
+    if folder is not None:
+        where = ("the checkpoints folder" if folder == Path(os.path.realpath(path))
+                 else "inside the checkpoints")
+        raise UserError(f"workdir {path} is {where} of the run in {folder.parent}: choose "
+                        f"a folder outside {folder}")
     if path.exists() and not path.is_dir():
         raise UserError(f"workdir {path} is {kind_of(path)}, not a folder")
     if path.is_symlink() and not path.exists():  # mkdir would say only "File exists"
@@ -93,6 +92,18 @@ def prepare(workdir: str | Path, create: bool = True) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"workdir {path} is not writable")
     return path
+
+
+def runs_checkpoints_holding(path: Path, kinds: tuple[str, ...] = (CHECKPOINTS,)) -> Path | None:
+    """The checkpoints folder of a run (a folder of one of `kinds`, beside a run's config and
+    vocabulary) that `path` is, or is inside; None if none. A folder written there would read
+    as a checkpoint, damaged."""
+    real = Path(os.path.realpath(path))
+    for folder in (real, *real.parents):
+        if folder.name in kinds and all(os.path.isfile(folder.parent / name)
+                                        for name in (CONFIG, VOCAB)):
+            return folder
+    return None
 
 
 def file_exists(path: Path) -> bool:

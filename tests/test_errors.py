@@ -86,6 +86,9 @@ def files(tmp_path_factory):
     shutil.copytree(run, d / "zero_vocab")
     (d / "loop").symlink_to(d / "loop")  # a workdir that links to itself
     (d / "config_is_a_folder" / "config.json").mkdir(parents=True)
+    (d / "other_run" / "checkpoints").mkdir(parents=True)  # a run's, as far as its files say
+    for name in ("config.json", "vocab.json"):
+        (d / "other_run" / name).write_text("{}")
     shutil.copytree(run, d / "moved[1]" / "run")  # a run moved under a path orbax misreads
     shutil.copytree(run, d / NOT_UTF8 / "run")
     (d / "starting" / "checkpoints").mkdir(parents=True)  # a run before its config is saved
@@ -600,8 +603,13 @@ CASES = {
     "inspect_out_inside_the_checkpoints": (  # a folder there read as a damaged checkpoint
         lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
                    f"--out={d / 'run' / 'checkpoints' / '20'}"],
-        r"--out=.*run/checkpoints/20 is inside .*run/checkpoints, which holds the run's "
-        r"checkpoints"),
+        r"--out=.*run/checkpoints/20 is inside .*run/checkpoints, which holds the checkpoints "
+        r"of a run"),
+    "inspect_out_inside_another_runs_checkpoints": (  # that run's newest checkpoint, damaged
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
+                   f"--out={d / 'other_run' / 'checkpoints' / '40'}"],
+        r"--out=.*other_run/checkpoints/40 is inside .*other_run/checkpoints, which holds the "
+        r"checkpoints of a run"),
     "inspect_prompt_not_utf8": (
         lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=\udcff"],
         r"^error: --prompt: not UTF-8 text \(byte 0xff at byte column 1\)$"),
