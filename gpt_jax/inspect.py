@@ -168,15 +168,22 @@ def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks
     return total_T / n, n
 
 
-def validation_tokens(config, tokenizer) -> tuple[np.ndarray | None, str]:
+def validation_tokens(config, tokenizer, workdir: Path | None = None
+                      ) -> tuple[np.ndarray | None, str]:
     """The run's own validation split in its vocabulary, or None and why it is unavailable
-    here (data.path: '' is tiny Shakespeare, shipped; a text file; a prepared folder)."""
+    here (data.path: '' is tiny Shakespeare, shipped; a text file; a prepared folder; data
+    changed since the run in `workdir` trained on it)."""
+    from gpt_jax.resume import other_data
     from gpt_jax.text_task import TextTask
 
     try:
         task = TextTask.load(config).with_vocab(tokenizer)
     except UserError as e:
         return None, str(e)
+    if workdir is not None and other_data(workdir, task.fingerprint):
+        return None, (f"the data at {config.data.path or 'tiny Shakespeare'} is not what this "
+                      f"run trained on: it changed since (its sha256 differs from the one in "
+                      f"{workdir / run_files.DATA})")
     return task.corpus.val, ""
 
 
@@ -217,8 +224,8 @@ def short(text: str, width: int = 32) -> str:
 class Inspection:
     """The pictures of one run and one prompt, written into `out` as they are drawn."""
 
-    def __init__(self, run, prompt: str, out: Path, blocks: int, top: int):
-        self.run, self.prompt, self.out = run, prompt, out
+    def __init__(self, run, workdir: Path, prompt: str, out: Path, blocks: int, top: int):
+        self.run, self.workdir, self.prompt, self.out = run, workdir, prompt, out
         self.blocks, self.top = blocks, top
         self.model = inspection_model(run.model)
         self.labels = token_labels(run.tokenizer)
@@ -236,7 +243,7 @@ class Inspection:
             tokens_N, why = None, ""
         else:
             logits_V, maps, axes = self._text()
-            tokens_N, why = validation_tokens(config, self.run.tokenizer)
+            tokens_N, why = validation_tokens(config, self.run.tokenizer, self.workdir)
             self._check_blocks(tokens_N)
         try:  # only now: a prompt the run cannot read leaves no folder behind
             self.out.mkdir(parents=True, exist_ok=True)
@@ -393,7 +400,7 @@ class Inspection:
                       "loss by position is drawn for text runs only.")
             return
         if tokens_N is None:
-            self._add(heading, f"The run's data is not available on this machine ({why}): no "
+            self._add(heading, f"The run's validation data cannot be read here ({why}): no "
                       f"picture.")
             return
         block_size = config.model.block_size
@@ -529,7 +536,7 @@ def _main(argv: list[str]) -> None:
     _check(kept is None, f"--out={out} is inside {kept}, which holds the checkpoints of a run: "
                          f"choose another folder (the default is {workdir / 'inspect'})")
     _check(not out.exists() or out.is_dir(), f"--out={out} is a file, not a folder")
-    inspection = Inspection(run, prompt, out, F.blocks, F.top)
+    inspection = Inspection(run, workdir, prompt, out, F.blocks, F.top)
     sections = inspection.draw()
     index = write_index(out, workdir, run, prompt, inspection.target, sections)
     print(f"wrote {index}")

@@ -81,20 +81,27 @@ def fingerprint(data) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def check_data(workdir: Path, data_fingerprint: str | None) -> None:
-    """A run resumed on other data than it trained on (a file edited, a dataset prepared
-    again from other text) is told so: its val loss is measured on another split from here
-    on. Changed data is not refused, as a changed setting is not; it was silent."""
+def other_data(workdir: Path, data_fingerprint: str | None) -> bool:
+    """Whether the data is known to differ from what the run trained on (WORKDIR/data.json);
+    False where either fingerprint is missing or damaged (nothing to compare)."""
     path = workdir / run_files.DATA
     try:
         stored = json.loads(path.read_text(encoding="utf-8")).get("sha256") \
             if run_files.file_exists(path) else None
     except (OSError, ValueError, AttributeError):
         stored = None  # damaged: nothing to compare with; recorded afresh (record_data)
-    if stored and data_fingerprint and stored != data_fingerprint:
+    return bool(stored and data_fingerprint and stored != data_fingerprint)
+
+
+def check_data(workdir: Path, data_fingerprint: str | None) -> None:
+    """A run resumed on other data than it trained on (a file edited, a dataset prepared
+    again from other text) is told so: its val loss is measured on another split from here
+    on. Changed data is not refused, as a changed setting is not; it was silent."""
+    if other_data(workdir, data_fingerprint):
         print(f"warning: resuming on other data than this run trained on until now (its "
-              f"sha256 differs from the one in {path}): the losses from here on are measured "
-              f"on it, and do not continue the curve before", file=sys.stderr)
+              f"sha256 differs from the one in {workdir / run_files.DATA}): the losses from "
+              f"here on are measured on it, and do not continue the curve before",
+              file=sys.stderr)
 
 
 def record_data(workdir: Path, data_fingerprint: str | None) -> None:

@@ -220,3 +220,22 @@ def test_the_position_loss_caption_speaks_of_the_model_drawn():
         "A model that attends gains from every character of context it is given, so its "
         "loss falls along the block; the bigram, which sees one character wherever it "
         "stands, would draw a flat line."]
+
+
+def test_the_loss_by_position_is_not_drawn_on_data_the_run_did_not_train_on(tmp_path):
+    """The text at data.path edited after training: the picture titled 'validation loss' was
+    drawn on the new text without a word (train.py's resume says so through data.json)."""
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be, that is the question\n" * 40)
+    config = tiny_config()
+    config.data.path = str(text)
+    config.train.update(dict(num_steps=2, eval_interval=2, eval_iters=1))
+    train_and_evaluate(config, tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    tokens_N, why = validation_tokens(run.config, run.tokenizer, tmp_path / "run")
+    assert tokens_N is not None, why
+    text.write_text("to be or not to be, that is not the question\n" * 40)
+    tokens_N, why = validation_tokens(run.config, run.tokenizer, tmp_path / "run")
+    assert tokens_N is None
+    assert why == (f"the data at {text} is not what this run trained on: it changed since (its "
+                   f"sha256 differs from the one in {tmp_path / 'run' / 'data.json'})")
