@@ -209,10 +209,11 @@ def sampling_bytes(config: ml_collections.ConfigDict, vocab_size: int, num_sampl
             # The pass over the prompt's whole window that starts the cache (or, uncached,
             # each token's): XLA's own count of the sampler's buffers (memory_analysis) is
             # half a training pass's activations, for the CPU GPT of 1 layer 32 wide and of
-            # 4 layers 128 wide (its peak 1.0-1.5 times that); they were not counted, and
-            # 200,000 samples of the first, estimated at 8 GiB, took more than 24.
+            # 4 layers 128 wide, and the process's peak 1.0-1.5 times that. Counted at 1.2
+            # times: at exactly half, 1,500 and 5,000 samples of the CPU GPT peaked 3% and
+            # 7% above the whole estimate, and one under a 3 GiB limit was killed.
             f"the pass over {num_samples} prompt windows of {T} tokens": (
-                FLOAT * activation_floats(model, vocab_size, num_samples, source_len) // 2,
+                FLOAT * activation_floats(model, vocab_size, num_samples, source_len) * 3 // 5,
                 fewer_samples),
             **_runtime()}
 

@@ -94,14 +94,18 @@ def test_an_unusable_compilation_cache_is_one_warning_line(runs, tmp_path):
 def test_the_memory_check_counts_the_pass_over_the_prompt_windows():
     """Measured with the CPU GPT at 1 layer, 32 wide: 50,000 samples peaked at 8.6 GiB, and
     200,000 were killed by the kernel past 24 GiB, though the check (which left out the
-    prompt window's pass) estimated them at 8 GiB. The estimate stays below what ran."""
+    prompt window's pass) estimated them at 8 GiB. With the CPU GPT itself and 100 new
+    tokens, 1,500 samples peaked at 2.67 GiB and 5,000 at 7.94, a little above the estimate
+    then. The estimate stays between what ran and what could not."""
     from gpt_jax import memory
     from gpt_jax.config import load_config_file
 
     config = load_config_file(str(REPO / "configs" / "shakespeare_char_cpu.py"))
-    config.model.update(dict(n_layer=1, n_embd=32, n_head=2))
-    def need(n: int) -> float:
-        return sum(size for size, _ in memory.sampling_bytes(config, 65, n, 1).values()) / 2**30
+    def need(config, n: int, new_tokens: int) -> float:
+        parts = memory.sampling_bytes(config, 65, n, new_tokens)
+        return sum(size for size, _ in parts.values()) / 2**30
 
-    assert need(50_000) < 8.6
-    assert need(200_000) > 24
+    assert need(config, 1500, 100) > 2.67 and need(config, 5000, 100) > 7.94
+    config.model.update(dict(n_layer=1, n_embd=32, n_head=2))
+    assert need(config, 50_000, 1) < 8.6
+    assert need(config, 200_000, 1) > 24
