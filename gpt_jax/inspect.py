@@ -247,8 +247,11 @@ class Inspection:
             self._check_blocks(tokens_N)
         try:  # only now: a prompt the run cannot read leaves no folder behind
             self.out.mkdir(parents=True, exist_ok=True)
+            # an earlier page goes first: stopped half-way, this one would leave it describing
+            # the new pictures as those of its run and prompt
+            (self.out / INDEX).unlink(missing_ok=True)
         except OSError as e:
-            raise UserError(f"cannot create --out {self.out}: {e.strerror}") from None
+            raise UserError(f"cannot write in --out {self.out}: {e.strerror}") from None
         self._attention(maps, axes)
         self._embeddings()
         if config.model.name == "bigram":

@@ -239,3 +239,22 @@ def test_the_loss_by_position_is_not_drawn_on_data_the_run_did_not_train_on(tmp_
     assert tokens_N is None
     assert why == (f"the data at {text} is not what this run trained on: it changed since (its "
                    f"sha256 differs from the one in {tmp_path / 'run' / 'data.json'})")
+
+
+def test_an_inspection_stopped_half_way_leaves_no_earlier_page_over_its_pictures(
+        runs, tmp_path, monkeypatch):
+    """Ctrl-C after the first pictures: index.html still named the earlier run and prompt,
+    above pictures of this one."""
+    from gpt_jax import inspect as inspect_module
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "index.html").write_text("<p>Run: another run, prompt JULIET</p>")
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(inspect_module.Inspection, "_embeddings", interrupted)
+    run = load_run(runs["gpt"])
+    inspection = inspect_module.Inspection(run, runs["gpt"], "ROMEO", out, 2, 5)
+    with pytest.raises(KeyboardInterrupt):
+        inspection.draw()
+    assert (out / "attention.png").exists() and not (out / "index.html").exists()
