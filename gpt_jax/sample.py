@@ -13,6 +13,7 @@ if __name__ == "__main__":  # first, before the imports below, which take second
     first_step.take()
 
 import math
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from absl import flags
 from gpt_jax import cli, first_step
 from gpt_jax.config import INT32_MAX, SEED_MAX, require_float32
 from gpt_jax.errors import UserError
-from gpt_jax.user_files import checked_input, flag_text, text_line
+from gpt_jax.user_files import checked_input, flag_text, text_line, user_path
 
 GREEDY = ("; for the likeliest character every time, use --top_k=1 (a translation: no "
           "--temperature, --top_k or --top_p)")
@@ -78,9 +79,15 @@ def _prompts(F) -> list[str]:
     _check(not F.prompt, "pass --prompt or --prompts, not both")
     try:
         if F.prompts == "-":
+            if sys.stdin.isatty():  # else a silent wait, as if the command hung
+                print("reading the prompts from the terminal, one per line; end them with "
+                      "Ctrl-D", file=sys.stderr, flush=True)
             raw = sys.stdin.buffer.read(PROMPTS_LIMIT + 1)
             _check(len(raw) <= PROMPTS_LIMIT, "the prompts on standard input pass 64 MiB")
         else:
+            path = user_path(F.prompts)
+            _check(not (path.exists() and stat.S_ISFIFO(path.stat().st_mode)),
+                   f"--prompts {F.prompts} is a pipe: for prompts piped in, give --prompts=-")
             raw = checked_input(F.prompts, "--prompts file", 1).read_bytes()
             _check(len(raw) <= PROMPTS_LIMIT, f"--prompts {F.prompts} passes 64 MiB")
     except (OSError, ValueError) as e:

@@ -447,7 +447,8 @@ CASES = {
                                          r"sampling needs about [\d,.]+ GiB of memory"),
     "sample_infinite_temperature": (sample("--temperature=inf"), "--temperature must be > 0"),
     "sample_prompts_from_a_pipe": (lambda d: sample(f"--prompts={d / 'fifo'}")(d),
-                                   "--prompts file path is not a regular file"),
+                                   r"--prompts .*fifo is a pipe: for prompts piped in, give "
+                                   r"--prompts=-$"),
     "sample_positional_argument": (sample("extra"), "unexpected argument 'extra'"),
     "sample_text_too_long_to_hold": (sample(f"--max_new_tokens={2**31 - 1}"),
                                      r"sampling needs about [\d,.]+ GiB of memory"),

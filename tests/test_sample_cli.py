@@ -109,3 +109,22 @@ def test_the_memory_check_counts_the_pass_over_the_prompt_windows():
     config.model.update(dict(n_layer=1, n_embd=32, n_head=2))
     assert need(config, 50_000, 1) < 8.6
     assert need(config, 200_000, 1) > 24
+
+
+def test_prompts_from_a_terminal_are_asked_for_not_waited_on_in_silence(runs):
+    """--prompts=- at a terminal waited without a word, like a command that hung."""
+    import os
+    import pty
+
+    main, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gpt_jax.sample", f"--workdir={runs['gpt']}",
+                             "--prompts=-", "--max_new_tokens=3"], cwd=REPO, stdin=terminal,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(terminal)
+    os.write(main, b"ab\n\x04")  # a line, then Ctrl-D: the end of the terminal's input
+    out, err = proc.communicate(timeout=120)
+    os.close(main)
+    assert proc.returncode == 0, err
+    assert err.splitlines()[0] == ("reading the prompts from the terminal, one per line; end "
+                                   "them with Ctrl-D")
+    assert out.startswith("ab")
