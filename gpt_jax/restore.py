@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,11 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
         raise UserError(f"{workdir / run_files.VOCAB} holds {held}, but {run_files.CONFIG} "
                         f"trains data.task={config.data.task}: the two files are of different "
                         f"runs")
-    if not (workdir / run_files.CHECKPOINTS).is_dir():
+    kept = workdir / run_files.CHECKPOINTS
+    if os.path.lexists(kept) and not kept.is_dir():
+        raise UserError(f"{kept} is {run_files.kind_of(kept)}, not the run's folder of "
+                        f"checkpoints: move it away")
+    if not kept.is_dir():
         raise UserError(f"workdir {workdir} has no checkpoints yet")
     checkpoints = Checkpoints(workdir, read_only=True)
     try:

@@ -84,6 +84,10 @@ def files(tmp_path_factory):
         (d / copy / name).unlink(missing_ok=True)
         os.mkfifo(d / copy / name)
     shutil.copytree(run, d / "zero_vocab")
+    (d / "checkpoints_a_file").mkdir()  # a run's config and vocabulary, and no folder
+    for name in ("config.json", "vocab.json"):
+        shutil.copy(run / name, d / "checkpoints_a_file" / name)
+    (d / "checkpoints_a_file" / "checkpoints").write_text("")
     (d / "loop").symlink_to(d / "loop")  # a workdir that links to itself
     (d / "config_is_a_folder" / "config.json").mkdir(parents=True)
     (d / "other_run" / "checkpoints").mkdir(parents=True)  # a run's, as far as its files say
@@ -446,6 +450,10 @@ CASES = {
                                                 "--max_new_tokens=100000"),
                                          r"sampling needs about [\d,.]+ GiB of memory"),
     "sample_infinite_temperature": (sample("--temperature=inf"), "--temperature must be > 0"),
+    "sample_checkpoints_a_file": (  # it said "has no checkpoints yet"
+        lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'checkpoints_a_file'}"],
+        r"checkpoints_a_file/checkpoints is a file, not the run's folder of checkpoints: move "
+        r"it away$"),
     "sample_prompts_from_a_pipe": (lambda d: sample(f"--prompts={d / 'fifo'}")(d),
                                    r"--prompts .*fifo is a pipe: for prompts piped in, give "
                                    r"--prompts=-$"),
