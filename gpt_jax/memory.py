@@ -154,9 +154,11 @@ def activation_floats(model: ml_collections.ConfigDict, vocab_size: int, rows: i
 
 
 def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_batch: int,
-                   eval_rows: int, train_tokens: int) -> dict[str, tuple[int, str]]:
+                   eval_rows: int, train_tokens: int, windows_on_host: bool = False
+                   ) -> dict[str, tuple[int, str]]:
     """The parts of one device's memory a training run needs: bytes, and the setting that
-    shrinks each."""
+    shrinks each. `windows_on_host`: each call's windows are read on the host and sent with
+    it (a train stream too large for the device), not only their offsets."""
     m, t = config.model, config.train
     params = param_count(config, vocab_size)
     steps_per_call = min(t.steps_per_call, t.num_steps)
@@ -176,8 +178,13 @@ def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_bat
         f"{t.eval_iters} evaluation batches of both splits": (
             FLOAT * 2 * 2 * t.eval_iters * eval_rows * m.block_size, "lower train.eval_iters"),
         "the train token stream": (FLOAT * train_tokens, "use a smaller corpus"),
-        f"the batch offsets of {steps_per_call} steps per call": (
-            FLOAT * steps_per_call * eval_rows, "lower train.steps_per_call"),
+        # Each call's inputs, padded to steps_per_call steps: per row and step, measured with
+        # 5,000,000 steps per call, 37 bytes for an offset (int64, then int32, then on the
+        # device), and with 1,000,000, 35 bytes for each token of a window read on the host.
+        f"the {'windows' if windows_on_host else 'batch offsets'} of {steps_per_call} steps "
+        f"per call": (
+            10 * FLOAT * steps_per_call * eval_rows * (m.block_size + 1 if windows_on_host
+                                                       else 1), "lower train.steps_per_call"),
         **_runtime(),
     }
 

@@ -180,4 +180,5 @@ class TextTask:
     def memory_parts(self, layout: BatchLayout) -> dict[str, tuple[int, str]]:
         return memory.training_bytes(self.config, self.vocab_size, layout.micro_batch,
                                      layout.per_process // layout.local_devices,
-                                     len(self.corpus.train) if self.on_device else 0)
+                                     len(self.corpus.train) if self.on_device else 0,
+                                     windows_on_host=not self.on_device)

@@ -418,3 +418,26 @@ def test_a_thread_that_cannot_start_is_one_line():
                                "    raise RuntimeError(\"can't start new thread\")\n"
                                "cli.run(main)\n"])
     _one_line_error(result, "error: cannot start a thread: out of memory")
+
+
+@pytest.mark.parametrize("budget_mb, steps, measured_gb", [
+    (1024, 5_000_000, 1.48),  # offsets on the device
+    (0, 1_000_000, 2.49),     # windows of block_size + 1 tokens read on the host
+])
+def test_the_memory_check_counts_a_call_s_inputs_padded_to_steps_per_call(
+        budget_mb, steps, measured_gb):
+    """Each call sends its inputs padded to train.steps_per_call steps. With the tiny config
+    (8 rows of 8 tokens) the peak RSS grew by the measured figures over the default; the check
+    counted 4 bytes of offset per row and step (0.15 GiB), and no window at all, so a
+    steps_per_call beyond the memory ran until the kernel's OOM killer ended it."""
+    from gpt_jax.config import load_config_file
+    from gpt_jax.layout import BatchLayout
+    from gpt_jax.text_task import TextTask
+
+    config = load_config_file(TINY)
+    config.train.update(dict(num_steps=10 * steps, steps_per_call=steps))
+    config.data.on_device_budget_mb = budget_mb
+    task = TextTask.load(config)
+    parts = task.memory_parts(BatchLayout.current(config.train.batch_size, 1))
+    name = next(name for name in parts if f"of {steps} steps per call" in name)
+    assert parts[name][0] > measured_gb * 1e9 and parts[name][1] == "lower train.steps_per_call"
