@@ -78,55 +78,63 @@ def head(x_BxTxC, Wq_CxD, Wk_CxD, Wv_CxD, causal: bool = True, kv_BxSxC=None,
     return softmax(wei_BxTxS) @ v
 
 
-def multi_head(x, heads, proj=None, rope_base: float | None = None):
+def multi_head(x, heads, m, proj=None):
     """The heads side by side (head h from its (C, H, D) kernels' column h, and with QK-norm
     from its (D, H) gains' column h), concatenated in head order, then the projection back
-    to C."""
+    to C. Each switch is read from the config `m`, and the parameters must match it."""
     H = heads["query"]["kernel"].shape[1]
+    assert ("query_norm" in heads) == ("key_norm" in heads) == bool(m.qk_norm)
+    rope_base = m.rope_base if m.pos_emb == "rope" else None
 
     def one(h):
         W = (heads[n]["kernel"][:, h] for n in ("query", "key", "value"))
         scales = {}
-        if "query_norm" in heads:
+        if m.qk_norm:
             scales = dict(q_scale_D=heads["query_norm"]["scale"][:, h],
                           k_scale_D=heads["key_norm"]["scale"][:, h])
         return head(x, *W, rope_base=rope_base, **scales)
 
     out = np.concatenate([one(h) for h in range(H)], axis=-1)
-    return out if proj is None else linear(out, proj)
+    return out if proj is None else linear(out, proj, m.bias)
 
 
-def linear(x, p):
+def linear(x, p, bias: bool):
     """x·W + b; a layer without bias (model.bias=False) has no b."""
-    return x @ p["kernel"] + p.get("bias", 0.0)
+    assert ("bias" in p) == bias
+    return x @ p["kernel"] + (p["bias"] if bias else 0.0)
 
 
-def feed_forward(x, p, activation: str, projections: bool):
-    """act(x·W1 + b1)·W2 + b2; SwiGLU: (silu(x·Wgate) ⊙ x·W1)·W2."""
-    if activation == "swiglu":
-        h = silu(linear(x, p["gate"])) * linear(x, p["fc"])
+def feed_forward(x, p, m):
+    """act(x·W1 + b1)·W2 + b2, W1 of ffn_mult·C columns; SwiGLU: (silu(x·Wgate) ⊙ x·W1)·W2,
+    of round(2/3·ffn_mult·C) columns (the plain MLP's parameter count)."""
+    C = x.shape[-1]
+    width = round(2 * m.ffn_mult * C / 3) if m.activation == "swiglu" else m.ffn_mult * C
+    assert p["fc"]["kernel"].shape == (C, width)
+    if m.activation == "swiglu":
+        h = silu(linear(x, p["gate"], m.bias)) * linear(x, p["fc"], m.bias)
     else:
-        h = ACTIVATIONS[activation](linear(x, p["fc"]))
-    return linear(h, p["proj"]) if projections else h
+        h = ACTIVATIONS[m.activation](linear(x, p["fc"], m.bias))
+    return linear(h, p["proj"], m.bias) if m.projections else h
 
 
 def norm(x, p, m):
-    """The norm a config names: LayerNorm (its β only if the params hold one) or RMSNorm."""
+    """The norm a config names: LayerNorm (its β only with model.bias) or RMSNorm."""
     if m.norm == "rmsnorm":
+        assert "bias" not in p
         return rms_norm(x, p["scale"])
-    return layer_norm(x, p["scale"], p.get("bias", 0.0))
+    assert ("bias" in p) == bool(m.bias)
+    return layer_norm(x, p["scale"], p["bias"] if m.bias else 0.0)
 
 
 def block(x, p, m):
     """x + attention(LN(x)), then + feed-forward(LN(·)): each switch off gives the lecture's
     earlier form (no norm, no residual, no projections, no feed-forward)."""
     pre_norm = (lambda name, y: norm(y, p[name], m)) if m.layer_norm else (lambda name, y: y)
-    attn = multi_head(pre_norm("ln1", x), p["sa"]["heads"],
-                      p["sa"]["proj"] if m.projections else None,
-                      rope_base=m.rope_base if m.pos_emb == "rope" else None)
+    attn = multi_head(pre_norm("ln1", x), p["sa"]["heads"], m,
+                      p["sa"]["proj"] if m.projections else None)
     x = x + attn if m.residual else attn
     if m.ffwd:
-        ff = feed_forward(pre_norm("ln2", x), p["ffwd"], m.activation, m.projections)
+        ff = feed_forward(pre_norm("ln2", x), p["ffwd"], m)
         x = x + ff if m.residual else ff
     return x
 
@@ -142,7 +150,8 @@ def gpt_logits(params, idx_BxT, m):
         x = block(x, p[f"block_{i}"], m)
     if m.layer_norm:
         x = norm(x, p["ln_f"], m)
-    return softcap(x @ wte.T if m.tie_embeddings else linear(x, p["lm_head"]), m.logit_softcap)
+    logits = x @ wte.T if m.tie_embeddings else linear(x, p["lm_head"], m.bias)
+    return softcap(logits, m.logit_softcap)
 
 
 def cross_entropy(logits_BxTxV, targets_BxT) -> float:

@@ -163,7 +163,7 @@ def test_memory_counts_the_mlp_as_its_shapes_do(context):
 
 
 @pytest.mark.parametrize("context", [1, 8, 64])
-def test_every_family_of_the_report_trains_a_valid_config(context):
+def test_every_family_of_the_report_builds_a_valid_config(context):
     """The report set model.context on the GPT too, which reads none: once such fields were
     refused, `context_report --steps=1` stopped at the GPT after training every other row."""
     from gpt_jax.config import doubts

@@ -367,13 +367,18 @@ def test_a_killed_run_resumes_bit_exact(tmp_path, one_device):
         np.testing.assert_array_equal(x, y)
 
 
-def test_two_devices_match_one_device_with_dropout_on(tmp_path, one_device):
-    """Data parallelism over pairs: the same global batches and masks, the loss per target
-    token of the global batch; float32 sums in another order (see test_multidevice.py)."""
+@pytest.mark.parametrize("devices, accum", [(2, 1), (1, 2), (2, 2)])
+def test_any_device_layout_and_accumulation_match_one_device_with_dropout_on(
+        tmp_path, one_device, devices, accum):
+    """Data parallelism and accumulated micro-batches over pairs: the same global batches
+    and masks, the loss per target token of the global batch (not the mean of the
+    micro-batches' means); float32 sums in another order (see test_multidevice.py)."""
     from conftest import assert_trees_close
     from gpt_jax.restore import load_run
 
-    result = run_python(_toy_args(tmp_path, tmp_path / "run", *SHORT), env=devices_env(2))
+    result = run_python(_toy_args(tmp_path, tmp_path / "run", *SHORT,
+                                  f"--config.train.grad_accum_steps={accum}"),
+                        env=devices_env(devices))
     assert result.returncode == 0, result.stderr
     assert_trees_close(one_device.state, load_run(tmp_path / "run").state, rtol=1e-5,
                        atol=1e-7)

@@ -60,12 +60,12 @@ def test_cross_attention_reads_keys_and_values_of_the_other_sequence():
 
 @pytest.mark.parametrize("projections", [False, True])
 def test_multi_head_attention_concatenates_the_heads_in_order_then_projects(projections):
-    mha = MultiHeadAttention(GPTConfig(V, block_size=6, n_embd=12, n_head=4,
-                                       projections=projections))
+    config = GPTConfig(V, block_size=6, n_embd=12, n_head=4, projections=projections)
+    mha = MultiHeadAttention(config)
     x = np.asarray(jax.random.normal(jax.random.key(0), (2, 6, 12)))
     p = _randomize(mha.init(jax.random.key(1), x)["params"])
     p64 = ref._f64(p)
-    expected = ref.multi_head(x, p64["heads"], p64["proj"] if projections else None)
+    expected = ref.multi_head(x, p64["heads"], config, p64["proj"] if projections else None)
     np.testing.assert_allclose(mha.apply({"params": p}, x), expected, **TOL)
 
 

@@ -1,8 +1,10 @@
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from conftest import tiny_config
@@ -99,7 +101,8 @@ def test_gpt2_init_scales_residual_projections():
     assert abs(proj.std() - 0.02 / math.sqrt(2 * n_layer)) < 0.001
 
 
-def test_tied_head_reuses_the_token_embedding():
+def test_a_tied_head_has_no_lm_head_of_its_own():
+    """(Its logits are x·wteᵀ: test_lecture's formula, gelu_tied_wide_ffn.)"""
     params = init(build_model(tiny_config(tie_embeddings=True).model, V))["params"]
     assert "lm_head" not in params
     untied = init(build_model(tiny_config().model, V))["params"]
@@ -144,9 +147,14 @@ def test_chunked_attention_equals_full_attention(query_chunk):
                  grads(chunked), grads(full))
 
 
+def _logit_spread(params, model, x_BxT):
+    return model.apply(params, x_BxT).astype(jnp.float32).std()
+
+
 def test_every_activation_a_config_may_name_is_built():
     """The config lists its choices apart from the code (so that checking one never imports
-    jax); the two lists must agree, and each activation must train a model."""
+    jax); the two lists must agree, and each activation must build a model whose logits are
+    finite and whose loss has a finite, non-zero gradient."""
     from gpt_jax import config
     from gpt_jax.models.feedforward import ACTIVATION_FUNCTIONS
 
@@ -154,5 +162,9 @@ def test_every_activation_a_config_may_name_is_built():
     for activation in config.ACTIVATIONS:
         model = build_model(tiny_config(activation=activation).model, vocab_size=5)
         x_BxT = jnp.zeros((1, 8), jnp.int32)
-        logits = model.apply(model.init(jax.random.key(0), x_BxT), x_BxT)
+        params = model.init(jax.random.key(0), x_BxT)
+        logits = model.apply(params, x_BxT)
         assert logits.shape == (1, 8, 5) and bool(jnp.isfinite(logits).all())
+        grads = jax.grad(functools.partial(_logit_spread, model=model, x_BxT=x_BxT))(params)
+        norm = float(optax.global_norm(grads))
+        assert math.isfinite(norm) and norm > 0, activation

@@ -41,6 +41,7 @@ MODERN = dict(pos_emb="rope", norm="rmsnorm", qk_norm=True, activation="swiglu",
 SWITCHES = {
     "rope": dict(pos_emb="rope"),
     "rope_base_100": dict(pos_emb="rope", rope_base=100.0),
+    "no_pos_emb": dict(pos_emb="none"),
     "rmsnorm": dict(norm="rmsnorm"),
     "qk_norm": dict(qk_norm=True),
     "relu2": dict(activation="relu2"),
@@ -331,6 +332,37 @@ def test_muon_takes_exactly_the_hidden_matrices(muon_model_params):
     assert {name for name, label in labels.items() if label == "muon"} == MUON_LEAVES
     assert ADAMW_LEAVES <= {name for name, label in labels.items() if label == "adamw"}
     assert labels.keys() == _flat(muon_model_params).keys()
+
+
+ATTENTION = ("heads/query/kernel", "heads/key/kernel", "heads/value/kernel", "proj/kernel")
+FEED_FORWARD = ("ffwd/fc/kernel", "ffwd/proj/kernel")
+
+
+@pytest.mark.parametrize("spec, switches, muon", [
+    ("mlp.py", {}, {"hidden/kernel"}),  # its lm_head maps to tokens: AdamW
+    ("shakespeare_char_cpu.py", dict(tie_embeddings=True, n_layer=1),
+     {f"block_0/{leaf}" for leaf in (*(f"sa/{a}" for a in ATTENTION), *FEED_FORWARD)}),
+    ("seq2seq.py", dict(n_layer=1),  # the encoder's and the decoder's matrices, cross included
+     {*(f"encoder_0/{leaf}" for leaf in (*(f"sa/{a}" for a in ATTENTION), *FEED_FORWARD)),
+      *(f"decoder_0/{leaf}" for leaf in (*(f"sa/{a}" for a in ATTENTION),
+                                         *(f"cross/{a}" for a in ATTENTION), *FEED_FORWARD))}),
+])
+def test_muon_takes_the_hidden_matrices_of_every_model_it_may_train(spec, switches, muon):
+    """Muon's partition beyond the untied GPT: the MLP, a tied GPT (its one embedding table
+    is also its head), the encoder–decoder; every embedding, gain and bias to AdamW."""
+    from gpt_jax.config import load_config_file
+    from gpt_jax.task import task_model
+
+    config = load_config_file(str(REPO / "configs" / spec))
+    config.model.update(switches)
+    model, inputs = task_model(config, V)
+    rows = [jnp.zeros((1, inputs), jnp.int32)] if isinstance(inputs, int) else [
+        jnp.zeros(row.shape, row.dtype) for row in inputs]
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0), *rows))["params"]
+    labels = _flat(muon_labels(params))
+    assert {name for name, label in labels.items() if label == "muon"} == muon
+    assert all(labels[name] == "adamw" for name in labels
+               if name.endswith(("embedding", "bias", "scale")) or name.startswith("lm_head"))
 
 
 def _spread_gradients(params, seed=0):

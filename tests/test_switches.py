@@ -366,7 +366,8 @@ def test_the_run_reads_its_vocabulary_and_batches_from_data_path(other_corpus):
 def test_dropout_is_on_in_the_train_step_and_off_in_every_evaluation(other_corpus):
     """Step 1's loss is the training-mode loss of the initial params on batch 0, example r
     under the dropout key of (seed, step 0, its row r in the whole batch), and differs from
-    the eval-mode loss there; the val_loss at step 0 is the eval-mode loss, dropout off."""
+    the eval-mode loss there; the val_loss and the evaluated train_loss at step 0 are the
+    eval-mode losses of their splits' evaluation batches, dropout off."""
     text, run = other_corpus
     tokenizer, train_ids, val_ids = split_corpus(text)
     t, T = run.config.train, run.config.model.block_size
@@ -378,10 +379,12 @@ def test_dropout_is_on_in_the_train_step_and_off_in_every_evaluation(other_corpu
                         dropout_keys=lambda row: jax.random.fold_in(step_key, row))
     assert run.events["step_loss"][1] == pytest.approx(trained, rel=LOSS_RTOL)
     assert abs(trained - mean_loss(model, params, batch)) > 10 * LOSS_RTOL * trained
-    val = [get_batch(val_ids, T, t.batch_size, t.seed, eval_stream(VAL), i)
-           for i in range(t.eval_iters)]
-    assert run.records[0]["val_loss"] == pytest.approx(mean_loss(model, params, val),
-                                                       rel=LOSS_RTOL)
+    for split, ids in ((VAL, val_ids), (TRAIN, train_ids)):  # both evaluations, dropout off
+        batches = [get_batch(ids, T, t.batch_size, t.seed, eval_stream(split), i)
+                   for i in range(t.eval_iters)]
+        name = "val_loss" if split == VAL else "train_loss"
+        assert run.records[0][name] == pytest.approx(mean_loss(model, params, batches),
+                                                      rel=LOSS_RTOL)
 
 
 # --- model.dropout, fused_dropout, init, compute_dtype, query_chunk, context, mlp_hidden -------
