@@ -86,9 +86,15 @@ class MetricsWriter:
             raise UserError(f"cannot write {e.filename or self.path}: {e.strerror}") from None
 
     def truncate_after(self, step: int) -> None:
-        """Drops records past `step`: a resumed run rewrites them instead of repeating them."""
+        """Drops records past `step`: a resumed run rewrites them instead of repeating them.
+        TensorBoard's events cannot be cut: a SessionLog START at step + 1 makes TensorBoard
+        drop every earlier event from there on (a killed run's, past the checkpoint resumed)."""
         kept = [r for r in read_metrics(self.path.parent) if r["step"] <= step]
         write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        start = event_pb2.Event(wall_time=time.time(), step=step + 1,
+                                session_log=event_pb2.SessionLog(
+                                    status=event_pb2.SessionLog.START))
+        self._tensorboard_call(lambda: self._tensorboard.write_event(start))
 
     def write(self, record: dict) -> None:
         """One evaluation: non-finite values (no throughput yet at step 0) become null."""

@@ -781,3 +781,22 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_over_its_own_file
     with open(tmp_path / "metrics.jsonl", "a") as metrics:
         metrics.write('{"step": 4, "train_lo')
     assert _train(tmp_path).returncode == 0
+
+
+def test_tensorboard_shows_what_metrics_jsonl_holds_after_a_resume_from_an_earlier_step(
+        tmp_path):
+    """Killed as its checkpoint of step 30 was being written, after step 30's evaluation, and
+    resumed from step 20 with another rate: metrics.jsonl's records past 20 are rewritten, and
+    TensorBoard showed the killed run's values beside the resumed run's."""
+    from test_switches import tensorboard_scalars
+
+    every_10 = [arg for arg in ARGS if "eval_interval" not in arg] + [
+        "--config.train.eval_interval=10", "--config.train.log_interval=5"]
+    assert _train(tmp_path, kill_at="save:30", args=every_10).returncode == -signal.SIGKILL
+    resumed = _train(tmp_path, "--config.train.learning_rate=0.02", args=every_10)
+    assert "resumed from the checkpoint at step 20" in resumed.stdout
+    assert resumed.returncode == 0, resumed.stderr
+    shown = tensorboard_scalars(tmp_path)  # raises where a step holds two values
+    records = read_metrics(tmp_path)
+    assert shown["val_loss"] == {r["step"]: pytest.approx(r["val_loss"]) for r in records}
+    assert max(shown["step_loss"]) == 40

@@ -112,17 +112,23 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> Run:
 
 
 def tensorboard_scalars(workdir: Path) -> dict[str, dict[int, float]]:
-    """{tag: {step: value}} of the run's event files (TFRecords: u64 length, u32 crc, event,
-    u32 crc), read without TensorFlow."""
-    scalars: dict[str, dict[int, float]] = {}
+    """{tag: {step: value}} of the run's event files as TensorBoard shows them: one value at a
+    step (raises on two), and a SessionLog START at step s dropping the events before it at
+    steps >= s (TFRecords: u64 length, u32 crc, event, u32 crc; read without TensorFlow)."""
+    seen: list[tuple[str, int, float]] = []
     for path in sorted((workdir / "tensorboard").glob("events*")):
         data, i = path.read_bytes(), 0
         while i < len(data):
             (n,) = struct.unpack("<Q", data[i:i + 8])
             event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
             i += 12 + n + 4
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+            if event.session_log.status == event_pb2.SessionLog.START:
+                seen = [(tag, step, v) for tag, step, v in seen if step < event.step]
+            seen += [(value.tag, event.step, value.simple_value) for value in event.summary.value]
+    scalars: dict[str, dict[int, float]] = {}
+    for tag, step, value in seen:
+        assert step not in scalars.setdefault(tag, {}), f"{tag} twice at step {step}"
+        scalars[tag][step] = value
     return scalars
 
 
