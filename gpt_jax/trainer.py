@@ -210,8 +210,12 @@ class Trainer:
                 f"the run is at step {step}, past train.num_steps = {t.num_steps}: nothing to "
                 f"train (a larger --config.train.num_steps trains on from step {step})")
         if step >= t.num_steps:
-            try:
-                return self._record(step, math.nan, write=False)
+            try:  # a stop during the last evaluation saved the step, not its figures
+                lost = self._evaluation_lost(step) if step == t.num_steps else False
+                record = self._record(step, math.nan, write=lost)
+                if lost:
+                    self.reporter.finish()
+                return record
             finally:
                 self.reporter.progress.close()
         try:  # nothing to save before the first step: a signal here ends the command at once
@@ -318,7 +322,8 @@ class Trainer:
         """Whether the run resumes at an evaluation step whose record is not in the metrics:
         a stop during that evaluation saved the step, not its figures. Process 0 reads the
         metrics; every process learns its answer, since all must evaluate together."""
-        due = step % self.config.train.eval_interval == 0
+        t = self.config.train
+        due = step % t.eval_interval == 0 or step == t.num_steps
         lost = due and self.is_main and all(r["step"] != step for r in read_metrics(self.workdir))
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
@@ -504,6 +509,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         if trainer.last_sample is not None:
             _log("sample:\n" + trainer.last_sample)
         if best is not None:
-            _log(f"the lowest val loss, {best[1]:.4f}, was at step {best[0]}: its checkpoint is "
-                 f"kept (python -m gpt_jax.sample --workdir={workdir} --best)")
+            evaluated = [(r["val_loss"], r["step"]) for r in read_metrics(workdir)
+                         if r.get("val_loss") is not None] if main else []
+            lowest = min(evaluated, default=(best[1], best[0]))
+            if lowest[0] < best[1]:  # at a step without a checkpoint (step 0, or one that a
+                # stop during its evaluation saved without its val loss, since rotated away)
+                _log(f"the lowest val loss of the checkpoints kept, {best[1]:.4f}, was at step "
+                     f"{best[0]} (python -m gpt_jax.sample --workdir={workdir} --best); the "
+                     f"run's lowest, {lowest[0]:.4f} at step {lowest[1]}, has no checkpoint")
+            else:
+                _log(f"the lowest val loss, {best[1]:.4f}, was at step {best[0]}: its checkpoint "
+                     f"is kept (python -m gpt_jax.sample --workdir={workdir} --best)")
         return record

@@ -92,6 +92,22 @@ def test_the_checkpoint_of_the_lowest_val_loss_is_kept_beside_the_newest(tmp_pat
         checkpoints.close()
 
 
+def test_the_closing_line_names_the_lowest_val_loss_that_has_no_checkpoint(tmp_path, capsys):
+    """A run that only gets worse: its lowest val loss is step 0's, which no checkpoint holds.
+    It said that the lowest val loss was at a later step, and its checkpoint kept."""
+    config = tiny_config()
+    config.train.update(dict(num_steps=30, eval_interval=10, checkpoint_every=10,
+                             keep_checkpoints=1, learning_rate=3.0))
+    train_and_evaluate(config, tmp_path)
+    records = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path)}
+    assert min(records, key=records.get) == 0
+    kept = min((step for step in records if step), key=records.get)
+    out = capsys.readouterr().out
+    assert (f"the lowest val loss of the checkpoints kept, {records[kept]:.4f}, was at step "
+            f"{kept}" in out), out
+    assert f"the run's lowest, {records[0]:.4f} at step 0, has no checkpoint" in out
+
+
 def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from_its_newest(
         tmp_path, capsys):
     config = tiny_config()  # at this rate the val loss is lowest at step 12 of 16

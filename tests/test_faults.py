@@ -800,3 +800,21 @@ def test_tensorboard_shows_what_metrics_jsonl_holds_after_a_resume_from_an_earli
     records = read_metrics(tmp_path)
     assert shown["val_loss"] == {r["step"]: pytest.approx(r["val_loss"]) for r in records}
     assert max(shown["step_loss"]) == 40
+
+
+def test_a_finished_run_whose_last_evaluation_was_stopped_writes_it_when_run_again(tmp_path):
+    """A stop during the last step's evaluation saves the step, not its figures (what this
+    test leaves by dropping the last record): running the command again evaluated it, said
+    so, and wrote nothing, every time; the plot was never drawn."""
+    assert _train(tmp_path).returncode == 0
+    records = read_metrics(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records[:-1]))
+    assert not (tmp_path / "loss.png").exists()
+    again = _train(tmp_path, "--config.train.loss_plot=True")
+    assert again.returncode == 0, again.stderr
+    rewritten = read_metrics(tmp_path)
+    assert [r["step"] for r in rewritten] == [r["step"] for r in records]
+    assert rewritten[-1]["val_loss"] == records[-1]["val_loss"]  # the same state, evaluated
+    assert (tmp_path / "loss.png").exists()
+    assert _train(tmp_path).returncode == 0 and read_metrics(tmp_path) == rewritten
