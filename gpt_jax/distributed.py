@@ -127,6 +127,10 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         return
     stop.take_back_handlers()
     watch_peers(timeout_s)
+    if num_processes is not None:  # jax takes process 0's count, whatever the others say
+        require_same("processes", lambda: str(num_processes), lambda p, theirs, ours: (
+            f"process {p} was started with --num_processes={theirs} and process 0 with "
+            f"{ours}: give every process the same --num_processes"))
 
 
 ALIVE = "gpt_jax/alive/"  # + process index: a counter each process raises every second

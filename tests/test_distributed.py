@@ -337,3 +337,18 @@ def test_a_stop_waits_for_as_few_steps_as_the_processes_agree_to_chunk(tmp_path)
     steps = _terminated_steps(procs, outs)
     assert steps[0] == steps[1] and 20 <= steps[0] <= 22, steps
     assert load_run(tmp_path).step == steps[0]
+
+
+def test_processes_started_with_other_process_counts_are_refused_in_one_line(tmp_path):
+    """jax took process 0's --num_processes and the run trained as two processes, process
+    1's --num_processes=3 ignored without a word."""
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
+         f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={2 + i}",
+         f"--process_id={i}", "--distributed_timeout=60"],
+        cwd=REPO, env={**os.environ, **_devices(1)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    _refused_alike(procs, outs, "process 1 was started with --num_processes=3 and process 0 "
+                                "with 2: give every process the same --num_processes")
