@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,8 +33,10 @@ NOT_READ = {"gpt": ("context", "mlp_hidden"), "encoder_decoder": ("context", "ml
 
 
 def check_config(workdir: Path, config: ml_collections.ConfigDict,
-                 log: Callable[[str], None]) -> None:
-    """Refuses to resume a different model; logs every other setting that changed."""
+                 log: Callable[[str], None], step: int | None = None) -> None:
+    """Refuses to resume a different model; logs every other setting that changed, and the
+    jump of the learning rate at `step` that a changed schedule makes (a cosine stretched
+    over more steps climbs back up)."""
     stored = run_files.load_config(workdir)
     if stored is None:
         return
@@ -73,6 +76,13 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
         changes += run_files.config_differences(stored, config, section)
     for change in changes:
         log(f"resuming with a changed setting: {change}")
+    if step is not None:
+        from gpt_jax.optim import learning_rate_schedule
+
+        before, now = (float(learning_rate_schedule(c.train)(step)) for c in (stored, config))
+        if not math.isclose(before, now, rel_tol=1e-6):
+            log(f"the learning rate at step {step} is now {now:.3g}, where the run's schedule "
+                f"until now had {before:.3g}: the new settings' schedule applies from here")
 
 
 def fingerprint(data) -> str:

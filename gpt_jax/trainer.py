@@ -86,7 +86,7 @@ class Trainer:
         t = self.config.train
         resume_step = self.checkpoints.latest_step()
         if resume_step is not None:
-            resume.check_config(self.workdir, self.config, _log)
+            resume.check_config(self.workdir, self.config, _log, resume_step)
             stored = run_files.load_vocab(self.workdir)  # a resumed run keeps its vocabulary
             if stored is not None:
                 self.task = self.task.with_vocab(stored)

@@ -818,3 +818,31 @@ def test_a_finished_run_whose_last_evaluation_was_stopped_writes_it_when_run_aga
     assert rewritten[-1]["val_loss"] == records[-1]["val_loss"]  # the same state, evaluated
     assert (tmp_path / "loss.png").exists()
     assert _train(tmp_path).returncode == 0 and read_metrics(tmp_path) == rewritten
+
+
+def test_a_resume_that_changes_the_rate_at_its_step_says_by_how_much(tmp_path):
+    """A finished cosine run resumed with more steps: the schedule is stretched, and the rate
+    climbs back up at once (1.0e-4 → 5.8e-4 here); only 'train.num_steps: 40 → 80' was said."""
+    from tiny_config import file_config
+
+    from gpt_jax import resume, run_files
+    from gpt_jax.optim import learning_rate_schedule
+
+    config = file_config()
+    config.train.update(dict(lr_schedule="cosine", warmup_steps=5, num_steps=40,
+                             learning_rate=1e-3, min_learning_rate=1e-4))
+    run_files.save_config(tmp_path, config)
+    longer = file_config()
+    longer.train.update(config.train.to_dict())
+    longer.train.num_steps = 80
+    said: list[str] = []
+    resume.check_config(tmp_path, longer, said.append, step=40)
+    before, now = (float(learning_rate_schedule(c.train)(40)) for c in (config, longer))
+    assert now > 4 * before
+    assert said == ["resuming with a changed setting: train.num_steps: 40 → 80",
+                    f"the learning rate at step 40 is now {now:.3g}, where the run's schedule "
+                    f"until now had {before:.3g}: the new settings' schedule applies from here"]
+    said.clear()  # a change that leaves the rate alone adds nothing
+    longer.train.num_steps, longer.train.log_interval = 40, 7
+    resume.check_config(tmp_path, longer, said.append, step=40)
+    assert said == ["resuming with a changed setting: train.log_interval: 10 → 7"]
