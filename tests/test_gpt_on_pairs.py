@@ -3,6 +3,8 @@ it is taught the target only, the targets it writes greedily are lined up with t
 they are scored against, and the exact match counts the held-out pairs written right."""
 
 
+import itertools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -120,8 +122,8 @@ def test_the_sampler_writes_a_pairs_gpt_s_answers_greedily_and_refuses_to_sample
     flags that would sample, or decode with a cache, are refused in one line, not ignored."""
     from conftest import run_python
 
-    (tmp_path / "pairs.tsv").write_text("".join(f"{w}\t{w[::-1]}\n" for w in
-                                                ("ab", "abc", "ba", "cab", "bca") * 4))
+    words = ["".join(w) for n in (2, 3) for w in itertools.product("abc", repeat=n)][:20]
+    (tmp_path / "pairs.tsv").write_text("".join(f"{w}\t{w[::-1]}\n" for w in words))
     run = tmp_path / "run"
     trained = run_python(["train.py", "--config=configs/seq2seq.py:gpt", f"--workdir={run}",
                           f"--config.data.path={tmp_path / 'pairs.tsv'}",
@@ -145,3 +147,23 @@ def test_the_sampler_writes_a_pairs_gpt_s_answers_greedily_and_refuses_to_sample
         refused = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--prompt=ab", flag])
         assert refused.returncode == 2 and refused.stderr == (
             f"error: {said}; drop {flag.split('=')[0]}\n"), refused.stderr
+
+
+def test_a_pairs_gpt_builds_its_training_sequences_once_not_at_every_chunk(monkeypatch):
+    """chunk_inputs rebuilt every training sequence in a Python loop over all pairs to read
+    their weights: each chunk cost as much as the whole data (training 50× slower on
+    400,000 pairs, and its tokens/s counted that time)."""
+    from gpt_jax import pairs_task
+
+    config = load_config_file(str(REPO / "configs" / "seq2seq.py:gpt"))
+    task = PairsTask.load(config)
+    built = []
+    real = pairs_task.prefix_sequences
+    monkeypatch.setattr(pairs_task, "prefix_sequences",
+                        lambda arrays, L: built.append(len(arrays)) or real(arrays, L))
+    layout = BatchLayout.current(config.train.batch_size, 1)
+    task.device_data()
+    for step in range(5):
+        task.chunk_inputs(layout, step, 1, 1)
+    task.memory_parts(layout)
+    assert built == [len(task.train)]

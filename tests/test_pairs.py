@@ -235,3 +235,43 @@ def test_held_out_characters_that_no_training_pair_has_are_warned_of(tmp_path, c
     config.data.val_path = ""  # every 10th of the same file: every character is trained on
     PairsTask.load(config)
     assert capsys.readouterr().err == ""
+
+
+def _pairs_config(tmp_path, val_path=""):
+    from conftest import tiny_config
+
+    config = tiny_config(name="encoder_decoder", block_size=11)
+    config.data.update(task="pairs", path=str(tmp_path / "train.tsv"), val_path=val_path)
+    return config
+
+
+def test_a_pair_written_twice_is_never_both_trained_on_and_held_out(tmp_path):
+    """Every 10th line was held out, repeats and all: a file of 30 pairs written 10 times
+    each held out pairs it also trained on, and scored them as held out."""
+    from gpt_jax.pairs_task import load_split
+
+    lines = [f"number {n}\t{n:02d}\n" for n in range(30)]
+    (tmp_path / "train.tsv").write_text("".join(lines * 10))
+    train, held_out = load_split(_pairs_config(tmp_path))
+    assert held_out == [(f"number {n}", f"{n:02d}") for n in range(9, 30, 10)]
+    assert not set(train) & set(held_out) and len(train) == 270  # repeats kept in training
+    (tmp_path / "train.tsv").write_text("".join(lines))  # no repeat: the split as it was
+    train, held_out = load_split(_pairs_config(tmp_path))
+    assert [p for i, p in enumerate(load_pairs(tmp_path / "train.tsv", 32, 10))
+            if i % 10 == 9] == held_out and len(train) == 27
+
+
+def test_held_out_pairs_that_the_training_file_holds_are_left_out_and_said(tmp_path, capsys):
+    from gpt_jax.pairs_task import load_split
+
+    (tmp_path / "train.tsv").write_text("".join(f"number {n}\t{n:02d}\n" for n in range(30)))
+    (tmp_path / "copy.tsv").write_text((tmp_path / "train.tsv").read_text())
+    with pytest.raises(UserError, match=r"every pair of data.val_path=.*copy.tsv is also in "
+                                        r"data.path=.*train.tsv: held-out pairs must be"):
+        load_split(_pairs_config(tmp_path, str(tmp_path / "copy.tsv")))
+    (tmp_path / "val.tsv").write_text("number 3\t03\nnumber 31\t31\nnumber 32\t32\n")
+    _, held_out = load_split(_pairs_config(tmp_path, str(tmp_path / "val.tsv")))
+    assert held_out == [("number 31", "31"), ("number 32", "32")]
+    assert capsys.readouterr().err == (
+        f"warning: 1 of the 3 pairs of data.val_path={tmp_path / 'val.tsv'} are also training "
+        f"pairs (in data.path): they are left out of the held-out scores\n")
