@@ -21,7 +21,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from gpt_jax.errors import UserError
-from gpt_jax.run_files import CHECKPOINTS, DAMAGED, check_checkpoint_path, file_exists
+from gpt_jax.run_files import (
+    CHECKPOINTS,
+    DAMAGED,
+    check_checkpoint_path,
+    file_exists,
+    write_atomic,
+)
 
 
 def _key_name(key) -> str:
@@ -143,6 +149,18 @@ class Checkpoints:
         is_loss = (isinstance(value, (int, float)) and not isinstance(value, bool)
                    and math.isfinite(value) and value >= 0)  # a cross-entropy: a number >= 0
         return float(value) if is_loss else None
+
+    def score(self, step: int, val_loss: float, write: bool = True) -> None:
+        """Gives the checkpoint of `step`, saved without a val loss (a stop during its
+        evaluation), the val loss that its step's evaluation found after the resume, so that
+        it competes for the best kept (orbax keeps no unscored checkpoint as the best).
+        `write`: this process writes the file (process 0; the others only read it after)."""
+        path = self._score_file(step)
+        if write and not file_exists(path):
+            path.parent.mkdir(exist_ok=True)
+            write_atomic(path, json.dumps({"val_loss": float(val_loss)}))
+        _all_processes_reach(f"score {step}")
+        self._manager.reload()  # orbax reads each step's metrics once, when it opens
 
     def _set_aside_damaged_scores(self) -> None:
         """A step's val-loss file that is not one (a damaged disk, a hand edit) goes to
@@ -377,3 +395,11 @@ class Checkpoints:
             return
         self._finish_pending()
         self._manager.close()
+
+
+def _all_processes_reach(name: str) -> None:
+    """A barrier of every process of a multi-process run; nothing alone."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)

@@ -214,13 +214,18 @@ class Trainer:
                 lost = self._evaluation_lost(step) if step == t.num_steps else False
                 record = self._record(step, math.nan, write=lost)
                 if lost:
+                    self._score_resumed_checkpoint(step, record)
                     self.reporter.finish()
                 return record
             finally:
                 self.reporter.progress.close()
         try:  # nothing to save before the first step: a signal here ends the command at once
-            record = (self._record(step, math.nan)
-                      if step == 0 or self._evaluation_lost(step) else None)
+            record = None
+            if step == 0:
+                record = self._record(step, math.nan)
+            elif self._evaluation_lost(step):
+                record = self._record(step, math.nan)
+                self._score_resumed_checkpoint(step, record)
         except BaseException:
             self.reporter.progress.close()
             raise
@@ -348,6 +353,16 @@ class Trainer:
         when one step takes many."""
         t = self.config.train
         return max(1, min(t.steps_per_call, int(t.chunk_seconds / step_seconds)))
+
+    def _score_resumed_checkpoint(self, step: int, record: dict) -> None:
+        """After a stop during the evaluation of `step`, whose checkpoint was saved without
+        its val loss: the evaluation done again gives it one, kept as the best if it is."""
+        val_loss = record.get("val_loss")
+        if not (self.config.train.keep_best_checkpoint and val_loss is not None
+                and math.isfinite(val_loss) and self.checkpoints.latest_step() == step):
+            return
+        self.checkpoints.score(step, val_loss, write=self.is_main)
+        self.best_val_loss = min(self.best_val_loss, val_loss)
 
     def _new_best(self, record: dict) -> bool:
         """Whether this evaluation's val loss is the lowest so far: with keep_best_checkpoint,

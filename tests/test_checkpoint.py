@@ -1,5 +1,6 @@
 """Checkpoints: restore what was saved, refuse the wrong model loudly, survive damage."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -106,6 +107,30 @@ def test_the_closing_line_names_the_lowest_val_loss_that_has_no_checkpoint(tmp_p
     assert (f"the lowest val loss of the checkpoints kept, {records[kept]:.4f}, was at step "
             f"{kept}" in out), out
     assert f"the run's lowest, {records[0]:.4f} at step 0, has no checkpoint" in out
+
+
+def test_a_step_evaluated_again_after_a_stop_competes_for_the_best_checkpoint(tmp_path, capsys):
+    """A stop during step 40's evaluation saves step 40 without its val loss (what this test
+    leaves by removing it, and the metrics' record). The resumed run evaluated step 40 again,
+    the lowest of the run, but its checkpoint was rotated away at the next save, and the
+    closing line named an older one as the best kept."""
+    config = tiny_config()
+    config.train.update(dict(num_steps=40, eval_interval=20, checkpoint_every=10,
+                             keep_checkpoints=1, learning_rate=3.0))
+    train_and_evaluate(config, tmp_path)
+    shutil.rmtree(tmp_path / "checkpoints" / "40" / "metrics")
+    records = read_metrics(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records if r["step"] != 40))
+    config.train.update(dict(num_steps=60, eval_interval=10))
+    capsys.readouterr()
+    train_and_evaluate(config, tmp_path)
+    val = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path) if r["step"]}
+    assert min(val, key=val.get) == 40  # at this rate the run is at its best there
+    assert Checkpoints(tmp_path, read_only=True).steps() == [40, 60]
+    assert load_run(tmp_path, best=True).step == 40
+    assert (f"the lowest val loss of the checkpoints kept, {val[40]:.4f}, was at step 40"
+            in capsys.readouterr().out)
 
 
 def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from_its_newest(
