@@ -166,5 +166,5 @@ def test_every_activation_a_config_may_name_is_built():
         logits = model.apply(params, x_BxT)
         assert logits.shape == (1, 8, 5) and bool(jnp.isfinite(logits).all())
         grads = jax.grad(functools.partial(_logit_spread, model=model, x_BxT=x_BxT))(params)
-        norm = float(optax.global_norm(grads))
+        norm = float(optax.tree.norm(grads))
         assert math.isfinite(norm) and norm > 0, activation
