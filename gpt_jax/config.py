@@ -86,7 +86,7 @@ def base_config() -> ml_collections.ConfigDict:
         task="text",  # text: the next character | pairs: source → target (pairs_task.py)
         path="",  # text: a UTF-8 file, "" is tiny Shakespeare; pairs: a source<TAB>target
         # file, "" is the shipped dates task
-        val_path="",  # pairs: the held-out pairs ("": every 10th pair of `path` is held out)
+        val_path="",  # pairs: the held-out pairs ("": every 10th distinct pair of `path`)
         max_source_len=32,  # pairs: the longest source, in characters
         max_target_len=10,  # pairs: the longest target, in characters
         on_device_budget_mb=1024,  # text: the train stream lives on each device up to this
