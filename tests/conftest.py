@@ -89,6 +89,17 @@ def _fork_server() -> ForkServer:
     return server
 
 
+def assert_causal(grads_TxBxTxC, sees_the_past: bool = True) -> None:
+    """grads_TxBxTxC[t] = d out_t / d input (every t at once, jax.jacrev): exactly zero toward
+    every later position s > t, and (unless `sees_the_past` is False) non-zero toward every
+    s <= t in every row."""
+    g_TxBxT = np.abs(np.asarray(grads_TxBxTxC)).sum(-1)
+    for t in range(g_TxBxT.shape[0]):
+        assert np.all(g_TxBxT[t][:, t + 1:] == 0.0), f"position {t} sees the future"
+        if sees_the_past:
+            assert np.all(g_TxBxT[t][:, : t + 1] > 0), f"position {t} ignores its past"
+
+
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-6) -> None:
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
