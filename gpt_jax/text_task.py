@@ -92,10 +92,12 @@ class TextTask:
                             f"was trained with ({stored.kind}, {stored.vocab_size:,}): use "
                             f"the run's data, or a new --workdir")
         try:
-            return TextTask(self.config, Corpus.from_text(self.text, stored), self.text)
+            task = TextTask(self.config, Corpus.from_text(self.text, stored), self.text)
         except UserError as e:
             raise UserError(f"the data does not fit the vocabulary this run was trained "
                             f"with: {e}") from None
+        task.fingerprint = self.fingerprint  # the same text: resume.check_data compares it
+        return task
 
     def build_model(self) -> nn.Module:
         return build_model(self.config.model, self.vocab_size)

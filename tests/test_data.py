@@ -107,3 +107,20 @@ def test_batch_sampler_properties(n_tokens, block, batch, seed, step):
     assert x.shape == y.shape == (batch, block)
     np.testing.assert_array_equal(y, x + 1)  # shifted by one, contiguous
     assert x.min() >= 0 and y.max() <= n_tokens - 1
+
+
+def test_a_text_in_a_resumed_runs_vocabulary_keeps_its_fingerprint(tmp_path):
+    """An edit that dropped a character resumed in the run's own (larger) vocabulary, whose
+    copy of the task had no fingerprint: no "other data" warning, a stale data.json."""
+    from conftest import tiny_config
+    from gpt_jax.text_task import TextTask
+    from gpt_jax.tokenizer import CharTokenizer
+
+    path = tmp_path / "text.txt"
+    path.write_text("abcdefg \n" * 100)
+    config = tiny_config()
+    config.data.path = str(path)
+    task = TextTask.load(config)
+    resumed = task.with_vocab(CharTokenizer.from_text("abcdefgh \n"))
+    assert resumed.vocab_size == task.vocab_size + 1
+    assert resumed.fingerprint == task.fingerprint is not None
