@@ -175,10 +175,20 @@ def _identity(path: str) -> tuple[int, int]:
 
 
 def _folder_files(folder: str) -> list[str]:
-    """The files under `folder`, but hidden ones and the files of prepared datasets: an
-    earlier prepare's output beside its text is not more text."""
-    found = []
-    for root, dirs, names in os.walk(folder):
+    """The files under `folder`, linked folders included (as `folder/**` reads them), each
+    folder once (a link to a folder above would loop); but hidden ones and the files of
+    prepared datasets: an earlier prepare's output beside its text is not more text."""
+    found, walked = [], set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) in walked:
+            dirs[:] = []
+            continue
+        if st is not None:
+            walked.add((st.st_dev, st.st_ino))
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [os.path.join(root, n) for n in names if not n.startswith(".")
                   and dataset_holding(os.path.join(root, n)) is None]

@@ -111,6 +111,20 @@ def test_each_file_is_read_once_however_often_the_inputs_name_it(tmp_path, capsy
     assert expand_inputs([f"{books}/a.txt", f"{books}/a.txt"]) == [f"{books}/a.txt"]
 
 
+def test_a_folder_reads_its_linked_folders_as_its_glob_does(tmp_path):
+    """os.walk skipped a linked folder without a word, where `folder/**` read it."""
+    books, other = tmp_path / "books", tmp_path / "other"
+    books.mkdir()
+    other.mkdir()
+    (books / "a.txt").write_text("hello\n")
+    (other / "b.txt").write_text("world\n")
+    (books / "linked").symlink_to(other)
+    (other / "back").symlink_to(books)  # a loop
+    files = [f"{books}/a.txt", f"{books}/linked/b.txt"]
+    assert expand_inputs([str(books)]) == files
+    assert expand_inputs([f"{books}/**"]) == files
+
+
 def test_a_file_name_that_is_not_utf8_is_refused_by_name(tmp_path):
     folder = tmp_path / "names"
     folder.mkdir()
