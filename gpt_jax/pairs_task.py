@@ -50,7 +50,7 @@ def load_split(config: ml_collections.ConfigDict) -> tuple[list, list]:
     """(train, held-out) pairs: the shipped dates, a file and its val file, or one file of
     which every 10th distinct pair is held out. A held-out pair is never a training pair: a
     pair written twice in the one file is held out whole, and the pairs of a val file that
-    the training file holds too are left out of it (said)."""
+    the training file holds too are left out of it (said); each held-out pair counts once."""
     d = config.data
     lengths = (d.max_source_len, d.max_target_len)
     if not d.path:
@@ -63,15 +63,20 @@ def load_split(config: ml_collections.ConfigDict) -> tuple[list, list]:
             raise UserError(f"data.val_path={d.val_path} is data.path itself: held-out pairs "
                             f"must be pairs the model does not train on")
         val = load_pairs(d.val_path, *lengths)
+        distinct = list(dict.fromkeys(val))  # a pair written twice is scored once
+        if len(distinct) < len(val):
+            print(f"note: {len(val) - len(distinct)} of the {len(val)} pairs of data.val_path="
+                  f"{d.val_path} repeat an earlier one: each distinct pair is scored once",
+                  file=sys.stderr)
         trained = set(pairs)
-        held_out = [p for p in val if p not in trained]
+        held_out = [p for p in distinct if p not in trained]
         if not held_out:
             raise UserError(f"every pair of data.val_path={d.val_path} is also in data.path="
                             f"{d.path}: held-out pairs must be pairs the model does not train on")
-        if len(held_out) < len(val):
-            print(f"warning: {len(val) - len(held_out)} of the {len(val)} pairs of "
-                  f"data.val_path={d.val_path} are also training pairs (in data.path): they "
-                  f"are left out of the held-out scores", file=sys.stderr)
+        if len(held_out) < len(distinct):
+            print(f"warning: {len(distinct) - len(held_out)} of the {len(distinct)} distinct "
+                  f"pairs of data.val_path={d.val_path} are also training pairs (in data.path): "
+                  f"they are left out of the held-out scores", file=sys.stderr)
         return pairs, held_out
     distinct = list(dict.fromkeys(pairs))  # in the file's order, each pair once
     held = {p for i, p in enumerate(distinct) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1}

@@ -273,5 +273,18 @@ def test_held_out_pairs_that_the_training_file_holds_are_left_out_and_said(tmp_p
     _, held_out = load_split(_pairs_config(tmp_path, str(tmp_path / "val.tsv")))
     assert held_out == [("number 31", "31"), ("number 32", "32")]
     assert capsys.readouterr().err == (
-        f"warning: 1 of the 3 pairs of data.val_path={tmp_path / 'val.tsv'} are also training "
-        f"pairs (in data.path): they are left out of the held-out scores\n")
+        f"warning: 1 of the 3 distinct pairs of data.val_path={tmp_path / 'val.tsv'} are also "
+        f"training pairs (in data.path): they are left out of the held-out scores\n")
+
+
+def test_a_held_out_pair_written_twice_in_the_val_file_is_scored_once(tmp_path, capsys):
+    """It counted twice in val_loss and val_exact_match, and was printed twice."""
+    from gpt_jax.pairs_task import load_split
+
+    (tmp_path / "train.tsv").write_text("".join(f"number {n}\t{n:02d}\n" for n in range(30)))
+    (tmp_path / "val.tsv").write_text("number 31\t31\nnumber 32\t32\nnumber 31\t31\n")
+    _, held_out = load_split(_pairs_config(tmp_path, str(tmp_path / "val.tsv")))
+    assert held_out == [("number 31", "31"), ("number 32", "32")]
+    assert capsys.readouterr().err == (
+        f"note: 1 of the 3 pairs of data.val_path={tmp_path / 'val.tsv'} repeat an earlier one: "
+        f"each distinct pair is scored once\n")
