@@ -161,6 +161,21 @@ def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from
             result.stderr)
 
 
+def test_without_keep_best_checkpoint_only_the_newest_are_kept(tmp_path, capsys):
+    """train.keep_best_checkpoint=False: the overfitting run above saves no step for its val
+    loss and keeps its newest checkpoint alone; the closing line says no checkpoint holds the
+    lowest val loss."""
+    config = tiny_config()
+    config.train.update(dict(num_steps=16, eval_interval=2, checkpoint_every=8,
+                             keep_checkpoints=1, learning_rate=0.1, keep_best_checkpoint=False))
+    train_and_evaluate(config, tmp_path)
+    records = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path)}
+    assert min(records, key=records.get) == 12
+    assert Checkpoints(tmp_path, read_only=True).steps() == [16]
+    out = capsys.readouterr().out
+    assert "its checkpoint is kept" not in out and f"{records[12]:.4f}" in out, out
+
+
 @pytest.mark.parametrize("garbled", ["garbage", '{"val_loss": true}', '{"val_loss": -1.0}'])
 def test_a_garbled_val_loss_file_is_set_aside_and_its_checkpoint_still_restores(tmp_path,
                                                                                 capsys, garbled):
