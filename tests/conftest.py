@@ -30,8 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 # (~2,000 op-by-op compiles here, a tiny model trained for a few steps in a subprocess). -O0
 # compiles 20% to 2x faster; the fusion emitters off take the suite from ~575 s to ~475 s with
 # a cold cache on 2 cores. What the tests check (exact equalities, signals, files, resumes,
-# layouts compared with each other) holds for any code XLA emits: its own passes (fusion,
-# simplification) still run. Set before jax's backend starts, which reads it.
+# layouts compared with each other) holds for the code XLA emits either way: its own passes
+# (fusion, simplification) still run. One exception: test_prepared_data.py compares two
+# programs that -O0 rounds apart by an ulp, and compiles them as a user's run does. Set before
+# jax's backend starts, which reads it.
 FAST_COMPILE_XLA_FLAGS = (
     "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false")
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_XLA_FLAGS}".strip()

@@ -74,8 +74,7 @@ def _read_date(source: str) -> datetime.date:
 
 def test_every_source_means_its_target(shipped):
     train, val = shipped
-    sample = val + train[::20]
-    for source, target in sample:
+    for source, target in val + train:
         day = _read_date(source)
         assert day.isoformat() == target, source
         assert datetime.date(1900, 1, 1) <= day <= datetime.date(2099, 12, 31)
