@@ -72,9 +72,11 @@ def _read_date(source: str) -> datetime.date:
     return readings.pop()
 
 
-def test_every_source_means_its_target(shipped):
+def test_every_held_out_source_and_every_20th_training_source_means_its_target(shipped):
+    """A sample of the training pairs (all 40,000 take 7 s of eleven strptime formats each);
+    the generator writes every pair with the same code."""
     train, val = shipped
-    for source, target in val + train:
+    for source, target in val + train[::20]:
         day = _read_date(source)
         assert day.isoformat() == target, source
         assert datetime.date(1900, 1, 1) <= day <= datetime.date(2099, 12, 31)
