@@ -58,10 +58,16 @@ def family_config(family: str, context: int) -> ml_collections.ConfigDict:
     """The family's config file, seeing `context` characters. Every model trains on blocks of
     that length, so position t sees its last min(t+1, context) characters in each family, as
     in a GPT whose context is its block (model.context is read by n-gram and MLP only)."""
+    from gpt_jax.train_cli import described
+
     config = load_config_file(str(CONFIGS / CONFIG_FILES[family]))
-    config.model.block_size = context
+    changed = {"model.block_size": context}
     if config.model.name != "gpt":
-        config.model.context = context
+        changed["model.context"] = context
+    for name, value in changed.items():
+        config.model[name.removeprefix("model.")] = value
+    # its config file's description speaks of another context ("trigram table", "block 64")
+    config.description = described(config.description, changed)
     return config
 
 

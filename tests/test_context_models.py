@@ -173,3 +173,6 @@ def test_every_family_of_the_report_builds_a_valid_config(context):
         config = family_config(family, context)
         validate(config)
         assert config.model.block_size == context and doubts(config) == []
+        # the config file's own words ("trigram table", "block 64") name what this run sets
+        assert config.description.endswith(f"this run sets model.block_size={context}" + (
+            "" if family == "gpt" else f", model.context={context}") + ")"), config.description
