@@ -145,9 +145,12 @@ def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks
 
     T = block_size
     room = len(tokens_N) - T  # windows of T + 1 tokens start at 0 .. room - 1
-    stretch = min(STRETCH * T, blocks, room)
+    blocks = min(blocks, room)  # each window scored once at most
+    stretch = min(STRETCH * T, blocks)
     bases = np.linspace(0, room - stretch, -(-blocks // stretch)).astype(np.int64)
-    starts_N = np.unique((bases[:, None] + np.arange(stretch)).ravel())
+    starts_N = np.unique((bases[:, None] + np.arange(stretch)).ravel()[:blocks])  # last cut
+    if len(starts_N) < blocks:  # stretches that overlap: as many windows, spread evenly
+        starts_N = np.linspace(0, room - 1, blocks).astype(np.int64)
     n, batch = len(starts_N), min(batch, len(starts_N))
 
     @jax.jit

@@ -110,6 +110,10 @@ def test_loss_by_position_is_flat_for_the_bigram_and_falls_with_attention(runs):
         losses[name], n = position_losses(run.model, run.params, tokens_N, T, 2048,
                                              run.tokenizer.vocab_size)
         assert n == 2048 and losses[name].shape == (T,)
+        # exactly as many windows (513 read 1,024), also where stretches of them would overlap
+        for tokens, blocks in ((tokens_N, 1), (tokens_N, 513), (tokens_N[:T + 300], 290)):
+            assert position_losses(run.model, run.params, tokens, T, blocks,
+                                   run.tokenizer.vocab_size)[1] == blocks
     bigram, gpt = losses["bigram"], losses["gpt"]
     # The bigram sees one character anywhere: only the few characters at the ends of each
     # stretch of windows differ between positions.
