@@ -192,15 +192,39 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
     if vocab_size < BYTE_SYMBOLS:
         raise UserError(f"a byte-level BPE vocabulary needs at least {BYTE_SYMBOLS} symbols "
                         f"(one per byte), got vocab_size={vocab_size}")
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer = _byte_level_bpe()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     pieces = (part for batch in stream_pieces(texts) for piece in batch
               for part in _without_long_runs(piece))
     tokenizer.train_from_iterator(pieces, trainer=trainer)
     return BPETokenizer(tokenizer)
+
+
+def _byte_level_bpe() -> Tokenizer:
+    """An untrained byte-level BPE: bytes as symbols, GPT-2's pre-tokenizing regex, no prefix
+    space, and the byte-level decoder back to text."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+def _pipeline_damage(tokenizer: Tokenizer) -> str | None:
+    """Which part of a tokenizer's pipeline is not train_bpe's, or None: an edited decoder,
+    normalizer or pre-tokenizer loads without complaint and turns the text into other symbols
+    (a null decoder printed 'Ġ' for every space)."""
+    ours, theirs = (json.loads(t.to_str()) for t in (_byte_level_bpe(), tokenizer))
+    for key in sorted(set(ours) | set(theirs)):
+        if key == "model":
+            mine = {k: v for k, v in ours["model"].items() if k not in ("vocab", "merges")}
+            other = {k: v for k, v in (theirs.get("model") or {}).items()
+                     if k not in ("vocab", "merges")}
+            if mine != other:
+                return "its BPE model's settings are not those prepare writes"
+        elif key != "version" and ours.get(key) != theirs.get(key):
+            return f"its {key} is {json.dumps(theirs.get(key))[:60]}, not the one prepare writes"
+    return None
 
 
 def _without_long_runs(piece: str) -> Iterator[str]:
@@ -244,7 +268,7 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
         tokenizer = Tokenizer.from_str(text)
     except Exception as e:  # tokenizers raises plain Exceptions for malformed files
         raise UserError(f"cannot read the tokenizer {path}: {str(e).splitlines()[0]}") from None
-    damage = _bpe_damage(tokenizer.get_vocab())
+    damage = _bpe_damage(tokenizer.get_vocab()) or _pipeline_damage(tokenizer)
     if damage:
         raise UserError(f"{path} is damaged: {damage}")
     return BPETokenizer(tokenizer)

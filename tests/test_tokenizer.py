@@ -217,3 +217,21 @@ def test_a_bpe_tokenizer_with_damaged_symbols_is_refused(bpe, tmp_path, damage, 
     (tmp_path / "vocab.json").write_text(json.dumps(spec))
     with pytest.raises(UserError, match=rf"vocab.json is damaged: {message}$"):
         load_tokenizer(tmp_path / "vocab.json")
+
+
+@pytest.mark.parametrize("part, value, message", [
+    # a null decoder printed "Ġ" for every space, and exit 0
+    ("decoder", None, r"its decoder is null, not the one prepare writes"),
+    ("normalizer", {"type": "Lowercase"},
+     r'its normalizer is \{"type": "Lowercase"\}, not the one prepare writes'),
+    ("model", "dropout", r"its BPE model's settings are not those prepare writes"),
+])
+def test_a_bpe_tokenizer_with_another_pipeline_is_refused(bpe, tmp_path, part, value, message):
+    spec = json.loads(bpe.to_json())
+    if part == "model":
+        spec["model"]["dropout"] = 0.5  # a sampled segmentation: other ids for the same text
+    else:
+        spec[part] = value
+    (tmp_path / "vocab.json").write_text(json.dumps(spec))
+    with pytest.raises(UserError, match=rf"vocab.json is damaged: {message}$"):
+        load_tokenizer(tmp_path / "vocab.json")
