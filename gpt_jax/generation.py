@@ -141,14 +141,14 @@ def prompt_window(ids: np.ndarray, block_size: int, num_samples: int) -> tuple[n
     return window_BxT, len(ids)
 
 
-def _newline(tokenizer) -> list[int]:
-    """The default prompt: a newline, the start of a line of text (id 0 where the vocabulary
-    has no newline)."""
+def newline_ids(tokenizer) -> list[int] | None:
+    """The default prompt: a newline, the start of a line of text; None where the vocabulary
+    has no newline (the sampler then asks for a prompt; a training run's own samples start
+    from id 0)."""
     try:
-        ids = list(tokenizer.encode("\n"))
+        return list(tokenizer.encode("\n")) or None
     except Exception:  # a character vocabulary without a newline
-        return [0]
-    return ids or [0]
+        return None
 
 
 def sample_texts(model: nn.Module, params, tokenizer, block_size: int,
@@ -156,7 +156,7 @@ def sample_texts(model: nn.Module, params, tokenizer, block_size: int,
                  seed: int = 0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  slide: int = 0, use_cache: bool = True) -> list[str]:
     """`num_samples` continuations of `prompt` (a newline if empty), generated as one batch."""
-    ids = tokenizer.encode(prompt) if prompt else _newline(tokenizer)
+    ids = tokenizer.encode(prompt) if prompt else (newline_ids(tokenizer) or [0])
     window_BxT, n = prompt_window(ids, block_size, num_samples)
     new_BxN = generate(model, params, window_BxT, n, jax.random.key(seed), temperature, top_k,
                        top_p, block_size=block_size, max_new_tokens=max_new_tokens,

@@ -184,11 +184,18 @@ def _check_each(prompts: list[str], F, check) -> None:
 def _continue(run, prompts: list[str], F) -> Iterator[str]:
     """Each prompt followed by num_samples continuations of max_new_tokens characters, one
     prompt at a time: each is printed as soon as it is written."""
-    from gpt_jax.generation import sample_texts
+    from gpt_jax.generation import newline_ids, sample_texts
 
     _check_each(prompts, F, run.tokenizer.encode)
+    if "" in prompts and newline_ids(run.tokenizer) is None:
+        where = ("" if F.prompts is None else
+                 f" (--prompts {'standard input' if F.prompts == '-' else F.prompts}, line "
+                 f"{prompts.index('') + 1}, is empty)")
+        raise UserError(f"this run's vocabulary has no newline, the default prompt{where}: "
+                        f"give a prompt of its own characters")
     block_size = run.config.model.block_size
-    _check(F.slide < block_size, f"--slide must be < block_size ({block_size})")
+    most = max(block_size - 1, 1)  # a block of 1 slides by its one token, as by default
+    _check(F.slide <= most, f"--slide must be at most {most} (block_size {block_size})")
     for prompt in prompts:
         texts = sample_texts(run.model, run.params, run.tokenizer, block_size, prompt,
                              F.max_new_tokens, F.num_samples, F.seed,

@@ -128,3 +128,25 @@ def test_prompts_from_a_terminal_are_asked_for_not_waited_on_in_silence(runs):
     assert err.splitlines()[0] == ("reading the prompts from the terminal, one per line; end "
                                    "them with Ctrl-D")
     assert out.startswith("ab")
+
+
+def test_a_run_without_a_newline_asks_for_a_prompt_and_a_block_of_one_slides_by_one(tmp_path):
+    """The default prompt, a newline, was silently id 0 (a space here) where the vocabulary
+    has none; and a block of 1, which slides by 1 by default, refused --slide=1."""
+    text = tmp_path / "no_newline.txt"
+    text.write_text("abc cab bca " * 50)
+    config = tiny_config(name="bigram", block_size=1)
+    config.data.path = str(text)
+    config.train.num_steps = 3
+    train_and_evaluate(config, tmp_path / "run")
+    result = _sample(tmp_path / "run", "--max_new_tokens=5")
+    assert result.returncode == 2 and result.stderr == (
+        "error: this run's vocabulary has no newline, the default prompt: give a prompt of "
+        "its own characters\n")
+    (tmp_path / "prompts.txt").write_text("ab\n\nc\n")
+    result = _sample(tmp_path / "run", f"--prompts={tmp_path / 'prompts.txt'}")
+    assert result.returncode == 2 and "line 2, is empty" in result.stderr, result.stderr
+    result = _sample(tmp_path / "run", "--prompt=ab", "--slide=1", "--max_new_tokens=5")
+    assert result.returncode == 0 and result.stdout.startswith("ab"), result.stderr
+    result = _sample(tmp_path / "run", "--prompt=ab", "--slide=2")
+    assert result.returncode == 2 and "--slide must be at most 1 (block_size 1)" in result.stderr
