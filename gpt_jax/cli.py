@@ -40,7 +40,7 @@ def parse_flags(argv: Sequence[str], usage: str, command_flags: flags.FlagValues
         except BrokenPipeError:  # `--help | head`: the reader has seen enough
             pass
         os._exit(0)
-    overrides = [arg for arg in argv[1:] if arg.startswith("--config.")]
+    overrides = _overrides(argv)
     try:
         unparsed = command_flags(list(argv))
     except UserError:
@@ -249,15 +249,30 @@ def _flag_error(message: str) -> str:
     return f"{flag}={value}: expected a value{kind} ({reason})"
 
 
-def _config_flag_error(error: Exception, overrides: list[str]) -> str:
-    """One line for what config_flags raised: an unknown override, or a config file that does
-    not load."""
+def _given(argv: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Every --config and --config.field of the command line and of its flag files, as (name,
+    value, where) in the order absl reads them (check_argv has refused what does not parse)."""
+    configs: list[tuple[str, str, str]] = []
+    with contextlib.suppress(UserError):
+        _check_flags(argv[1:], within=(), configs=configs)
+    return configs
+
+
+def _overrides(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """(--config.field=value, where) of each override, a flag file's too."""
+    return [(f"--{name}={value}", where) for name, value, where in _given(argv)
+            if name.startswith("config.")]
+
+
+def _config_flag_error(error: Exception, overrides: list[tuple[str, str]]) -> str:
+    """One line for what config_flags raised: an unknown override (of the command line or
+    of a flag file), or a config file that does not load."""
     from gpt_jax.config import config_file_error
 
-    for arg in overrides:
+    for arg, where in overrides:
         message = _unknown_override(arg)
         if message:
-            return message
+            return message + where
     return config_file_error(config_spec(), error)
 
 
@@ -284,7 +299,7 @@ def _config_file():
     --config, the schema itself (the overrides of a command like the ladder)."""
     from gpt_jax.config import base_config, load_config_file
 
-    if not any(arg.startswith("--config=") for arg in sys.argv[1:]):
+    if config_spec() == "the config file":
         return base_config()
     try:
         return load_config_file(config_spec()).copy_and_resolve_references()
@@ -305,7 +320,7 @@ def define_config_file(command_flags: flags.FlagValues, help_text: str) -> None:
     """--config=FILE.py[:variant] and its --config.section.field=value overrides."""
     from ml_collections import config_flags
 
-    overrides = [arg for arg in sys.argv[1:] if arg.startswith("--config.")]
+    overrides = _overrides(sys.argv)
     try:
         config_flags.DEFINE_config_file("config", None, help_text, flag_values=command_flags)
     except flags.Error as e:
@@ -322,7 +337,7 @@ def define_overrides(command_flags: flags.FlagValues, help_text: str) -> None:
 
     from gpt_jax.config import base_config
 
-    overrides = [arg for arg in sys.argv[1:] if arg.startswith("--config.")]
+    overrides = _overrides(sys.argv)
     try:
         config_flags.DEFINE_config_dict("config", base_config(), help_text,
                                         flag_values=command_flags)
@@ -350,7 +365,9 @@ def loaded_config(command_flags: flags.FlagValues):
 
 
 def config_spec() -> str:
+    """The --config given last (a flag file's, where the command line gives none)."""
     specs = [arg[len("--config="):] for arg in sys.argv[1:] if arg.startswith("--config=")]
+    specs = specs or [value for name, value, _ in _given(sys.argv) if name == "config"]
     return specs[-1] if specs else "the config file"
 
 
@@ -537,6 +554,9 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
                 raise
             where = f" {e.filename}" if e.filename else (
                 " standard output" if _stdout_fails() else "")
+            if e.errno == errno.EMFILE:  # opening any file, to read or to write
+                _exit(f"error: cannot open{where}: {e.strerror} (the limit of `ulimit -n`: "
+                      f"raise it)", EXIT_USER_ERROR)
             _exit(f"error: cannot write{where}: {e.strerror}", EXIT_USER_ERROR)
         except MemoryError:
             _exit(out_of_memory + address_space.note(), EXIT_USER_ERROR)
@@ -550,6 +570,12 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
         except Exception as e:  # XLA's own errors are exception types of jaxlib's
             if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory allocating" in str(e):
                 _exit(out_of_memory + address_space.note(), EXIT_USER_ERROR)
+            if "YNNPACK operation failed" in str(e):  # its allocation failed, said only in C++
+                _exit(f"{out_of_memory} (XLA:CPU's YNNPACK kernel failed, as it does when it "
+                      f"cannot allocate){address_space.note()}", EXIT_USER_ERROR)
+            if isinstance(e, RuntimeError) and "random_device" in str(e):  # no /dev/urandom
+                _exit(f"error: XLA cannot open /dev/urandom ({str(e).splitlines()[0]}): too "
+                      f"many open files for `ulimit -n`? raise it", EXIT_USER_ERROR)
             if isinstance(e, RuntimeError) and "can't start new thread" in str(e):  # no stack
                 _exit(f"error: cannot start a thread: out of memory{address_space.note()}",
                       EXIT_USER_ERROR)

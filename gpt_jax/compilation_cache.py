@@ -24,6 +24,11 @@ def enable() -> None:
         # fault in the first train chunk of a pairs run with dropout on 2 devices.
         jax.config.update("jax_enable_compilation_cache", False)
         return
+    # A write or read that fails later (the disk filled up, no file descriptor left) only
+    # costs a compilation: jax's two-line warnings about it, one per program, are not news
+    # worth the screen; whichever folder holds the cache.
+    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation "
+                            "cache entry")
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
     folder = os.environ.get(ENV) or str(Path.home() / ".cache" / "gpt_jax" / "xla")
@@ -42,10 +47,6 @@ def enable() -> None:
             print(f"warning: {ENV}={folder} cannot hold the compilation cache ({why}): "
                   f"compiling without it", file=sys.stderr)
         return
-    # A write or read that fails later (the disk filled up) only costs a compilation: jax's
-    # two-line warnings about it, on every run, are not news worth the screen.
-    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation "
-                            "cache entry")
     jax.config.update("jax_compilation_cache_dir", folder)
     # Cache anything that took a noticeable time to compile; tiny programs are not worth a file.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

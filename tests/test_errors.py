@@ -56,6 +56,7 @@ def files(tmp_path_factory):
     (d / "nests_latin1.flags").write_text(f"--flagfile={d / 'flags.bin'}\n")
     (d / "nests_itself.flags").write_text(f"--flagfile={d / 'nests_itself.flags'}\n")
     (d / "a_config.flags").write_text("--config=configs/bigram.py\n")
+    (d / "typo.flags").write_text("--config.train.num_stepz=3\n")
     os.mkfifo(d / "fifo")
     (d / "checkpoints_is_a_file").mkdir()
     (d / "checkpoints_is_a_file" / "checkpoints").write_text("")
@@ -495,6 +496,10 @@ CASES = {
         lambda d: train(f"--flagfile={d / 'nests_itself.flags'}")(d),
         r"--flagfile=.*nests_itself.flags \(in --flagfile=.*nests_itself.flags\) includes "
         r"itself"),
+    "unknown_field_in_a_flagfile": (  # it blamed the config file, in a repr of a KeyError
+        lambda d: train(f"--flagfile={d / 'typo.flags'}")(d),
+        r"unknown config field --config.train.num_stepz \(did you mean 'train.num_steps'\?\) "
+        r"\(in --flagfile=.*typo.flags\)$"),
     "config_file_is_a_pipe": (lambda d: ["train.py", f"--config={d / 'fifo'}",
                                          f"--workdir={d / 'run'}"],
                               "--config=.*fifo: not a regular file"),

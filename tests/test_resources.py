@@ -420,6 +420,43 @@ def test_a_thread_that_cannot_start_is_one_line():
     _one_line_error(result, "error: cannot start a thread: out of memory")
 
 
+@pytest.mark.parametrize("raised, said", [
+    # XLA:CPU's YNNPACK kernels report a failed allocation in C++ only (a traceback, exit 1)
+    ('RuntimeError("INTERNAL: YNNPACK operation failed: error")',
+     "error: out of memory: use a smaller model, batch or block, more train.grad_accum_steps, "
+     "or fewer samples (XLA:CPU's YNNPACK kernel failed, as it does when it cannot allocate)"),
+    # under `ulimit -n 7` XLA found no file descriptor for /dev/urandom (a traceback, exit 1)
+    ('RuntimeError("random_device::random_device(const std::string&): device not available")',
+     "error: XLA cannot open /dev/urandom (random_device::random_device(const std::string&): "
+     "device not available): too many open files for `ulimit -n`? raise it"),
+    # a library's file that could not be opened to read was named as one not written
+    ('OSError(24, "Too many open files", "/usr/lib/python3/readers.py")',
+     "error: cannot open /usr/lib/python3/readers.py: Too many open files (the limit of "
+     "`ulimit -n`: raise it)"),
+])
+def test_a_resource_failure_deep_in_a_library_is_one_line(raised, said):
+    result = run_python(["-c", "from gpt_jax import cli\n"
+                               "def main():\n"
+                               f"    raise {raised}\n"
+                               "cli.run(main)\n"])
+    _one_line_error(result, said)
+
+
+@pytest.mark.parametrize("limit", [7, 9])
+def test_a_low_limit_of_open_files_is_one_line(tmp_path, limit):
+    """`ulimit -n 7` ended in a traceback from the compiling thread (exit 1)."""
+    import resource
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "train.py", f"--config={TINY}", f"--workdir={tmp_path / 'run'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=TIME_LIMIT_S,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
 @pytest.mark.parametrize("budget_mb, steps, measured_gb", [
     (1024, 5_000_000, 1.48),  # offsets on the device
     (0, 1_000_000, 2.49),     # windows of block_size + 1 tokens read on the host
