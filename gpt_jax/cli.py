@@ -448,6 +448,12 @@ def _stdout_fails() -> bool:
         return True
 
 
+def _fail(message: str) -> NoReturn:
+    """_exit on this process's own error, told to the run's other processes first."""
+    distributed.failing(message.removeprefix("error: "))
+    _exit(message, EXIT_USER_ERROR)
+
+
 def _exit(message: str, code: int) -> NoReturn:
     """Prints one line and leaves at once: library threads still winding down (orbax's async
     helpers) would otherwise print tracebacks or keep the interpreter from exiting."""
@@ -540,7 +546,7 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
             distributed.leaving()
             _exit(str(e), e.exit_code)
         except UserError as e:
-            _exit(f"error: {e}", EXIT_USER_ERROR)
+            _fail(f"error: {e}")
         except BrokenPipeError:  # the reader of our output has stopped (`| head`): so do we
             _exit_quietly(EXIT_BROKEN_PIPE)
         except Terminated as e:
@@ -549,48 +555,47 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
             _exit("interrupted", 130)
         except OSError as e:
             if e.errno in PATH_ERRNOS:
-                _exit(f"error: cannot use the path {e.filename}: {e.strerror}", EXIT_USER_ERROR)
+                _fail(f"error: cannot use the path {e.filename}: {e.strerror}")
             if e.errno not in RESOURCE_ERRNOS:
                 raise
             where = f" {e.filename}" if e.filename else (
                 " standard output" if _stdout_fails() else "")
             if e.errno == errno.EMFILE:  # opening any file, to read or to write
-                _exit(f"error: cannot open{where}: {e.strerror} (the limit of `ulimit -n`: "
-                      f"raise it)", EXIT_USER_ERROR)
-            _exit(f"error: cannot write{where}: {e.strerror}", EXIT_USER_ERROR)
+                _fail(f"error: cannot open{where}: {e.strerror} (the limit of `ulimit -n`: "
+                      f"raise it)")
+            _fail(f"error: cannot write{where}: {e.strerror}")
         except MemoryError:
-            _exit(out_of_memory + address_space.note(), EXIT_USER_ERROR)
+            _fail(out_of_memory + address_space.note())
         except ImportError as e:  # a library's code that cannot be mapped into memory
             if "failed to map segment" not in str(e):
                 raise
-            _exit(f"error: cannot load {e.path or e.name}: out of memory"
-                  f"{address_space.note()}", EXIT_USER_ERROR)
+            _fail(f"error: cannot load {e.path or e.name}: out of memory"
+                  f"{address_space.note()}")
         except RecursionError:
-            _exit("error: a file nests too deeply to read (damaged JSON?)", EXIT_USER_ERROR)
+            _fail("error: a file nests too deeply to read (damaged JSON?)")
         except Exception as e:  # XLA's own errors are exception types of jaxlib's
             if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory allocating" in str(e):
-                _exit(out_of_memory + address_space.note(), EXIT_USER_ERROR)
+                _fail(out_of_memory + address_space.note())
             if "YNNPACK operation failed" in str(e):  # its allocation failed, said only in C++
-                _exit(f"{out_of_memory} (XLA:CPU's YNNPACK kernel failed, as it does when it "
-                      f"cannot allocate){address_space.note()}", EXIT_USER_ERROR)
+                _fail(f"{out_of_memory} (XLA:CPU's YNNPACK kernel failed, as it does when it "
+                      f"cannot allocate){address_space.note()}")
             if isinstance(e, RuntimeError) and "random_device" in str(e):  # no /dev/urandom
-                _exit(f"error: XLA cannot open /dev/urandom ({str(e).splitlines()[0]}): too "
-                      f"many open files for `ulimit -n`? raise it", EXIT_USER_ERROR)
+                _fail(f"error: XLA cannot open /dev/urandom ({str(e).splitlines()[0]}): too "
+                      f"many open files for `ulimit -n`? raise it")
             if isinstance(e, RuntimeError) and "can't start new thread" in str(e):  # no stack
-                _exit(f"error: cannot start a thread: out of memory{address_space.note()}",
-                      EXIT_USER_ERROR)
+                _fail(f"error: cannot start a thread: out of memory{address_space.note()}")
             refused = _jax_setting_refused(e)
             if refused:
-                _exit(f"error: {refused}", EXIT_USER_ERROR)
+                _fail(f"error: {refused}")
             if str(e).startswith("Unable to initialize backend"):  # JAX_PLATFORMS names none
-                _exit(f"error: {str(e).splitlines()[0]}", EXIT_USER_ERROR)
+                _fail(f"error: {str(e).splitlines()[0]}")
             if _no_backend_left(e):
-                _exit(f"error: JAX_PLATFORMS={os.environ['JAX_PLATFORMS']}: none of these "
+                _fail(f"error: JAX_PLATFORMS={os.environ['JAX_PLATFORMS']}: none of these "
                       f"platforms has a device on this machine (jax skips cuda without a "
-                      f"visible NVIDIA GPU); set JAX_PLATFORMS=cpu or leave it unset",
-                      EXIT_USER_ERROR)
+                      f"visible NVIDIA GPU); set JAX_PLATFORMS=cpu or leave it unset")
             if any(sign in str(e) for sign in PEER_FAILURES):
                 _exit("error: another process of this run failed or was stopped (a collective "
                       "lost its peer); run the same command on every process to resume from "
                       "the newest checkpoint", EXIT_USER_ERROR)
+            distributed.failing(f"{type(e).__name__}: {(str(e) or ' ').splitlines()[0]}")
             raise

@@ -62,13 +62,36 @@ def _wait_for_coordinator(address: str, host: str, port: int, timeout_s: float) 
             time.sleep(0.25)
 
 
+_cleanups: list[Callable[[], None]] = []  # for _force_exit, innermost last
+
+
+@contextlib.contextmanager
+def cleaned_up_on_forced_exit(cleanup: Callable[[], None]) -> Iterator[None]:
+    """Runs `cleanup` also where a watching thread ends this process (a peer lost or failed):
+    os._exit skips every `finally`, and a new run's workdir stayed, holding a lock file."""
+    _cleanups.append(cleanup)
+    try:
+        yield
+    finally:
+        _cleanups.remove(cleanup)
+
+
+def _force_exit(message: str) -> None:
+    """One line, the cleanups, and the end of the process from any thread: the main thread may
+    be held in a collective or a key-value wait that no exception reaches."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    for cleanup in reversed(_cleanups):
+        with contextlib.suppress(Exception):
+            cleanup()
+    os._exit(2)
+
+
 @contextlib.contextmanager
 def _watchdog(timeout_s: float, message: str) -> Iterator[None]:
     """Ends the process with one line if the block has not finished after `timeout_s`: when a
     peer never joins, jax's own timeout is a C++ check failure, not an exception."""
     def expire():
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        os._exit(2)
+        _force_exit(message)
 
     timer = threading.Timer(timeout_s, expire)
     timer.daemon = True
@@ -134,7 +157,18 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 
 ALIVE = "gpt_jax/alive/"  # + process index: a counter each process raises every second
+FAILED = "failed: "  # an ALIVE value: the process ends on this error
 _farewells = []  # watch_peers' farewell, for `leaving`
+_failures = []  # and its word of failure, for `failing`
+
+
+def failing(message: str, wait_s: float = 2.0) -> None:
+    """Tells the other processes that this one ends on an error (bad input on its host, a
+    resource), so that they stop within a second with its message instead of waiting
+    --distributed_timeout for a sign of life and blaming a frozen peer. Not after `leaving`:
+    every process then refuses alike, and ends on its own words."""
+    for fail in _failures:
+        fail(message, wait_s)
 
 
 def leaving(wait_s: float = 2.0) -> None:
@@ -165,7 +199,7 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
     if client is None or not peers:
         return
     heard = dict.fromkeys([*peers, "coordinator"], time.monotonic())  # last sign of life
-    last = {}
+    last, failed = {}, {}  # failed: a peer's error, as it wrote it
     ending = threading.Event()
 
     def beat() -> None:  # may block inside an RPC while the coordinator is stopped
@@ -183,6 +217,8 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
                     value = client.key_value_try_get(f"{ALIVE}{p}")
                     if value == "done":
                         heard[p] = math.inf
+                    elif value.startswith(FAILED):
+                        failed.setdefault(p, value[len(FAILED):])
                     elif value != last.get(p):
                         last[p], heard[p] = value, time.monotonic()
             time.sleep(beat_s)
@@ -190,15 +226,17 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
     def watch() -> None:
         while not ending.is_set():
             time.sleep(beat_s)
+            for p, why in list(failed.items()):
+                if not ending.is_set():
+                    _force_exit(f"process {p} of this run failed: {why}")
             for who, at in heard.items():
                 if time.monotonic() - at > timeout_s and not ending.is_set():
                     name = ("the coordinator (process 0)" if who == "coordinator"
                             else f"process {who}")
-                    print(f"error: {name} of this run showed no sign of life for "
-                          f"--distributed_timeout={timeout_s:g} s (stopped, frozen or "
-                          f"unreachable): stopping; run the same command on every process to "
-                          f"resume from the newest checkpoint", file=sys.stderr, flush=True)
-                    os._exit(2)
+                    _force_exit(f"{name} of this run showed no sign of life for "
+                                f"--distributed_timeout={timeout_s:g} s (stopped, frozen or "
+                                f"unreachable): stopping; run the same command on every "
+                                f"process to resume from the newest checkpoint")
 
     def done() -> None:
         ending.set()
@@ -218,7 +256,8 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
                     value = client.key_value_try_get(f"{ALIVE}{p}")
                     if value != values.get(p):
                         values[p], moved[p] = value, time.monotonic()
-                if values.get(p) == "done" or time.monotonic() - moved[p] > timeout_s:
+                if values.get(p) == "done" or str(values.get(p)).startswith(FAILED) \
+                        or time.monotonic() - moved[p] > timeout_s:
                     waiting.discard(p)
             time.sleep(0.05)
 
@@ -229,8 +268,20 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
         if me == 0 and not thread.is_alive():
             others_done()
 
+    def fail(message: str, wait_s: float) -> None:
+        if ending.is_set():
+            return
+        ending.set()
+        thread = threading.Thread(target=lambda: client.key_value_set(
+            f"{ALIVE}{me}", FAILED + message, allow_overwrite=True), daemon=True)
+        thread.start()
+        thread.join(wait_s)
+        if me == 0:  # its exit ends the key-value store: the others' next beat must read it
+            time.sleep(2 * beat_s)
+
     atexit.register(done)
     _farewells.append(farewell)
+    _failures.append(fail)
     for target in (beat, watch):
         threading.Thread(target=target, daemon=True, name=f"peers_{target.__name__}").start()
 

@@ -508,7 +508,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     main = jax.process_index() == 0
     workdir = run_files.prepare(workdir, create=main)  # the others' must be process 0's
     lock = run_files.WorkdirLock(workdir, created) if main else contextlib.nullcontext()
-    with lock:
+    with lock, distributed.cleaned_up_on_forced_exit(lambda: lock.__exit__(None, None, None)):
         distributed.require_shared_workdir(workdir, run_files.LOCK)
         trainer = Trainer(config, workdir)
         aborted = False

@@ -307,6 +307,27 @@ def test_processes_reading_other_data_at_one_path_are_refused(tmp_path, shakespe
         "process with the same command, on the same data"))
 
 
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_process_that_fails_before_training_ends_the_other_with_its_error(tmp_path, failing):
+    """A data file missing on one host: the other process waited --distributed_timeout (5
+    minutes), then blamed a frozen peer, and left the new workdir holding its lock file."""
+    (tmp_path / "host0").mkdir()
+    (tmp_path / "host1").mkdir()
+    (tmp_path / f"host{1 - failing}" / "data.txt").write_text("to be or not to be " * 2000)
+    start = time.perf_counter()
+    procs, outs = _each_process(
+        tmp_path, lambda i: [f"--workdir={tmp_path / 'run'}", "--config.data.path=data.txt"],
+        cwds=(tmp_path / "host0", tmp_path / "host1"))
+    missing = f"data file not found: {tmp_path / f'host{failing}' / 'data.txt'}"
+    for i, (p, (_, err)) in enumerate(zip(procs, outs, strict=True)):
+        assert p.returncode == 2, err
+        assert err.strip().splitlines() == [
+            f"error: {missing}" if i == failing else
+            f"error: process {failing} of this run failed: {missing}"]
+    assert time.perf_counter() - start < 45  # not the timeout of 60 s
+    assert not (tmp_path / "run").exists()
+
+
 def test_two_processes_of_one_device_each_keep_their_collectives_in_step(tmp_path):
     """With one device per process and chunks of 3 steps, the stop's pmax was not ordered
     after the steps' gradient means: XLA:CPU could start it first on one process only, and
