@@ -48,6 +48,17 @@ flags.DEFINE_bool("sampling", True, "Also time sampling (cached and uncached).")
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "bench.json"), "JSON out.")
 
 
+def model_flops_utilization(flops_per_token: float | None, tokens_per_s: float,
+                            peak_per_device: float, devices: list) -> float | None:
+    """The model's FLOP/s over the peak of every device it trains on: the step runs on all of
+    them, and the peak was timed on one (a CPU's devices share its cores, so there one
+    device's peak is the whole machine's)."""
+    if flops_per_token is None:
+        return None
+    chips = 1 if devices[0].platform == "cpu" else len(devices)
+    return flops_per_token * tokens_per_s / (peak_per_device * chips)
+
+
 def matmul_peak_flops(dtype: str = "float32", repeats: int = 5) -> float:
     """FLOP/s of a jitted square matmul in `dtype`: the machine's practical peak for MFU.
 
@@ -247,6 +258,10 @@ def main(argv):
 
     settings = parse_settings(F.set)
     on_cpu = jax.devices()[0].platform == "cpu"
+    if F.nanogpt and jax.device_count() > 1:
+        raise UserError(f"--nanogpt times nanoGPT on one device, and ours would train on all "
+                        f"{jax.device_count()} of this machine: make one visible "
+                        f"(CUDA_VISIBLE_DEVICES=0) for a side-by-side")
     plans = [(spec, {**(CPU_OVERRIDES.get(spec, {}) if F.cpu_overrides and on_cpu else {}),
                      **settings}) for spec in F.configs]
     for spec, overrides in plans:  # a --set the second config refuses loses no timed first
@@ -263,8 +278,8 @@ def main(argv):
             peaks[dtype] = matmul_peak_flops(dtype)
             print(f"{dtype} matmul peak (jitted square matmul): {peaks[dtype] / 1e9:.1f} "
                   f"GFLOP/s", flush=True)
-        row["mfu"] = (None if row["flops_per_token"] is None
-                      else row["flops_per_token"] * row["tokens_per_s"] / peaks[dtype])
+        row["mfu"] = model_flops_utilization(row["flops_per_token"], row["tokens_per_s"],
+                                             peaks[dtype], jax.devices())
         if F.sampling:
             row.update(time_sampling(spec, SAMPLED_TOKENS, overrides=settings))
         if F.nanogpt:

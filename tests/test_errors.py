@@ -560,6 +560,11 @@ CASES = {
     "benchmark_seed_set_twice": (
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d}", "--set=train.seed=3"],
         "give the seeds as --seeds=S1,S2"),
+    "bench_beside_nanogpt_on_two_devices": (  # ours on both, nanoGPT on one: a 2x speed-up
+        lambda d: ["benchmarks/bench.py", f"--nanogpt={d / 'nanogpt_silent'}",
+                   "--configs=shakespeare_char_cpu.py", f"--out={d / 'bench.json'}"],
+        "--nanogpt times nanoGPT on one device, and ours would train on all 2 of this machine",
+        devices_env(2)),
     "benchmark_of_a_missing_run": (
         lambda d: ["benchmarks/translation.py", f"--workdir={d / 'nope'}"], "workdir not found"),
     # numbers: past float32 or a seed's 32 bits, counts past what the run holds, files of others
