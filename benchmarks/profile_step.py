@@ -37,15 +37,26 @@ flags.DEFINE_string("trace_dir", "/tmp/gpt_jax_profile", "Where the trace is wri
 
 # Events of the runtime, not ops: the executor's span around a program, the thread pool's
 # markers, and the bookkeeping after each op.
-NOT_OPS = ("ThunkExecutor::Execute", "ThreadpoolListener::", "end: ")
+# The runtime's own spans, not XLA ops: its executor and thread pool, and its waits for
+# threads or for the other devices (a rendezvous).
+NOT_OPS = ("ThunkExecutor::Execute", "ThreadpoolListener::", "end: ", "Wait", "SlinkyThreadPool")
 
 
-def op_times(trace_dir: str) -> collections.Counter:
-    """Microseconds per XLA op name, from the newest chrome-trace file jax wrote: the ops on
-    XLA:CPU's worker threads (Eigen), or, for a program too small to be handed to them, the
-    innermost ops on the thread that called it (a while loop's span holds its body's ops)."""
+def trace_files(trace_dir: str) -> set[Path]:
     # (pathlib reads trace_dir as it is: glob.glob would take [...] in it for a pattern)
-    path = sorted(Path(trace_dir).glob("plugins/profile/*/*.trace.json.gz"))[-1]
+    return set(Path(trace_dir).glob("plugins/profile/*/*.trace.json.gz"))
+
+
+def op_times(trace_dir: str, earlier: set[Path] = frozenset()) -> collections.Counter:
+    """Microseconds per XLA op name, from the chrome-trace file jax wrote now (not one of
+    `earlier`, the files there before: their folders are named by the local time, which a
+    time zone or a clock can put after the new one's): the ops on XLA:CPU's worker threads
+    (Eigen), or, for a program too small to be handed to them, the innermost ops on the
+    thread that called it (a while loop's span holds its body's ops)."""
+    new = sorted(trace_files(trace_dir) - earlier, key=lambda f: f.stat().st_mtime)
+    if not new:
+        raise UserError(f"jax wrote no trace under {trace_dir}/plugins/profile")
+    path = new[-1]
     events = json.load(gzip.open(path))["traceEvents"]
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
                if e.get("ph") == "M" and e.get("name") == "thread_name"}
@@ -86,6 +97,7 @@ def main(argv):
     setup = training_setup(F.config, parse_settings(F.override, "--override"))
     state, k = setup["state"], setup["k"]
     compiled = setup["compile"](state)  # with the trainer's compiler options
+    earlier = trace_files(F.trace_dir)
     for call in range(2 + F.calls):
         if call == 2:
             jax.profiler.start_trace(F.trace_dir)
@@ -93,7 +105,7 @@ def main(argv):
         jax.block_until_ready(metrics)
     jax.profiler.stop_trace()
 
-    per_op = op_times(F.trace_dir)
+    per_op = op_times(F.trace_dir, earlier)
     steps = F.calls * k
     by_kind = collections.Counter()
     for name, us in per_op.items():

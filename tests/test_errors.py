@@ -1214,10 +1214,21 @@ def test_a_benchmark_stopped_by_sigterm_ends_the_command_it_was_timing(tmp_path,
 
 def test_profile_step_finds_the_ops_of_a_program_too_small_for_the_worker_threads(tmp_path):
     """The bigram's ops run on the calling thread, not XLA:CPU's workers: the profile read
-    '0.0 ms' and listed the thread pool's markers as its largest ops."""
+    '0.0 ms' and listed the thread pool's markers as its largest ops. An earlier trace whose
+    folder's name sorts later (another time zone) was read instead of this run's."""
+    import gzip
+
+    earlier = tmp_path / "plugins" / "profile" / "2099_12_31_23_59_59" / "host.trace.json.gz"
+    earlier.parent.mkdir(parents=True)
+    with gzip.open(earlier, "wt") as f:
+        json.dump({"traceEvents": [
+            {"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "Eigen"}},
+            {"ph": "X", "name": "someone_elses_op.1", "pid": 1, "tid": 1, "ts": 0,
+             "dur": 10**6}]}, f)
     result = run_python(["benchmarks/profile_step.py", "--config=bigram.py", "--calls=1",
-                         f"--trace_dir={tmp_path}", "--top=3"])
+                         f"--trace_dir={tmp_path}", "--top=30"])
     assert result.returncode == 0, result.stderr
     total = re.search(r"op time per step, summed over threads: ([\d.]+) ms", result.stdout)
     assert float(total[1]) > 0, result.stdout
     assert "Threadpool" not in result.stdout and "fusion" in result.stdout
+    assert "someone_elses_op" not in result.stdout and "Wait" not in result.stdout
