@@ -43,6 +43,7 @@ from gpt_jax.config import (  # noqa: E402
     validate,
 )
 from gpt_jax.errors import UserError  # noqa: E402
+from gpt_jax.prepare import MAX_BPE_VOCAB  # noqa: E402
 from gpt_jax.run_files import write_atomic  # noqa: E402
 
 SHAKESPEARE = REPO / "gpt_jax" / "data" / "tinyshakespeare.txt"
@@ -53,7 +54,7 @@ flags.DEFINE_integer("steps", 500, "Train steps of each timed run, at least 2: t
                      "compiles, and only the steps after it are timed.", lower_bound=2)
 flags.DEFINE_integer("repeats", 2, "Alternated pairs of timed runs.", lower_bound=1)
 flags.DEFINE_integer("bpe_vocab", 512, "BPE vocabulary for the bits-per-character run.",
-                     lower_bound=256)
+                     lower_bound=256, upper_bound=MAX_BPE_VOCAB)  # refused now, not after minutes
 flags.DEFINE_string("out", str(REPO / "benchmarks" / "results" / "data_at_scale.json"), "JSON.")
 
 
@@ -147,7 +148,7 @@ def main(argv):
     sliced = _slice(corpus, scratch, 200)  # at most 200 MB: less when the corpus is smaller
     for name, args, mbytes in (
             ("char", [f"--input={corpus}", f"--out={scratch / 'char'}"], mb),
-            ("bpe_200mb", [f"--input={sliced}", f"--out={scratch / 'bpe'}", "--tokenizer=bpe",
+            ("bpe_slice", [f"--input={sliced}", f"--out={scratch / 'bpe'}", "--tokenizer=bpe",
                            f"--vocab_size={F.bpe_vocab}"], sliced.stat().st_size / 1e6)):
         dataset = Path(args[1].split("=", 1)[1])
         if (dataset / "meta.json").exists():
@@ -163,7 +164,7 @@ def main(argv):
     common = ["train.py", "--config=configs/shakespeare_char_cpu.py",
               *override_flags(train_settings)]
     # read from the memory map whatever its size (a small corpus would fit on the device)
-    paths = {"memmap_2gb": [f"--config.data.path={scratch / 'char'}",
+    paths = {"memmap": [f"--config.data.path={scratch / 'char'}",
                             "--config.data.on_device_budget_mb=0"], "in_memory": []}
     runs = {name: [] for name in paths}
     for repeat in range(F.repeats):  # alternated, so that drift of the machine hits both
@@ -182,7 +183,7 @@ def main(argv):
                                    "tokens_per_s": len(rows) / sum(1 / r["tokens_per_s"]
                                                                    for r in rows),
                                    "peak_rss_mb": max(r["peak_rss_mb"] for r in rows)}
-    result["memmap_over_in_memory"] = (result["train_memmap_2gb"]["tokens_per_s"]
+    result["memmap_over_in_memory"] = (result["train_memmap"]["tokens_per_s"]
                                        / result["train_in_memory"]["tokens_per_s"])
     result["bits_per_char"] = bits_per_char(scratch, F.bpe_vocab)
     write_atomic(out, json.dumps(result, indent=1))

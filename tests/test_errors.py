@@ -565,6 +565,10 @@ CASES = {
                    "--configs=shakespeare_char_cpu.py", f"--out={d / 'bench.json'}"],
         "--nanogpt times nanoGPT on one device, and ours would train on all 2 of this machine",
         devices_env(2)),
+    "data_at_scale_bpe_vocab_past_prepare_s_limit": (  # refused after the corpus was made
+        lambda d: ["benchmarks/data_at_scale.py", f"--scratch={d / 'scale'}",
+                   "--bpe_vocab=2000000", f"--out={d / 'scale.json'}"],
+        r"flag --bpe_vocab=2000000: 2000000 is not an integer in the range \[256, 1048576\]"),
     "benchmark_of_a_missing_run": (
         lambda d: ["benchmarks/translation.py", f"--workdir={d / 'nope'}"], "workdir not found"),
     # numbers: past float32 or a seed's 32 bits, counts past what the run holds, files of others
