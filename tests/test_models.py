@@ -159,9 +159,10 @@ def test_every_activation_a_config_may_name_is_built():
     for activation in config.ACTIVATIONS:
         model = build_model(tiny_config(activation=activation).model, vocab_size=5)
         x_BxT = jnp.zeros((1, 8), jnp.int32)
-        params = model.init(jax.random.key(0), x_BxT)
-        logits = model.apply(params, x_BxT)
+        params = jax.jit(model.init)(jax.random.key(0), x_BxT)  # op by op: seconds each
+        logits = jax.jit(model.apply)(params, x_BxT)
         assert logits.shape == (1, 8, 5) and bool(jnp.isfinite(logits).all())
-        grads = jax.grad(functools.partial(_logit_spread, model=model, x_BxT=x_BxT))(params)
+        grads = jax.jit(jax.grad(functools.partial(_logit_spread, model=model, x_BxT=x_BxT)))(
+            params)
         norm = float(optax.tree.norm(grads))
         assert math.isfinite(norm) and norm > 0, activation
