@@ -438,36 +438,39 @@ class Trainer:
     def _check_step(self, step: int, loss: float, grad_norm: float, tokens_per_s: float) -> None:
         self._last_grad_norm = grad_norm
         if not math.isfinite(loss + grad_norm):
-            raise UserError(self._non_finite(step, loss, grad_norm))
+            raise UserError(self._non_finite(
+                step, f"non-finite training loss ({loss}) or gradient norm ({grad_norm})",
+                step - 1))
         self.reporter.step(step, loss, grad_norm, self._rates(step), tokens_per_s)
 
     def _rates(self, step: int) -> dict[str, float]:
         """The learning rates of the update that ended at `step`, by name ("lr", "muon_lr")."""
         return {name: rates.after(step) for name, rates in self.learning_rates.items()}
 
-    def _non_finite(self, step: int, loss: float, grad_norm: float) -> str:
-        """What to say of a non-finite loss or gradient at `step`. Its loss and gradients come
-        from the parameters saved at step - 1 and a batch fixed by the seed: resumed, that
-        checkpoint fails again at the same step, whatever the learning rate, so process 0
-        sets it aside (not deleted); every process names the same last good one."""
+    def _non_finite(self, step: int, what: str, params_step: int) -> str:
+        """What to say of `what`, a non-finite value at `step`, which the parameters of
+        `params_step` gave: step - 1's for a training step's loss and gradients (on a batch
+        fixed by the seed), the step's own for its evaluation. Resumed, their checkpoint fails
+        again, whatever the learning rate, so process 0 sets it aside (not deleted); every
+        process names the same last good one."""
         self.checkpoints.wait()
         steps = self.checkpoints.steps()
         moved = ""
-        if step - 1 in steps:
+        if params_step in steps:
             aside = self.checkpoints.directory.with_name(run_files.DAMAGED)
             if self.is_main:
                 try:
-                    aside = self.checkpoints.set_aside(step - 1)
+                    aside = self.checkpoints.set_aside(params_step)
                 except (UserError, OSError) as e:
-                    moved = (f"; the checkpoint of step {step - 1}, whose parameters gave it, "
-                             f"could not be set aside ({e}), and resuming from it fails again")
-            moved = moved or (f"; the checkpoint of step {step - 1}, whose parameters gave it, "
-                              f"was moved to {aside}")
-        good = [s for s in steps if s < step - 1]
+                    moved = (f"; the checkpoint of step {params_step}, whose parameters gave "
+                             f"it, could not be set aside ({e}), and resuming from it fails "
+                             f"again")
+            moved = moved or (f"; the checkpoint of step {params_step}, whose parameters gave "
+                              f"it, was moved to {aside}")
+        good = [s for s in steps if s < params_step]
         kept = f"the last good checkpoint (step {good[-1]}) is kept" if good \
             else "no good checkpoint is left (the next run starts over)"
-        return (f"non-finite training loss ({loss}) or gradient norm ({grad_norm}) "
-                f"at step {step}: stopped{moved}; {kept}. Try a lower "
+        return (f"{what} at step {step}: stopped{moved}; {kept}. Try a lower "
                 f"--config.train.learning_rate" + (
                     " or --config.train.muon_learning_rate"
                     if self.config.train.optimizer == "muon" else ""))
@@ -477,6 +480,11 @@ class Trainer:
         sample = None
         with self._without_waiting_on_a_signal(step):
             scores = self.evaluate()
+            losses = {name: value for name, value in scores.items() if name.endswith("loss")}
+            if not all(map(math.isfinite, losses.values())):  # the last step's update has
+                # no next step whose loss would show it: its checkpoint is not to be saved
+                raise UserError(self._non_finite(step, "non-finite evaluation losses (" + ", ".join(
+                    f"{name} {value}" for name, value in losses.items()) + ")", step))
             if self.is_main and self.config.sample.max_new_tokens > 0:
                 sample = self.sample(self.config.sample.max_new_tokens)
         record = {"step": step, **scores, "tokens_per_s": tokens_per_s, **self._rates(step),

@@ -237,6 +237,25 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     assert f"resumed from the checkpoint at step {bad_step - 2}\n" in resumed.stdout
 
 
+def test_a_last_step_that_makes_the_parameters_non_finite_is_not_saved(tmp_path):
+    """The last step has no next step whose loss would show its update's NaN: the run ended
+    with exit 0, a val loss of null, a sample of newlines and that step's checkpoint, which the
+    next resume failed on. Its evaluation now stops it, and step 4's checkpoint is the newest."""
+    assert _train(tmp_path, args=["--config.train.num_steps=4"]).returncode == 0
+    result = _train(tmp_path, args=["--config.train.num_steps=5",
+                                    "--config.train.learning_rate=1e30",
+                                    "--config.train.weight_decay=0"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: non-finite evaluation losses (train_loss nan, val_loss nan) at step 5: "
+        "stopped; the last good checkpoint (step 4) is kept. Try a lower "
+        "--config.train.learning_rate"]
+    assert load_run(tmp_path).step == 4
+    assert [r["step"] for r in read_metrics(tmp_path)][-1] == 4  # no record of null losses
+    resumed = _train(tmp_path, args=["--config.train.num_steps=6"])
+    assert resumed.returncode == 0, resumed.stderr
+
+
 def test_a_finite_loss_with_a_gradient_norm_past_float32_stops_training_too(tmp_path):
     """Parameters whose loss is finite but whose gradient is not: the last checkpoint's ln_f
     bias at 1e30 on channel 0, whose lm_head row is zeroed (0 · 1e30 = 0: the logits stay
