@@ -65,8 +65,12 @@ class Progress:
             if self.bar is None:
                 self.bar = tqdm(total=self.total, initial=self.step, unit="step",
                                 dynamic_ncols=True, file=sys.stdout)
-            else:
-                self.bar.unpause()
+                self._moved_at = self.bar._time()
+            else:  # not tqdm's unpause, which leaves out the time since the bar was last
+                # drawn: drawn at most ten times a second, it left out steps of fast chunks too
+                pause = self.bar._time() - self._moved_at
+                self.bar.start_t += pause
+                self.bar.last_print_t += pause
 
     def update(self, step: int, loss: float, rates: dict[str, float],
                tokens_per_s: float) -> None:
@@ -80,6 +84,7 @@ class Progress:
         with self._output():
             if self.bar is not None:
                 self.bar.update(step - self.bar.n)
+                self._moved_at = self.bar._time()
                 self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}",
                                      refresh=False)
             elif not self.use_bar and step % self.log_interval == 0:

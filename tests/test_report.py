@@ -268,3 +268,26 @@ def test_a_ladder_on_other_data_shows_no_lecture_figure_beside_its_losses(tmp_pa
                            ).reference_val_loss > 0
         assert step_config(REPO / "configs" / spec, {"data.path": str(corpus)}
                            ).reference_val_loss == 0
+
+
+def test_the_bar_leaves_out_a_pause_and_nothing_else(monkeypatch, capsys):
+    """tqdm's unpause leaves out the time since the bar was last drawn, at most ten times a
+    second: after fast chunks that included their steps, and the bar read 137,380 step/s
+    where the run did 1,793. Here 50 steps of 1 ms, a pause of 10 s, 50 more."""
+    import tqdm.std
+
+    from gpt_jax.progress import Progress
+
+    now = [1000.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])
+    progress = Progress(0, 100, 10, bar=True)
+    progress.unpause()
+    for step in range(1, 101):
+        now[0] += 0.001
+        progress.update(step, 1.0, {"lr": 1e-3}, 1.0)
+        if step == 50:
+            now[0] += 10.0  # an evaluation and a checkpoint
+            progress.unpause()
+    assert progress.bar.format_dict["elapsed"] == pytest.approx(0.1)
+    progress.close()
+    capsys.readouterr()
