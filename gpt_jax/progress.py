@@ -82,16 +82,17 @@ class Progress:
             return
         self.step = step
         with self._output():
+            timed = math.isfinite(tokens_per_s)  # not the first call's steps: start-up's
             if self.bar is not None:
                 self.bar.update(step - self.bar.n)
                 self._moved_at = self.bar._time()
-                self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}",
-                                     refresh=False)
+                self.bar.set_postfix(loss=f"{loss:.4f}", **(
+                    {"tok_s": f"{tokens_per_s:,.0f}"} if timed else {}), refresh=False)
             elif not self.use_bar and step % self.log_interval == 0:
-                shown = "".join(f"{name.replace('_', ' ')} {rate:.2e} | "
-                                for name, rate in rates.items())
-                print(f"step {step:6d} | loss {loss:.4f} | {shown}{tokens_per_s:,.0f} tokens/s",
-                      flush=True)
+                shown = [f"loss {loss:.4f}", *(f"{name.replace('_', ' ')} {rate:.2e}"
+                                               for name, rate in rates.items())]
+                shown += [f"{tokens_per_s:,.0f} tokens/s"] if timed else []
+                print(f"step {step:6d} | " + " | ".join(shown), flush=True)
 
     def write(self, message: str) -> None:
         if not self.enabled:

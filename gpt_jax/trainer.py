@@ -262,10 +262,10 @@ class Trainer:
         # chunk's stop request and all take the fewest, learnt from the same chunk.
         wish, agreed_steps = NO_WISH, NO_WISH
 
-        def flush():
+        def flush(timed: bool = True):
             nonlocal pending, agreed_stop, agreed_steps
             if pending is not None:
-                signum, steps = self._check(*pending, clock)
+                signum, steps = self._check(*pending, clock if timed else None)
                 agreed_stop = max(agreed_stop, signum)
                 agreed_steps = steps if steps != NO_WISH else agreed_steps
                 pending = None
@@ -292,9 +292,9 @@ class Trainer:
             pending = (step, n, metrics, stop_request)
             step += n
             self.checkpoints.check()
-            if first_call:
+            if first_call:  # its time is the start-up's (compiled on its first call)
                 first_call = False
-                flush()
+                flush(timed=False)
                 self.reporter.progress.write(
                     f"the first {n} step(s) took {time.perf_counter() - loop_start:.1f} s")
                 unpause()
@@ -422,14 +422,17 @@ class Trainer:
                              (jax.local_device_count(), 1)))
 
     def _check(self, first: int, n: int, metrics_Kx2, stop_request,
-               clock: ChunkClock) -> tuple[int, int]:
+               clock: ChunkClock | None) -> tuple[int, int]:
         """Fetches the losses of steps first+1 .. first+n; reports them, and stops on a
         non-finite value (of a loss, or of a gradient, which would have made the params NaN).
         Returns what the processes agreed on in that chunk: the stop signal (0: none) and the
-        steps per call (NO_WISH: no process timed a chunk yet)."""
+        steps per call (NO_WISH: no process timed a chunk yet). Without a `clock` (the first
+        call's chunk, which the start-up took), no tokens/s."""
         losses = unreplicate(metrics_Kx2)[:n].tolist()
-        clock.chunk_done(n)
-        tokens_per_s = clock.rate()  # since the last pause: one late chunk cannot skew it
+        tokens_per_s = math.nan
+        if clock is not None:
+            clock.chunk_done(n)
+            tokens_per_s = clock.rate()  # since the last pause: one late chunk cannot skew it
         for k, (loss, grad_norm) in enumerate(losses):
             self._check_step(first + k + 1, loss, grad_norm, tokens_per_s)
         signum, minus_steps = unreplicate(stop_request).tolist()
