@@ -291,6 +291,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         d = config.data
         need = d.max_target_len + 1 if m.name == "encoder_decoder" \
             else d.max_source_len + d.max_target_len + 1
+        # an encoder–decoder's block is its target window, no more: longer, its positions
+        # past the target are never read (and its memory was counted for them)
+        _require(m.name != "encoder_decoder" or m.block_size <= need,
+                 f"model.block_size ({m.block_size}) of an encoder–decoder is its target "
+                 f"window, the target and its end token: data.max_target_len + 1 = {need} "
+                 f"(--config.model.block_size={need}, or raise data.max_target_len)")
         _require(m.block_size >= need,
                  f"model.block_size ({m.block_size}) must hold "
                  + ("the target and its end token" if m.name == "encoder_decoder"
@@ -318,6 +324,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"model.layer_norm=True")
     _require(not m.zero_init_proj or m.projections,
              "model.zero_init_proj zeroes the output projections: set model.projections=True")
+    # without the residual path a block whose output projection is zero outputs zero, and no
+    # gradient reaches a kernel before it: the run would stay at its first loss
+    _require(not m.zero_init_proj or m.residual or m.n_layer == 0,
+             "model.zero_init_proj zeroes the output projections, and without model.residual "
+             "each block then passes on nothing (no gradient reaches the kernels): set "
+             "model.residual=True")
     _require(0 <= m.logit_softcap < math.inf,
              f"model.logit_softcap must be a number >= 0 (0 is off), got {m.logit_softcap}")
     _require(m.compute_dtype in ("float32", "bfloat16"),
@@ -361,6 +373,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(isinstance(t.muon_ns_steps, int) and 1 <= t.muon_ns_steps <= 20,
              f"train.muon_ns_steps must be an integer in [1, 20], got {t.muon_ns_steps}")
     _require_count("sample.max_new_tokens", config.sample.max_new_tokens, 0)
+    _require(isinstance(config.reference_val_loss, (int, float))
+             and not isinstance(config.reference_val_loss, bool)
+             and config.reference_val_loss >= 0,
+             f"reference_val_loss (the lecture's figure beside the ladder's; 0: none) must be a "
+             f"number >= 0, got {config.reference_val_loss}")
     for name, value in _float_fields(config):
         require_float32(name, value)
     # Decoupled weight decay multiplies the weights by (1 - rate × decay) every step: at 1 or
@@ -386,7 +403,7 @@ _READ_WITH = (("train.muon_learning_rate", "train.optimizer", "muon"),
 # What only the GPT's blocks read: with n_layer=0 they change nothing.
 _BLOCK_FIELDS = ("n_head", "rope_base", "ffwd", "ffn_mult", "activation", "residual",
                  "projections", "qk_norm", "zero_init_proj", "dropout", "fused_dropout",
-                 "query_chunk", "fused_decode")
+                 "query_chunk", "fused_decode", "compute_dtype")
 
 
 def doubts(config: ml_collections.ConfigDict) -> list[str]:
@@ -402,6 +419,14 @@ def doubts(config: ml_collections.ConfigDict) -> list[str]:
             said.append(f"{field} ({config[section][name]!r}) is read with {switch}={on!r} "
                         f"only, and this run has {config[where][which]!r}: it changes nothing")
     m = config.model
+    if config.data.task == "pairs" and config.sample.max_new_tokens not in (
+            0, defaults.sample.max_new_tokens):
+        said.append(f"sample.max_new_tokens ({config.sample.max_new_tokens}) is read by a pairs "
+                    f"run as on (> 0) or off (0): its sample writes whole targets, of at most "
+                    f"data.max_target_len characters")
+    if m.name == "gpt" and 0 < m.block_size <= m.query_chunk:
+        said.append(f"model.query_chunk ({m.query_chunk}) is not below model.block_size "
+                    f"({m.block_size}): one chunk, the whole block: it changes nothing")
     if m.fused_dropout and m.dropout == 0:
         said.append("model.fused_dropout (True) is read with model.dropout > 0 only, and this "
                     "run has 0.0: it changes nothing")

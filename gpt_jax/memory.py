@@ -165,6 +165,8 @@ def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_bat
     source_len = config.data.max_source_len if m.name == "encoder_decoder" else 0
     shrink_batch = ("lower train.batch_size, data.max_source_len or data.max_target_len, or "
                     "raise train.grad_accum_steps") if source_len else (
+        "lower train.batch_size, model.block_size or model.context, or raise "
+        "train.grad_accum_steps") if m.name in ("mlp", "ngram") else (
         "lower train.batch_size or model.block_size, or raise train.grad_accum_steps")
     window = (f"sources of {source_len} and targets of {m.block_size} tokens" if source_len
               else f"{m.block_size} tokens")

@@ -25,7 +25,9 @@ flags.DEFINE_float("distributed_timeout", 300, "Seconds to wait for the other pr
                    flag_values=FLAGS)
 
 
-DESCRIBED = ("model.", "data.path", "data.val_path")  # what a config's description speaks of
+# what a config's description speaks of: its model and its data
+DESCRIBED = ("model.", "data.path", "data.val_path", "data.task", "data.max_source_len",
+             "data.max_target_len")
 
 
 def described(description: str, overrides: dict) -> str:

@@ -68,7 +68,7 @@ class Trainer:
                                      + str(self.task.tokens_per_step)
                                      + str(self.task.fingerprint))
         memory.require_fits(self.task.memory_parts(self.layout), "training this config")
-        if config.sample.max_new_tokens:
+        if config.sample.max_new_tokens and config.data.task != "pairs":  # pairs: targets
             memory.require_fits(memory.sampling_bytes(
                 config, self.task.vocab_size, 1, config.sample.max_new_tokens,
                 "lower --config.sample.max_new_tokens (0: no sample)"),

@@ -120,17 +120,20 @@ def _count_rows():
             # other check can refuse the row.
             # The pairs' lengths are read by a pairs task only, whose block must hold the
             # target and its end token: the longest target is one less than the longest block.
-            other = {"model.n_head": 1} if name == "n_embd" else \
-                {"model.n_embd": 2**31 - 1} if name == "n_head" else \
-                {"model.name": "mlp"} if name in ("context", "mlp_hidden") else \
-                {**PAIRS_SEQ2SEQ, "model.block_size": 2**31 - 1} if section == "data" \
-                and name.startswith("max_") else {}
+            # (an encoder–decoder's block is exactly its target and end token)
+            def other(value, name=name, section=section):
+                return {"model.n_head": 1} if name == "n_embd" else \
+                    {"model.n_embd": 2**31 - 1} if name == "n_head" else \
+                    {"model.name": "mlp"} if name in ("context", "mlp_hidden") else \
+                    {**PAIRS_SEQ2SEQ, "model.block_size": min(value + 1, 2**31 - 1)} \
+                    if name == "max_target_len" else \
+                    PAIRS_SEQ2SEQ if section == "data" and name.startswith("max_") else {}
             highest = 2**31 - 2 if name == "max_target_len" else 2**31 - 1
-            yield ({field: low - 1, **other}, f"{field} must be >= {low}, got {low - 1}",
-                   [{field: low, **other}])
-            yield ({field: 2**31, **other},
+            yield ({field: low - 1, **other(low)}, f"{field} must be >= {low}, got {low - 1}",
+                   [{field: low, **other(low)}])
+            yield ({field: 2**31, **other(highest)},
                    f"{field} must be <= 2147483647 (2^31 - 1), got 2147483648",
-                   [{field: highest, **other}])
+                   [{field: highest, **other(highest)}])
 
 
 def _range_rows(field, message, refused, accepted):
@@ -285,6 +288,20 @@ INCONSISTENT = [
     ({"model.zero_init_proj": True, "model.projections": False, "model.ffn_mult": 1},
      "model.zero_init_proj zeroes the output projections: set model.projections=True",
      [{"model.zero_init_proj": True}, {"model.projections": False, "model.ffn_mult": 1}]),
+    # a block without residual outputs its zeroed projection: the loss stayed at ln 65 with
+    # a gradient norm of 0 (modern.py without residual, whose rungs drop the biases)
+    ({"model.zero_init_proj": True, "model.residual": False},
+     "model.zero_init_proj zeroes the output projections, and without model.residual each "
+     "block then passes on nothing (no gradient reaches the kernels): set model.residual=True",
+     [{"model.zero_init_proj": True}, {"model.residual": False},
+      {"model.zero_init_proj": True, "model.residual": False, "model.n_layer": 0}]),
+    # its positions past the target were never read, and its memory was counted for them
+    ({**PAIRS_SEQ2SEQ, "model.block_size": 12},
+     "model.block_size (12) of an encoder–decoder is its target window, the target and its "
+     "end token: data.max_target_len + 1 = 11 (--config.model.block_size=11, or raise "
+     "data.max_target_len)", [PAIRS_SEQ2SEQ, {**PAIRS_GPT, "model.block_size": 60}]),
+    *_range_rows("reference_val_loss", "reference_val_loss (the lecture's figure beside the "
+                 "ladder's; 0: none) must be a number >= 0", (-3.0,), (1.48,)),
     *_range_rows("model.logit_softcap", "model.logit_softcap must be a number >= 0 (0 is off)",
                  (-1.0, math.nan, math.inf), (0.0, 30.0, F32_MAX)),
     *_choice_rows("model.compute_dtype", "model.compute_dtype must be float32 or bfloat16",
@@ -508,6 +525,14 @@ def test_a_warmup_as_long_as_the_run_is_warned_of_not_refused():
     ({"model.n_layer": 0, "model.dropout": 0.1, "model.qk_norm": True, "model.pos_emb": "rope"},
      "model.n_layer=0: a GPT without blocks does not read model.qk_norm, model.dropout, "
      "model.pos_emb='rope' (no queries or keys to turn: as 'none'): they change nothing"),
+    ({"model.n_layer": 0, "model.compute_dtype": "bfloat16"},  # the head computes in float32
+     "model.n_layer=0: a GPT without blocks does not read model.compute_dtype: they change "
+     "nothing"),
+    ({"model.query_chunk": 8}, "model.query_chunk (8) is not below model.block_size (8): one "
+     "chunk, the whole block: it changes nothing"),
+    ({**PAIRS_SEQ2SEQ, "sample.max_new_tokens": 2}, "sample.max_new_tokens (2) is read by a "
+     "pairs run as on (> 0) or off (0): its sample writes whole targets, of at most "
+     "data.max_target_len characters"),
 ])
 def test_a_field_whose_switch_is_off_is_warned_of(overrides, doubt):
     """Set with their switch off, these fields change nothing: a warning, not a refusal (the
