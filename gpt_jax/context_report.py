@@ -82,16 +82,19 @@ def param_count(family: str, context: int, vocab_size: int) -> tuple[int, bool]:
 
 def val_loss(family: str, context: int, steps: int, workdir: Path) -> float:
     """The val loss after `steps` steps of this run, trained now unless it already was."""
+    from gpt_jax.ladder import check_folder
+
     run = workdir / f"{family}_context{context}_{steps}steps"
-    done = [r["val_loss"] for r in read_metrics(run)
-            if r["step"] == steps and r.get("val_loss") is not None]
-    if done:
-        return done[-1]
     config = family_config(family, context)
     t = config.train
     t.num_steps = t.eval_interval = t.log_interval = t.checkpoint_every = steps
     t.batch_size, t.eval_iters = TOKENS_PER_STEP // context, EVAL_ITERS
     config.sample.max_new_tokens = 0
+    check_folder(config, run, "a run of the report")  # a config file edited since: not reused
+    done = [r["val_loss"] for r in read_metrics(run)
+            if r["step"] == steps and r.get("val_loss") is not None]
+    if done:
+        return done[-1]
     print(f"\n== {FAMILIES[family]}, context {context}: {run}", flush=True)
     return train_and_evaluate(config, run)["val_loss"]
 

@@ -55,14 +55,11 @@ def _configs_dir(given: str | None) -> Path:
     return path
 
 
-def _train_one(config, workdir: Path, read_only: bool = False) -> dict | None:
-    """One run of a step (trained now, or read back when it finished with this very config):
-    its final figures. `read_only`: read back or None, never trained, nothing said."""
-    from gpt_jax import run_files
-    from gpt_jax.metrics import read_metrics, steady_tokens_per_s
-    from gpt_jax.trainer import train_and_evaluate
+def check_folder(config, workdir: Path, what: str = "a ladder run") -> None:
+    """Refuses a step's folder that holds a run of other settings or on other data (its
+    data.json): read back, its row would stand beside the others' as if alike."""
+    from gpt_jax import resume, run_files
 
-    asked = _trained_settings(json.loads(config.to_json()))
     for folder in (workdir.parent, workdir):  # a file there: said as such, not as config.json's
         if os.path.lexists(folder) and not folder.is_dir():
             why = unreachable(folder)  # a link in a loop, or to nothing
@@ -71,11 +68,43 @@ def _train_one(config, workdir: Path, read_only: bool = False) -> dict | None:
     stored = run_files.load_config(workdir)
     differences = [d for d in run_files.config_differences(stored, config)
                    if not d.startswith(PRESENTATION)] if stored is not None else []
-    if differences and read_only:
-        return None
     if differences:
-        raise UserError(f"{workdir} holds a ladder run trained with other settings "
+        raise UserError(f"{workdir} holds {what} trained with other settings "
                         f"({differences[0]}); use another --workdir, or remove {workdir}")
+    if stored is not None and resume.other_data(workdir, _data_fingerprint(config)):
+        raise UserError(f"{workdir} holds {what} trained on other data (the sha256 in "
+                        f"its {run_files.DATA} differs): use another --workdir, or remove "
+                        f"{workdir}")
+
+
+_fingerprints: dict[str, str | None] = {}  # by the data section: the steps share their data
+
+
+def _data_fingerprint(config) -> str | None:
+    """The fingerprint of the data a config trains on, as its run's data.json records it."""
+    from gpt_jax.task import load_task
+
+    key = config.data.to_json(sort_keys=True)
+    if key not in _fingerprints:
+        _fingerprints[key] = load_task(config).fingerprint
+    return _fingerprints[key]
+
+
+def _train_one(config, workdir: Path, read_only: bool = False) -> dict | None:
+    """One run of a step (trained now, or read back when it finished with this very config
+    and data): its final figures. `read_only`: read back or None, never trained, nothing
+    said."""
+    from gpt_jax import run_files
+    from gpt_jax.metrics import read_metrics, steady_tokens_per_s
+    from gpt_jax.trainer import train_and_evaluate
+
+    asked = _trained_settings(json.loads(config.to_json()))
+    try:
+        check_folder(config, workdir)
+    except UserError:
+        if read_only:
+            return None
+        raise
     result_file = workdir / RESULT
     if run_files.file_exists(result_file):
         try:
@@ -89,8 +118,9 @@ def _train_one(config, workdir: Path, read_only: bool = False) -> dict | None:
     if read_only:
         return None
     # A run that resumes here was timed in part before: its wall time is this part's only.
-    resumed = (workdir / run_files.CHECKPOINTS).is_dir() \
-        and any((workdir / run_files.CHECKPOINTS).iterdir())
+    # (A saved step's folder, not the unfinished one a kill during a save leaves.)
+    resumed = (workdir / run_files.CHECKPOINTS).is_dir() and any(
+        folder.name.isdigit() for folder in (workdir / run_files.CHECKPOINTS).iterdir())
     start = time.perf_counter()
     record = train_and_evaluate(config, workdir)
     wall_s = time.perf_counter() - start
@@ -113,6 +143,13 @@ def _train_one(config, workdir: Path, read_only: bool = False) -> dict | None:
 
 
 PRESENTATION = ("description", "reference_val_loss")  # how a row is shown, not how it trained
+# Overrides that leave the model a step trains as the lecture's (how it is measured, logged,
+# saved and run), beside which the lecture's figure still stands; any other (the model, the
+# data, the steps or the optimizer) makes another experiment, shown without it.
+HOW_NOT_WHAT = ("train.seed", "train.eval_interval", "train.eval_iters", "train.log_interval",
+                "train.loss_plot", "train.checkpoint_every", "train.keep_checkpoints",
+                "train.keep_best_checkpoint", "train.steps_per_call", "train.chunk_seconds",
+                "train.cpu_library_products", "train.grad_accum_steps", "sample.")
 
 
 def _trained_settings(config: dict) -> dict:
@@ -143,9 +180,7 @@ def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = (),
     if not read_only:
         print(f"== {name}: {config.description}", flush=True)
     runs = []
-    for seed in seeds or (config.train.seed,):
-        seeded = config.copy_and_resolve_references()
-        seeded.train.seed = seed
+    for seed, seeded in seeded_configs(config, seeds):
         run = _train_one(seeded, workdir / f"seed_{seed}", read_only)
         if run is None:
             return None
@@ -167,6 +202,14 @@ def run_step(name: str, config, workdir: Path, seeds: tuple[int, ...] = (),
             "ms_per_step": 1000 * tokens_per_step(config) * sum(1 / r for r in rates)
             / len(rates) if rates else None,
             "sample": runs[0]["sample"][:SAMPLE_CHARS], "curve": runs[0]["curve"]}
+
+
+def seeded_configs(config, seeds: tuple[int, ...]):
+    """(seed, the config with it) for each seed of a step (default: the config's own)."""
+    for seed in seeds or (config.train.seed,):
+        seeded = config.copy_and_resolve_references()
+        seeded.train.seed = seed
+        yield seed, seeded
 
 
 def finished_after(planned: list, workdir: Path) -> list[dict]:
@@ -289,6 +332,9 @@ def _run_ladder(planned: list, workdir: Path, report_name: str, title: str) -> N
                     {r["step"]: r["reference_val_loss"] for r in results  # pairs, modern: none
                      if r["val_exact_match"] is None and r["reference_val_loss"]}, plot, title)
 
+    for name, config, seeds in planned:  # a folder to refuse, refused before any training
+        for seed, seeded in seeded_configs(config, seeds):
+            check_folder(seeded, workdir / name / f"seed_{seed}")
     for i, (name, config, seeds) in enumerate(planned):
         results.append(run_step(name, config, workdir / name, seeds))
         # After a step trained now, the report so far and the later steps that finished before
@@ -318,8 +364,8 @@ def step_config(path: Path, overrides: dict):
     changed = {field: _value(config, field) for field in overrides
                if _value(config, field) != _value(own, field)}
     config.description = described(config.description, changed)
-    if {"data.task", "data.path", "data.val_path"} & set(changed):  # another corpus, maybe
-        config.reference_val_loss = 0.0  # another tokenizer: the lecture's loss is not its
+    if any(not field.startswith(HOW_NOT_WHAT) for field in changed):  # another model, data
+        config.reference_val_loss = 0.0  # or training: the lecture's loss is not its
     anchor_data_paths(config)
     validate(config)
     return config

@@ -176,3 +176,24 @@ def test_every_family_of_the_report_builds_a_valid_config(context):
         # the config file's own words ("trigram table", "block 64") name what this run sets
         assert config.description.endswith(f"this run sets model.block_size={context}" + (
             "" if family == "gpt" else f", model.context={context}") + ")"), config.description
+
+
+def test_the_report_refuses_a_run_trained_with_other_settings(tmp_path, monkeypatch):
+    """A config file edited since (here: its learning rate) had its earlier run read back into
+    context.md as if trained with the settings the report names."""
+    from gpt_jax import context_report
+    from gpt_jax.errors import UserError
+
+    first = context_report.val_loss("ngram", 1, 2, tmp_path)
+    assert context_report.val_loss("ngram", 1, 2, tmp_path) == first  # read back
+    own = context_report.family_config
+
+    def edited(family, context):
+        config = own(family, context)
+        config.train.learning_rate *= 5
+        return config
+
+    monkeypatch.setattr(context_report, "family_config", edited)
+    with pytest.raises(UserError, match=r"ngram_context1_2steps holds a run of the report "
+                                        r"trained with other settings \(train.learning_rate: "):
+        context_report.val_loss("ngram", 1, 2, tmp_path)

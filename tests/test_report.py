@@ -255,19 +255,25 @@ def test_a_ladder_step_s_description_names_the_overrides_that_changed_its_model(
         "description; this run sets model.n_head=2, model.n_embd=32)")
 
 
-def test_a_ladder_on_other_data_shows_no_lecture_figure_beside_its_losses(tmp_path):
-    """The lecture's 2.50 … 1.88 are nats per character of tiny Shakespeare; beside a
-    ladder on another corpus (perhaps of BPE tokens) they compare nothing with nothing."""
+def test_a_ladder_of_other_data_or_training_shows_no_lecture_figure_beside_its_losses(tmp_path):
+    """The lecture's 2.50 … 1.88 are nats per character of tiny Shakespeare after its own
+    steps: beside a ladder on another corpus (perhaps of BPE tokens), of 10 steps or of another
+    width they compare nothing with nothing (ladder.png drew them at step 10). How a run is
+    measured, logged or saved leaves them."""
     from gpt_jax.ladder import step_config
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("some other text entirely\n" * 200)
     for spec in ("bigram.py", "shakespeare_char_cpu.py"):
         assert step_config(REPO / "configs" / spec, {}).reference_val_loss > 0
-        assert step_config(REPO / "configs" / spec, {"train.num_steps": 10}
+        assert step_config(REPO / "configs" / spec, {"train.eval_iters": 10, "train.seed": 1,
+                                                      "train.log_interval": 7}
                            ).reference_val_loss > 0
-        assert step_config(REPO / "configs" / spec, {"data.path": str(corpus)}
-                           ).reference_val_loss == 0
+        for other in ({"train.num_steps": 10}, {"data.path": str(corpus)},
+                      {"train.learning_rate": 0.1}):
+            assert step_config(REPO / "configs" / spec, other).reference_val_loss == 0, other
+    assert step_config(REPO / "configs" / "shakespeare_char_cpu.py", {"model.n_embd": 64}
+                       ).reference_val_loss == 0
 
 
 def test_the_bar_leaves_out_a_pause_and_nothing_else(monkeypatch, capsys):
@@ -291,3 +297,47 @@ def test_the_bar_leaves_out_a_pause_and_nothing_else(monkeypatch, capsys):
     assert progress.bar.format_dict["elapsed"] == pytest.approx(0.1)
     progress.close()
     capsys.readouterr()
+
+
+def test_a_step_finished_on_other_data_is_refused_not_read_back(tmp_path):
+    """Read back whatever data it trained on, a step's row stood beside its neighbours' on
+    an edited file (another vocabulary, other parameters) without a word."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be or not to be, that is the question\n" * 300)
+    config = _tiny(steps=4)
+    config.data.path = str(corpus)
+    run_step("tiny", config, tmp_path / "tiny")
+    assert not run_step("tiny", config, tmp_path / "tiny")["trained"]  # the same data
+    corpus.write_text("TO BE OR NOT TO BE, THAT IS THE QUESTION\n" * 300)
+    from gpt_jax import ladder
+
+    ladder._fingerprints.clear()  # one ladder reads its data once; this is a later ladder
+    with pytest.raises(UserError, match=r"tiny/seed_1337 holds a ladder run trained on other "
+                                        r"data \(the sha256 in its data.json differs\)"):
+        run_step("tiny", config, tmp_path / "tiny")
+
+
+def test_a_ladder_refuses_a_later_step_s_folder_before_training_any(tmp_path):
+    """The first steps trained (minutes, at full size) before the ladder reached a folder it
+    was always going to refuse."""
+    from gpt_jax.ladder import _run_ladder
+
+    bigger = _tiny(steps=4)
+    bigger.model.n_embd = 32
+    run_step("bigger", bigger, tmp_path / "bigger")
+    other = _tiny(steps=4)
+    other.model.n_embd = 48  # not what trained in tmp_path/bigger
+    with pytest.raises(UserError, match=r"bigger/seed_1337 holds a ladder run trained with "
+                                        r"other settings \(model.n_embd: 32 → 48\)"):
+        _run_ladder([("tiny", _tiny(steps=4), ()), ("bigger", other, ())], tmp_path, "ladder",
+                    "The ladder")
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_a_step_killed_in_its_first_save_and_run_again_is_not_called_resumed(tmp_path):
+    """orbax's unfinished folder of a save cut short counted as a checkpoint: the row's wall
+    time, a whole run's, was marked as a part."""
+    unfinished = tmp_path / "tiny" / "seed_1337" / "checkpoints" / "5.orbax-checkpoint-tmp-1"
+    unfinished.mkdir(parents=True)
+    row = run_step("tiny", _tiny(steps=4), tmp_path / "tiny")
+    assert row["trained"] and not row["resumed"]
