@@ -96,7 +96,9 @@ def main(argv):
     else:
         config = load_config_file(str(REPO / "configs" / "seq2seq.py"))
     task = PairsTask.load(config)
-    if not F.workdir:
+    if F.workdir:  # the sources in the run's own vocabulary (its data may have changed since)
+        task = task.with_vocab(run.tokenizer)
+    else:
         model = task.build_model()
         params = init_state(model, make_optimizer(config.train), 0, task.example_inputs()).params
     memory.require_fits(memory.sampling_bytes(config, task.vocab_size, max(F.batch), 0,
