@@ -365,9 +365,8 @@ def loaded_config(command_flags: flags.FlagValues):
 
 
 def config_spec() -> str:
-    """The --config given last (a flag file's, where the command line gives none)."""
-    specs = [arg[len("--config="):] for arg in sys.argv[1:] if arg.startswith("--config=")]
-    specs = specs or [value for name, value, _ in _given(sys.argv) if name == "config"]
+    """The --config that absl takes: the last given, on the command line or in a flag file."""
+    specs = [value for name, value, _ in _given(sys.argv) if name == "config"]
     return specs[-1] if specs else "the config file"
 
 

@@ -291,12 +291,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
         d = config.data
         need = d.max_target_len + 1 if m.name == "encoder_decoder" \
             else d.max_source_len + d.max_target_len + 1
-        # an encoder–decoder's block is its target window, no more: longer, its positions
-        # past the target are never read (and its memory was counted for them)
-        _require(m.name != "encoder_decoder" or m.block_size <= need,
-                 f"model.block_size ({m.block_size}) of an encoder–decoder is its target "
-                 f"window, the target and its end token: data.max_target_len + 1 = {need} "
-                 f"(--config.model.block_size={need}, or raise data.max_target_len)")
         _require(m.block_size >= need,
                  f"model.block_size ({m.block_size}) must hold "
                  + ("the target and its end token" if m.name == "encoder_decoder"
@@ -424,6 +418,11 @@ def doubts(config: ml_collections.ConfigDict) -> list[str]:
         said.append(f"sample.max_new_tokens ({config.sample.max_new_tokens}) is read by a pairs "
                     f"run as on (> 0) or off (0): its sample writes whole targets, of at most "
                     f"data.max_target_len characters")
+    target_window = config.data.max_target_len + 1  # (a warning: runs trained so restore)
+    if m.name == "encoder_decoder" and m.block_size > target_window:
+        said.append(f"model.block_size ({m.block_size}) of an encoder–decoder: it reads the "
+                    f"target and its end token, data.max_target_len + 1 = {target_window} "
+                    f"positions; the rest of its position table is never read")
     if m.name == "gpt" and 0 < m.block_size <= m.query_chunk:
         said.append(f"model.query_chunk ({m.query_chunk}) is not below model.block_size "
                     f"({m.block_size}): one chunk, the whole block: it changes nothing")

@@ -201,14 +201,35 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
     heard = dict.fromkeys([*peers, "coordinator"], time.monotonic())  # last sign of life
     last, failed = {}, {}  # failed: a peer's error, as it wrote it
     ending = threading.Event()
+    writing = threading.Lock()  # of this process's key: a counter never follows the last word
+    final = []  # this process's last word once written: "done" or its failure
+
+    def last_word(word: str) -> None:
+        """Writes "done" or a failure, once: the first said stands (an exit after a failure
+        runs the atexit "done" too)."""
+        ending.set()
+        held = writing.acquire(timeout=2 * beat_s)  # a beat held in a stopped coordinator's RPC
+        try:
+            if final:
+                return
+            final.append(word)
+            with contextlib.suppress(Exception):
+                client.key_value_set(f"{ALIVE}{me}", word, allow_overwrite=True)
+        finally:
+            if held:
+                writing.release()
 
     def beat() -> None:  # may block inside an RPC while the coordinator is stopped
         for count in itertools.count():
-            if ending.is_set():  # "done" is this process's last word
-                return
-            try:
-                client.key_value_set(f"{ALIVE}{me}", str(count), allow_overwrite=True)
-            except Exception:  # the coordinator is gone or stopped: `watch` says so in time
+            with writing:
+                if ending.is_set():  # the last word is said
+                    return
+                try:
+                    client.key_value_set(f"{ALIVE}{me}", str(count), allow_overwrite=True)
+                    reached = True
+                except Exception:  # the coordinator is gone or stopped: `watch` says so
+                    reached = False
+            if not reached:
                 time.sleep(beat_s)
                 continue
             heard["coordinator"] = time.monotonic()
@@ -228,7 +249,10 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
             time.sleep(beat_s)
             for p, why in list(failed.items()):
                 if not ending.is_set():
-                    _force_exit(f"process {p} of this run failed: {why}")
+                    if me == 0 and len(peers) > 1:  # its exit ends the key-value store:
+                        time.sleep(2 * beat_s)     # the other peers' beats must read it first
+                    if not ending.is_set():
+                        _force_exit(f"process {p} of this run failed: {why}")
             for who, at in heard.items():
                 if time.monotonic() - at > timeout_s and not ending.is_set():
                     name = ("the coordinator (process 0)" if who == "coordinator"
@@ -239,9 +263,7 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
                                 f"process to resume from the newest checkpoint")
 
     def done() -> None:
-        ending.set()
-        with contextlib.suppress(Exception):
-            client.key_value_set(f"{ALIVE}{me}", "done", allow_overwrite=True)
+        last_word("done")
 
     def others_done() -> None:
         """The coordinator's wait for every peer's "done". Not for a peer whose counter has
@@ -269,12 +291,13 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
             others_done()
 
     def fail(message: str, wait_s: float) -> None:
-        if ending.is_set():
+        if ending.is_set():  # said "done" already (leaving): every process refuses alike
             return
-        ending.set()
-        thread = threading.Thread(target=lambda: client.key_value_set(
-            f"{ALIVE}{me}", FAILED + message, allow_overwrite=True), daemon=True)
-        thread.start()
+        try:
+            thread = threading.Thread(target=last_word, args=(FAILED + message,), daemon=True)
+            thread.start()
+        except RuntimeError:  # no thread can start (out of memory): its line matters more
+            return
         thread.join(wait_s)
         if me == 0:  # its exit ends the key-value store: the others' next beat must read it
             time.sleep(2 * beat_s)

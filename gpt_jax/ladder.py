@@ -149,7 +149,9 @@ PRESENTATION = ("description", "reference_val_loss")  # how a row is shown, not 
 HOW_NOT_WHAT = ("train.seed", "train.eval_interval", "train.eval_iters", "train.log_interval",
                 "train.loss_plot", "train.checkpoint_every", "train.keep_checkpoints",
                 "train.keep_best_checkpoint", "train.steps_per_call", "train.chunk_seconds",
-                "train.cpu_library_products", "train.grad_accum_steps", "sample.")
+                "train.cpu_library_products", "train.grad_accum_steps", "sample.",
+                "data.on_device_budget_mb", "model.query_chunk", "model.fused_decode",
+                "model.fused_dropout", *PRESENTATION)
 
 
 def _trained_settings(config: dict) -> dict:
@@ -364,7 +366,8 @@ def step_config(path: Path, overrides: dict):
     changed = {field: _value(config, field) for field in overrides
                if _value(config, field) != _value(own, field)}
     config.description = described(config.description, changed)
-    if any(not field.startswith(HOW_NOT_WHAT) for field in changed):  # another model, data
+    if "reference_val_loss" not in changed and any(  # the user's own figure stands
+            not field.startswith(HOW_NOT_WHAT) for field in changed):  # another model, data
         config.reference_val_loss = 0.0  # or training: the lecture's loss is not its
     anchor_data_paths(config)
     validate(config)

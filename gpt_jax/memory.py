@@ -163,6 +163,9 @@ def training_bytes(config: ml_collections.ConfigDict, vocab_size: int, micro_bat
     params = param_count(config, vocab_size)
     steps_per_call = min(t.steps_per_call, t.num_steps)
     source_len = config.data.max_source_len if m.name == "encoder_decoder" else 0
+    if source_len:  # it trains on its targets, whatever positions its table holds beyond them
+        m = ml_collections.ConfigDict({**m.to_dict(), "block_size": min(
+            m.block_size, config.data.max_target_len + 1)})
     shrink_batch = ("lower train.batch_size, data.max_source_len or data.max_target_len, or "
                     "raise train.grad_accum_steps") if source_len else (
         "lower train.batch_size, model.block_size or model.context, or raise "

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
 
@@ -278,8 +279,9 @@ def bpe_ids(texts: Iterable[str], tokenizer: BPETokenizer,
 
 
 def _progress(total: int, desc: str) -> tqdm:
-    """Bytes/s and ETA on a terminal; nothing in a pipe (a summary line follows each pass)."""
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+    """Bytes/s and ETA on a terminal; nothing in a pipe (a summary line follows each pass).
+    In MB of 10^6 bytes, as the summary counts them (not 2^20: 19.1M beside "20.0 MB")."""
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1000,
                 dynamic_ncols=True, file=sys.stdout, disable=None)
 
 
@@ -519,7 +521,8 @@ def _build(paths: list[str], sizes: list[int], settings: dict, tmp: Path,
         raise UserError(f"{changed} changed while it was being prepared; run prepare again")
     if n_tokens == 0:
         raise UserError("the inputs hold no text")
-    n_train = int((1 - settings["val_fraction"]) * n_tokens)
+    # in decimal, as written: 1 - 0.3 in floats is below 0.7, one token short of (1 - f) n
+    n_train = int((1 - Fraction(repr(settings["val_fraction"]))) * n_tokens)
     if not 0 < n_train < n_tokens:
         raise UserError(f"{n_tokens} tokens cannot be split with --val_fraction="
                         f"{settings['val_fraction']}: train or val would be empty")

@@ -441,21 +441,27 @@ class Trainer:
     def _check_step(self, step: int, loss: float, grad_norm: float, tokens_per_s: float) -> None:
         self._last_grad_norm = grad_norm
         if not math.isfinite(loss + grad_norm):
-            raise UserError(self._non_finite(
+            raise self._non_finite(
                 step, f"non-finite training loss ({loss}) or gradient norm ({grad_norm})",
-                step - 1))
+                step - 1)
         self.reporter.step(step, loss, grad_norm, self._rates(step), tokens_per_s)
 
     def _rates(self, step: int) -> dict[str, float]:
         """The learning rates of the update that ended at `step`, by name ("lr", "muon_lr")."""
         return {name: rates.after(step) for name, rates in self.learning_rates.items()}
 
-    def _non_finite(self, step: int, what: str, params_step: int) -> str:
-        """What to say of `what`, a non-finite value at `step`, which the parameters of
+    def _non_finite(self, step: int, what: str, params_step: int) -> UserError:
+        """The refusal of `what`, a non-finite value at `step`, which the parameters of
         `params_step` gave: step - 1's for a training step's loss and gradients (on a batch
         fixed by the seed), the step's own for its evaluation. Resumed, their checkpoint fails
         again, whatever the learning rate, so process 0 sets it aside (not deleted); every
-        process names the same last good one."""
+        process names the same last good one, and leaves as one that agreed to (all see the
+        same values), so that none is stopped by another's word while it sets it aside."""
+        if step == 0:  # no update yet: the initial parameters, which the model's settings give
+            distributed.leaving()
+            return UserError(f"{what} of the initial parameters (step 0): the model's settings "
+                             f"give them, not training; check model.init, model.compute_dtype "
+                             f"and its sizes")
         self.checkpoints.wait()
         steps = self.checkpoints.steps()
         moved = ""
@@ -473,10 +479,11 @@ class Trainer:
         good = [s for s in steps if s < params_step]
         kept = f"the last good checkpoint (step {good[-1]}) is kept" if good \
             else "no good checkpoint is left (the next run starts over)"
-        return (f"{what} at step {step}: stopped{moved}; {kept}. Try a lower "
-                f"--config.train.learning_rate" + (
-                    " or --config.train.muon_learning_rate"
-                    if self.config.train.optimizer == "muon" else ""))
+        distributed.leaving()
+        return UserError(f"{what} at step {step}: stopped{moved}; {kept}. Try a lower "
+                         f"--config.train.learning_rate" + (
+                             " or --config.train.muon_learning_rate"
+                             if self.config.train.optimizer == "muon" else ""))
 
     def _record(self, step: int, tokens_per_s: float, write: bool = True) -> dict:
         """Evaluates; logs, writes the metrics record and a sample (process 0)."""
@@ -486,8 +493,8 @@ class Trainer:
             losses = {name: value for name, value in scores.items() if name.endswith("loss")}
             if not all(map(math.isfinite, losses.values())):  # the last step's update has
                 # no next step whose loss would show it: its checkpoint is not to be saved
-                raise UserError(self._non_finite(step, "non-finite evaluation losses (" + ", ".join(
-                    f"{name} {value}" for name, value in losses.items()) + ")", step))
+                raise self._non_finite(step, "non-finite evaluation losses (" + ", ".join(
+                    f"{name} {value}" for name, value in losses.items()) + ")", step)
             if self.is_main and self.config.sample.max_new_tokens > 0:
                 sample = self.sample(self.config.sample.max_new_tokens)
         record = {"step": step, **scores, "tokens_per_s": tokens_per_s, **self._rates(step),

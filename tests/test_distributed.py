@@ -328,6 +328,35 @@ def test_a_process_that_fails_before_training_ends_the_other_with_its_error(tmp_
     assert not (tmp_path / "run").exists()
 
 
+def test_a_process_that_crashes_ends_the_other_with_its_error():
+    """An exception nobody expected: its failure was written, then overwritten by the "done"
+    of the interpreter's normal exit, and the other process waited on, told nothing."""
+    script = ("import sys, time\n"
+              "from gpt_jax import cli, distributed\n"
+              "def main():\n"
+              "    me = int(sys.argv[2])\n"
+              "    distributed.initialize(sys.argv[1], 2, me, timeout_s=60)\n"
+              "    time.sleep(1)\n"
+              "    if me == 1:\n"
+              "        raise RuntimeError('boom')\n"
+              "    time.sleep(50)\n"
+              "cli.run(main)\n")
+    address = f"127.0.0.1:{_free_port()}"
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", script, address, str(i)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    try:
+        _, err = procs[0].communicate(timeout=45)
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    assert procs[0].returncode == 2, err
+    assert err.strip().splitlines() == ["error: process 1 of this run failed: RuntimeError: boom"]
+    assert time.perf_counter() - start < 30  # not the 50 s it would have slept
+
+
 def test_two_processes_of_one_device_each_keep_their_collectives_in_step(tmp_path):
     """With one device per process and chunks of 3 steps, the stop's pmax was not ordered
     after the steps' gradient means: XLA:CPU could start it first on one process only, and

@@ -601,8 +601,7 @@ CASES = {
     "seq2seq_ladder_step_that_refuses_an_override": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_s2s'}", "--seq2seq",
                    "--config.model.block_size=12"],
-        r"^error: step encoder_decoder \(seq2seq.py\): model.block_size \(12\) of an "
-        r"encoder–decoder is its target window"),
+        r"^error: step gpt_on_pairs \(seq2seq.py:gpt\): model.block_size \(12\) must hold"),
     "modern_ladder_with_a_seed": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_modern_seed'}", "--modern",
                    "--config.train.seed=5"],

@@ -523,3 +523,26 @@ def test_prepare_out_of_memory_gives_its_own_advice_not_trainings():
     assert result.returncode == 2
     assert result.stderr.startswith("error: out of memory while preparing: free memory for it")
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("val_fraction, n, train", [(0.3, 90, 63), (0.9, 10, 1), (0.1, 10, 9)])
+def test_the_split_is_the_val_fraction_as_written(tmp_path, val_fraction, n, train):
+    """(1 - 0.3) in floats is below 0.7: 90 tokens split 62 + 28, and 10 tokens at 0.9 were
+    refused as leaving no training token."""
+    (tmp_path / "text.txt").write_text("abcdefghij"[:n] * (n // 10) if n >= 10 else "a" * n)
+    prepare([str(tmp_path / "text.txt")], tmp_path / "data", val_fraction=val_fraction,
+            log=quiet)
+    meta = open_prepared(tmp_path / "data").meta
+    assert (meta["train_tokens"], meta["val_tokens"]) == (train, n - train)
+
+
+def test_the_bar_counts_megabytes_as_the_summary_does(monkeypatch):
+    """The bar read 19.1M of a 20,000,000-byte input beside the summary's "20.0 MB"."""
+    import sys
+
+    from gpt_jax.prepare import _progress
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)  # a terminal's bar
+    with _progress(20_000_000, "reading") as bar:
+        bar.update(20_000_000)
+        assert "20.0M/20.0M" in str(bar)

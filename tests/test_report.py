@@ -267,8 +267,13 @@ def test_a_ladder_of_other_data_or_training_shows_no_lecture_figure_beside_its_l
     for spec in ("bigram.py", "shakespeare_char_cpu.py"):
         assert step_config(REPO / "configs" / spec, {}).reference_val_loss > 0
         assert step_config(REPO / "configs" / spec, {"train.eval_iters": 10, "train.seed": 1,
-                                                      "train.log_interval": 7}
+                                                      "train.log_interval": 7,
+                                                      "data.on_device_budget_mb": 0,
+                                                      "description": "mine"}
                            ).reference_val_loss > 0
+        assert step_config(REPO / "configs" / spec, {"train.num_steps": 10,
+                                                      "reference_val_loss": 1.9}
+                           ).reference_val_loss == 1.9  # the user's own figure
         for other in ({"train.num_steps": 10}, {"data.path": str(corpus)},
                       {"train.learning_rate": 0.1}):
             assert step_config(REPO / "configs" / spec, other).reference_val_loss == 0, other

@@ -478,3 +478,17 @@ def test_the_memory_check_counts_a_call_s_inputs_padded_to_steps_per_call(
     parts = task.memory_parts(BatchLayout.current(config.train.batch_size, 1))
     name = next(name for name in parts if f"of {steps} steps per call" in name)
     assert parts[name][0] > measured_gb * 1e9 and parts[name][1] == "lower train.steps_per_call"
+
+
+def test_an_encoder_decoder_s_memory_is_counted_over_its_targets_not_its_table():
+    """Its block beyond the target and end token is never read: counted over 5,000 positions,
+    a run that fit was refused ("needs about 99.4 GiB")."""
+    from gpt_jax import memory
+    from gpt_jax.config import load_config_file
+
+    config = load_config_file(str(REPO / "configs" / "seq2seq.py"))
+    wide = load_config_file(str(REPO / "configs" / "seq2seq.py"))
+    wide.model.block_size = 5000
+    activations = [next(v for k, v in memory.training_bytes(c, 20, 64, 64, 0).items()
+                        if k.startswith("activations")) for c in (config, wide)]
+    assert activations[0] == activations[1]

@@ -145,3 +145,18 @@ def test_runs_that_differ_only_in_their_seed_compile_one_train_step(tmp_path):
             trainer.close()
     assert programs[0] == programs[1]
     assert not np.array_equal(roots[0], roots[1])
+
+
+def test_non_finite_losses_of_the_initial_parameters_blame_the_model_not_the_rate(
+        tmp_path, monkeypatch):
+    """At step 0 no update has happened: "try a lower learning rate" was the wrong advice."""
+    from gpt_jax.errors import UserError
+    from gpt_jax.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "evaluate",
+                        lambda self: {"train_loss": math.nan, "val_loss": math.nan})
+    with pytest.raises(UserError, match=r"^non-finite evaluation losses \(train_loss nan, "
+                                        r"val_loss nan\) of the initial parameters \(step 0\): "
+                                        r"the model's settings give them, not training"):
+        train_and_evaluate(tiny_config(), tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
