@@ -64,7 +64,7 @@ INDEX = "index.html"
 # dropped: (file, heading, causal, what to look for).
 ATTENTION = {
     "block/sa": ("attention.png", "Self-attention over {sequence}", True,
-                 "Each row is one {unit} of the prompt gathering from the {unit}s before it "
+                 "Each row is one {unit} of {sequence} gathering from the {unit}s before it "
                  "(the white triangle is the future, masked out): look for heads that watch "
                  "the previous {unit}, the start of the word, or the last space or newline."),
     "encoder/sa": ("attention_encoder.png", "Encoder self-attention over the source", False,
@@ -335,7 +335,7 @@ class Inspection:
             title = f"{heading}\n{L} layer{'s' * (L > 1)} × {H} head{'s' * (H > 1)}"
             pictures.attention_grid(weights_LxHxTxS, queries, keys, causal, title,
                                     self.out / file)
-            self._add(heading, look_for.format(unit=self.unit), file)
+            self._add(heading, look_for.format(unit=self.unit, sequence=self.sequence), file)
 
     def _embeddings(self) -> None:
         from gpt_jax import pictures
@@ -354,11 +354,17 @@ class Inspection:
                       f"label one by one: no picture.")
             return
         table_VxC = np.asarray(params[name]["embedding"], np.float64)
-        keep = [i for i, label in enumerate(self.labels) if label != "<pad>"]
+        # a source holds no <bos> or <eos>: their rows of the encoder's own table never train
+        never = {"<pad>"} | ({"<bos>", "<eos>"} if name == "source_embedding"
+                             and "target_embedding" in params else set())
+        keep = [i for i, label in enumerate(self.labels) if label not in never]
         points_Vx2, explained = pca_2d(table_VxC[keep])
         if self.run.config.model.name == "bigram":
             what, alike = "rows of the bigram table", "Characters followed by the same " \
                 "characters (the bigram's rows are the next character's logits)"
+        elif "target_embedding" in params:  # untied: the encoder's table, the source's
+            what, alike = "source's character embeddings (the encoder's own table)", \
+                "Characters the encoder treats alike"
         else:  # a BPE run's vocabulary is of tokens
             what, alike = f"{self.unit} embeddings", f"{self.unit.capitalize()}s the model " \
                 "treats alike"
@@ -430,6 +436,10 @@ class Inspection:
             return (f"This {model.name} sees the last {model.context} {self.unit}s "
                     f"(model.context) and no more, so its loss falls over the first "
                     f"{model.context} positions and is flat after them.")
+        if model.name == "gpt" and model.n_layer == 0:  # no attention: one token and its place
+            return (f"Without blocks (n_layer=0) this GPT sees one {self.unit} and its "
+                    f"position, not the ones before it: its line is all but flat, as the "
+                    f"bigram's.")
         return (f"A model that attends gains from every {self.unit} of context it is given, "
                 f"so its loss falls along the block; the bigram, which sees one {self.unit} "
                 f"wherever it stands, would draw a flat line.")
@@ -457,8 +467,10 @@ def _summary(run, workdir: Path) -> str:
 
     params = sum(int(np.size(x)) for x in jax.tree.leaves(run.params))
     m = run.config.model
+    layers = f"{m.n_layer} encoder + {m.n_layer} decoder blocks" \
+        if m.name == "encoder_decoder" else f"{m.n_layer} layer(s)"
     shape = "" if m.name in ("bigram", "ngram", "mlp") else \
-        f", {m.n_layer} layer(s) × {m.n_head} head(s), {m.n_embd} wide"
+        f", {layers} × {m.n_head} head(s), {m.n_embd} wide"
     line = f"{m.name}{shape}, block {m.block_size}, {params:,} parameters, step {run.step:,}"
     losses = [r["val_loss"] for r in read_metrics(workdir) if r.get("step") == run.step
               and isinstance(r.get("val_loss"), float)]

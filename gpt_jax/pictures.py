@@ -8,6 +8,7 @@ Legend: L layers, H heads, T query time, S key time, V vocab, N points.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import matplotlib
@@ -31,7 +32,8 @@ COLOURS = dict(zip(CLASSES, plt.get_cmap("tab10").colors, strict=False))
 
 def visible(text: str) -> str:
     """Text with its whitespace made visible and other control characters as escapes."""
-    return "".join(VISIBLE.get(c, c if c.isprintable() else f"\\x{ord(c):02x}") for c in text)
+    return "".join(VISIBLE.get(c, c if c.isprintable() else f"\\x{ord(c):02x}"
+                               if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in text)
 
 
 def readable(token: str) -> str:
@@ -46,7 +48,7 @@ def char_class(token: str) -> str:
     c = token[:1]
     if c.isspace() or not c:
         return "space"
-    if c in "aeiou":
+    if unicodedata.normalize("NFD", c)[0] in "aeiou":  # é and ö too
         return "vowel"
     if c.isalpha():
         return "capital" if c.isupper() else "consonant"
@@ -142,7 +144,8 @@ def position_loss(mean_T: np.ndarray, blocks: int, title: str, path: Path,
     low, high = float(mean_T.min()), float(mean_T.max())
     middle, half = (low + high) / 2, max(high - low, MIN_LOSS_SPAN) / 2 * 1.1
     ax.set_ylim(middle - half, middle + half)
-    ax.set(xlabel=f"{unit}s of context seen (position in the block + 1)",
+    ax.set(xlabel=f"{unit}s in the block so far (position + 1): the context a model that "
+                  f"attends may see",
            ylabel="validation loss", title=f"{title}\n(mean over {blocks:,} blocks)")
     ax.grid(alpha=0.3)
     _save(fig, path)

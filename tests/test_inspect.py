@@ -216,14 +216,28 @@ def test_the_position_loss_caption_speaks_of_the_model_drawn():
     from gpt_jax.inspect import Inspection
 
     page = SimpleNamespace(unit="character")
-    assert [Inspection._position_caption(page, SimpleNamespace(name=name, context=context))
-            for name, context in (("mlp", 8), ("bigram", 0), ("gpt", 0))] == [
+    assert [Inspection._position_caption(page, SimpleNamespace(name=name, context=context,
+                                                                 n_layer=n_layer))
+            for name, context, n_layer in (("mlp", 8, 0), ("bigram", 0, 0), ("gpt", 0, 2),
+                                           ("gpt", 0, 0))] == [
         "This mlp sees the last 8 characters (model.context) and no more, so its loss falls "
         "over the first 8 positions and is flat after them.",
         "The bigram sees one character wherever it stands, so its line is flat.",
         "A model that attends gains from every character of context it is given, so its "
         "loss falls along the block; the bigram, which sees one character wherever it "
-        "stands, would draw a flat line."]
+        "stands, would draw a flat line.",
+        # a GPT without blocks was said to attend, beside its flat line
+        "Without blocks (n_layer=0) this GPT sees one character and its position, not the "
+        "ones before it: its line is all but flat, as the bigram's."]
+
+
+def test_labels_and_classes_of_characters_past_latin_1():
+    """U+200B was drawn as '\\x200b' (byte 0x20, then '0b'); é was coloured a consonant."""
+    from gpt_jax.pictures import char_class, visible
+
+    assert visible("a\u200b\x0c") == "a\\u200b\\x0c"
+    assert [char_class(c) for c in "éöeÉb"] == ["vowel", "vowel", "vowel", "capital",
+                                                 "consonant"]
 
 
 def test_the_loss_by_position_is_not_drawn_on_data_the_run_did_not_train_on(tmp_path):
@@ -262,3 +276,19 @@ def test_an_inspection_stopped_half_way_leaves_no_earlier_page_over_its_pictures
     with pytest.raises(KeyboardInterrupt):
         inspection.draw()
     assert (out / "attention.png").exists() and not (out / "index.html").exists()
+
+
+def test_an_encoder_decoder_is_summed_up_with_both_stacks(tmp_path):
+    """"2 layer(s)" of a model of 2 encoder and 2 decoder blocks."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from tiny_config import tiny_config
+
+    from gpt_jax.inspect import _summary
+
+    config = tiny_config(name="encoder_decoder", block_size=11)
+    run = SimpleNamespace(config=config, params={"w": np.zeros(5)}, step=3)
+    assert _summary(run, tmp_path).startswith(
+        "encoder_decoder, 2 encoder + 2 decoder blocks × 2 head(s), 16 wide, block 11, "
+        "5 parameters, step 3")
