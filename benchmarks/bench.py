@@ -5,7 +5,7 @@ karpathy/nanoGPT measured side by side in the same run.
 
 Per config (the CPU GPT and the scaled GPT): compile time of the train step, steady-state
 time per step (median and spread after warm-up), tokens/s, model FLOPs per token, MFU against
-a jitted large matmul timed in the same run, sampling tokens/s with and without the KV cache.
+a jitted large matmul timed in the same run (times the devices the step runs on, one on a CPU), sampling tokens/s with and without the KV cache.
 Prints a table; writes JSON (--out). Nothing here is a test: figures depend on the machine.
 """
 
@@ -40,7 +40,8 @@ flags.DEFINE_integer("steps", 100, "Timed steps per config, after warm-up: ours 
                      "exactly --steps (the scaled GPT takes about 14 s a step on 2 CPU cores, "
                      "ours and nanoGPT's together).", lower_bound=1)
 flags.DEFINE_string("nanogpt", None, "A checkout of karpathy/nanoGPT with "
-                    "data/shakespeare_char prepared, to time side by side.")
+                    "data/shakespeare_char prepared, to time side by side (on one visible "
+                    "device: CUDA_VISIBLE_DEVICES=0).")
 flags.DEFINE_string("nanogpt_python", sys.executable, "A Python with torch, for nanoGPT.")
 flags.DEFINE_enum("nanogpt_device", "cpu", ["cpu", "cuda"], "Where nanoGPT runs: cpu (eager, "
                   "float32) or cuda (torch.compile, its default bfloat16 autocast).")

@@ -4,11 +4,11 @@ files against the in-memory path, and BPE against characters in bits per charact
     python benchmarks/data_at_scale.py [--scratch=/tmp/gpt_jax_scale] [--gigabytes=2]
 
 1. Writes a corpus of --gigabytes by shuffling the lines of tiny Shakespeare (seeded), unless
-   it is there; prepares it with characters (`python -m gpt_jax.prepare`) and a 200 MB slice
-   of it with BPE: wall time, MB/s and peak RSS of each.
-2. Trains the CPU GPT --steps steps from the prepared 2 GB folder (too large for the device
-   budget: each chunk's windows read from the memory map) and from tiny Shakespeare's text (the
-   stream on the device), alternating: tokens/s and peak RSS of each.
+   it is there; prepares it with characters (`python -m gpt_jax.prepare`) and a slice of it
+   of at most 200 MB with BPE: wall time, MB/s and peak RSS of each.
+2. Trains the CPU GPT --steps steps from the prepared folder (the device budget set to 0:
+   each chunk's windows read from the memory map, whatever the corpus's size) and from tiny
+   Shakespeare's text (the stream on the device), alternating: tokens/s and peak RSS of each.
 3. Trains the CPU GPT on tiny Shakespeare with a BPE vocabulary for the wall time of the
    character run's 2,000 steps, and reports both val losses in bits per character.
 Results land in benchmarks/results/data_at_scale.json. Nothing is written into the repository

@@ -35,8 +35,6 @@ flags.DEFINE_integer("top", 25, "Rows to print.", lower_bound=1)
 flags.DEFINE_string("trace_dir", "/tmp/gpt_jax_profile", "Where the trace is written.")
 
 
-# Events of the runtime, not ops: the executor's span around a program, the thread pool's
-# markers, and the bookkeeping after each op.
 # The runtime's own spans, not XLA ops: its executor and thread pool, and its waits for
 # threads or for the other devices (a rendezvous).
 NOT_OPS = ("ThunkExecutor::Execute", "ThreadpoolListener::", "end: ", "Wait", "SlinkyThreadPool")

@@ -14,7 +14,8 @@ best rate grows as the horizon shrinks. The sweeps behind both are in benchmarks
 
 `:modern` is the same model and budget with the modern changes that the ladder measured to help
 (gpt_jax/modern_changes.py KEPT: RoPE, QK-norm, SwiGLU, zero-initialized projections, a
-logit soft-cap, Muon; RMSNorm, no biases and an untied head did not lower the loss);
+logit soft-cap, Muon; RMSNorm, no biases and an untied head did not lower the loss beyond the
+seeds' spread);
 `:modern_short` trains it for 300 steps, the cosine ending there, for
 benchmarks/time_to_loss.py. `:modern_fast` is the recipe that reaches a val loss of 1.88
 soonest on a CPU: half the depth (2 layers), 400 steps, no warmup, AdamW's rate 6e-3, 4

@@ -523,7 +523,8 @@ OUT_OF_MEMORY = ("out of memory: use a smaller model, batch or block, more "
 
 def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
     """Runs `main`; a UserError, a stop by signal or a resource failure (disk full, files
-    that cannot be written, out of memory) becomes one line on stderr and a non-zero exit.
+    that cannot be written, too many open files, out of memory) becomes one line on stderr and
+    a non-zero exit, told first to the other processes of a multi-process run.
     `out_of_memory`: what to lower, in this command's flags (default: a training's)."""
     out_of_memory = f"error: {out_of_memory or OUT_OF_MEMORY}"
     # Run last of the exit's handlers (registered first): Python then restores the default

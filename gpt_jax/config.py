@@ -52,7 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict(dict(
         name="gpt",  # one of MODEL_NAMES
-        block_size=8,  # context length T
+        block_size=8,  # context length T (encoder_decoder: data.max_target_len + 1)
         n_embd=32,  # also the mlp's embedding size per character
         context=3,  # ngram and mlp: previous characters seen (an n-gram has n = context + 1)
         mlp_hidden=128,  # mlp: width of its hidden layer
@@ -71,13 +71,14 @@ def base_config() -> ml_collections.ConfigDict:
         qk_norm=False,  # RMSNorm on each head's queries and keys before their dot product
         bias=True,  # False: no bias in any Linear or LayerNorm
         zero_init_proj=False,  # attention's and the MLP's output projections start at zero
+        # (with residual=True: without it no gradient would reach the blocks)
         logit_softcap=0.0,  # > 0: logits = cap·tanh(logits / cap); 0 is off
         dropout=0.0,
         fused_dropout=False,  # dropout masks hashed inside the fused code: faster on a CPU
         tie_embeddings=False,  # the LM head reuses the token embedding (encoder_decoder: one
         # table for source, target and LM head)
         init="gpt2",  # gpt2 | torch: see gpt_jax/models/init.py
-        compute_dtype="float32",  # float32 | bfloat16 (matmuls only; params stay float32)
+        compute_dtype="float32",  # float32 | bfloat16 (the blocks' matmuls; params float32)
         query_chunk=0,  # > 0: causal attention by chunks of queries, skipping the masked half
         fused_decode=False,  # sampling: every head in one product, caches in the products'
         # layout (models/fused_heads.py); the same parameters, logits equal up to rounding
@@ -125,7 +126,7 @@ def base_config() -> ml_collections.ConfigDict:
         # evaluation that lowers it saves its step)
     ))
     config.sample = ml_collections.ConfigDict(dict(
-        max_new_tokens=300,  # the sample printed at the end of training
+        max_new_tokens=300,  # each evaluation's sample, the last printed (pairs: on/off only)
     ))
     config.lock()
     return config

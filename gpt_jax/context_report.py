@@ -6,7 +6,8 @@ concatenated embeddings needs an (E, H) block more per character (linear), and a
 longer positional table (its attention weights are shared by every position). Counts come from
 the models' own shapes (jax.eval_shape: nothing is allocated). Then the small models train for
 the same steps on the same tokens per step, each an ordinary run in a subfolder of DIR, and
-their val losses join the table in DIR/context.md. Finished runs are read back, not retrained.
+their val losses join the table in DIR/context.md. Finished runs are read back, not retrained;
+one whose config file has changed since (other settings or data) is refused.
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
     collective waits on it, until jax's missed-heartbeat abort: a C++ check failure whose
     Python callback jaxlib 0.10.2 cannot take. Instead every process raises a counter in the
     coordinator's key-value store every `beat_s` and watches the others'; a process that
-    ends normally writes "done" and is no longer watched."""
+    ends normally writes "done" and is no longer watched, and one that fails on its own error
+    writes it (`failing`): the others then end at once, with its message."""
     import atexit
 
     import jax

@@ -136,7 +136,8 @@ def position_losses(model, params, tokens_N: np.ndarray, block_size: int, blocks
     """(mean_T, blocks used): the next-token loss at each position of `blocks` windows of a
     token stream. The windows start at consecutive offsets, in stretches spread evenly over
     the stream, so that every position is scored on nearly the same characters: what differs
-    between positions is the context seen, not which characters were drawn."""
+    between positions is the context seen, not which characters were drawn. (Where stretches
+    would overlap, `blocks` single windows spread evenly.)"""
     import jax
     import jax.numpy as jnp
     import optax

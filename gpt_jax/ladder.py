@@ -3,7 +3,8 @@ with --modern the modern rungs after it), and write DIR/ladder.md (a table) and
 DIR/ladder.png (all validation curves on one plot); --seq2seq: DIR/seq2seq.md and .png.
 
 Each step trains in its own folders DIR/<step>/seed_S, normal runs that can be sampled from.
-Re-running reads back the runs finished with the very same config.
+Re-running reads back the runs finished with the very same config and data; a step's folder
+trained with other settings or on other data is refused, before any step trains.
 """
 
 from __future__ import annotations
