@@ -5,7 +5,8 @@ karpathy/nanoGPT measured side by side in the same run.
 
 Per config (the CPU GPT and the scaled GPT): compile time of the train step, steady-state
 time per step (median and spread after warm-up), tokens/s, model FLOPs per token, MFU against
-a jitted large matmul timed in the same run (times the devices the step runs on, one on a CPU), sampling tokens/s with and without the KV cache.
+a jitted large matmul timed in the same run (times the devices the step runs on, one on a
+CPU), sampling tokens/s with and without the KV cache.
 Prints a table; writes JSON (--out). Nothing here is a test: figures depend on the machine.
 """
 

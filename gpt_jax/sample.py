@@ -39,8 +39,9 @@ flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the lat
 flags.DEFINE_bool("best", False, "Restore the checkpoint saved with the lowest val loss "
                   "instead of the latest.", flag_values=FLAGS)
 flags.DEFINE_string("prompt", "", "Text to continue (default: a newline, where the vocabulary "
-                    "has one; only its last block_size tokens are read: characters, or a BPE run's tokens), or the "
-                    "source to translate (at most data.max_source_len characters).",
+                    "has one; only its last block_size tokens are read: characters, or a BPE "
+                    "run's tokens), or the source to translate (at most data.max_source_len "
+                    "characters).",
                     flag_values=FLAGS)
 flags.DEFINE_string("prompts", None, "A UTF-8 file of prompts, one per line ('-': standard "
                     "input).", flag_values=FLAGS)
