@@ -448,7 +448,12 @@ def _stdout_fails() -> bool:
 
 
 def _fail(message: str) -> NoReturn:
-    """_exit on this process's own error, told to the run's other processes first."""
+    """_exit on this process's own error, told to the run's other processes first; an error
+    that a peer's failure caused (a save whose collective it broke) names that failure."""
+    if any(sign in message for sign in PEER_FAILURES):
+        peer = distributed.a_peer_failed()
+        if peer:
+            _exit(f"error: {peer}", EXIT_USER_ERROR)
     distributed.failing(message.removeprefix("error: "))
     _exit(message, EXIT_USER_ERROR)
 
@@ -594,8 +599,14 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
                       f"platforms has a device on this machine (jax skips cuda without a "
                       f"visible NVIDIA GPU); set JAX_PLATFORMS=cpu or leave it unset")
             if any(sign in str(e) for sign in PEER_FAILURES):
-                _exit("error: another process of this run failed or was stopped (a collective "
+                peer = distributed.a_peer_failed()  # its own words, where it wrote them
+                _exit(f"error: {peer}" if peer else
+                      "error: another process of this run failed or was stopped (a collective "
                       "lost its peer); run the same command on every process to resume from "
                       "the newest checkpoint", EXIT_USER_ERROR)
             distributed.failing(f"{type(e).__name__}: {(str(e) or ' ').splitlines()[0]}")
+            if distributed.multi_process():  # jax's exit would wait for the peers it leaves
+                traceback.print_exc()
+                sys.stderr.flush()
+                os._exit(1)
             raise

@@ -160,6 +160,21 @@ ALIVE = "gpt_jax/alive/"  # + process index: a counter each process raises every
 FAILED = "failed: "  # an ALIVE value: the process ends on this error
 _farewells = []  # watch_peers' farewell, for `leaving`
 _failures = []  # and its word of failure, for `failing`
+_peer_failures = []  # and its reading of the others', for `a_peer_failed`
+
+
+def a_peer_failed(wait_s: float = 2.0) -> str | None:
+    """"process P of this run failed: <its line>", where another process wrote its failure
+    (within `wait_s`): a collective broken by that process's exit reaches this one before its
+    watch reads the failure, and "a collective lost its peer" would name no cause."""
+    for read in _peer_failures:
+        return read(wait_s)
+    return None
+
+
+def multi_process() -> bool:
+    """Whether this process watches peers of a multi-process run."""
+    return bool(_failures)
 
 
 def failing(message: str, wait_s: float = 2.0) -> None:
@@ -303,9 +318,22 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
         if me == 0:  # its exit ends the key-value store: the others' next beat must read it
             time.sleep(2 * beat_s)
 
+    def read_failures(wait_s: float) -> str | None:
+        deadline = time.monotonic() + wait_s
+        while True:
+            for p in peers:
+                with contextlib.suppress(Exception):  # nothing written, or the store is gone
+                    value = client.key_value_try_get(f"{ALIVE}{p}")
+                    if value.startswith(FAILED):
+                        return f"process {p} of this run failed: {value[len(FAILED):]}"
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
+
     atexit.register(done)
     _farewells.append(farewell)
     _failures.append(fail)
+    _peer_failures.append(read_failures)
     for target in (beat, watch):
         threading.Thread(target=target, daemon=True, name=f"peers_{target.__name__}").start()
 

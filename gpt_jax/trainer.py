@@ -463,6 +463,10 @@ class Trainer:
                              f"give them, not training; check model.init, model.compute_dtype "
                              f"and its sizes")
         self.checkpoints.wait()
+        # every process done with the save before process 0 moves it: one still finishing it
+        # found its folder gone, and refused with "cannot save" instead of this
+        distributed.require_same(f"saves done at step {step}", lambda: "done",
+                                 lambda p, *_: f"process {p} did not finish its save")
         steps = self.checkpoints.steps()
         moved = ""
         if params_step in steps:

@@ -328,16 +328,18 @@ def test_a_process_that_fails_before_training_ends_the_other_with_its_error(tmp_
     assert not (tmp_path / "run").exists()
 
 
-def test_a_process_that_crashes_ends_the_other_with_its_error():
+@pytest.mark.parametrize("crashing", [1, 0])
+def test_a_process_that_crashes_ends_the_other_with_its_error(crashing):
     """An exception nobody expected: its failure was written, then overwritten by the "done"
-    of the interpreter's normal exit, and the other process waited on, told nothing."""
+    of the interpreter's normal exit, and the other process waited on, told nothing; the
+    coordinator that crashed then waited past --distributed_timeout in jax's own exit."""
     script = ("import sys, time\n"
               "from gpt_jax import cli, distributed\n"
               "def main():\n"
               "    me = int(sys.argv[2])\n"
               "    distributed.initialize(sys.argv[1], 2, me, timeout_s=60)\n"
               "    time.sleep(1)\n"
-              "    if me == 1:\n"
+              f"    if me == {crashing}:\n"
               "        raise RuntimeError('boom')\n"
               "    time.sleep(50)\n"
               "cli.run(main)\n")
@@ -347,14 +349,17 @@ def test_a_process_that_crashes_ends_the_other_with_its_error():
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     try:
-        _, err = procs[0].communicate(timeout=45)
+        outs = [p.communicate(timeout=45) for p in procs]
     finally:
         for p in procs:
             p.kill()
-            p.communicate()
-    assert procs[0].returncode == 2, err
-    assert err.strip().splitlines() == ["error: process 1 of this run failed: RuntimeError: boom"]
     assert time.perf_counter() - start < 30  # not the 50 s it would have slept
+    other, crashed = procs[1 - crashing], procs[crashing]
+    assert other.returncode == 2, outs[1 - crashing][1]
+    assert outs[1 - crashing][1].strip().splitlines() == [
+        f"error: process {crashing} of this run failed: RuntimeError: boom"]
+    assert crashed.returncode == 1  # its traceback, and no line blaming another process
+    assert outs[crashing][1].strip().splitlines()[-1] == "RuntimeError: boom"
 
 
 def test_two_processes_of_one_device_each_keep_their_collectives_in_step(tmp_path):
