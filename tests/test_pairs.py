@@ -262,16 +262,22 @@ def test_a_pair_written_twice_is_never_both_trained_on_and_held_out(tmp_path):
             if i % 10 == 9] == held_out and len(train) == 27
 
 
-def test_held_out_pairs_that_the_training_file_holds_are_left_out_and_said(tmp_path, capsys):
+def _held_out_beside_30_training_pairs(tmp_path, val_name: str, val_text: str) -> list:
+    """load_split's held-out pairs of a val file beside 'number 0' .. 'number 29'."""
     from gpt_jax.pairs_task import load_split
 
     (tmp_path / "train.tsv").write_text("".join(f"number {n}\t{n:02d}\n" for n in range(30)))
-    (tmp_path / "copy.tsv").write_text((tmp_path / "train.tsv").read_text())
+    (tmp_path / val_name).write_text(val_text)
+    return load_split(_pairs_config(tmp_path, str(tmp_path / val_name)))[1]
+
+
+def test_held_out_pairs_that_the_training_file_holds_are_left_out_and_said(tmp_path, capsys):
+    training = "".join(f"number {n}\t{n:02d}\n" for n in range(30))
     with pytest.raises(UserError, match=r"every pair of data.val_path=.*copy.tsv is also in "
                                         r"data.path=.*train.tsv: held-out pairs must be"):
-        load_split(_pairs_config(tmp_path, str(tmp_path / "copy.tsv")))
-    (tmp_path / "val.tsv").write_text("number 3\t03\nnumber 31\t31\nnumber 32\t32\n")
-    _, held_out = load_split(_pairs_config(tmp_path, str(tmp_path / "val.tsv")))
+        _held_out_beside_30_training_pairs(tmp_path, "copy.tsv", training)
+    held_out = _held_out_beside_30_training_pairs(
+        tmp_path, "val.tsv", "number 3\t03\nnumber 31\t31\nnumber 32\t32\n")
     assert held_out == [("number 31", "31"), ("number 32", "32")]
     assert capsys.readouterr().err == (
         f"warning: 1 of the 3 distinct pairs of data.val_path={tmp_path / 'val.tsv'} are also "
@@ -280,11 +286,8 @@ def test_held_out_pairs_that_the_training_file_holds_are_left_out_and_said(tmp_p
 
 def test_a_held_out_pair_written_twice_in_the_val_file_is_scored_once(tmp_path, capsys):
     """It counted twice in val_loss and val_exact_match, and was printed twice."""
-    from gpt_jax.pairs_task import load_split
-
-    (tmp_path / "train.tsv").write_text("".join(f"number {n}\t{n:02d}\n" for n in range(30)))
-    (tmp_path / "val.tsv").write_text("number 31\t31\nnumber 32\t32\nnumber 31\t31\n")
-    _, held_out = load_split(_pairs_config(tmp_path, str(tmp_path / "val.tsv")))
+    held_out = _held_out_beside_30_training_pairs(
+        tmp_path, "val.tsv", "number 31\t31\nnumber 32\t32\nnumber 31\t31\n")
     assert held_out == [("number 31", "31"), ("number 32", "32")]
     assert capsys.readouterr().err == (
         f"note: 1 of the 3 pairs of data.val_path={tmp_path / 'val.tsv'} repeat an earlier one: "
