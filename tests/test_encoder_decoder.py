@@ -370,8 +370,8 @@ def test_a_killed_run_resumes_bit_exact(tmp_path, one_device):
 def test_any_device_layout_and_accumulation_match_one_device_with_dropout_on(
         tmp_path, one_device, devices, accum):
     """Data parallelism and accumulated micro-batches over pairs: the same global batches
-    and masks, the loss per target token of the global batch (not the mean of the
-    micro-batches' means); float32 sums in another order (see test_multidevice.py)."""
+    and masks, the same parameters; float32 sums in another order (see test_multidevice.py).
+    That the loss is the mean over the global batch's target tokens: test_gpt_on_pairs.py."""
     from conftest import assert_trees_close
     from gpt_jax.restore import load_run
 
@@ -388,7 +388,8 @@ def test_sampled_translations_follow_the_seed_and_top_k_1_writes_the_greedy_ones
     """`sample --temperature --top_k` from a run on pairs (20 steps: far from sure of its
     targets): one target per source, in their order, of the task's characters and at most
     data.max_target_len long; the same seed writes the same targets and another seed others;
-    and with --top_k=1, whatever the temperature and seed, the greedy targets."""
+    and with --top_k=1, whatever the temperature and seed, the greedy targets, as with a
+    temperature near zero or a tiny --top_p."""
     sources = ["abc", "hgfe", "dcba", "ab"]
     (tmp_path / "sources.txt").write_text("\n".join(sources) + "\n")
 
@@ -407,6 +408,10 @@ def test_sampled_translations_follow_the_seed_and_top_k_1_writes_the_greedy_ones
     greedy = sample()
     assert len(greedy) == len(sources) and greedy != sampled
     assert sample("--temperature=1.5", "--top_k=1", "--seed=2") == greedy
+    # Each option applied, not only accepted: near zero, the temperature leaves the likeliest
+    # token alone; so does a tiny top_p.
+    assert sample("--temperature=1e-6", "--seed=1") == greedy
+    assert sample("--top_p=0.001", "--seed=1") == greedy
 
 
 @pytest.mark.parametrize("content, message", [

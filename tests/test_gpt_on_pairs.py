@@ -98,23 +98,53 @@ def test_neither_pad_nor_bos_is_ever_written_greedily():
 
 
 def test_the_exact_match_is_the_share_of_held_out_pairs_written_right():
-    """A writer that answers rows 0 and 3 right and the others wrong on one token: 2 of 5, the
-    3 padding rows of the last batch counted nowhere."""
+    """A writer that answers rows 0 and 3 right (and writes anything where nothing is taught)
+    and each other row wrong on one taught token only (a middle one, its first, its end
+    token): 2 of 5, the 3 padding rows of the last batch counted nowhere."""
     task, model, params = _task()
 
-    x_NxL, y_NxL = (jnp.asarray(a) for a in task._rows(task.val)[:2])
+    x_NxL, y_NxL, w_NxL = (jnp.asarray(a) for a in task._rows(task.val))
+    taught_N = [np.flatnonzero(np.asarray(w)) for w in w_NxL]
+    wrong_at = {1: taught_N[1][len(taught_N[1]) // 2], 2: taught_N[2][0], 4: taught_N[4][-1]}
+    assert len(taught_N[1]) >= 3 and len(set(wrong_at.values())) == 3
+    written_NxL = jnp.where(w_NxL == 1, y_NxL, 7)  # untaught slots: any token at all
+    for n, t in wrong_at.items():
+        written_NxL = written_NxL.at[n, t].add(1)
 
     class Writer(PairsTask):
         def write(self, model, params, inputs):
             # Which held-out pair each row of the batch is, found by its input sequence:
             n_B = jnp.argmax(jnp.all(inputs[0][:, None] == x_NxL[None], axis=-1), axis=-1)
-            right_B = (n_B == 0) | (n_B == 3)
-            return jnp.where(right_B[:, None], y_NxL[n_B], y_NxL[n_B] + 1)
+            return written_NxL[n_B]
 
     writer = Writer(task.config, TRAIN, VAL, task.vocab)
     layout = BatchLayout(task.config.train.batch_size, 1, 0, 1)
     scores = writer.evaluator(model)(replicate(params), writer.eval_data(layout))
     assert scores["val_exact_match"][0] == np.float32(2) / np.float32(5)
+
+
+def test_the_training_loss_is_the_mean_over_the_batch_s_taught_tokens():
+    """The step's loss (its micro-batches' losses averaged, as the train step does) is the
+    cross-entropy summed over every taught target token of the global batch, divided by their
+    number: not the mean over all slots, nor the mean of the micro-batches' means (the pairs
+    here teach 2 to 5 tokens each)."""
+    task, model, params = _task()
+    data = task._rows(task.train)
+    for step, accum in ((0, 1), (1, 2), (2, 4)):
+        layout = BatchLayout(task.config.train.batch_size, 1, 0, 1, grad_accum_steps=accum)
+        inputs = jax.tree.map(lambda a: np.asarray(a)[0, 0],
+                              task.chunk_inputs(layout, step, 1, 1))
+        rows_A, scale_A = task.batch(data, inputs)
+        loss = task.loss_fn(model)
+        losses = [loss(params, (tuple(r[a] for r in rows_A), scale_A[a])) for a in range(accum)]
+        index_B = inputs[0].reshape(-1)
+        x_BxL, y_BxL, w_BxL = (np.asarray(a)[index_B] for a in data)
+        logits = np.asarray(model.apply({"params": params}, jnp.asarray(x_BxL)), np.float64)
+        log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        taken_BxL = np.take_along_axis(log_p, y_BxL[..., None], -1)[..., 0]
+        by_hand = -(taken_BxL * w_BxL).sum() / w_BxL.sum()
+        assert len(set(w_BxL.sum(-1))) > 1, "the rows teach as many tokens: the test proves little"
+        np.testing.assert_allclose(np.mean(losses), by_hand, rtol=1e-5)
 
 
 def test_the_sampler_writes_a_pairs_gpt_s_answers_greedily_and_refuses_to_sample(tmp_path):

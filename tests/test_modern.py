@@ -29,7 +29,7 @@ from gpt_jax.models import Block, Head, build_model
 from gpt_jax.models.feedforward import FeedForward
 from gpt_jax.models.gpt import GPTConfig
 from gpt_jax.models.rope import rotate
-from gpt_jax.optim import learning_rate_schedule, make_optimizer, muon_labels, width_scale
+from gpt_jax.optim import learning_rate_schedule, make_optimizer, muon_labels
 from gpt_jax.restore import load_run
 
 V, T = 65, 8
@@ -390,11 +390,17 @@ def test_one_muon_step_orthogonalizes_the_hidden_matrices(muon_model_params, ns_
     grads, optimizer = _spread_gradients(params), make_optimizer(train)
     updates, _ = optimizer.update(grads, optimizer.init(params), params)
     updates, grads, flat_params = _flat(updates), _flat(grads), _flat(params)
+    # √max(1, fan_out/fan_in) written out for this model (C = 32, SwiGLU's hidden width 85):
+    # the widening fc and gate get √(85/32); the square attention matrices and the narrowing
+    # projection 1.
+    assert grads["block_0/ffwd/fc/kernel"].shape == (32, 85)
+    wide = {"ffwd/fc/kernel", "ffwd/gate/kernel"}
     for name in MUON_LEAVES:
         g = np.asarray(grads[name], np.float64)
         decayed = decay * np.asarray(flat_params[name], np.float64)
+        scale = math.sqrt(85 / 32) if name.split("/", 1)[1] in wide else 1.0
         step = (-np.asarray(updates[name], np.float64) / train.muon_learning_rate
-                - decayed) / width_scale(g.shape)
+                - decayed) / scale
         matrix = step.reshape(g.shape[0], -1)
         np.testing.assert_allclose(matrix, ref.newton_schulz(g.reshape(g.shape[0], -1), ns_steps),
                                    rtol=0, atol=1e-5, err_msg=name)

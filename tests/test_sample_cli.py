@@ -41,6 +41,23 @@ def test_same_seed_same_text_and_batched_samples(runs, name):
     assert other.returncode == 0 and other.stdout != first.stdout  # the seed is read
 
 
+def test_top_k_1_a_tiny_top_p_and_a_cold_temperature_each_sample_greedily(runs):
+    """Each option is applied, not only accepted: --top_k=1 writes the same text whatever the
+    seed; so do --top_p=0.001 (the likeliest token alone reaches it) and --temperature=1e-6
+    (after 10 steps the two likeliest logits can be 0.01 apart: 0.01 drew the other one) at
+    the seed whose free draws are other text."""
+    def text(*flags):
+        result = _sample(runs["gpt"], "--prompt=To be", "--max_new_tokens=30", *flags)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    greedy = text("--top_k=1", "--seed=3")
+    assert text("--top_k=1", "--seed=4") == greedy
+    assert text("--seed=3") != greedy  # free draws at this seed are not the greedy text
+    assert text("--top_p=0.001", "--seed=3") == greedy
+    assert text("--temperature=1e-6", "--seed=3") == greedy
+
+
 def test_long_generation_and_long_prompt(runs):
     """A prompt longer than the block (only its last block_size characters are read) and a
     continuation many blocks long: the prompt, then exactly 50 new characters."""
