@@ -121,6 +121,10 @@ def main(argv):
     if config.data.task == "pairs":
         raise UserError(f"--config={F.config} trains on source → target pairs; nanoGPT's run, "
                         f"timed against it, is on text (shakespeare_char)")
+    if config.data.path:  # checked before nanoGPT's minutes, not after
+        raise UserError(f"data.path={config.data.path!r}: nanoGPT's run, timed against ours, "
+                        f"reads tiny Shakespeare (shakespeare_char); ours must read the same "
+                        f"text, the shipped one (data.path '')")
     checkout, python = nanogpt.require_checkout(F.nanogpt, F.nanogpt_python)
     nano = timed_evaluations([python, *NANOGPT_CPU], Path(checkout),
                              r"^step (?P<step>\d+): train loss [\d.]+, val loss (?P<val>[\d.]+)")

@@ -350,12 +350,14 @@ def _run_ladder(planned: list, workdir: Path, report_name: str, title: str) -> N
 
 def step_config(path: Path, overrides: dict):
     """A step's config file with the ladder's overrides, checked; its description names the
-    fields they changed in it (a field its model does not read is not changed)."""
+    fields they changed in it (a field its model, or a switch it has off, does not read is not
+    changed: its folder, row and lecture figure stay as they were)."""
     from gpt_jax.config import (
         anchor_data_paths,
         apply_overrides,
         load_config_file,
         reset_unread,
+        switched_off,
         validate,
     )
     from gpt_jax.train_cli import described
@@ -364,6 +366,9 @@ def step_config(path: Path, overrides: dict):
     apply_overrides(config, overrides)  # first: a field that does not exist is refused here
     reset_unread(config)  # a model field reaches the steps whose model reads it
     own = load_config_file(str(path))
+    for field, _, _ in switched_off(config):  # and a field read with a switch, the steps
+        section, name = field.split(".")     # that have it on (Muon's, RoPE's)
+        config[section][name] = own[section][name]
     changed = {field: _value(config, field) for field in overrides
                if _value(config, field) != _value(own, field)}
     config.description = described(config.description, changed)

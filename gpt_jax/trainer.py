@@ -446,9 +446,11 @@ class Trainer:
                 step - 1)
         self.reporter.step(step, loss, grad_norm, self._rates(step), tokens_per_s)
 
-    def _rates(self, step: int) -> dict[str, float]:
-        """The learning rates of the update that ended at `step`, by name ("lr", "muon_lr")."""
-        return {name: rates.after(step) for name, rates in self.learning_rates.items()}
+    def _rates(self, step: int) -> dict[str, float | None]:
+        """The learning rates of the update that ended at `step`, by name ("lr", "muon_lr");
+        none at step 0, which no update ended (as its grad_norm)."""
+        return {name: rates.after(step) if step else None
+                for name, rates in self.learning_rates.items()}
 
     def _non_finite(self, step: int, what: str, params_step: int) -> UserError:
         """The refusal of `what`, a non-finite value at `step`, which the parameters of

@@ -533,6 +533,13 @@ def test_a_warmup_as_long_as_the_run_is_warned_of_not_refused():
     ({**PAIRS_SEQ2SEQ, "sample.max_new_tokens": 2}, "sample.max_new_tokens (2) is read by a "
      "pairs run as on (> 0) or off (0): its sample writes whole targets, of at most "
      "data.max_target_len characters"),
+    ({"model.pos_emb": "rope", "model.block_size": 1}, "model.pos_emb='rope' with "
+     "model.block_size=1: every query and key is at position 0, turned by no angle: it changes "
+     "nothing (as 'none')"),
+    # at 1e-30 the loss stayed at ln 65 for good, without a word
+    ({"model.logit_softcap": 1.0}, "model.logit_softcap (1.0) keeps every logit within ±1.0: "
+     "no token can be more than e^2 = 7.39 times as likely as another, so the model can hardly "
+     "be sure of a next token (the recipes cap at 15 to 30)"),
 ])
 def test_a_field_whose_switch_is_off_is_warned_of(overrides, doubt):
     """Set with their switch off, these fields change nothing: a warning, not a refusal (the

@@ -805,6 +805,10 @@ CASES = {
         lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_silent'}",
                    "--config=configs/seq2seq.py", f"--out={d / 'time_to_loss.json'}"],
         "--config=configs/seq2seq.py trains on source → target pairs"),
+    "time_to_loss_on_other_text": (  # refused after nanoGPT's whole run, or timed unlike
+        lambda d: ["benchmarks/time_to_loss.py", f"--nanogpt={d / 'nanogpt_silent'}",
+                   "--set=data.path=mytext.txt", f"--out={d / 'time_to_loss.json'}"],
+        "data.path='mytext.txt': nanoGPT's run, timed against ours, reads tiny Shakespeare"),
     "profile_step_config_named_from_the_repo": (  # it was looked for in configs/configs/
         lambda d: ["benchmarks/profile_step.py", "--config=configs/shakespeare_char_cpu.py",
                    f"--trace_dir={d / 'trace'}"],

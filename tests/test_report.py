@@ -34,7 +34,9 @@ def test_a_run_writes_metrics_events_plot_and_samples(tmp_path, capsys):
         assert set(record) == {"step", "train_loss", "val_loss", "tokens_per_s", "lr",
                                "grad_norm"}
         # the rate of the update that ended at this step (the trainer reads it from a table)
-        assert record["lr"] == pytest.approx(float(schedule(max(record["step"] - 1, 0))))
+        # (none at step 0, which no update ended, as its grad_norm)
+        expected = float(schedule(record["step"] - 1)) if record["step"] else None
+        assert record["lr"] == pytest.approx(expected)
     assert records[0]["tokens_per_s"] is None and records[-1]["tokens_per_s"] > 0
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -279,6 +281,23 @@ def test_a_ladder_of_other_data_or_training_shows_no_lecture_figure_beside_its_l
             assert step_config(REPO / "configs" / spec, other).reference_val_loss == 0, other
     assert step_config(REPO / "configs" / "shakespeare_char_cpu.py", {"model.n_embd": 64}
                        ).reference_val_loss == 0
+
+
+def test_a_field_read_only_with_a_switch_changes_only_the_steps_that_have_it_on():
+    """Four Newton–Schulz iterations, or another RoPE base, for the whole ladder: the steps on
+    AdamW or learned positions never read them, so they train, are described, refused or read
+    back, and shown beside the lecture's figure as without the override (the bigram's folder
+    was refused as "trained with other settings", and 26 runs were to retrain)."""
+    from gpt_jax.ladder import step_config
+
+    for override, reads in (({"train.muon_ns_steps": 4}, "modern.py:muon"),
+                            ({"model.rope_base": 500.0}, "modern.py:rope")):
+        for spec in ("bigram.py", "lecture.py:head", "shakespeare_char_cpu.py"):
+            own = step_config(REPO / "configs" / spec, {})
+            assert step_config(REPO / "configs" / spec, override).to_json() == own.to_json()
+            assert own.reference_val_loss > 0
+        assert step_config(REPO / "configs" / reads, override).to_json() != step_config(
+            REPO / "configs" / reads, {}).to_json()
 
 
 def test_the_bar_leaves_out_a_pause_and_nothing_else(monkeypatch, capsys):

@@ -736,8 +736,10 @@ def test_a_muon_run_reports_the_muon_matrices_rate_beside_adamw_s(muon_run, run_
     t = muon_run.config.train
     adamw, muon = learning_rate_schedule(t), learning_rate_schedule(t, t.muon_learning_rate)
     assert float(muon(1)) < float(muon(0))  # a rate read at the wrong update shows
-    for step, record in muon_run.records.items():
-        update = max(step - 1, 0)
+    assert muon_run.records[0]["lr"] is muon_run.records[0]["muon_lr"] is None  # no update yet
+    assert 0 not in muon_run.events["muon_lr"]
+    for step, record in list(muon_run.records.items())[1:]:
+        update = step - 1
         assert record["lr"] == pytest.approx(float(adamw(update)), rel=1e-6)
         assert record["muon_lr"] == pytest.approx(float(muon(update)), rel=1e-6)
         assert muon_run.events["muon_lr"][step] == pytest.approx(record["muon_lr"], rel=1e-6)
