@@ -347,9 +347,17 @@ def define_overrides(command_flags: flags.FlagValues, help_text: str) -> None:
         raise UserError(_config_flag_error(e, overrides)) from None
 
 
+def require_flags(command_flags: flags.FlagValues, names: tuple[str, ...], usage: str) -> None:
+    """The flags a command cannot run without, named where missing, then its usage."""
+    missing = [f"--{name}" for name in names if command_flags[name].value in (None, "", [])]
+    if missing:
+        raise UserError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                        f"missing; {usage}")
+
+
 def loaded_config(command_flags: flags.FlagValues):
     """The config --config loaded (config_flags), or a UserError saying why it did not load."""
-    from gpt_jax.config import config_file_error
+    from gpt_jax.config import check_schema, config_file_error
 
     try:
         config = command_flags.config
@@ -361,6 +369,8 @@ def loaded_config(command_flags: flags.FlagValues):
         raise
     except Exception as e:
         raise UserError(config_file_error(config_spec(), e)) from None
+    if config is not None:
+        check_schema(config)  # before any field is read (the description, the data paths)
     return config
 
 

@@ -151,6 +151,10 @@ def as_float32(value: float) -> float:
         return math.inf if value > 0 else -math.inf
 
 
+# Float fields read on the host alone, never computed in float32 (a wall-clock time).
+HOST_FLOATS = ("train.chunk_seconds",)
+
+
 def require_float32(name: str, value: float, instead: str = "") -> None:
     """A finite `value` that float32 holds as itself or a neighbour: past float32's range it
     computes as inf, and below its smallest normal number as 0 or a subnormal, whose
@@ -375,7 +379,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"reference_val_loss (the lecture's figure beside the ladder's; 0: none) must be a "
              f"number >= 0, got {config.reference_val_loss}")
     for name, value in _float_fields(config):
-        require_float32(name, value)
+        if name not in HOST_FLOATS:
+            require_float32(name, value)
     # Decoupled weight decay multiplies the weights by (1 - rate × decay) every step: at 1 or
     # more it zeroes them or flips their sign, and the run diverges within a few steps.
     for rate, decay in (("learning_rate", "weight_decay"),
@@ -487,6 +492,9 @@ def config_path(spec: str) -> Path:
     file under a folder whose name holds one cannot be loaded: said as such, not as a file
     "not found" at the path's first part."""
     path = user_path(spec.partition(":")[0])
+    if spec.endswith(":") and path.is_file():  # each file read "" its own way: as its
+        raise UserError(f"config {spec!r} ends in ':' without a variant: drop the ':', or "
+                        f"name a variant")  # default, as unknown, or as "takes none"
     if not path.exists():
         parts = spec.split(":")
         if any(user_path(":".join(parts[:n])).is_file() for n in range(2, len(parts) + 1)):
@@ -518,6 +526,7 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
         raise UserError(config_file_error(spec, e)) from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise UserError(f"get_config() of {spec} must return a ConfigDict")
+    check_schema(config)  # a field missing is one line here, not an AttributeError later
     return config
 
 

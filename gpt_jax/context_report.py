@@ -159,8 +159,7 @@ def _main(argv: list[str]) -> None:
 
     compilation_cache.enable()
     F = FLAGS
-    if F.workdir is None:
-        raise UserError(USAGE)
+    cli.require_flags(FLAGS, ("workdir",), USAGE)
     if not 0 <= F.steps <= INT32_MAX:
         raise UserError(f"--steps must be in [0, {INT32_MAX}], got {F.steps}")
 

@@ -527,8 +527,8 @@ def _check(ok: bool, message: str) -> None:
 def _main(argv: list[str]) -> None:
     cli.parse_flags(argv, USAGE, FLAGS)
     F = FLAGS
-    _check(F.workdir is not None and F.prompt is not None, USAGE)
     _check(F.prompt != "", "--prompt is empty: give the text to inspect")
+    cli.require_flags(FLAGS, ("workdir", "prompt"), USAGE)
     prompt = flag_text(F.prompt, "--prompt")
     _check(0 <= F.blocks <= INT32_MAX, f"--blocks must be >= 0, got {F.blocks}")
     _check(1 <= F.top <= INT32_MAX, f"--top must be >= 1, got {F.top}")

@@ -276,8 +276,7 @@ def _main(argv: list[str]) -> None:
                                 "the steps whose model reads it).")
     cli.parse_flags(argv, USAGE, FLAGS)
     F = FLAGS
-    if not F.workdir:
-        raise UserError(USAGE)
+    cli.require_flags(FLAGS, ("workdir",), USAGE)
     if F.seq2seq and (F.full or F.modern):
         raise UserError(f"--seq2seq trains the encoder–decoder's comparison alone: drop "
                         f"--{'full' if F.full else 'modern'}, or run the ladder without "

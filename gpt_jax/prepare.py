@@ -579,8 +579,7 @@ def _interruptibly(call: Callable[[], T]) -> T:
 def _main(argv: list[str]) -> None:
     F = FLAGS
     cli.parse_flags(argv, USAGE, FLAGS)
-    if not F.input or F.out is None:
-        raise UserError(USAGE)
+    cli.require_flags(FLAGS, ("input", "out"), USAGE)
     # ~ expanded as for every path flag (bash leaves it in --out=~/data)
     prepare([str(user_path(p)) for p in F.input], user_path(F.out), F.tokenizer,
             F.vocab_size, F.val_fraction)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,17 @@ class Run:
     @property
     def params(self) -> Any:
         return self.state.params
+
+
+def _say_if_the_lowest_is_gone(evaluated: dict[int, float], step: int) -> None:
+    """--best restores the best checkpoint kept: where the lowest val loss of the metrics has
+    none (step 0 is never saved; train.keep_checkpoints may have deleted it), say so."""
+    lowest = min(evaluated, key=evaluated.get)
+    if step in evaluated and evaluated[lowest] < evaluated[step]:
+        print(f"warning: the lowest val loss, {evaluated[lowest]:.4f} at step {lowest}, has no "
+              f"checkpoint{' (step 0 is not saved)' if lowest == 0 else ''}; --best restores "
+              f"step {step} (val loss {evaluated[step]:.4f}), the best of those kept",
+              file=sys.stderr)
 
 
 def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -> Run:
@@ -76,11 +88,13 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
         if not steps:
             raise UserError(f"workdir {workdir} has no checkpoints yet")
         if best:
-            step = checkpoints.best_step({r["step"]: r["val_loss"] for r in read_metrics(workdir)
-                                          if r.get("val_loss") is not None})
+            evaluated = {r["step"]: r["val_loss"] for r in read_metrics(workdir)
+                         if r.get("val_loss") is not None}
+            step = checkpoints.best_step(evaluated)
             if step is None:
                 raise UserError(f"no checkpoint in {workdir} was saved with a val loss (the "
                                 f"ones saved at an evaluation step are)")
+            _say_if_the_lowest_is_gone(evaluated, step)
         if step is not None and step not in steps:
             raise UserError(f"no checkpoint at step {step} in {workdir}; "
                             f"available: {', '.join(map(str, steps))}")

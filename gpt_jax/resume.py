@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -184,3 +185,12 @@ def _require_no_foreign_files(workdir: Path) -> None:
             raise UserError(f"{path} is not a file that a run wrote, and a run starting in "
                             f"{workdir} would overwrite it: choose another --workdir, or move "
                             f"{name} away")
+    if run_files.file_exists(workdir / run_files.CONFIG):
+        return  # a run began here (its config.json is written before anything else)
+    drawn = [workdir / run_files.LOSS_PLOT, *sorted(
+        (workdir / run_files.SAMPLES).glob("step_*.txt"))]
+    for path in drawn:  # what a run draws, not what it reads back: ours only beside a run's
+        if os.path.lexists(path):  # config.json
+            raise UserError(f"{path} is not a file that a run wrote, and a run starting in "
+                            f"{workdir} would overwrite it: choose another --workdir, or move "
+                            f"{path.relative_to(workdir)} away")

@@ -36,8 +36,9 @@ USAGE = ("usage: python -m gpt_jax.sample --workdir=DIR [--prompt=TEXT | --promp
 flags.DEFINE_string("workdir", None, "A training run's folder.", flag_values=FLAGS)
 flags.DEFINE_integer("step", None, "Checkpoint step to restore (default: the latest).",
                      flag_values=FLAGS)
-flags.DEFINE_bool("best", False, "Restore the checkpoint saved with the lowest val loss "
-                  "instead of the latest.", flag_values=FLAGS)
+flags.DEFINE_bool("best", False, "Restore, of the checkpoints kept, the one saved with the "
+                  "lowest val loss instead of the latest (a warning where the run's lowest has "
+                  "none, as step 0).", flag_values=FLAGS)
 flags.DEFINE_string("prompt", "", "Text to continue (default: a newline, where the vocabulary "
                     "has one; only its last block_size tokens are read: characters, or a BPE "
                     "run's tokens), or the source to translate (at most data.max_source_len "
@@ -109,9 +110,9 @@ def _main(argv: list[str]) -> None:
     start = time.perf_counter()
     cli.parse_flags(argv, USAGE, FLAGS)
     F = FLAGS
-    _check(F.workdir is not None, USAGE)
+    cli.require_flags(FLAGS, ("workdir",), USAGE)
     _check(F.temperature is None or 0 < F.temperature < math.inf,
-           f"--temperature must be > 0, got {F.temperature}")
+           f"--temperature must be a finite number > 0, got {F.temperature}")
     _check(F.top_p is None or 0 < F.top_p <= 1, f"--top_p must be in (0, 1], got {F.top_p}")
     for name in ("temperature", "top_p"):
         if F[name].value is not None:

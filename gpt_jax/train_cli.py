@@ -50,8 +50,7 @@ def _main(argv: list[str]) -> None:
     F = FLAGS
     if F.config is None and any(arg.startswith("--config=") for arg in argv[1:]):
         raise cli.UserError(f"get_config() of {cli.config_spec()} returned None, not a config")
-    if not F.config or not F.workdir:
-        raise cli.UserError(USAGE)
+    cli.require_flags(FLAGS, ("config", "workdir"), USAGE)
     from gpt_jax.config import anchor_data_paths, validate
 
     config = cli.loaded_config(FLAGS)

@@ -163,8 +163,8 @@ def test_an_overfitting_run_keeps_its_best_checkpoint_to_sample_and_resumes_from
 
 def test_without_keep_best_checkpoint_only_the_newest_are_kept(tmp_path, capsys):
     """train.keep_best_checkpoint=False: the overfitting run above saves no step for its val
-    loss and keeps its newest checkpoint alone; the closing line says no checkpoint holds the
-    lowest val loss."""
+    loss and keeps its newest checkpoint alone; the closing line, and --best, say no
+    checkpoint holds the lowest val loss."""
     config = tiny_config()
     config.train.update(dict(num_steps=16, eval_interval=2, checkpoint_every=8,
                              keep_checkpoints=1, learning_rate=0.1, keep_best_checkpoint=False))
@@ -174,6 +174,11 @@ def test_without_keep_best_checkpoint_only_the_newest_are_kept(tmp_path, capsys)
     assert Checkpoints(tmp_path, read_only=True).steps() == [16]
     out = capsys.readouterr().out
     assert "its checkpoint is kept" not in out and f"{records[12]:.4f}" in out, out
+    # --best takes the best kept, and says that the lowest has none (it said nothing)
+    assert load_run(tmp_path, best=True).step == 16
+    assert capsys.readouterr().err == (
+        f"warning: the lowest val loss, {records[12]:.4f} at step 12, has no checkpoint; "
+        f"--best restores step 16 (val loss {records[16]:.4f}), the best of those kept\n")
 
 
 @pytest.mark.parametrize("garbled", ["garbage", '{"val_loss": true}', '{"val_loss": -1.0}'])

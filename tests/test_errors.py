@@ -51,6 +51,9 @@ def files(tmp_path_factory):
     (d / "raises.py").write_text('def get_config():\n    raise ValueError("boom")\n')
     (d / "returns_none.py").write_text("def get_config():\n    return None\n")
     (d / "returns_five.py").write_text("def get_config():\n    return 5\n")
+    (d / "no_description.py").write_text(  # read before validation: an AttributeError
+        "from gpt_jax.config import base_config\n\ndef get_config():\n    config = "
+        "base_config()\n    config.unlock()\n    del config['description']\n    return config\n")
     (d / "flags.bin").write_bytes(b"\xff\xfe--workdir=x\n")
     (d / "nests_a_pipe.flags").write_text(f"# a comment\n--flagfile={d / 'fifo'}\n")
     (d / "nests_latin1.flags").write_text(f"--flagfile={d / 'flags.bin'}\n")
@@ -450,7 +453,8 @@ CASES = {
     "sample_that_cannot_fit_in_memory": (sample("--num_samples=100000000",
                                                 "--max_new_tokens=100000"),
                                          r"sampling needs about [\d,.]+ GiB of memory"),
-    "sample_infinite_temperature": (sample("--temperature=inf"), "--temperature must be > 0"),
+    "sample_infinite_temperature": (sample("--temperature=inf"),
+                                    "--temperature must be a finite number > 0, got inf"),
     "sample_checkpoints_a_file": (  # it said "has no checkpoints yet"
         lambda d: ["-m", "gpt_jax.sample", f"--workdir={d / 'checkpoints_a_file'}"],
         r"checkpoints_a_file/checkpoints is a file, not the run's folder of checkpoints: move "
@@ -480,6 +484,14 @@ CASES = {
         lambda d: ["train.py", f"--config={d / 'returns_five.py'}", f"--workdir={d / 'x'}"],
         r"get_config\(\) of .*returns_five.py returned 5, not a config \(an "
         r"ml_collections.ConfigDict\)$"),
+    "config_with_an_empty_variant": (  # read as the default, as unknown or as none by turns
+        lambda d: ["train.py", "--config=configs/lecture.py:", f"--workdir={d / 'x'}"],
+        r"^error: config 'configs/lecture.py:' ends in ':' without a variant: drop the ':', or "
+        r"name a variant$"),
+    "config_file_without_a_description": (
+        lambda d: ["train.py", f"--config={d / 'no_description.py'}", f"--workdir={d / 'x'}"],
+        r"the config lacks the field description: start config files from "
+        r"gpt_jax.config.base_config\(\)$"),
     "config_empty": (lambda d: ["train.py", "--config=", f"--workdir={d / 'x'}"],
                      r"^error: --config is empty: give a config file$"),
     "flagfile_missing": (train("--flagfile=/no/such/flags"),
@@ -528,7 +540,8 @@ CASES = {
     "prompts_file_line_outside_vocabulary": (
         lambda d: sample(f"--prompts={d / 'prompts.txt'}")(d),
         "--prompts .*prompts.txt, line 3: character 'é' is not in the vocabulary of 65"),
-    "temperature_0": (sample("--temperature=0"), "--temperature must be > 0, got 0.0"),
+    "temperature_0": (sample("--temperature=0"),
+                      "--temperature must be a finite number > 0, got 0.0"),
     "top_p_0": (sample("--top_p=0"), r"--top_p must be in \(0, 1\], got 0.0"),
     "top_p_above_1": (sample("--top_p=1.5"), r"--top_p must be in \(0, 1\], got 1.5"),
     "top_k_0": (sample("--top_k=0"), "--top_k must be >= 1, got 0"),

@@ -779,9 +779,12 @@ def test_a_new_run_stopped_before_its_first_save_leaves_no_workdir_behind(tmp_pa
     ("vocab.json", "[1, 2, 3]"),
     ("data.json", '{"rows": 3}'),
     ("metrics.jsonl", "not metrics\n"),
+    ("loss.png", "my own plot"),  # drawn files: no run's config.json beside them
+    ("samples/step_000000.txt", "my notes"),
 ])
 def test_a_run_refuses_to_overwrite_a_file_of_a_run_s_name_that_no_run_wrote(
         tmp_path, name, content):
+    (tmp_path / name).parent.mkdir(exist_ok=True)
     (tmp_path / name).write_text(content)
     result = _train(tmp_path)
     assert result.returncode == 2, result.stderr
@@ -789,7 +792,8 @@ def test_a_run_refuses_to_overwrite_a_file_of_a_run_s_name_that_no_run_wrote(
                              f"run starting in {tmp_path} would overwrite it: choose another "
                              f"--workdir, or move {name} away\n")
     assert (tmp_path / name).read_text() == content
-    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no checkpoints/ left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name.split("/")[0]]  # no
+    # checkpoints/ left
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_again_over_its_own_files(tmp_path):

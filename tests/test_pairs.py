@@ -43,7 +43,8 @@ def test_generator_is_deterministic():
 def test_command_without_out_is_one_line_error():
     result = run_python(["-m", "gpt_jax.tasks.dates"])
     assert result.returncode == 2
-    assert result.stderr == "error: usage: python -m gpt_jax.tasks.dates --out=DIR\n"
+    assert result.stderr == ("error: --out is missing; usage: python -m gpt_jax.tasks.dates "
+                             "--out=DIR\n")
 
 
 def test_held_out_dates_never_appear_in_training(shipped):

@@ -436,8 +436,8 @@ def _cli_cases(tmp_path):
     (tmp_path / "afile").write_text("x")
     ok, out = f"--input={tmp_path / 'ok.txt'}", f"--out={tmp_path / 'data'}"
     return [
-        ([ok], "usage: python -m gpt_jax.prepare"),
-        ([out], "usage: python -m gpt_jax.prepare"),
+        ([ok], "^error: --out is missing; usage: python -m gpt_jax.prepare"),  # which one, named
+        ([out], "^error: --input is missing; usage: python -m gpt_jax.prepare"),
         ([f"--input={tmp_path / 'missing.txt'}", out], "input not found: .*missing.txt"),
         ([f"--input={tmp_path / '*.md'}", out], r"matches no files"),
         ([f"--input={tmp_path / 'emptydir'}", out], "holds no files"),

@@ -115,7 +115,7 @@ def _main(argv: list[str]) -> None:
     except flags.Error as e:
         raise UserError(str(e)) from None
     if not _FLAGS.out:
-        raise UserError(USAGE)
+        raise UserError(f"--out is missing; {USAGE}")
     out = Path(_FLAGS.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
