@@ -208,6 +208,8 @@ class Checkpoints:
         temporary folder and renames it). A failure of this save or of the one before is
         raised as one UserError, here or at `check()`."""
         self._finish_pending()
+        if not self.directory.is_dir():  # orbax would make it again, a run's other files gone
+            self._fail(step, None)
         tree = jax.tree.map(np.asarray, tree)
         self._pending = step
         metrics = None if val_loss is None else {"val_loss": float(val_loss)}
@@ -246,13 +248,18 @@ class Checkpoints:
     def _complete(self, step: int) -> bool:
         """Whether orbax finished the checkpoint of `step`: its folder renamed into place,
         with the metadata it writes last."""
-        return file_exists(self.directory / str(step) / "_CHECKPOINT_METADATA")
+        return self.directory.is_dir() and file_exists(
+            self.directory / str(step) / "_CHECKPOINT_METADATA")
 
     def _fail(self, step: int, error: BaseException | None):
         """Raises the one line that says which save failed, why, and what is kept; clears the
         half-written folder away, so that a full disk gets its space back."""
         self._failed = True
         shutil.rmtree(self.directory / f"{step}.orbax-checkpoint-tmp", ignore_errors=True)
+        if not self.directory.is_dir():  # not "no earlier checkpoint": they went with it
+            raise UserError(f"cannot save the checkpoint of step {step}: {self.directory} is "
+                            f"gone (the workdir was moved or deleted while the run trained); "
+                            f"the checkpoints saved before went with it")
         reason = describe_failure(error) if error is not None else "its folder was not written"
         kept = [s for s in self._on_disk() if s != step]
         kept_text = (f"the checkpoint of step {kept[-1]} is kept" if kept

@@ -244,6 +244,25 @@ def test_a_checkpoint_deleted_while_it_is_read_is_not_called_damaged(tmp_path, c
     checkpoints.close()
 
 
+def test_a_workdir_moved_away_while_the_run_trains_is_said_as_such(tmp_path):
+    """`mv RUN RUN2` during training: the next save failed with "no earlier checkpoint exists"
+    (or orbax's "params are missing .zarray"), though they were all in RUN2 and restore."""
+    checkpoints = Checkpoints(tmp_path / "run", keep=2)
+    checkpoints.save(1, {"w": np.full(3, 1.0)})
+    checkpoints.wait()
+    (tmp_path / "run").rename(tmp_path / "run2")  # (orbax would make the folders again)
+    with pytest.raises(UserError, match=r"^cannot save the checkpoint of step 2: .*/run/"
+                                        r"checkpoints is gone \(the workdir was moved or deleted "
+                                        r"while the run trained\); the checkpoints saved before "
+                                        r"went with it$"):
+        checkpoints.save(2, {"w": np.full(3, 2.0)}, val_loss=1.0)
+        checkpoints.wait()
+    checkpoints.close()
+    moved = Checkpoints(tmp_path / "run2", read_only=True)
+    assert moved.restore_newest_good({"w": np.zeros(3)})[0] == 1
+    moved.close()
+
+
 def test_a_checkpoint_replaced_while_it_is_read_gives_way_to_the_newer_one(tmp_path, capsys):
     """A run keeping one checkpoint saves step 2 and deletes step 1 while a sampler reads it:
     the sampler listed again before looking (it said no checkpoint was left), and takes 2."""
