@@ -81,16 +81,23 @@ def param_count(family: str, context: int, vocab_size: int) -> tuple[int, bool]:
     return count_params(param_shapes(model, context)), False
 
 
-def val_loss(family: str, context: int, steps: int, workdir: Path) -> float:
-    """The val loss after `steps` steps of this run, trained now unless it already was."""
-    from gpt_jax.ladder import check_folder
-
-    run = workdir / f"{family}_context{context}_{steps}steps"
+def run_config(family: str, context: int, steps: int) -> ml_collections.ConfigDict:
+    """The family's config as the report trains it: `steps` steps of TOKENS_PER_STEP tokens
+    (blocks of `context`), evaluated and saved at the end only, no sample."""
     config = family_config(family, context)
     t = config.train
     t.num_steps = t.eval_interval = t.log_interval = t.checkpoint_every = steps
     t.batch_size, t.eval_iters = TOKENS_PER_STEP // context, EVAL_ITERS
     config.sample.max_new_tokens = 0
+    return config
+
+
+def val_loss(family: str, context: int, steps: int, workdir: Path) -> float:
+    """The val loss after `steps` steps of this run, trained now unless it already was."""
+    from gpt_jax.ladder import check_folder
+
+    run = workdir / f"{family}_context{context}_{steps}steps"
+    config = run_config(family, context, steps)
     check_folder(config, run, "a run of the report")  # a config file edited since: not reused
     done = [r["val_loss"] for r in read_metrics(run)
             if r["step"] == steps and r.get("val_loss") is not None]

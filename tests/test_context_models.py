@@ -178,6 +178,19 @@ def test_every_family_of_the_report_builds_a_valid_config(context):
             "" if family == "gpt" else f", model.context={context}") + ")"), config.description
 
 
+def test_every_run_of_the_report_trains_as_many_tokens_a_step():
+    """A wider context, fewer blocks: each family and context trains TOKENS_PER_STEP = 768
+    tokens a step (the same batch for all would give the wide contexts more text)."""
+    from gpt_jax.context_report import CONFIG_FILES, TOKENS_PER_STEP, run_config
+
+    assert TOKENS_PER_STEP == 768
+    for family in CONFIG_FILES:
+        for context, batch in ((1, 768), (8, 96), (64, 12)):
+            config = run_config(family, context, steps=3)
+            assert (config.model.block_size, config.train.batch_size) == (context, batch)
+            assert config.train.num_steps == config.train.eval_interval == 3
+
+
 def test_the_report_refuses_a_run_trained_with_other_settings(tmp_path, monkeypatch):
     """A config file edited since (here: its learning rate) had its earlier run read back into
     context.md as if trained with the settings the report names."""

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import REPO, assert_trees_close, devices_env, run_python
+from gpt_jax.metrics import read_metrics
 from gpt_jax.restore import load_run
 
 TINY = (REPO / "tests" / "tiny_config.py").as_posix()
@@ -64,6 +65,13 @@ def test_two_processes_match_one_process_on_one_device(tmp_path):
     two_run, one_run = load_run(tmp_path / "two"), load_run(tmp_path / "one")
     assert two_run.step == one_run.step == 12
     assert_trees_close(two_run.state, one_run.state, rtol=1e-5, atol=1e-7)
+    # and the evaluations score the same batches (each process its own rows of them)
+    two, one = read_metrics(tmp_path / "two"), read_metrics(tmp_path / "one")
+    assert [r["step"] for r in two] == [r["step"] for r in one] and len(one) > 1
+    for a, b in zip(two, one, strict=True):
+        for name in ("train_loss", "val_loss", "grad_norm"):
+            assert (a[name] is b[name] is None  # (step 0's grad_norm)
+                    or a[name] == pytest.approx(b[name], rel=1e-5)), (a, b)
 
 
 def test_unreachable_coordinator_fails_fast_with_one_line(tmp_path):

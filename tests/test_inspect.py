@@ -114,6 +114,17 @@ def test_loss_by_position_is_flat_for_the_bigram_and_falls_with_attention(runs):
         for tokens, blocks in ((tokens_N, 1), (tokens_N, 513), (tokens_N[:T + 300], 290)):
             assert position_losses(run.model, run.params, tokens, T, blocks,
                                    run.tokenizer.vocab_size)[1] == blocks
+        # and their mean is over those windows: 100 = every window of T + 100 tokens once,
+        # in batches of 64 (the second padded with 28 repeats, which count nowhere)
+        mean_T, n = position_losses(run.model, run.params, tokens_N[:T + 100], T, 100,
+                                    run.tokenizer.vocab_size)
+        windows = np.stack([tokens_N[s:s + T + 1] for s in range(100)]).astype(np.int32)
+        logits = np.asarray(run.model.apply({"params": run.params}, windows[:, :-1]),
+                            np.float64)
+        log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        by_hand_T = -np.take_along_axis(log_p, windows[:, 1:, None], -1)[..., 0].mean(0)
+        assert n == 100
+        np.testing.assert_allclose(mean_T, by_hand_T, rtol=1e-5)
     bigram, gpt = losses["bigram"], losses["gpt"]
     # The bigram sees one character anywhere: only the few characters at the ends of each
     # stretch of windows differ between positions.

@@ -87,6 +87,18 @@ def test_token_dtype_is_the_narrowest_that_holds_the_vocabulary():
         "uint8", "uint8", "uint16", "uint16", "uint32"]
 
 
+def test_a_vocabulary_of_257_characters_is_written_in_16_bits_and_reads_back(tmp_path):
+    """The one past uint8's 256 ids: its last id (256) would wrap to 0 in 8 bits, without a
+    word (token_dtype alone is tested above, not prepare's use of it)."""
+    text = "".join(chr(0x100 + i) for i in range(257)) * 4
+    (tmp_path / "wide.txt").write_text(text, encoding="utf-8")
+    prepare([str(tmp_path / "wide.txt")], tmp_path / "data", log=quiet)
+    data = open_prepared(tmp_path / "data")
+    assert data.tokenizer.vocab_size == 257 and data.train.dtype == np.uint16
+    ids = np.concatenate([data.train, data.val])
+    assert ids.max() == 256 and data.tokenizer.decode(ids) == text
+
+
 def test_folders_and_globs_expand_to_sorted_files(tmp_path):
     for name in ("b.txt", "a.txt", "sub/c.txt", ".hidden", "data/meta.json"):
         (tmp_path / name).parent.mkdir(exist_ok=True)

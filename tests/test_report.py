@@ -79,13 +79,16 @@ def test_report_table_has_a_row_per_step():
            "train_loss": 2.38, "val_loss": 2.40, "reference_val_loss": 2.4, "wall_s": 21.0,
            "sample": "To be |or\nnot", "ms_per_step": 1.5,
            "runs": [{"val_loss": 2.39}, {"val_loss": 2.41}]}
-    table = report([row, {**row, "step": "multihead", "val_loss": 2.30, "runs": []}])
+    table = report([row, {**row, "step": "multihead", "val_loss": 2.30, "runs": []},
+                    {**row, "step": "ffwd", "val_loss": 2.25, "runs": []}])
     lines = table.splitlines()
     assert lines[0].startswith("| step | adds | params")
     assert "| head | one head | 7,553 | 5,000 | 2.380 | **2.400** (2.390, 2.410) |  | 2.40 | " \
            "1.5 | 21 s | `To be \\|or⏎not` |" in table
     assert "| multihead | one head | 7,553 | 5,000 | 2.380 | **2.300** | -0.100 | 2.40 |" in table
-    assert "Total wall time of the runs: 63 s." in table  # 2 runs of head, 1 of multihead
+    # Δ against the row before it, not the first
+    assert "| ffwd | one head | 7,553 | 5,000 | 2.380 | **2.250** | -0.050 | 2.40 |" in table
+    assert "Total wall time of the runs: 84 s." in table  # 2 runs of head, 1 of the others
 
 
 def test_rows_without_a_lecture_figure_or_a_step_to_build_on():
@@ -140,7 +143,11 @@ def test_a_step_over_seeds_averages_them_and_keeps_each(tmp_path):
     assert (tmp_path / "tiny" / "seed_1").is_dir() and (tmp_path / "tiny" / "seed_2").is_dir()
     losses = [r["val_loss"] for r in result["runs"]]
     assert losses[0] != losses[1]  # other seeds, other inits and batches
-    assert result["val_loss"] == pytest.approx(sum(losses) / 2)
+    for key in ("val_loss", "train_loss", "wall_s"):
+        assert result[key] == pytest.approx(sum(r[key] for r in result["runs"]) / 2), key
+    # the mean of the seeds' times per step, not of their rates
+    ms = [1000 * 8 * 8 / r["tokens_per_s"] for r in result["runs"]]  # block 8 × batch 8
+    assert result["ms_per_step"] == pytest.approx(sum(ms) / 2)
 
 
 def test_tokens_per_second_count_every_chunk_since_the_last_pause_however_their_ends_arrive(

@@ -95,6 +95,27 @@ def test_gradient_accumulation_equals_one_big_batch(dropout):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
+def test_each_step_draws_its_own_dropout_masks():
+    """The same parameters and batch at steps 0 and 5: another step's masks, another loss;
+    the same step's, the same loss (the keys come from (seed, step, row), no RNG state).
+    Every run test compares runs with one another, which the same masks at every step would
+    pass."""
+    model = build_model(tiny_config(dropout=0.3).model, 65)
+    optimizer = optax.sgd(0.0)
+    step = make_train_step(model, optimizer, seed=0)
+    data = np.random.default_rng(2).integers(0, 65, size=(1, 1, 8, 9)).astype(np.int32)
+    x, y = data[..., :-1], data[..., 1:]
+    rows = np.arange(8, dtype=np.int32).reshape(1, 1, 8)
+
+    def loss_at(step_number: int) -> float:
+        state = init_state(model, optimizer, 0, 8).replace(step=jnp.int32(step_number))
+        _, metrics = step(replicate(state), shard(x), shard(y), shard(rows))
+        return float(unreplicate(metrics["loss"]))
+
+    at_0, at_5 = loss_at(0), loss_at(5)
+    assert at_0 != at_5 and loss_at(5) == at_5
+
+
 def test_cli_trains_end_to_end_and_writes_metrics(tmp_path):
     result = run_python(["train.py", "--config=configs/lecture.py:layernorm",
                          f"--workdir={tmp_path}", "--config.train.num_steps=30",
