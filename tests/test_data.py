@@ -3,7 +3,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gpt_jax.dataset import TRAIN_STREAM, Corpus, get_batch, load_text
+from gpt_jax.dataset import TRAIN_STREAM, Corpus, batch_offsets, get_batch, load_text
 from gpt_jax.errors import UserError
 from gpt_jax.layout import BatchLayout
 
@@ -107,6 +107,15 @@ def test_batch_sampler_properties(n_tokens, block, batch, seed, step):
     assert x.shape == y.shape == (batch, block)
     np.testing.assert_array_equal(y, x + 1)  # shifted by one, contiguous
     assert x.min() >= 0 and y.max() <= n_tokens - 1
+
+
+def test_the_batches_reach_every_window_of_the_stream():
+    """Over enough batches every start offset 0 .. n - block - 1 is drawn: the first and the
+    last window too (a range one short passes the test above)."""
+    n_tokens, block = 40, 8
+    drawn = np.concatenate([batch_offsets(n_tokens, block, 16, 0, TRAIN_STREAM, i)
+                            for i in range(200)])
+    assert set(drawn.tolist()) == set(range(n_tokens - block))
 
 
 def test_a_text_in_a_resumed_runs_vocabulary_keeps_its_fingerprint(tmp_path):
