@@ -38,6 +38,14 @@ def _check_line(where: str, line: str, max_source_len: int,
                               ("target", target, max_target_len)):
         if not text:
             raise UserError(f"{where}: empty {side}; expected source<TAB>target")
+        if "\ufeff" in text:  # the first line's is dropped: files joined one after another?
+            raise UserError(f"{where}: the {side} holds a byte-order mark (U+FEFF) inside the "
+                            f"file: were files joined together? Remove it")
+        if len(f"{text}x".splitlines()) > 1:  # one pair, one line, also as the sampler prints
+            breaker = next(c for c in text if len(f"{c}x".splitlines()) > 1)
+            raise UserError(f"{where}: the {side} holds {breaker!r} (U+{ord(breaker):04X}), "
+                            f"which ends a line: a pair is one line, and so is each target the "
+                            f"sampler prints; remove it")
         if len(text) > limit:
             raise UserError(f"{where}: the {side} has {len(text)} characters, more than "
                             f"data.max_{side}_len = {limit} (raise --config.data.max_{side}_len "

@@ -71,8 +71,13 @@ def check_config(workdir: Path, config: ml_collections.ConfigDict,
         refused += [c for c in run_files.config_differences(stored, config, "data")
                     if c.startswith("data.max_source_len:")]
     if refused:
+        why = refused[0]
+        lengths = [c for c in run_files.config_differences(stored, config, "data")
+                   if c.startswith(("data.max_source_len:", "data.max_target_len:"))]
+        if why.startswith("model.block_size:") and lengths:  # seq2seq.py derives it from them
+            why = f"{lengths[0]}, which sets {why}"
         raise UserError(f"workdir {workdir} holds a checkpoint of a different model "
-                        f"({refused[0]}); use a new --workdir or the original config")
+                        f"({why}); use a new --workdir or the original config")
     for section in ("train", "data", "sample"):
         changes += run_files.config_differences(stored, config, section)
     for change in changes:

@@ -47,7 +47,8 @@ flags.DEFINE_string("prompt", "", "Text to continue (default: a newline, where t
 flags.DEFINE_string("prompts", None, "A UTF-8 file of prompts, one per line ('-': standard "
                     "input).", flag_values=FLAGS)
 flags.DEFINE_integer("max_new_tokens", 500, "Tokens to generate per sample: characters, or a "
-                     "BPE run's tokens (a translation stops at its end token).",
+                     "BPE run's tokens (refused on a run on pairs: a translation stops at its end "
+                     "token).",
                      flag_values=FLAGS)
 flags.DEFINE_integer("num_samples", 1, "Samples per prompt, generated as one batch.",
                      flag_values=FLAGS)

@@ -1055,7 +1055,8 @@ def test_a_workdir_holding_the_other_kind_of_vocabulary_is_refused_in_one_line(t
     """A text run whose vocab.json is a pairs vocabulary, and a seq2seq run whose vocab.json
     is a text tokenizer's, are refused on resume instead of failing deep inside the data; so
     is a longer data.max_source_len for the seq2seq run (another table of source positions),
-    before anything compiles."""
+    before anything compiles, and a longer data.max_target_len is named, not only the
+    model.block_size that seq2seq.py derives from it."""
     text, pairs = tmp_path / "text", tmp_path / "pairs"
     for workdir, args in ((text, [f"--config={TINY}"]),
                           (pairs, ["--config=configs/seq2seq.py", "--config.train.eval_iters=1",
@@ -1069,6 +1070,12 @@ def test_a_workdir_holding_the_other_kind_of_vocabulary_is_refused_in_one_line(t
     assert longer.returncode == 2 and longer.stderr.startswith(  # refused before compiling
         f"error: workdir {pairs} holds a checkpoint of a different model "
         f"(data.max_source_len: 32 → 40)"), longer.stderr
+    longer = run_python(["train.py", "--config=configs/seq2seq.py", f"--workdir={pairs}",
+                         "--config.train.eval_iters=1", "--config.model.n_layer=1",
+                         "--config.data.max_target_len=12", "--config.train.num_steps=2"])
+    assert longer.returncode == 2 and longer.stderr.startswith(  # the field the user set
+        f"error: workdir {pairs} holds a checkpoint of a different model "
+        f"(data.max_target_len: 10 → 12, which sets model.block_size: 11 → 13)"), longer.stderr
     text_vocab = (text / "vocab.json").read_bytes()
     (text / "vocab.json").write_bytes((pairs / "vocab.json").read_bytes())
     (pairs / "vocab.json").write_bytes(text_vocab)

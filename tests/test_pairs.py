@@ -28,11 +28,16 @@ def shipped():
 
 
 def test_command_regenerates_the_shipped_files_byte_for_byte(tmp_path):
-    result = run_python(["-m", "gpt_jax.tasks.dates", f"--out={tmp_path}"],
-                        env={"PYTHONHASHSEED": "123", "LC_ALL": "C"})
+    """In ~/dates as --out=~/dates says, as every path flag reads it (it made a folder named
+    '~' in the current one)."""
+    result = run_python(["-m", "gpt_jax.tasks.dates", "--out=~/dates"],
+                        env={"PYTHONHASHSEED": "123", "LC_ALL": "C", "HOME": str(tmp_path)},
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for name in (dates.TRAIN_FILE, dates.VAL_FILE):
-        assert (tmp_path / name).read_bytes() == (dates.shipped_dir() / name).read_bytes()
+        assert (tmp_path / "dates" / name).read_bytes() == (
+            dates.shipped_dir() / name).read_bytes()
+    assert not (tmp_path / "~").exists()
 
 
 def test_generator_is_deterministic():
@@ -163,6 +168,13 @@ BAD_FILES = {
                                 r"\(\\r\) and 3 tabs in one line: are its lines ended by \\r "
                                 r"alone\?"),
     "empty_source": (b"a\tb\n\tb\n", r"pairs.tsv:2: empty source"),
+    # what ends a line inside a pair: the sampler would print the target on two lines
+    "carriage_return_in_a_target": (b"a\tb\nc\tx\ry\n", r"pairs.tsv:2: the target holds "
+                                    r"'\\r' \(U\+000D\), which ends a line"),
+    "line_separator_in_a_source": ("a\tb\nc\u2028d\tx\n".encode(), r"pairs.tsv:2: the source "
+                                   r"holds '\\u2028' \(U\+2028\), which ends a line"),
+    "bom_of_a_second_file": ("\ufeffa\tb\n\ufeffc\td\n".encode(), r"pairs.tsv:2: the source "
+                             r"holds a byte-order mark \(U\+FEFF\) inside the file"),
     "empty_target": (b"a\tb\r\nc\t\r\n", r"pairs.tsv:2: empty target"),
     "long_source": (b"a\tb\nabcdef\tb\n", r"pairs.tsv:2: the source has 6 characters, more "
                                          r"than data.max_source_len = 5 \(raise "

@@ -22,6 +22,7 @@ from absl import flags
 
 from gpt_jax import cli
 from gpt_jax.errors import UserError
+from gpt_jax.user_files import user_path
 
 SEED = 20230407
 N_TRAIN = 40_000
@@ -116,7 +117,7 @@ def _main(argv: list[str]) -> None:
         raise UserError(str(e)) from None
     if not _FLAGS.out:
         raise UserError(f"--out is missing; {USAGE}")
-    out = Path(_FLAGS.out)
+    out = user_path(_FLAGS.out)  # ~ expanded, as for every path flag (bash leaves --out=~/x)
     try:
         out.mkdir(parents=True, exist_ok=True)
         train, val = generate()
