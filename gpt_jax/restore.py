@@ -18,7 +18,7 @@ from gpt_jax.errors import UserError
 from gpt_jax.metrics import read_metrics
 from gpt_jax.optim import make_optimizer
 from gpt_jax.pairs import PairVocab
-from gpt_jax.resume import PARAMETER_NEUTRAL
+from gpt_jax.resume import PARAMETER_NEUTRAL, data_since
 from gpt_jax.state import TrainState, abstract_state
 from gpt_jax.task import task_model
 from gpt_jax.user_files import not_there, user_path
@@ -94,7 +94,15 @@ def load_run(workdir: str | Path, step: int | None = None, best: bool = False) -
             if step is None:
                 raise UserError(f"no checkpoint in {workdir} was saved with a val loss (the "
                                 f"ones saved at an evaluation step are)")
-            _say_if_the_lowest_is_gone(evaluated, step)
+            since = data_since(workdir)  # where the data changed: no loss compares across
+            if 0 < since and step <= since:
+                print(f"warning: the best checkpoint, at step {step}, was scored on the data "
+                      f"this run trained on until step {since}, where its data changed: its "
+                      f"val loss does not compare with the later ones' (--step=N chooses "
+                      f"another)", file=sys.stderr)
+            else:
+                _say_if_the_lowest_is_gone(
+                    {s: v for s, v in evaluated.items() if s > since or not since}, step)
         if step is not None and step not in steps:
             raise UserError(f"no checkpoint at step {step} in {workdir}; "
                             f"available: {', '.join(map(str, steps))}")

@@ -120,11 +120,27 @@ def check_data(workdir: Path, data_fingerprint: str | None) -> None:
               file=sys.stderr)
 
 
-def record_data(workdir: Path, data_fingerprint: str | None) -> None:
-    """WORKDIR/data.json: the fingerprint of the data the run trains on from now."""
+def record_data(workdir: Path, data_fingerprint: str | None, step: int | None) -> None:
+    """WORKDIR/data.json: the fingerprint of the data the run trains on from now, and the step
+    from which it does (`step`, the resumed one, where the data changed there): the val
+    losses of earlier steps were measured on other data."""
     if data_fingerprint:
+        since = data_since(workdir) if step is not None and not other_data(
+            workdir, data_fingerprint) else step or 0
         run_files.write_atomic(workdir / run_files.DATA,
-                               json.dumps({"sha256": data_fingerprint}))
+                               json.dumps({"sha256": data_fingerprint, "since_step": since}))
+
+
+def data_since(workdir: Path) -> int:
+    """The step from which the run has trained on its present data (0: from the start, or
+    not recorded)."""
+    path = workdir / run_files.DATA
+    try:
+        since = json.loads(path.read_text(encoding="utf-8")).get("since_step", 0) \
+            if run_files.file_exists(path) else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return since if isinstance(since, int) and not isinstance(since, bool) and since > 0 else 0
 
 
 def resumed_corpus(workdir: Path, corpus: Corpus, text: str) -> Corpus:

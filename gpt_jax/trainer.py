@@ -138,7 +138,7 @@ class Trainer:
             run_files.save_vocab(self.workdir, self.task.vocab)
             if resume_step is not None:  # here, once nothing can refuse the run any more
                 resume.check_data(self.workdir, self.task.fingerprint)
-            resume.record_data(self.workdir, self.task.fingerprint)
+            resume.record_data(self.workdir, self.task.fingerprint, resume_step)
         self.reporter = Reporter(self.workdir, self.config, self.is_main, self.step)
 
     @staticmethod
@@ -547,9 +547,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 trainer.close()
         if trainer.last_sample is not None:
             _log("sample:\n" + trainer.last_sample)
-        if best is not None:
+        since = resume.data_since(workdir)  # where the data changed: no loss compares across
+        if best is not None and 0 < since and best[0] <= since:
+            _log(f"the best checkpoint kept, at step {best[0]}, was scored on the data this run "
+                 f"trained on until step {since}, where its data changed: its val loss "
+                 f"({best[1]:.4f}) does not compare with the later ones'")
+        elif best is not None:
             evaluated = [(r["val_loss"], r["step"]) for r in read_metrics(workdir)
-                         if r.get("val_loss") is not None] if main else []
+                         if r.get("val_loss") is not None and r["step"] > since] if main else []
             lowest = min(evaluated, default=(best[1], best[0]))
             if lowest[0] < best[1]:  # at a step without a checkpoint (step 0, or one that a
                 # stop during its evaluation saved without its val loss, since rotated away)

@@ -306,7 +306,8 @@ def test_prepare_of_an_up_to_date_dataset_on_a_read_only_disk_is_the_usual_no_op
 
 def test_a_run_resumed_on_other_data_is_told_so(datadir, tmp_path):
     """A dataset prepared again from other text (the same characters) resumed silently: the
-    val curve went on over another split. The same data, or a first start, says nothing."""
+    val curve went on over another split. The same data, or a first start, says nothing.
+    `sample --best` compared val losses across the change without a word."""
     import shutil
 
     data = tmp_path / "data"
@@ -326,6 +327,17 @@ def test_a_run_resumed_on_other_data_is_told_so(datadir, tmp_path):
     assert "warning: resuming on other data than this run trained on until now" in other.stderr
     again = _train(run, f"--config.data.path={data}", "--config.train.num_steps=35")
     assert "other data" not in again.stderr  # said once: the run now trains on it
+    # data.json: the step since which the run has trained on this data (kept on a resume on
+    # the same data); the best checkpoint, where it was scored before, is said to be
+    assert json.loads((run / "data.json").read_text())["since_step"] == 25
+    from gpt_jax.restore import load_run
+
+    best = load_run(run, best=True).step
+    sampled = run_python(["-m", "gpt_jax.sample", f"--workdir={run}", "--best",
+                          "--max_new_tokens=1"])
+    assert sampled.returncode == 0 and f"from step {best} " in sampled.stderr, sampled.stderr
+    assert (best <= 25) == ("was scored on the data this run trained on until step 25"
+                            in sampled.stderr), (best, sampled.stderr)
 
 
 def test_inspect_of_a_bpe_run_speaks_of_tokens_not_characters(tmp_path):
