@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -215,7 +216,8 @@ class Trainer:
                 record = self._record(step, math.nan, write=lost)
                 if lost:
                     self._score_resumed_checkpoint(step, record)
-                    self.reporter.finish()
+                if lost or not os.path.lexists(self.workdir / run_files.LOSS_PLOT):
+                    self.reporter.finish()  # (a run trained with train.loss_plot off)
                 return record
             finally:
                 self.reporter.progress.close()

@@ -74,6 +74,18 @@ def test_ladder_step_is_read_back_when_finished(tmp_path, capsys):
     assert (tmp_path / "tiny" / "seed_1337" / "metrics.jsonl").stat().st_mtime_ns == mtime
 
 
+def test_a_finished_run_rerun_with_the_loss_plot_on_draws_it(tmp_path):
+    """Trained with train.loss_plot=False, the same command with the plot on has no step left
+    to train: it evaluated, sampled and exited without loss.png."""
+    config = _tiny(steps=4)
+    config.train.update(dict(eval_interval=4, loss_plot=False))
+    train_and_evaluate(config, tmp_path)
+    assert not (tmp_path / "loss.png").exists()
+    config.train.loss_plot = True
+    train_and_evaluate(config, tmp_path)
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_report_table_has_a_row_per_step():
     row = {"step": "head", "description": "one head", "params": 7553, "num_steps": 5000,
            "train_loss": 2.38, "val_loss": 2.40, "reference_val_loss": 2.4, "wall_s": 21.0,
