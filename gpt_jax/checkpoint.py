@@ -350,6 +350,13 @@ class Checkpoints:
         raise NoneRestores(f"no checkpoint in {self.directory} can be restored: step(s) "
                         f"{', '.join(map(str, damaged))} damaged{moved}")
 
+    def list_again(self) -> None:
+        """Every process reads the listing again once all have restored: process 0 may have
+        set damaged checkpoints aside, which the others' listing still held (their save of
+        that step again then failed, "its folder was not written")."""
+        _all_processes_reach("restored")
+        self._manager.reload()
+
     def _chosen(self, step: int, best: bool) -> str:
         """The checkpoint a command asked for, as the subject of its error."""
         where = f"step {step} in {self.directory}"

@@ -564,9 +564,12 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
             _fail(f"error: {e}")
         except BrokenPipeError:  # the reader of our output has stopped (`| head`): so do we
             _exit_quietly(EXIT_BROKEN_PIPE)
-        except Terminated as e:
-            _exit(*stop.SIGNALS[e.signum])
+        except Terminated as e:  # before training (the trainer's loop agrees on a stop): the
+            word, code = stop.SIGNALS[e.signum]  # others are told, or they wait for it
+            distributed.failing(word)  # --distributed_timeout, then blame a frozen peer
+            _exit(word, code)
         except KeyboardInterrupt:
+            distributed.failing("interrupted")
             _exit("interrupted", 130)
         except OSError as e:
             if e.errno in PATH_ERRNOS:

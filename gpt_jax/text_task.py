@@ -44,7 +44,8 @@ class TextTask:
         self.prepared = prepared  # tokens memory-mapped from `python -m gpt_jax.prepare`
         # The train stream lives on every device when its int32 copy fits the budget; else
         # each chunk's windows are read from the memory map on the host and sent with it.
-        self.on_device = 4 * len(corpus.train) <= config.data.on_device_budget_mb * 2**20
+        self.on_device = (4 * len(corpus.train) <= config.data.on_device_budget_mb * 2**20
+                          and len(corpus.train) < 2**31)  # its windows' int32 start offsets
         self.fingerprint: str | None = None  # of the data, whatever its vocabulary (resume.py)
 
     @classmethod
@@ -131,7 +132,7 @@ class TextTask:
         t = self.config.train
         starts_DxKxAxB = layout.chunk_starts(len(self.corpus.train), self.block_size, t.seed,
                                              step, n, k)
-        if self.on_device:  # a stream that fits a device is shorter than 2^31 tokens
+        if self.on_device:  # a stream kept on the device is shorter than 2^31 tokens
             return shard(starts_DxKxAxB.astype(np.int32))
         windows = read_windows(self.corpus.train, starts_DxKxAxB, self.block_size + 1)
         return shard(self._in_vocabulary(windows.astype(np.int32), TRAIN))

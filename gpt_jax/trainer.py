@@ -159,6 +159,7 @@ class Trainer:
         except NoneRestores as e:
             raise UserError(f"{e}. Run the same command again to start from step 0 (the "
                             f"metrics so far are kept)") from None
+        self.checkpoints.list_again()
         _log(f"resumed from the checkpoint at step {step}")
         return step, state
 

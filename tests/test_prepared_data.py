@@ -358,3 +358,22 @@ def test_inspect_of_a_bpe_run_speaks_of_tokens_not_characters(tmp_path):
     page = (tmp_path / "pictures" / "index.html").read_text()
     assert "The next token" in page and "Token embeddings" in page
     assert "one token of the prompt" in page and "character" not in page.lower()
+
+
+def test_a_stream_of_2_31_tokens_is_read_on_the_host_whatever_the_budget(tmp_path):
+    """Its windows' start offsets go to the device as int32: with a budget of 16 GiB (an
+    H100's share) a 3 GiB stream was kept there, and a third of the offsets wrapped negative,
+    reading other windows without a word. (A sparse file: nothing of it is read here.)"""
+    from gpt_jax.dataset import Corpus
+    from gpt_jax.tokenizer import CharTokenizer
+
+    path = tmp_path / "train.bin"
+    with open(path, "wb") as f:
+        f.truncate(2**31)
+    train = np.memmap(path, np.uint8, "r", shape=(2**31,))
+    config = tiny_config()
+    config.data.on_device_budget_mb = 16384
+    corpus = Corpus(CharTokenizer(["a"]), train, train[:100])
+    assert not TextTask(config, corpus).on_device
+    shorter = Corpus(CharTokenizer(["a"]), train[:2**31 - 1], train[:100])
+    assert TextTask(config, shorter).on_device
