@@ -257,9 +257,10 @@ class Checkpoints:
         self._failed = True
         shutil.rmtree(self.directory / f"{step}.orbax-checkpoint-tmp", ignore_errors=True)
         if not self.directory.is_dir():  # not "no earlier checkpoint": they went with it
+            gone = "the workdir" if not self.directory.parent.is_dir() else "it"
             raise UserError(f"cannot save the checkpoint of step {step}: {self.directory} is "
-                            f"gone (the workdir was moved or deleted while the run trained); "
-                            f"the checkpoints saved before went with it")
+                            f"gone ({gone} was moved or deleted while the run trained); the "
+                            f"checkpoints saved before went with it")
         reason = describe_failure(error) if error is not None else "its folder was not written"
         kept = [s for s in self._on_disk() if s != step]
         kept_text = (f"the checkpoint of step {kept[-1]} is kept" if kept

@@ -349,7 +349,10 @@ def define_overrides(command_flags: flags.FlagValues, help_text: str) -> None:
 
 def require_flags(command_flags: flags.FlagValues, names: tuple[str, ...], usage: str) -> None:
     """The flags a command cannot run without, named where missing, then its usage."""
-    missing = [f"--{name}" for name in names if command_flags[name].value in (None, "", [])]
+    empty = [name for name in names if command_flags[name].value == ""]
+    if empty:
+        raise UserError(f"--{empty[0]} is empty: give a value; {usage}")
+    missing = [f"--{name}" for name in names if command_flags[name].value in (None, [])]
     if missing:
         raise UserError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
                         f"missing; {usage}")

@@ -492,9 +492,11 @@ def config_path(spec: str) -> Path:
     file under a folder whose name holds one cannot be loaded: said as such, not as a file
     "not found" at the path's first part."""
     path = user_path(spec.partition(":")[0])
-    if spec.endswith(":") and path.is_file():  # each file read "" its own way: as its
+    # "FILE.py:" gives get_config the variant "", which each file read its own way: as its
+    # default, as an unknown variant, or as "takes none".
+    if spec.partition(":")[1:] == (":", "") and path.is_file():
         raise UserError(f"config {spec!r} ends in ':' without a variant: drop the ':', or "
-                        f"name a variant")  # default, as unknown, or as "takes none"
+                        f"name a variant")
     if not path.exists():
         parts = spec.split(":")
         if any(user_path(":".join(parts[:n])).is_file() for n in range(2, len(parts) + 1)):

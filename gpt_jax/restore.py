@@ -40,7 +40,7 @@ class Run:
 def _say_if_the_lowest_is_gone(evaluated: dict[int, float], step: int) -> None:
     """--best restores the best checkpoint kept: where the lowest val loss of the metrics has
     none (step 0 is never saved; train.keep_checkpoints may have deleted it), say so."""
-    lowest = min(evaluated, key=evaluated.get)
+    lowest = min(evaluated, key=evaluated.get, default=None)  # (no metrics: nothing to say)
     if step in evaluated and evaluated[lowest] < evaluated[step]:
         print(f"warning: the lowest val loss, {evaluated[lowest]:.4f} at step {lowest}, has no "
               f"checkpoint{' (step 0 is not saved)' if lowest == 0 else ''}; --best restores "

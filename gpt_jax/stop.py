@@ -155,7 +155,10 @@ def end_command(message: str, code: int) -> None:
 
 def exit_now(signum: int) -> None:
     """Ends the process at once: one line, and the status a shell gives that signal."""
+    from gpt_jax import distributed
+
     word, status = SIGNALS[signum]
+    distributed.failing(word)  # the other processes of a run, which would wait for this one
     end_command(word, status)  # after what a sampler printed so far
 
 

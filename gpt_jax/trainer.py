@@ -217,8 +217,9 @@ class Trainer:
                 record = self._record(step, math.nan, write=lost)
                 if lost:
                     self._score_resumed_checkpoint(step, record)
-                if lost or not os.path.lexists(self.workdir / run_files.LOSS_PLOT):
-                    self.reporter.finish()  # (a run trained with train.loss_plot off)
+                if lost or not os.path.lexists(self.workdir / run_files.LOSS_PLOT) and \
+                        read_metrics(self.workdir):  # (a run trained with train.loss_plot off)
+                    self.reporter.finish()
                 return record
             finally:
                 self.reporter.progress.close()
@@ -557,7 +558,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                  f"({best[1]:.4f}) does not compare with the later ones'")
         elif best is not None:
             evaluated = [(r["val_loss"], r["step"]) for r in read_metrics(workdir)
-                         if r.get("val_loss") is not None and r["step"] > since] if main else []
+                         if r.get("val_loss") is not None and (r["step"] > since or not since)
+                         ] if main else []
             lowest = min(evaluated, default=(best[1], best[0]))
             if lowest[0] < best[1]:  # at a step without a checkpoint (step 0, or one that a
                 # stop during its evaluation saved without its val loss, since rotated away)

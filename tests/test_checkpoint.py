@@ -179,6 +179,36 @@ def test_without_keep_best_checkpoint_only_the_newest_are_kept(tmp_path, capsys)
     assert capsys.readouterr().err == (
         f"warning: the lowest val loss, {records[12]:.4f} at step 12, has no checkpoint; "
         f"--best restores step 16 (val loss {records[16]:.4f}), the best of those kept\n")
+    (tmp_path / "metrics.jsonl").unlink()  # nothing to compare with: nothing said (it crashed)
+    assert load_run(tmp_path, best=True).step == 16 and capsys.readouterr().err == ""
+
+
+def test_a_best_checkpoint_scored_on_the_data_before_a_change_is_said_to_be(tmp_path,
+                                                                           capsys, shakespeare):
+    """20 steps on tiny Shakespeare, then 4 on random characters of its vocabulary: the best
+    checkpoint kept is one scored on the first text, whose val loss compares with nothing
+    after the change. The closing line and `--best` say so (they named it as the best), and
+    data.json records the step of the change."""
+    config = tiny_config()
+    config.train.update(dict(num_steps=20, eval_interval=10, checkpoint_every=10,
+                             learning_rate=1e-2))
+    train_and_evaluate(config, tmp_path / "run")
+    noise = tmp_path / "noise.txt"
+    chars = sorted(set(shakespeare))
+    noise.write_text("".join(np.random.default_rng(0).choice(chars, 20_000)))
+    config.data.path, config.train.num_steps, config.train.eval_interval = str(noise), 24, 2
+    capsys.readouterr()
+    train_and_evaluate(config, tmp_path / "run")
+    out, err = capsys.readouterr()
+    assert "resuming on other data" in err
+    assert json.loads((tmp_path / "run" / "data.json").read_text())["since_step"] == 20
+    assert "was scored on the data this run trained on until step 20, where its data " \
+           "changed" in out, out
+    best = load_run(tmp_path / "run", best=True).step
+    assert best <= 20 and capsys.readouterr().err == (
+        f"warning: the best checkpoint, at step {best}, was scored on the data this run "
+        f"trained on until step 20, where its data changed: its val loss does not compare "
+        f"with the later ones' (--step=N chooses another)\n")
 
 
 @pytest.mark.parametrize("garbled", ["garbage", '{"val_loss": true}', '{"val_loss": -1.0}'])

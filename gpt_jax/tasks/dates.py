@@ -115,7 +115,9 @@ def _main(argv: list[str]) -> None:
         _FLAGS(argv)
     except flags.Error as e:
         raise UserError(str(e)) from None
-    if not _FLAGS.out:
+    if _FLAGS.out == "":  # a variable that was not set, as every command says it
+        raise UserError("--out is empty: give a path")
+    if _FLAGS.out is None:
         raise UserError(f"--out is missing; {USAGE}")
     out = user_path(_FLAGS.out)  # ~ expanded, as for every path flag (bash leaves --out=~/x)
     try:
