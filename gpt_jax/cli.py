@@ -569,9 +569,11 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
             _exit_quietly(EXIT_BROKEN_PIPE)
         except Terminated as e:  # before training (the trainer's loop agrees on a stop): the
             word, code = stop.SIGNALS[e.signum]  # others are told, or they wait for it
+            stop.ignore_signals_at_exit()  # (a second one is no traceback out of the telling)
             distributed.failing(word)  # --distributed_timeout, then blame a frozen peer
             _exit(word, code)
         except KeyboardInterrupt:
+            stop.ignore_signals_at_exit()
             distributed.failing("interrupted")
             _exit("interrupted", 130)
         except OSError as e:

@@ -124,8 +124,9 @@ def record_data(workdir: Path, data_fingerprint: str | None, step: int | None) -
     """WORKDIR/data.json: the fingerprint of the data the run trains on from now, and the step
     from which it does (`step`, the resumed one, where the data changed there): the val
     losses of earlier steps were measured on other data."""
-    if data_fingerprint:
-        since = data_since(workdir) if step is not None and not other_data(
+    if data_fingerprint:  # (resumed before the recorded change, at a checkpoint of the data
+        # before it: the change is at the step resumed)
+        since = min(data_since(workdir), step) if step is not None and not other_data(
             workdir, data_fingerprint) else step or 0
         run_files.write_atomic(workdir / run_files.DATA,
                                json.dumps({"sha256": data_fingerprint, "since_step": since}))

@@ -211,6 +211,22 @@ def test_a_best_checkpoint_scored_on_the_data_before_a_change_is_said_to_be(tmp_
         f"with the later ones' (--step=N chooses another)\n")
 
 
+def test_the_step_of_a_data_change_follows_the_checkpoint_resumed(tmp_path):
+    """data.json's since_step: 0 for a new run; the resumed step where the data changed; kept
+    on the same data, unless the run resumed before it (newer checkpoints deleted or set
+    aside: the one resumed was trained on the data before, so the change is there)."""
+    from gpt_jax.resume import data_since, record_data
+
+    record_data(tmp_path, "a", None)
+    assert data_since(tmp_path) == 0
+    record_data(tmp_path, "b", 4)  # other data from step 4
+    assert data_since(tmp_path) == 4
+    record_data(tmp_path, "b", 6)
+    assert data_since(tmp_path) == 4
+    record_data(tmp_path, "b", 2)  # back at step 2, of the data before
+    assert data_since(tmp_path) == 2
+
+
 @pytest.mark.parametrize("garbled", ["garbage", '{"val_loss": true}', '{"val_loss": -1.0}'])
 def test_a_garbled_val_loss_file_is_set_aside_and_its_checkpoint_still_restores(tmp_path,
                                                                                 capsys, garbled):
