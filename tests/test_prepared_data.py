@@ -307,7 +307,8 @@ def test_prepare_of_an_up_to_date_dataset_on_a_read_only_disk_is_the_usual_no_op
 def test_a_run_resumed_on_other_data_is_told_so(datadir, tmp_path):
     """A dataset prepared again from other text (the same characters) resumed silently: the
     val curve went on over another split. The same data, or a first start, says nothing.
-    `sample --best` compared val losses across the change without a word."""
+    data.json records the step of the change, and `sample --best` warns exactly where its
+    best is from before it (here whichever it is; a best forced before it: test_checkpoint)."""
     import shutil
 
     data = tmp_path / "data"
