@@ -32,3 +32,37 @@ def running_average_softmax(x_BxTxC: jax.Array) -> jax.Array:
     affinities_TxT = jnp.zeros((T, T))
     affinities_TxT = jnp.where(jnp.tril(jnp.ones((T, T), bool)), affinities_TxT, -jnp.inf)
     return jax.nn.softmax(affinities_TxT, axis=-1) @ x_BxTxC
+
+
+USAGE = "usage: python -m gpt_jax.attention_trick"
+
+
+def _main(argv: list[str]) -> None:
+    """Shows the three versions on a small x (1, 4, 2): the same running averages."""
+    import numpy as np
+
+    from gpt_jax.errors import UserError
+
+    if argv[1:] in (["--help"], ["-h"]):
+        print(f"{USAGE}\n\n{__doc__.strip()}")
+        return
+    if argv[1:]:
+        raise UserError(f"{argv[1]}: this command takes no arguments; {USAGE}")
+    x_BxTxC = jnp.arange(8.0).reshape(1, 4, 2)
+    np.set_printoptions(precision=3, suppress=True)
+    print(f"x[0] (T = 4 positions, C = 2 channels):\n{np.asarray(x_BxTxC[0])}")
+    versions = {"loop": running_average_loop, "matmul": running_average_matmul,
+                "softmax": running_average_softmax}
+    results = {name: np.asarray(f(x_BxTxC)[0]) for name, f in versions.items()}
+    for name, xbow_TxC in results.items():
+        print(f"\nxbow[0], {name} version (row t: the mean of rows 0..t):\n{xbow_TxC}")
+    worst = max(float(np.abs(r - results["loop"]).max()) for r in results.values())
+    print(f"\nlargest difference between the versions: {worst:.1e}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from gpt_jax import cli
+
+    cli.run(lambda: _main(sys.argv))

@@ -502,6 +502,7 @@ def write_index(out: Path, workdir: Path, run, prompt: str, target: str | None,
             body.append(f'<p class="note">{e(s.text)}</p>')
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+{GENERATOR}
 <title>Inside {e(workdir.name)}</title>
 <style>
 body {{ font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; }}
@@ -517,6 +518,33 @@ figcaption, .note {{ color: #444; max-width: 60em; }}
     path = out / INDEX
     run_files.write_atomic(path, page)
     return path
+
+
+GENERATOR = '<meta name="generator" content="gpt_jax.inspect">'
+DRAWN = ("attention.png", "embeddings.png", "bigram_table.png", "position_loss.png",
+         "next_char.png")  # and attention_*.png
+
+
+def not_written_by_inspect(out: Path) -> str | None:
+    """The name of an entry of an existing `out` that no inspection wrote, if any: inspect
+    replaces its index.html and PNGs, and a folder of one's own (a site, the run's folder, /)
+    lost its files. Its own: an index.html it wrote (its generator tag; before it, its title
+    and style), and PNGs beside it."""
+    if not out.is_dir():
+        return None
+    entries = sorted(p.name for p in out.iterdir())
+    index = out / INDEX
+    try:
+        page = index.read_text(encoding="utf-8", errors="replace")[:2000] \
+            if index.is_file() and not index.is_symlink() else ""
+    except OSError:
+        page = ""
+    ours = GENERATOR in page or ("<title>Inside " in page and "figcaption, .note" in page)
+    for name in entries:  # (an inspection stopped early leaves its PNGs without the page)
+        drawn = name in DRAWN or (name.startswith("attention_") and name.endswith(".png"))
+        if not ((name == INDEX and ours) or (drawn and (out / name).is_file())):
+            return name
+    return None
 
 
 def _check(ok: bool, message: str) -> None:
@@ -555,6 +583,10 @@ def _main(argv: list[str]) -> None:
     _check(kept is None, f"--out={out} is inside {kept}, which holds the checkpoints of a run: "
                          f"choose another folder (the default is {workdir / 'inspect'})")
     _check(not out.exists() or out.is_dir(), f"--out={out} is a file, not a folder")
+    foreign = not_written_by_inspect(out)
+    _check(foreign is None, f"--out={out} holds files that inspect did not write (such as "
+                            f"{foreign!r}), which it would replace: choose a new or empty "
+                            f"folder (the default is {workdir / 'inspect'})")
     inspection = Inspection(run, workdir, prompt, out, F.blocks, F.top)
     sections = inspection.draw()
     index = write_index(out, workdir, run, prompt, inspection.target, sections)

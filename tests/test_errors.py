@@ -957,7 +957,7 @@ def test_all_checkpoints_damaged_names_the_steps(files, tmp_path):
     (["train.py"], "--workdir"), (["-m", "gpt_jax.sample"], "--top_k"),
     (["-m", "gpt_jax.ladder"], "--full"), (["-m", "gpt_jax.context_report"], "--steps"),
     (["-m", "gpt_jax.prepare"], "--val_fraction"), (["-m", "gpt_jax.tasks.dates"], "--out"),
-    (["-m", "gpt_jax.inspect"], "--blocks"),
+    (["-m", "gpt_jax.inspect"], "--blocks"), (["-m", "gpt_jax.attention_trick"], "three ways"),
 ], ids=lambda v: v[-1] if isinstance(v, list) else v)
 def test_every_command_answers_help_with_its_usage_and_flags(command, flag):
     result = run_python([*command, "--help"], timeout=60)

@@ -144,6 +144,25 @@ def _inspect(workdir, *args):
     return run_python(["-m", "gpt_jax.inspect", f"--workdir={workdir}", *args])
 
 
+def test_an_out_folder_of_one_s_own_is_refused_and_left_as_it_was(runs, tmp_path):
+    """inspect replaces index.html and its PNGs: a site's own page (deleted without a word),
+    the run's folder or / were taken as --out. Its own folder, written again, is not refused."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>my own page</h1>")
+    (site / "attention.png").write_text("mine")
+    for out, first in ((site, "index.html"), (runs["gpt"], "checkpoints")):
+        result = _inspect(runs["gpt"], "--prompt=ab", f"--out={out}")
+        assert result.returncode == 2 and result.stderr.startswith(
+            f"error: --out={out} holds files that inspect did not write (such as "
+            f"'{first}'), which it would replace"), result.stderr
+    assert (site / "index.html").read_text() == "<h1>my own page</h1>"
+    assert (site / "attention.png").read_text() == "mine"
+    again = [_inspect(runs["bigram"], "--prompt=ab", f"--out={tmp_path / 'own'}")
+             for _ in range(2)]
+    assert [r.returncode for r in again] == [0, 0], again[-1].stderr
+
+
 @pytest.mark.parametrize("name", ["bigram", "gpt"])
 def test_command_writes_every_picture_it_lists(runs, tmp_path, name):
     result = _inspect(runs[name], "--prompt=ROMEO:\nO", f"--out={tmp_path}")
