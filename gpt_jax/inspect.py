@@ -32,7 +32,7 @@ from absl import flags
 from gpt_jax import cli, run_files
 from gpt_jax.config import INT32_MAX
 from gpt_jax.errors import UserError
-from gpt_jax.user_files import flag_text, user_path
+from gpt_jax.user_files import flag_text, unreachable, user_path
 
 FLAGS = flags.FlagValues()  # this command's own: importing it defines no global flag
 USAGE = ("usage: python -m gpt_jax.inspect --workdir=DIR --prompt=TEXT [--out=DIR] "
@@ -558,9 +558,10 @@ def _main(argv: list[str]) -> None:
     _check(F.prompt != "", "--prompt is empty: give the text to inspect")
     cli.require_flags(FLAGS, ("workdir", "prompt"), USAGE)
     prompt = flag_text(F.prompt, "--prompt")
-    _check(0 <= F.blocks <= INT32_MAX, f"--blocks must be >= 0, got {F.blocks}")
-    _check(1 <= F.top <= INT32_MAX, f"--top must be >= 1, got {F.top}")
-    _check(F.step is None or 0 <= F.step <= INT32_MAX, f"--step must be >= 0, got {F.step}")
+    _check(0 <= F.blocks <= INT32_MAX, f"--blocks must be in [0, {INT32_MAX}], got {F.blocks}")
+    _check(1 <= F.top <= INT32_MAX, f"--top must be in [1, {INT32_MAX}], got {F.top}")
+    _check(F.step is None or 0 <= F.step <= INT32_MAX,
+           f"--step must be in [0, {INT32_MAX}], got {F.step}")
     _check(not (F.best and F.step is not None), "--best and --step choose a checkpoint "
            "each: give one")
 
@@ -582,6 +583,8 @@ def _main(argv: list[str]) -> None:
     kept = run_files.runs_checkpoints_holding(out, (run_files.CHECKPOINTS, run_files.DAMAGED))
     _check(kept is None, f"--out={out} is inside {kept}, which holds the checkpoints of a run: "
                          f"choose another folder (the default is {workdir / 'inspect'})")
+    why = unreachable(out)  # a link in a loop, or to nothing: "File exists" said nothing
+    _check(why is None, f"--out={out}: {why}")
     _check(not out.exists() or out.is_dir(), f"--out={out} is a file, not a folder")
     foreign = not_written_by_inspect(out)
     _check(foreign is None, f"--out={out} holds files that inspect did not write (such as "

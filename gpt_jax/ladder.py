@@ -16,6 +16,7 @@ if __name__ == "__main__":  # first, before the imports below, which take second
 
 import contextlib
 import functools
+import html
 import json
 import os
 import sys
@@ -235,6 +236,23 @@ def _cell(text: str) -> str:
     return "`" + text.replace("\n", "⏎").replace("|", "\\|").replace("`", "'") + "`"
 
 
+def _seeds_note(results: list[dict]) -> str:
+    """Which seeds the figures are of: the table shows their values, not their names."""
+    seeds = {tuple(r.get("seeds") or [x.get("seed") for x in r.get("runs", [])])
+             for r in results} - {()}
+    several = sorted((s for s in seeds if len(s) > 1), key=len)
+    said = ""
+    if several:
+        names = " and ".join(map(str, several[-1]))
+        said += (f"Where a val loss has figures in parentheses, they are those of seeds "
+                 f"{names}, in that order, and the bold figure, the train loss and the wall "
+                 f"time their means; the sample is seed {several[-1][0]}'s. ")
+    single = sorted({s[0] for s in seeds if len(s) == 1 and s[0] is not None})
+    if single:
+        said += f"Steps of one seed: seed {', '.join(map(str, single))}. "
+    return said
+
+
 def report(results: list[dict]) -> str:
     """The markdown table: a row per step, the val loss averaged over its seeds (each shown)
     with its change from the step before, and the time a train step took."""
@@ -250,18 +268,23 @@ def report(results: list[dict]) -> str:
             val += " (" + ", ".join(f"{x['val_loss']:.3f}" for x in seeds) + ")"
         delta = ""
         if r["step"] != FULL_STEP[0]:  # the scaled GPT builds on no step before it
-            delta = f"{r['val_loss'] - previous:+.3f}" if previous is not None else ""
+            change = round(r["val_loss"] - previous, 3) + 0.0 if previous is not None else None
+            delta = f"{change:+.3f}" if change is not None else ""  # (+ 0.0: no -0.000)
             previous = r["val_loss"]
         reference = (f"{r['val_exact_match']:.1%}" if exact and r["val_exact_match"] is not None
                      else f"{r['reference_val_loss']:.2f}" if r["reference_val_loss"] else "")
         ms = f"{r['ms_per_step']:.1f}" if r.get("ms_per_step") else "—"
-        description = r["description"].replace("|", "\\|")  # a | would split the cell
+        description = html.escape(r["description"], quote=False).replace(  # <BOS> is no tag
+            "\n", "⏎").replace("|", "\\|")  # a newline would end the row, a | split the cell
         lines.append(f"| {r['step']} | {description} | {r['params']:,} | "
                      f"{r['num_steps']:,} | {r['train_loss']:.3f} | {val} | {delta} | "
                      f"{reference} | {ms} | {r['wall_s']:.0f} s{'*' * bool(r.get('resumed'))} "
                      f"| {_cell(r['sample'])} |")
     total = sum(r["wall_s"] * max(len(r.get("runs", [])), 1) for r in results)
-    lines.append(f"\nTotal wall time of the runs: {total:.0f} s. Δ val: the change of the val "
+    unit = ("per target token" if exact else
+            "per character (per token on a BPE dataset)")
+    lines.append(f"\nTotal wall time of the runs: {total:.0f} s. Losses in nats {unit}. "
+                 f"{_seeds_note(results)}Δ val: the change of the val "
                  f"loss from the step before. ms/step: a train step's time, evaluation excluded."
                  + (" *: resumed from a checkpoint, so the wall time is only that of the part "
                     "run last (the total too)." if any(r.get("resumed") for r in results) else ""))

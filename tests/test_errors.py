@@ -646,6 +646,13 @@ CASES = {
                    f"--out={d / 'other_run' / 'checkpoints' / '40'}"],
         r"--out=.*other_run/checkpoints/40 is inside .*other_run/checkpoints, which holds the "
         r"checkpoints of a run"),
+    "inspect_out_a_dangling_link": (  # it said "File exists"
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
+                   f"--out={d / 'dangling'}"],
+        r"--out=.*dangling: a symbolic link to .*no_such_file, which does not exist$"),
+    "inspect_step_past_int32": (  # it said "must be >= 0"
+        lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=ROMEO",
+                   "--step=99999999999"], r"--step must be in \[0, 2147483647\], got 99999999999"),
     "inspect_prompt_not_utf8": (
         lambda d: ["-m", "gpt_jax.inspect", f"--workdir={d / 'run'}", "--prompt=\udcff"],
         r"^error: --prompt: not UTF-8 text \(byte 0xff at byte column 1\)$"),

@@ -117,6 +117,24 @@ def test_rows_without_a_lecture_figure_or_a_step_to_build_on():
     assert "| rope | a GPT \\| for a CPU | 1 | 1 | 1.800 | **1.720** | -0.030 |  | 1.0 |" in table
 
 
+def test_a_row_s_description_and_figures_read_as_written():
+    """A description's <BOS> vanished in a markdown viewer (an HTML tag) and a newline broke
+    the table; an unchanged loss read -0.000; nothing said which seeds the figures are, or in
+    what unit."""
+    row = {"step": "pairs", "description": "source<BOS>target\nand more", "params": 1,
+           "num_steps": 1, "train_loss": 1.8, "val_loss": 1.75, "reference_val_loss": 0.0,
+           "wall_s": 1.0, "sample": "", "ms_per_step": 1.0, "seeds": [1337, 1],
+           "runs": [{"val_loss": 1.74, "seed": 1337}, {"val_loss": 1.76, "seed": 1}]}
+    table = report([row, {**row, "step": "same", "val_loss": 1.7499999, "seeds": [7],
+                          "runs": [{"val_loss": 1.7499999, "seed": 7}]}])
+    assert "| pairs | source&lt;BOS&gt;target⏎and more | 1 |" in table
+    assert "| **1.750** | +0.000 |" in table
+    assert ("Losses in nats per character (per token on a BPE dataset). Where a val loss has "
+            "figures in parentheses, they are those of seeds 1337 and 1, in that order, and "
+            "the bold figure, the train loss and the wall time their means; the sample is seed "
+            "1337's. Steps of one seed: seed 7.") in table
+
+
 def test_a_step_s_rate_weights_each_interval_by_its_time():
     """Two intervals of 10 steps at 1,000 and 4,000 tokens/s took 10/1000 + 10/4000 s: the
     run's rate is 1,600 tokens/s, not the plain mean, 2,500, which made ms/step too low."""
