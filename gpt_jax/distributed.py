@@ -271,8 +271,9 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
                         _force_exit(f"process {p} of this run failed: {why}")
             for who, at in heard.items():
                 if time.monotonic() - at > timeout_s and not ending.is_set():
-                    name = ("the coordinator (process 0)" if who == "coordinator"
-                            else f"process {who}")
+                    # The coordination service lives in process 0: one name for both
+                    # clocks, whichever of them runs out first.
+                    name = f"process {0 if who == 'coordinator' else who}"
                     _force_exit(f"{name} of this run showed no sign of life for "
                                 f"--distributed_timeout={timeout_s:g} s (stopped, frozen or "
                                 f"unreachable): stopping; run the same command on every "
