@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gpt_jax.run_files import write_atomic  # noqa: E402
@@ -45,6 +46,7 @@ def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
         if points:
             ax.plot(*zip(*points, strict=True), style, label=key.replace("_", " "))
     ax.set(xlabel="step", ylabel="cross-entropy loss", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no "2.5"
     ax.grid(alpha=0.3)
     ax.legend()
     save_png(fig, path)
@@ -74,6 +76,7 @@ def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], pat
                             linestyle="none", color=colour)
         if zoom and name in close:
             late = [(x, y) for x, y in points if x >= points[-1][0] / 2]
+            late = late if len(late) > 1 else points[-2:]  # a line, over whole steps
             axes[0, 1].plot(*zip(*late, strict=True), label=name,
                             color=colour, marker=".")
     if references:
@@ -86,5 +89,6 @@ def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], pat
         axes[0, 1].set(xlabel="step", title="The best steps, second half of training")
         axes[0, 1].legend(ncol=2, fontsize="small")
     for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no "2.5"
         ax.grid(alpha=0.3)
     save_png(fig, path)

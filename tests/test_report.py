@@ -86,6 +86,27 @@ def test_a_finished_run_rerun_with_the_loss_plot_on_draws_it(tmp_path):
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_loss_plots_mark_whole_steps_only(tmp_path, monkeypatch):
+    """A run of two steps drew "0.25 0.5 ... 2.0" under its curve: steps are whole numbers."""
+    import matplotlib.pyplot as plt
+
+    from gpt_jax import plots
+    figures = []
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: figures.append(fig))
+    records = [{"step": 0, "train_loss": 4.2, "val_loss": 4.1},
+               {"step": 2, "train_loss": 3.2, "val_loss": 3.3}]
+    plots.plot_losses(records, tmp_path / "loss.png")
+    plots.plot_ladder({"bigram": records, "gpt": [{**r, "val_loss": 9.0} for r in records],
+                       "modern": records}, {}, tmp_path / "ladder.png")
+    axes = [ax for fig in figures for ax in fig.axes]
+    assert len(axes) == 3  # the loss plot, the ladder and its zoom
+    for ax in axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert len(ticks) >= 2 and all(t == round(t) for t in ticks), ticks
+    for fig in figures:
+        plt.close(fig)
+
+
 def test_report_table_has_a_row_per_step():
     row = {"step": "head", "description": "one head", "params": 7553, "num_steps": 5000,
            "train_loss": 2.38, "val_loss": 2.40, "reference_val_loss": 2.4, "wall_s": 21.0,
