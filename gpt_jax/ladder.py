@@ -284,8 +284,10 @@ def report(results: list[dict]) -> str:
     unit = ("per target token" if exact else
             "per character (per token on a BPE dataset)")
     lines.append(f"\nTotal wall time of the runs: {total:.0f} s. Losses in nats {unit}. "
-                 f"{_seeds_note(results)}Δ val: the change of the val "
-                 f"loss from the step before. ms/step: a train step's time, evaluation excluded."
+                 f"{_seeds_note(results)}Δ val: the change of the val loss from "
+                 + ("the row above (the rows are alternatives on the same pairs, not steps "
+                    "built on each other)" if exact else "the step before") +
+                 ". ms/step: a train step's time, evaluation excluded."
                  + (" *: resumed from a checkpoint, so the wall time is only that of the part "
                     "run last (the total too)." if any(r.get("resumed") for r in results) else ""))
     return "\n".join(lines) + "\n"

@@ -122,6 +122,20 @@ def test_report_table_has_a_row_per_step():
     # Δ against the row before it, not the first
     assert "| ffwd | one head | 7,553 | 5,000 | 2.380 | **2.250** | -0.050 | 2.40 |" in table
     assert "Total wall time of the runs: 84 s." in table  # 2 runs of head, 1 of the others
+    assert "Δ val: the change of the val loss from the step before." in table
+
+
+def test_the_pairs_table_says_its_rows_are_alternatives():
+    """The encoder-decoder and the GPT on pairs are two answers to one task: its Δ is not
+    "from the step before" as on the ladder, where each step builds on the one above."""
+    row = {"step": "encoder_decoder", "description": "", "params": 1, "num_steps": 1,
+           "train_loss": 0.1, "val_loss": 0.1, "val_exact_match": 0.5, "wall_s": 1.0,
+           "sample": "", "ms_per_step": 1.0, "runs": [], "reference_val_loss": 0.0}
+    table = report([row, {**row, "step": "gpt_on_pairs", "val_loss": 0.05}])
+    assert "| **0.050** | -0.050 | 50.0% | 1.0 |" in table
+    assert ("Δ val: the change of the val loss from the row above (the rows are alternatives "
+            "on the same pairs, not steps built on each other).") in table
+    assert "step before" not in table
 
 
 def test_rows_without_a_lecture_figure_or_a_step_to_build_on():
