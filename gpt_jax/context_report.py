@@ -150,7 +150,8 @@ def report(vocab_size: int, steps: int, workdir: Path) -> str:
                   "min(t+1, context) characters, and with the optimizer settings of its config "
                   f"file ({', '.join(f'configs/{name}' for name in CONFIG_FILES.values())}).",
                   "",
-                  "| model | context | parameters | val loss |", "|---|---:|---:|---:|"]
+                  "| model | context | parameters | val loss (nats per character) |",
+                  "|---|---:|---:|---:|"]
         for family, contexts in TRAINED.items():
             for c in contexts:
                 loss = val_loss(family, c, steps, workdir)

@@ -476,7 +476,9 @@ def _summary(run, workdir: Path) -> str:
     losses = [r["val_loss"] for r in read_metrics(workdir) if r.get("step") == run.step
               and isinstance(r.get("val_loss"), float)]
     if losses:
-        line += f", val loss {losses[-1]:.3f}"
+        unit = ("target token" if run.config.data.task == "pairs" else
+                "character" if hasattr(run.tokenizer, "chars") else "token")  # BPE: a token
+        line += f", val loss {losses[-1]:.3f} (nats per {unit})"
     return line
 
 

@@ -210,3 +210,14 @@ def test_the_report_refuses_a_run_trained_with_other_settings(tmp_path, monkeypa
     with pytest.raises(UserError, match=r"ngram_context1_2steps holds a run of the report "
                                         r"trained with other settings \(train.learning_rate: "):
         context_report.val_loss("ngram", 1, 2, tmp_path)
+
+
+def test_the_report_s_val_losses_are_per_character(tmp_path, monkeypatch):
+    """Each trained row's loss, in a column that names its unit."""
+    from gpt_jax import context_report
+
+    monkeypatch.setattr(context_report, "val_loss", lambda family, c, steps, workdir: 1.5)
+    table = context_report.report(65, 3, tmp_path)
+    assert "| model | context | parameters | val loss (nats per character) |" in table
+    rows = [line for line in table.splitlines() if line.endswith("| 1.5000 |")]
+    assert len(rows) == sum(map(len, context_report.TRAINED.values())) > 0

@@ -333,3 +333,23 @@ def test_an_encoder_decoder_is_summed_up_with_both_stacks(tmp_path):
     assert _summary(run, tmp_path).startswith(
         "encoder_decoder, 2 encoder + 2 decoder blocks × 2 head(s), 16 wide, block 11, "
         "5 parameters, step 3")
+
+
+@pytest.mark.parametrize("task, tokenizer, unit", [
+    ("text", "char", "character"), ("text", "bpe", "token"), ("pairs", "char", "target token")])
+def test_the_run_s_val_loss_is_given_in_its_unit(tmp_path, task, tokenizer, unit):
+    """A BPE run's loss is per token, a pairs run's per target token: the same "val loss"
+    read as per character beside a character run's."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from tiny_config import tiny_config
+
+    from gpt_jax.inspect import _summary
+
+    config = tiny_config()
+    config.data.task = task
+    (tmp_path / "metrics.jsonl").write_text('{"step": 3, "val_loss": 1.25}\n')
+    tokens = SimpleNamespace(chars="ab") if tokenizer == "char" else SimpleNamespace()
+    run = SimpleNamespace(config=config, params={"w": np.zeros(5)}, step=3, tokenizer=tokens)
+    assert _summary(run, tmp_path).endswith(f", step 3, val loss 1.250 (nats per {unit})")
