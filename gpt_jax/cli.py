@@ -550,11 +550,11 @@ def run(main: Callable[[], None], out_of_memory: str | None = None) -> None:
     # libraries' teardown takes after that killed the process without a word.
     atexit.register(stop.ignore_signals_at_exit)
     with command_settings():
-        for signum in stop.SIGNALS:  # the trainer's loop installs its own
-            if not stop.ignored_by_caller(signum):
-                signal.signal(signum, _raise)
-        stop.watch_native_calls()
-        try:
+        try:  # from the first handler on: a signal at once after it is one line too
+            for signum in stop.SIGNALS:  # the trainer's loop installs its own
+                if not stop.ignored_by_caller(signum):
+                    signal.signal(signum, _raise)
+            stop.watch_native_calls()
             check_argv(sys.argv)
             main()
             # The work is done and written; a signal while the libraries wind down (this

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -464,6 +465,20 @@ def _foreground(args: list[str], **kwargs) -> subprocess.Popen:
                             **kwargs)
 
 
+def _wait_for_the_first_step(proc: subprocess.Popen) -> None:
+    """Until the command's first step has installed its handlers (first_step.py): SIGXCPU,
+    the last, is caught. A signal before it meets Python's start-up, not the command (a fixed
+    0.3 s was too short on a loaded machine: killed by SIGTERM, a KeyboardInterrupt trace)."""
+    caught = 1 << (signal.SIGXCPU - 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        if int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M)[1], 16) & caught:
+            return
+        time.sleep(0.005)
+    raise AssertionError("the command installed no handler of SIGXCPU in 60 s")
+
+
 @pytest.mark.parametrize("command", [["train.py", f"--config={TINY}"],
                                      ["-m", "gpt_jax.sample"], ["-m", "gpt_jax.ladder"]])
 @pytest.mark.parametrize("signum, word, code", [(signal.SIGINT, "interrupted", 130),
@@ -473,11 +488,23 @@ def test_a_signal_while_python_still_imports_is_one_line(tmp_path, command, sign
     half-imported and print its traceback. Now: one line, the signal's status, nothing
     written."""
     proc = _foreground([*command, f"--workdir={tmp_path / 'run'}"])
-    time.sleep(0.3)  # importing jax takes more than a second on these machines
+    _wait_for_the_first_step(proc)  # then importing jax takes more than a second
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code and err.splitlines() == [word], err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_signal_as_the_command_takes_over_its_handlers_is_one_line():
+    """cli.run installed its handlers, then started the watch of native calls, outside its
+    `try`: a SIGTERM in between raised out of it, a traceback and exit status 1."""
+    script = ("import os, signal\n"
+              "from gpt_jax import cli, stop\n"
+              "stop.watch_native_calls = lambda: os.kill(os.getpid(), signal.SIGTERM)\n"
+              "cli.run(lambda: print('ran'))\n")
+    proc = _foreground(["-c", script])
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (143, "", "terminated\n")
 
 
 SWALLOWED = """
