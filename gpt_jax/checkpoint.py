@@ -66,6 +66,12 @@ class NoneRestores(UserError):
     """Every checkpoint of a run is damaged: a new run would start from step 0."""
 
 
+# How gRPC reports a coordination service gone with its process (killed, or its host lost) to
+# a save that waits at orbax's barrier, which runs through it.
+COORDINATION_LOST = ("UNAVAILABLE:", "Socket closed", "Connection refused",
+                     "failed to connect to all addresses")
+
+
 def describe_failure(error: BaseException) -> str:
     """The reason a save or restore failed, in a few words: the OS error under orbax's and
     tensorstore's wrappers ('No space left on device', 'Permission denied') when there is one."""
@@ -82,6 +88,9 @@ def describe_failure(error: BaseException) -> str:
             return os.strerror(int(code.group(1)))
         todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
     text = str(error).strip().splitlines()
+    if any(sign in str(error) for sign in COORDINATION_LOST):  # a multi-process save's barrier
+        return ("a peer process of this run failed or was stopped (jax's coordination service "
+                "cannot be reached)")
     return f"{type(error).__name__}: {text[0][:160]}" if text else type(error).__name__
 
 

@@ -458,3 +458,18 @@ def test_a_checkpoint_saved_without_its_val_loss_competes_with_the_metrics_one(t
     assert checkpoints.best_step({1: 0.1}) == 1  # a step's own score is the one that counts
     assert checkpoints.best_step({1: 0.1, 2: 2.0}) == 2
     checkpoints.close()
+
+
+@pytest.mark.parametrize("grpc", [
+    "UNAVAILABLE: Socket closed",
+    "UNAVAILABLE: failed to connect to all addresses; last error: UNKNOWN: "
+    "ipv4:127.0.0.1:5: Failed to connect to remote host: Connection refused"])
+def test_a_save_whose_coordination_service_is_gone_names_the_lost_peer(grpc):
+    """A coordinator killed while the other process waited at orbax's save barrier: the
+    save's reason was gRPC's wording, which names no process of the run."""
+    from gpt_jax.checkpoint import describe_failure
+
+    error = RuntimeError(f"{grpc}\nAdditional GRPC error information: ...")
+    assert describe_failure(error) == ("a peer process of this run failed or was stopped "
+                                       "(jax's coordination service cannot be reached)")
+    assert describe_failure(OSError(28, "No space left on device")) == "No space left on device"

@@ -163,14 +163,16 @@ def test_a_failure_of_process_0_alone_at_the_end_does_not_hang_the_other(tmp_pat
     (tmp_path / "loss.png").mkdir()
     procs = _two_processes(tmp_path, "--config.train.num_steps=2",
                            "--config.train.loss_plot=True", timeout_s=60)
-    start = time.perf_counter()
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert time.perf_counter() - start < 50, "the other process waited for the timeout"
+    outs = [procs[0].communicate(timeout=120)]
+    ended = time.perf_counter()  # timed from here: the start-ups and compiles vary with load
+    outs.append(procs[1].communicate(timeout=120))
+    assert time.perf_counter() - ended < 30, "the other process waited for the timeout (60 s)"
+    failure = f"cannot write {tmp_path / 'loss.png'}: a folder is in its place; move it away"
     assert procs[0].returncode == 2 and outs[0][1].strip().splitlines() == [
-        f"error: cannot write {tmp_path / 'loss.png'}: a folder is in its place; move it "
-        f"away"], outs[0][1]
-    assert procs[1].returncode == 0 or (procs[1].returncode == 2 and re.fullmatch(
-        LOST, outs[1][1].strip())), outs[1][1]
+        f"error: {failure}"], outs[0][1]
+    assert procs[1].returncode == 0 or (procs[1].returncode == 2 and (
+        re.fullmatch(LOST, outs[1][1].strip())
+        or outs[1][1].strip() == f"error: process 0 of this run failed: {failure}")), outs[1][1]
     assert load_run(tmp_path).step == 2
 
 
@@ -246,8 +248,8 @@ def test_a_stopped_or_killed_process_ends_the_other_with_one_line(tmp_path, stop
     assert procs[1 - stopped].returncode == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and re.fullmatch(expected, lines[0]), err
-    if signum == signal.SIGSTOP:
-        assert timeout_s - 1 < waited < timeout_s + 30
+    if signum == signal.SIGSTOP:  # its clock runs from the last beat heard, up to 1 s before
+        assert timeout_s - 2 < waited < timeout_s + 30
     assert load_run(tmp_path).step >= 5
 
 
