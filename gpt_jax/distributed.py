@@ -260,13 +260,36 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
                         last[p], heard[p] = value, time.monotonic()
             time.sleep(beat_s)
 
+    def until_peers_beat(bound_s: float) -> None:
+        """The coordinator's wait, after writing its failure, until every peer's counter has
+        moved twice (its beat read the failure) or it has said its last word: the
+        coordinator's exit ends the key-value store. At most `bound_s`, for a stopped peer."""
+        def counters() -> dict:
+            values = {}
+            for p in peers:
+                with contextlib.suppress(Exception):
+                    values[p] = client.key_value_try_get(f"{ALIVE}{p}")
+            return values
+
+        # A beat writes its counter, then reads the others': a counter moved twice since the
+        # failure was written was followed by at least one read of it.
+        seen, deadline = {p: [v] for p, v in counters().items()}, time.monotonic() + bound_s
+        while time.monotonic() < deadline:
+            for p, value in counters().items():
+                if value != seen.setdefault(p, [value])[-1]:
+                    seen[p].append(value)
+            if all(len(seen.get(p, ())) > 2 or str(seen.get(p, [""])[-1]) == "done"
+                   or str(seen.get(p, [""])[-1]).startswith(FAILED) for p in peers):
+                return  # (or the peer has said its last word)
+            time.sleep(0.05)
+
     def watch() -> None:
         while not ending.is_set():
             time.sleep(beat_s)
             for p, why in list(failed.items()):
                 if not ending.is_set():
-                    if me == 0 and len(peers) > 1:  # its exit ends the key-value store:
-                        time.sleep(2 * beat_s)     # the other peers' beats must read it first
+                    if me == 0 and len(peers) > 1:  # the other peers must read it first
+                        until_peers_beat(5 * beat_s)
                     if not ending.is_set():
                         _force_exit(f"process {p} of this run failed: {why}")
             for who, at in heard.items():
@@ -316,8 +339,8 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
         except RuntimeError:  # no thread can start (out of memory): its line matters more
             return
         thread.join(wait_s)
-        if me == 0:  # its exit ends the key-value store: the others' next beat must read it
-            time.sleep(2 * beat_s)
+        if me == 0:
+            until_peers_beat(5 * beat_s)
 
     def read_failures(wait_s: float) -> str | None:
         deadline = time.monotonic() + wait_s
