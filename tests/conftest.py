@@ -67,6 +67,12 @@ def overridden(defaults: list[str], *extra: str) -> list[str]:
     return [arg for arg in defaults if arg.split("=")[0] not in names] + list(extra)
 
 
+def exec_with(*settings: str) -> list[str]:
+    """The start of a command line that sets `settings` (exec_with.py: a signal's action, a
+    resource limit) before it runs the rest, instead of a preexec_fn."""
+    return [sys.executable, str(REPO / "tests" / "exec_with.py"), *settings, "--"]
+
+
 def run_python(args: list[str], env: dict | None = None, timeout: float = 300,
                cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Runs `python ARGS` in a process of its own (own jax, own device count): forked from this

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, assert_trees_close, devices_env, run_python
+from conftest import REPO, assert_trees_close, devices_env, exec_with, run_python
 from gpt_jax.metrics import read_metrics
 from gpt_jax.restore import load_run
 
@@ -30,11 +30,14 @@ def _devices(n: int) -> dict:
     return devices_env(n)
 
 
-def _two_processes(workdir, *args, devices=1, timeout_s=60, **popen):
-    """Processes 0 and 1 of one run of the tiny config, unbuffered, with output piped."""
+def _two_processes(workdir, *args, devices=1, timeout_s=60, settings=(), **popen):
+    """Processes 0 and 1 of one run of the tiny config, unbuffered, with output piped;
+    `settings` as exec_with.py's."""
     port = _free_port()
+    start = exec_with(*settings) if settings else []
     return [subprocess.Popen(
-        [sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={workdir}", *args,
+        [*start, sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={workdir}",
+         *args,
          f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
          f"--distributed_timeout={timeout_s}"],
         cwd=REPO, env={**os.environ, **_devices(devices)}, stdout=subprocess.PIPE,
@@ -188,7 +191,7 @@ def test_a_signal_before_training_ends_a_multi_process_run_with_its_line(tmp_pat
     frozen peer)."""
     procs = _two_processes(tmp_path, "--config.train.num_steps=20",
                            "--config.train.eval_iters=100000",
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                           settings=["default=INT"])
     try:
         for line in procs[0].stdout:
             if "ready in" in line:  # the step-0 evaluation, of minutes, starts now

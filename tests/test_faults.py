@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_python
+from conftest import REPO, exec_with, run_python
 from gpt_jax import stop
 from gpt_jax.kill_points import ENV, SIGNAL_ENV
 from gpt_jax.metrics import read_metrics
@@ -200,10 +200,10 @@ def test_a_progress_bar_whose_terminal_closed_asks_to_stop():
 def test_under_nohup_a_sighup_does_not_stop_training(tmp_path):
     """`nohup train.py ...` means: outlive the terminal. Its SIGHUP stays ignored; a SIGTERM
     still saves and stops."""
-    proc = subprocess.Popen([sys.executable, "-u", "train.py", f"--config={TINY}",
-                             f"--workdir={tmp_path}", "--config.train.num_steps=1000000"],
-                            cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    proc = subprocess.Popen([*exec_with("ignore=HUP"), sys.executable, "-u", "train.py",
+                             f"--config={TINY}", f"--workdir={tmp_path}",
+                             "--config.train.num_steps=1000000"],
+                            cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for_line(proc, "step(s) took")
     proc.send_signal(signal.SIGHUP)
     time.sleep(2 * stop.GRACE_SECONDS + 1)
@@ -335,10 +335,10 @@ def _generating(workdir) -> subprocess.Popen:
     while the sampler still loads or compiles: the wrapper says when)."""
     # pytest-xdist's workers ignore SIGINT, and an ignored SIGINT is inherited: a shell's
     # foreground command gets it with its default action, which Python turns into Ctrl-C.
-    proc = subprocess.Popen([sys.executable, "-c", ANNOUNCE, f"--workdir={workdir}",
-                             "--max_new_tokens=10000000", "--num_samples=8"], cwd=REPO,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen([*exec_with("default=INT"), sys.executable, "-c", ANNOUNCE,
+                             f"--workdir={workdir}", "--max_new_tokens=10000000",
+                             "--num_samples=8"], cwd=REPO,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stderr.readline() == "generating\n"
     time.sleep(1)
     assert proc.poll() is None
@@ -462,10 +462,8 @@ def test_sigterm_before_training_starts_ends_at_once_with_one_line(tmp_path, con
 def _foreground(args: list[str], **kwargs) -> subprocess.Popen:
     """A command as a shell starts it in the foreground: SIGINT with its default action (the
     pytest-xdist worker ignores it, and an ignored SIGINT is inherited)."""
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-                            **kwargs)
+    return subprocess.Popen([*exec_with("default=INT"), sys.executable, *args], cwd=REPO,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
 def _wait_for_the_first_step(proc: subprocess.Popen) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_python
+from conftest import REPO, exec_with, run_python
 from gpt_jax import prepare as prepare_module
 from gpt_jax.errors import UserError
 from gpt_jax.prepare import char_ids, expand_inputs, prepare, read_text
@@ -348,10 +348,9 @@ def test_a_first_prepare_stopped_while_bpe_trains_leaves_no_folder(corpus, tmp_p
     which ended the process before the cleanup, and the new --out stayed behind."""
     started, out = tmp_path / "started", tmp_path / "new"
     proc = subprocess.Popen(  # SIGINT as a shell's foreground command gets it (xdist ignores it)
-        [sys.executable, "-c", TRAINING_FOR_MINUTES, str(started), f"--input={corpus[0][0]}",
-         f"--out={out}", "--tokenizer=bpe", "--vocab_size=300"], cwd=REPO, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        [*exec_with("default=INT"), sys.executable, "-c", TRAINING_FOR_MINUTES, str(started),
+         f"--input={corpus[0][0]}", f"--out={out}", "--tokenizer=bpe", "--vocab_size=300"],
+        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

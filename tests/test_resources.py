@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_python
+from conftest import REPO, exec_with, run_python
 from gpt_jax.restore import load_run
 
 TINY = (REPO / "tests" / "tiny_config.py").as_posix()
@@ -378,13 +378,11 @@ def test_a_folder_named_checkpoints_that_is_no_run_s_may_hold_a_workdir(tmp_path
 
 def _under_address_space_limit(args, gib: float):
     """`python ARGS` in a fresh interpreter under `ulimit -v` of `gib` GiB."""
-    import resource
     import sys
 
     limit = int(gib * 2**30)
-    return subprocess.run(
-        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=TIME_LIMIT_S,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    return subprocess.run([*exec_with(f"AS={limit}"), sys.executable, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=TIME_LIMIT_S)
 
 
 @pytest.mark.parametrize("command", [["train.py", f"--config={TINY}"],
@@ -445,13 +443,12 @@ def test_a_resource_failure_deep_in_a_library_is_one_line(raised, said):
 @pytest.mark.parametrize("limit", [7, 9])
 def test_a_low_limit_of_open_files_is_one_line(tmp_path, limit):
     """`ulimit -n 7` ended in a traceback from the compiling thread (exit 1)."""
-    import resource
     import sys
 
     result = subprocess.run(
-        [sys.executable, "train.py", f"--config={TINY}", f"--workdir={tmp_path / 'run'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=TIME_LIMIT_S,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+        [*exec_with(f"NOFILE={limit}"), sys.executable, "train.py", f"--config={TINY}",
+         f"--workdir={tmp_path / 'run'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=TIME_LIMIT_S)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
