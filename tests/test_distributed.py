@@ -1,6 +1,8 @@
 """Multi-process training on one machine: 2 processes × 2 fake CPU devices over 127.0.0.1."""
 
+import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -21,9 +23,14 @@ ARGS = ["--config.train.num_steps=12", "--config.train.batch_size=16", "--config
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below Linux's ephemeral range (32768 on): one the kernel hands out could be
+    taken, before the coordinator binds it, by any connection's local end."""
+    for _ in range(1000):
+        port = random.SystemRandom().randrange(20000, 32768)  # not pytest-randomly's seed
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise AssertionError("no free port in 20000-32767")
 
 
 def _devices(n: int) -> dict:
