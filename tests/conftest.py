@@ -1,8 +1,11 @@
 """Shared fixtures: tiny configs and compiled pieces reused across tests (compiling dominates)."""
 
 import atexit
+import contextlib
 import functools
 import os
+import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +74,17 @@ def exec_with(*settings: str) -> list[str]:
     """The start of a command line that sets `settings` (exec_with.py: a signal's action, a
     resource limit) before it runs the rest, instead of a preexec_fn."""
     return [sys.executable, str(REPO / "tests" / "exec_with.py"), *settings, "--"]
+
+
+def free_port() -> int:
+    """A free port below Linux's ephemeral range (32768 on): one the kernel hands out could be
+    taken, before the coordinator binds it, by any connection's local end."""
+    for _ in range(1000):
+        port = random.SystemRandom().randrange(20000, 32768)  # not pytest-randomly's seed
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise AssertionError("no free port in 20000-32767")
 
 
 def run_python(args: list[str], env: dict | None = None, timeout: float = 300,

@@ -1,18 +1,15 @@
 """Multi-process training on one machine: 2 processes × 2 fake CPU devices over 127.0.0.1."""
 
-import contextlib
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import REPO, assert_trees_close, devices_env, exec_with, run_python
+from conftest import REPO, assert_trees_close, devices_env, exec_with, free_port, run_python
 from gpt_jax.metrics import read_metrics
 from gpt_jax.restore import load_run
 
@@ -22,17 +19,6 @@ ARGS = ["--config.train.num_steps=12", "--config.train.batch_size=16", "--config
         "--config.train.checkpoint_every=6"]
 
 
-def _free_port() -> int:
-    """A free port below Linux's ephemeral range (32768 on): one the kernel hands out could be
-    taken, before the coordinator binds it, by any connection's local end."""
-    for _ in range(1000):
-        port = random.SystemRandom().randrange(20000, 32768)  # not pytest-randomly's seed
-        with socket.socket() as s, contextlib.suppress(OSError):
-            s.bind(("127.0.0.1", port))
-            return port
-    raise AssertionError("no free port in 20000-32767")
-
-
 def _devices(n: int) -> dict:
     return devices_env(n)
 
@@ -40,7 +26,7 @@ def _devices(n: int) -> dict:
 def _two_processes(workdir, *args, devices=1, timeout_s=60, settings=(), **popen):
     """Processes 0 and 1 of one run of the tiny config, unbuffered, with output piped;
     `settings` as exec_with.py's."""
-    port = _free_port()
+    port = free_port()
     start = exec_with(*settings) if settings else []
     return [subprocess.Popen(
         [*start, sys.executable, "-u", "train.py", f"--config={TINY}", f"--workdir={workdir}",
@@ -54,7 +40,7 @@ def _two_processes(workdir, *args, devices=1, timeout_s=60, settings=(), **popen
 def test_two_processes_match_one_process_on_one_device(tmp_path):
     """2 processes × 2 devices train what 1 device trains (test_multidevice.py: any layout of one
     process does), up to float32 sums in another order. The one-device run goes alongside."""
-    port = _free_port()
+    port = free_port()
     start = time.perf_counter()
     commands = [([f"--workdir={tmp_path / 'two'}", f"--coordinator_address=127.0.0.1:{port}",
                   "--num_processes=2", f"--process_id={i}", "--distributed_timeout=60"],
@@ -87,7 +73,7 @@ def test_two_processes_match_one_process_on_one_device(tmp_path):
 def test_unreachable_coordinator_fails_fast_with_one_line(tmp_path):
     start = time.perf_counter()
     result = run_python(["train.py", f"--config={TINY}", f"--workdir={tmp_path}",
-                         f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2",
+                         f"--coordinator_address=127.0.0.1:{free_port()}", "--num_processes=2",
                          "--process_id=1", "--distributed_timeout=3"], timeout=60)
     elapsed = time.perf_counter() - start
     assert result.returncode == 2
@@ -265,7 +251,7 @@ def test_a_stopped_or_killed_process_ends_the_other_with_one_line(tmp_path, stop
 
 def test_processes_started_with_different_configs_are_refused(tmp_path):
     """A process given another batch size would otherwise train silently wrong numbers."""
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen(
         [sys.executable, "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
          f"--config.train.batch_size={8 * (i + 1)}", f"--coordinator_address=127.0.0.1:{port}",
@@ -283,7 +269,7 @@ def test_processes_started_with_different_configs_are_refused(tmp_path):
 def _each_process(tmp_path, flags_of, envs=({}, {}), cwds=(REPO, REPO), timeout=120,
                   config=TINY):
     """Processes 0 and 1 of one run, each with its own flags, environment and folder."""
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen(
         [sys.executable, str(REPO / "train.py"), f"--config={config}", *flags_of(i),
          f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
@@ -370,7 +356,7 @@ def test_a_process_that_crashes_ends_the_other_with_its_error(crashing):
               "        raise RuntimeError('boom')\n"
               "    time.sleep(50)\n"
               "cli.run(main)\n")
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     start = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", script, address, str(i)], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -424,7 +410,7 @@ def test_a_stop_waits_for_as_few_steps_as_the_processes_agree_to_chunk(tmp_path)
 def test_processes_started_with_other_process_counts_are_refused_in_one_line(tmp_path):
     """jax took process 0's --num_processes and the run trained as two processes, process
     1's --num_processes=3 ignored without a word."""
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen(
         [sys.executable, "train.py", f"--config={TINY}", f"--workdir={tmp_path}",
          f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={2 + i}",

@@ -18,7 +18,7 @@ import time
 import pytest
 from tiny_config import file_config
 
-from conftest import REPO, devices_env, run_python
+from conftest import REPO, devices_env, free_port, run_python
 from gpt_jax.pairs import PairVocab
 from gpt_jax.restore import load_run
 from gpt_jax.trainer import train_and_evaluate
@@ -135,12 +135,6 @@ def _busy_port() -> int:
         s.listen()
         _BUSY.append(s)
     return _BUSY[0].getsockname()[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _snapshot(workdir):
@@ -437,7 +431,7 @@ CASES = {
                         "--process_id=0")(d),
         "process 0 cannot serve the coordinator on port .*: Address already in use"),
     "peer_that_never_arrives": (
-        lambda d: train(f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2",
+        lambda d: train(f"--coordinator_address=127.0.0.1:{free_port()}", "--num_processes=2",
                         "--process_id=0", "--distributed_timeout=3")(d),
         r"only some of the 2 processes joined within --distributed_timeout=3 s"),
     "zero_processes": (train("--coordinator_address=127.0.0.1:1", "--num_processes=0",
