@@ -38,6 +38,12 @@ def save_png(fig, path: Path, dpi: int = 120, colours: int | None = None,
     write_atomic(path, png.getvalue())  # a full disk keeps the picture there was
 
 
+def step_ticks() -> MaxNLocator:
+    """matplotlib's usual ticks (0, 1000, ..., 5000), but whole steps only: a run of 2 steps
+    read 0.25, 0.5, ..."""
+    return MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True)
+
+
 def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
     """Train and val loss against step, from metrics.jsonl records."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -46,7 +52,7 @@ def plot_losses(records: list[dict], path: Path, title: str = "") -> None:
         if points:
             ax.plot(*zip(*points, strict=True), style, label=key.replace("_", " "))
     ax.set(xlabel="step", ylabel="cross-entropy loss", title=title)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no "2.5"
+    ax.xaxis.set_major_locator(step_ticks())
     ax.grid(alpha=0.3)
     ax.legend()
     save_png(fig, path)
@@ -76,7 +82,6 @@ def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], pat
                             linestyle="none", color=colour)
         if zoom and name in close:
             late = [(x, y) for x, y in points if x >= points[-1][0] / 2]
-            late = late if len(late) > 1 else points[-2:]  # a line, over whole steps
             axes[0, 1].plot(*zip(*late, strict=True), label=name,
                             color=colour, marker=".")
     if references:
@@ -86,9 +91,12 @@ def plot_ladder(curves: dict[str, list[dict]], references: dict[str, float], pat
                    title=f"{title}: validation loss by step (first seed)")
     axes[0, 0].legend(ncol=2)
     if zoom:
+        last = max(points[-1][0] for points in close.values())
+        if last > 0:  # the second half, even where it holds one evaluation
+            axes[0, 1].set_xlim(last / 2 - last / 40, last + last / 40)
         axes[0, 1].set(xlabel="step", title="The best steps, second half of training")
         axes[0, 1].legend(ncol=2, fontsize="small")
     for ax in axes.flat:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no "2.5"
+        ax.xaxis.set_major_locator(step_ticks())
         ax.grid(alpha=0.3)
     save_png(fig, path)

@@ -86,23 +86,29 @@ def test_a_finished_run_rerun_with_the_loss_plot_on_draws_it(tmp_path):
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_loss_plots_mark_whole_steps_only(tmp_path, monkeypatch):
-    """A run of two steps drew "0.25 0.5 ... 2.0" under its curve: steps are whole numbers."""
+@pytest.mark.parametrize("steps, expected", [(2, None), (5000, [0, 1000, 2000, 3000, 4000,
+                                                                 5000])])
+def test_the_loss_plots_mark_whole_steps_only(tmp_path, monkeypatch, steps, expected):
+    """A run of two steps drew "0.25 0.5 ... 2.0" under its curve: steps are whole numbers,
+    and a long run's ticks stay round (not 0, 600, ..., 4800)."""
     import matplotlib.pyplot as plt
 
     from gpt_jax import plots
     figures = []
     monkeypatch.setattr(plots, "save_png", lambda fig, path: figures.append(fig))
     records = [{"step": 0, "train_loss": 4.2, "val_loss": 4.1},
-               {"step": 2, "train_loss": 3.2, "val_loss": 3.3}]
+               {"step": steps, "train_loss": 3.2, "val_loss": 3.3}]
     plots.plot_losses(records, tmp_path / "loss.png")
     plots.plot_ladder({"bigram": records, "gpt": [{**r, "val_loss": 9.0} for r in records],
                        "modern": records}, {}, tmp_path / "ladder.png")
     axes = [ax for fig in figures for ax in fig.axes]
     assert len(axes) == 3  # the loss plot, the ladder and its zoom
-    for ax in axes:
-        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    shown = [[t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+             for ax in axes]
+    for ticks in shown:
         assert len(ticks) >= 2 and all(t == round(t) for t in ticks), ticks
+    assert expected is None or shown[:2] == [expected] * 2, shown
+    assert axes[2].get_xlim()[0] > steps / 2 - steps / 20  # the zoom: the second half only
     for fig in figures:
         plt.close(fig)
 
