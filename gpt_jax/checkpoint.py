@@ -72,25 +72,41 @@ COORDINATION_LOST = ("UNAVAILABLE:", "Socket closed", "Connection refused",
                      "failed to connect to all addresses")
 
 
-def describe_failure(error: BaseException) -> str:
-    """The reason a save or restore failed, in a few words: the OS error under orbax's and
-    tensorstore's wrappers ('No space left on device', 'Permission denied') when there is one."""
+def _chain(error: BaseException):
+    """The error and those under it (causes, contexts, an exception group's), once each."""
     seen, todo = set(), [error]
     while todo:
         e = todo.pop()
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        yield e
+        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+
+
+def coordination_lost(error: BaseException) -> bool:
+    """Whether a multi-process save or restore failed because a process of the run is gone:
+    orbax's barriers run through jax's coordination service, in process 0."""
+    return jax.process_count() > 1 and any(
+        sign in str(e) for e in _chain(error) for sign in COORDINATION_LOST)
+
+
+def describe_failure(error: BaseException) -> str:
+    """The reason a save or restore failed, in a few words: the OS error under orbax's and
+    tensorstore's wrappers ('No space left on device', 'Permission denied') when there is one,
+    or the process of the run that is gone."""
+    for e in _chain(error):
         if isinstance(e, OSError) and e.strerror:
             return e.strerror
         code = re.search(r"os_error_code='(\d+)'", str(e))
         if code:
             return os.strerror(int(code.group(1)))
-        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+    if coordination_lost(error):
+        return ("another process of this run failed or was stopped (jax's coordination service "
+                "lost it)" if jax.process_index() == 0 else
+                "process 0 of this run, which holds jax's coordination service, failed or was "
+                "stopped")
     text = str(error).strip().splitlines()
-    if any(sign in str(error) for sign in COORDINATION_LOST):  # a multi-process save's barrier
-        return ("a peer process of this run failed or was stopped (jax's coordination service "
-                "cannot be reached)")
     return f"{type(error).__name__}: {text[0][:160]}" if text else type(error).__name__
 
 
@@ -244,6 +260,9 @@ class Checkpoints:
         except Exception as e:
             if not self._complete(step):
                 self._fail(step, e)
+            if coordination_lost(e):  # saved, but the run cannot go on
+                raise UserError(f"{describe_failure(e)}; the checkpoint of step {step} is saved "
+                                f"in {self.directory}") from None
             # Saved: what failed is the deletion of a checkpoint that the newest replace (a
             # folder that cannot be deleted). Training goes on; the old one stays on disk.
             if not self._cleanup_failed:
@@ -332,6 +351,9 @@ class Checkpoints:
                 if isinstance(e, UserError):  # a different model: refuse, whatever else is there
                     raise
                 why = describe_failure(e)
+                if coordination_lost(e):  # not damage: nothing is to be set aside
+                    raise UserError(f"cannot read the checkpoint at step {candidate} in "
+                                    f"{self.directory}: {why}") from None
                 if why in (os.strerror(errno.EACCES), os.strerror(errno.EPERM)):
                     for line in warnings:  # what happened to the newer ones before it
                         print(line, file=sys.stderr)

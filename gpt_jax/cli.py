@@ -498,7 +498,7 @@ def _exit_quietly(code: int) -> NoReturn:
 # How a cross-process collective reports a peer that died or was killed (jax's CPU collectives
 # run on Gloo; the coordination service notices missing heartbeats).
 PEER_FAILURES = ("Gloo all-reduce failed", "Connection reset by peer", "heartbeat timeout",
-                 "Connection closed by peer", "a peer process of this run failed")  # (a save)
+                 "Connection closed by peer", "failed or was stopped")  # (checkpoint.py)
 RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
                    errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EFBIG}
 # A path the system refuses whatever it holds: a name too long, links in a loop.

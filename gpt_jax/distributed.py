@@ -214,7 +214,9 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
     peers = [p for p in range(jax.process_count()) if p != me]
     if client is None or not peers:
         return
-    heard = dict.fromkeys([*peers, "coordinator"], time.monotonic())  # last sign of life
+    # The last sign of life of each peer, and of the coordination service, which lives in
+    # process 0 (whose own beat, slowed, is no sign of its own death).
+    heard = dict.fromkeys([*peers, *["coordinator"] * (me != 0)], time.monotonic())
     last, failed = {}, {}  # failed: a peer's error, as it wrote it
     ending = threading.Event()
     writing = threading.Lock()  # of this process's key: a counter never follows the last word
@@ -248,7 +250,8 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
             if not reached:
                 time.sleep(beat_s)
                 continue
-            heard["coordinator"] = time.monotonic()
+            if me != 0:
+                heard["coordinator"] = time.monotonic()
             for p in peers:
                 with contextlib.suppress(Exception):  # not written yet
                     value = client.key_value_try_get(f"{ALIVE}{p}")
@@ -261,9 +264,9 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
             time.sleep(beat_s)
 
     def until_peers_beat(bound_s: float) -> None:
-        """The coordinator's wait, after writing its failure, until every peer's counter has
-        moved twice (its beat read the failure) or it has said its last word: the
-        coordinator's exit ends the key-value store. At most `bound_s`, for a stopped peer."""
+        """The coordinator's wait, after writing its failure, until every peer's beat has read
+        it or the peer has said its last word: the coordinator's exit ends the key-value
+        store. At most `bound_s`, for a stopped peer."""
         def counters() -> dict:
             values = {}
             for p in peers:
@@ -271,15 +274,20 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
                     values[p] = client.key_value_try_get(f"{ALIVE}{p}")
             return values
 
-        # A beat writes its counter, then reads the others': a counter moved twice since the
-        # failure was written was followed by at least one read of it.
+        # A beat writes its counter, then reads the others': a counter that moved since the
+        # failure was written is followed by a read of it, within milliseconds; a second move
+        # shows it done. A peer that read it ends at once, without a last word: a beat after
+        # its first move is time enough for that read.
         seen, deadline = {p: [v] for p, v in counters().items()}, time.monotonic() + bound_s
+        moved_at: dict[int, float] = {}
         while time.monotonic() < deadline:
             for p, value in counters().items():
                 if value != seen.setdefault(p, [value])[-1]:
                     seen[p].append(value)
+                    moved_at.setdefault(p, time.monotonic())
             if all(len(seen.get(p, ())) > 2 or str(seen.get(p, [""])[-1]) == "done"
-                   or str(seen.get(p, [""])[-1]).startswith(FAILED) for p in peers):
+                   or str(seen.get(p, [""])[-1]).startswith(FAILED)
+                   or time.monotonic() - moved_at.get(p, math.inf) > beat_s for p in peers):
                 return  # (or the peer has said its last word)
             time.sleep(0.05)
 
@@ -345,11 +353,17 @@ def watch_peers(timeout_s: float, beat_s: float = 1.0) -> None:
     def read_failures(wait_s: float) -> str | None:
         deadline = time.monotonic() + wait_s
         while True:
+            for p, why in list(failed.items()):  # read by a beat, maybe before the store went
+                return f"process {p} of this run failed: {why}"
             for p in peers:
-                with contextlib.suppress(Exception):  # nothing written, or the store is gone
+                try:
                     value = client.key_value_try_get(f"{ALIVE}{p}")
-                    if value.startswith(FAILED):
-                        return f"process {p} of this run failed: {value[len(FAILED):]}"
+                except Exception as e:  # noqa: BLE001 (jaxlib's own error types)
+                    if "NOT_FOUND" in str(e):  # nothing written yet
+                        continue
+                    return None  # the store is gone: nothing more can be read
+                if value.startswith(FAILED):
+                    return f"process {p} of this run failed: {value[len(FAILED):]}"
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.1)

@@ -255,7 +255,8 @@ def _seeds_note(results: list[dict]) -> str:
 
 def report(results: list[dict]) -> str:
     """The markdown table: a row per step, the val loss averaged over its seeds (each shown)
-    with its change from the step before, and the time a train step took."""
+    with its change from the row above (the step it builds on, or on pairs the alternative),
+    and the time a train step took."""
     exact = any(r.get("val_exact_match") is not None for r in results)
     lines = ["| step | adds | params | steps | train loss | val loss | Δ val | " +
              ("exact match | " if exact else "lecture | ") + "ms/step | wall time | sample |",

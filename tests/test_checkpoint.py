@@ -460,16 +460,55 @@ def test_a_checkpoint_saved_without_its_val_loss_competes_with_the_metrics_one(t
     checkpoints.close()
 
 
+@pytest.mark.parametrize("me, said", [
+    (1, "process 0 of this run, which holds jax's coordination service, failed or was stopped"),
+    (0, "another process of this run failed or was stopped (jax's coordination service lost "
+        "it)")])
 @pytest.mark.parametrize("grpc", [
     "UNAVAILABLE: Socket closed",
     "UNAVAILABLE: failed to connect to all addresses; last error: UNKNOWN: "
     "ipv4:127.0.0.1:5: Failed to connect to remote host: Connection refused"])
-def test_a_save_whose_coordination_service_is_gone_names_the_lost_peer(grpc):
+def test_a_multi_process_save_that_lost_the_coordination_service_says_which_process(
+        monkeypatch, grpc, me, said):
     """A coordinator killed while the other process waited at orbax's save barrier: the
-    save's reason was gRPC's wording, which names no process of the run."""
-    from gpt_jax.checkpoint import describe_failure
+    save's reason was gRPC's wording (orbax's TimeoutError around it), which names no process
+    of the run. One process alone has no barrier: the same words are then said as they are."""
+    from gpt_jax import checkpoint
 
-    error = RuntimeError(f"{grpc}\nAdditional GRPC error information: ...")
-    assert describe_failure(error) == ("a peer process of this run failed or was stopped "
-                                       "(jax's coordination service cannot be reached)")
-    assert describe_failure(OSError(28, "No space left on device")) == "No space left on device"
+    error = TimeoutError(f"Timeout waiting at barrier 'save'. The original error raised was: "
+                         f"{grpc}\nAdditional GRPC error information: ...")
+    assert checkpoint.describe_failure(error).startswith("TimeoutError: Timeout waiting")
+    monkeypatch.setattr(checkpoint.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(checkpoint.jax, "process_index", lambda: me)
+    assert checkpoint.describe_failure(error) == said
+    wrapped = RuntimeError("save failed")
+    wrapped.__cause__ = error
+    assert checkpoint.describe_failure(wrapped) == said
+    assert checkpoint.describe_failure(OSError(28, "No space left on device")) == \
+        "No space left on device"
+
+
+def test_a_restore_that_lost_the_coordination_service_sets_no_checkpoint_aside(tmp_path,
+                                                                               monkeypatch):
+    """A restore's barrier broken by a process that died was read as damage: process 0 moved
+    the good checkpoint aside and tried an older one."""
+    from gpt_jax import checkpoint
+
+    checkpoints = Checkpoints(tmp_path)
+    for step in (1, 2):
+        checkpoints.save(step, {"w": np.full(3, step, np.float32)})
+        checkpoints.wait()
+
+    def lost(step, target):
+        raise TimeoutError("Timeout waiting at barrier. The original error raised was: "
+                           "UNAVAILABLE: Socket closed")
+
+    monkeypatch.setattr(checkpoints, "restore", lost)
+    monkeypatch.setattr(checkpoint.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(checkpoint.jax, "process_index", lambda: 0)
+    with pytest.raises(UserError, match=r"cannot read the checkpoint at step 2 in \S+: another "
+                                        r"process of this run failed or was stopped"):
+        checkpoints.restore_newest_good({"w": np.zeros(3)}, quarantine=True)
+    assert checkpoints.steps() == [1, 2]
+    assert not (tmp_path / "checkpoints_damaged").exists()
+    checkpoints.close()

@@ -209,7 +209,12 @@ LOST = (r"error: another process of this run failed or was stopped \((a collecti
         r"peer|jax's coordination service lost it)\); run the same command on every process "
         r"to resume from the newest checkpoint"
         r"|error: cannot save the checkpoint of step \d+ in \S+: .*peer.*; the checkpoint of "
-        r"step \d+ is kept")
+        r"step \d+ is kept"
+        r"|error: cannot save the checkpoint of step \d+ in \S+: process 0 of this run, which "
+        r"holds jax's coordination service, failed or was stopped; the checkpoint of step \d+ "
+        r"is kept"
+        r"|error: process 0 of this run, which holds jax's coordination service, failed or was "
+        r"stopped; the checkpoint of step \d+ is saved in \S+")
 
 
 @pytest.mark.parametrize("stopped, signum, expected", [
