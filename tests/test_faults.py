@@ -4,6 +4,7 @@ Every test here runs the real CLI in a subprocess and kills it for real.
 """
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -635,22 +636,26 @@ def test_a_signal_during_a_long_evaluation_in_training_saves_the_step_within_sec
     assert [r["step"] for r in read_metrics(tmp_path)] == [0, 2, 4, 5]
 
 
-def _signalled_during_a_long_step(workdir, micro_batches: int = 64) -> subprocess.Popen:
+def _signalled_during_a_long_step(workdir, micro_batches: int = 64,
+                                  copies: int = 1) -> tuple[subprocess.Popen, float]:
     """The CPU GPT whose one step of micro-batches of 64 rows is one XLA call (about 0.2 s a
-    micro-batch on 2 cores), sent a SIGTERM a second into its first step."""
+    micro-batch on 2 cores), sent a SIGTERM (`copies` of it, back to back) a second into its
+    first step; and the seconds between the first copy and the last."""
     proc = _cpu_gpt(workdir, f"--config.train.batch_size={64 * micro_batches}",
                     f"--config.train.grad_accum_steps={micro_batches}",
                     "--config.train.eval_iters=1")
     _wait_for_line(proc, "step      0")
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    return proc
+    start = time.monotonic()
+    for _ in range(copies):
+        os.kill(proc.pid, signal.SIGTERM)
+    return proc, time.monotonic() - start
 
 
 def test_a_second_signal_during_a_long_step_aborts_within_seconds(tmp_path):
     """One step of 64 micro-batches (about 13 s) is one XLA call: the first signal asks
     for a checkpoint at its end, the second must not wait for it."""
-    proc = _signalled_during_a_long_step(tmp_path)
+    proc, _ = _signalled_during_a_long_step(tmp_path)
     time.sleep(0.3)
     start = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
@@ -664,10 +669,10 @@ def test_one_signal_delivered_twice_still_saves_the_step_before_stopping(tmp_pat
     """A terminal and a launcher that forwards its signal deliver it twice within milliseconds;
     Python runs the handler once: that is one request for a checkpoint, not an abort. A step
     of 16 micro-batches (about 3 s) is long enough for both to land inside it."""
-    proc = _signalled_during_a_long_step(tmp_path, micro_batches=16)
-    time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)
+    proc, gap_s = _signalled_during_a_long_step(tmp_path, micro_batches=16, copies=2)
     _, err = proc.communicate(timeout=120)
+    if gap_s > 0.05:  # this test was held up between the two: two requests, as they were
+        pytest.skip(f"the two copies went {gap_s:.3f} s apart on this loaded machine")
     assert proc.returncode == 143, err
     assert err.strip().startswith("terminated at step 1: checkpoint saved"), err
     assert load_run(tmp_path).step == 1
