@@ -337,6 +337,11 @@ def define_overrides(command_flags: flags.FlagValues, help_text: str) -> None:
 
     from gpt_jax.config import base_config
 
+    for name, value, where in _given(sys.argv):
+        if name == "config":  # config_flags: "Overriding config is not allowed"
+            raise UserError(f"--config={value}{where}: this command trains config files of its "
+                            f"own; change a field of every one with "
+                            f"--config.section.field=value")
     overrides = _overrides(sys.argv)
     try:
         config_flags.DEFINE_config_dict("config", base_config(), help_text,
@@ -345,6 +350,7 @@ def define_overrides(command_flags: flags.FlagValues, help_text: str) -> None:
         raise UserError(_flag_error(str(e))) from None
     except Exception as e:
         raise UserError(_config_flag_error(e, overrides)) from None
+    command_flags["config"].default_as_str = None  # --help: not the 60 lines of base_config()
 
 
 def require_flags(command_flags: flags.FlagValues, names: tuple[str, ...], usage: str) -> None:

@@ -609,6 +609,11 @@ CASES = {
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_s2s'}", "--seq2seq",
                    "--config.model.block_size=12"],
         r"^error: step gpt_on_pairs \(seq2seq.py:gpt\): model.block_size \(12\) must hold"),
+    "ladder_given_a_config_file": (  # config_flags: "Overriding config is not allowed"
+        lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_file'}",
+                   "--config=configs/bigram.py"],
+        r"^error: --config=configs/bigram.py: this command trains config files of its own; "
+        r"change a field of every one with --config.section.field=value$"),
     "modern_ladder_with_a_seed": (
         lambda d: ["-m", "gpt_jax.ladder", f"--workdir={d / 'lad_modern_seed'}", "--modern",
                    "--config.train.seed=5"],
@@ -964,6 +969,7 @@ def test_every_command_answers_help_with_its_usage_and_flags(command, flag):
     result = run_python([*command, "--help"], timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: ") and flag in result.stdout
+    assert "on_device_budget_mb: " not in result.stdout  # the ladder's --config showed its defaults
 
 
 def test_an_output_that_cannot_encode_a_character_gets_it_escaped():
