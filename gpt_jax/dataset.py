@@ -128,12 +128,14 @@ def read_windows(tokens_N: np.ndarray, starts: np.ndarray, length: int) -> np.nd
         return tokens_N[starts[..., None] + np.arange(length)]
     itemsize = tokens_N.dtype.itemsize
     nbytes = length * itemsize
-    fd = os.open(tokens_N.filename, os.O_RDONLY)
+    source = getattr(tokens_N, "source", None)  # the file it was opened from (token_files.py)
+    fd = source.fileno() if source is not None else os.open(tokens_N.filename, os.O_RDONLY)
     try:
         chunks = [os.pread(fd, nbytes, tokens_N.offset + int(start) * itemsize)
                   for start in starts.ravel()]
     finally:
-        os.close(fd)
+        if source is None:
+            os.close(fd)
     if any(len(chunk) != nbytes for chunk in chunks):
         raise UserError(f"{tokens_N.filename} became shorter while training: was it prepared "
                         f"again? Resume once the prepare has finished")

@@ -465,20 +465,18 @@ def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
                         f"{'is' if len(paths) == 1 else 'are'} empty")
     settings = {"tokenizer": tokenizer, "requested_vocab_size": vocab_size,
                 "val_fraction": val_fraction}
-    if out.is_dir() and not os.access(out, os.W_OK):  # a read-only mount, another user's:
-        with DataDirLock(out, exclusive=False):  # what is up to date needs no writing
+    if out.is_dir():  # what is up to date needs no writing: checked beside the runs that
+        with DataDirLock(out, exclusive=False):  # read it (a read-only mount, too)
             if _up_to_date(out, paths, sizes, settings):
                 log(f"{out} is up to date with these inputs and settings; nothing to do")
                 return False
-    created = not out.exists()
+    created = next((p for p in (out, *out.parents) if p.parent.exists()), out)  # the first
+    created = None if created.exists() else created  # folder made for it, removed on failure
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create the folder {out}: {e.strerror}") from None
     with DataDirLock(out, exclusive=True):
-        if _up_to_date(out, paths, sizes, settings):
-            log(f"{out} is up to date with these inputs and settings; nothing to do")
-            return False
         tmp = out / PREPARE_TMP
         shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted prepare
         tmp.mkdir()
@@ -486,8 +484,8 @@ def prepare(inputs: Sequence[str], out: str | Path, tokenizer: str = "char",
             meta = _build(paths, sizes, settings, tmp, log)
             _publish(tmp, out)
         except BaseException as e:
-            if created:  # a failed first prepare leaves no folder behind
-                shutil.rmtree(out, ignore_errors=True)
+            if created:  # a failed first prepare leaves no folder behind, nor its parents
+                shutil.rmtree(created, ignore_errors=True)
             if isinstance(e, OSError) and e.filename is None and e.errno in DISK_ERRNOS:
                 raise UserError(f"cannot write the dataset in --out={out}: {e.strerror} (the "
                                 f"dataset there before, if any, is unchanged)") from None

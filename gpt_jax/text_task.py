@@ -54,8 +54,9 @@ class TextTask:
         `python -m gpt_jax.prepare` wrote (read through memory maps, locked while in use)."""
         path = user_path(config.data.path) if config.data.path else None
         if path is not None and is_prepared_dir(path):
-            data = open_prepared(path)
+            open_prepared(path)  # a folder prepare did not write is refused before its lock
             _LOCKS.append(DataDirLock(path, exclusive=False))  # held until the process ends
+            data = open_prepared(path)  # again under the lock: no prepare is rewriting it
             corpus = Corpus(data.tokenizer, data.train, data.val)
             corpus.check_block_size(config.model.block_size)
             task = cls(config, corpus, prepared=True)

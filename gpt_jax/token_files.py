@@ -100,6 +100,11 @@ def read_meta(datadir: str | Path) -> dict:
                         f"reads {FORMAT_VERSION}; {PREPARE_HINT.format(datadir=datadir)}")
     if meta["dtype"] not in TOKEN_DTYPES:
         raise UserError(f"{path}: dtype {meta['dtype']!r} is not one of {TOKEN_DTYPES}")
+    if meta["vocab_size"] >= 1 and np.dtype(meta["dtype"]) != token_dtype(meta["vocab_size"]):
+        # (an edited one: ids read as the wrong width are garbage, each below the vocabulary)
+        raise UserError(f"{path}: dtype {meta['dtype']} is not the one prepare writes for a "
+                        f"vocabulary of {meta['vocab_size']:,} ({token_dtype(meta['vocab_size'])})"
+                        f"; {PREPARE_HINT.format(datadir=datadir)}")
     return meta
 
 
@@ -128,12 +133,17 @@ def open_prepared(datadir: str | Path) -> PreparedData:
     dtype = np.dtype(meta["dtype"])
     splits = {}
     for name, field in ((TRAIN_FILE, "train_tokens"), (VAL_FILE, "val_tokens")):
-        n_tokens, size = meta[field], (d / name).stat().st_size
+        # Kept open, and read through (dataset.read_windows): a folder prepared again, moved
+        # or deleted while a run trains is not what it reads from then on.
+        source = open(d / name, "rb")  # noqa: SIM115
+        n_tokens, size = meta[field], os.fstat(source.fileno()).st_size
         if n_tokens < 1 or size != n_tokens * dtype.itemsize:
+            source.close()
             raise UserError(f"{d / name} holds {size:,} bytes but meta.json says {field} = "
                             f"{n_tokens:,} of {dtype.name}: an interrupted or mismatched "
                             f"prepare; {PREPARE_HINT.format(datadir=d)}")
-        splits[name] = np.memmap(d / name, dtype=dtype, mode="r", shape=(n_tokens,))
+        splits[name] = np.memmap(source, dtype=dtype, mode="r", shape=(n_tokens,))
+        splits[name].source = source
     tokenizer = load_tokenizer(d / TOKENIZER_FILE)
     if tokenizer.vocab_size != meta["vocab_size"]:
         raise UserError(f"{d / TOKENIZER_FILE} has {tokenizer.vocab_size:,} symbols but "

@@ -248,6 +248,73 @@ def test_prepare_refuses_a_datadir_that_a_trainer_reads(corpus, tmp_path):
     assert prepare(paths, out, val_fraction=0.5, log=quiet)  # released: free again
 
 
+def test_the_same_prepare_again_is_a_no_op_while_a_trainer_reads_the_folder(corpus, tmp_path):
+    """`prepare && train` run again beside a training run was refused as "in use", although
+    there was nothing to write."""
+    paths, _ = corpus
+    out = tmp_path / "data"
+    prepare(paths, out, log=quiet)
+    said = []
+    with DataDirLock(out, exclusive=False):
+        assert not prepare(paths, out, log=said.append)
+    assert len(said) == 1 and "up to date" in said[0]
+
+
+def test_a_failed_first_prepare_leaves_none_of_the_folders_it_made(corpus, tmp_path):
+    """--out=new/a/b/data: a failure removed data and left new/a/b behind."""
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ok ok ok\xff")  # found in the first pass, after the folders are made
+    with pytest.raises(UserError, match="is not UTF-8 text"):
+        prepare([str(bad)], tmp_path / "new" / "a" / "b" / "data", log=quiet)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(UserError, match="is not UTF-8 text"):
+        prepare([str(bad)], tmp_path / "kept" / "a" / "data", log=quiet)
+    assert os.listdir(tmp_path / "kept") == []
+
+
+def test_a_meta_json_edited_to_another_token_width_is_refused_and_prepared_again(corpus,
+                                                                                tmp_path):
+    """uint16 ids read as uint8 (counts doubled to match the bytes): every byte is below the
+    vocabulary, so training ran on garbage, and prepare called the folder up to date."""
+    paths, _ = corpus
+    out = tmp_path / "data"
+    prepare(paths, out, log=quiet)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["dtype"] == "uint8"
+    meta.update(dtype="uint16", train_tokens=meta["train_tokens"] // 2,
+                val_tokens=meta["val_tokens"] // 2)
+    (out / "meta.json").write_text(json.dumps(meta))
+    if (out / "train.bin").stat().st_size % 2 or (out / "val.bin").stat().st_size % 2:
+        (out / "train.bin").write_bytes((out / "train.bin").read_bytes()[:-1])
+    with pytest.raises(UserError, match=r"dtype uint16 is not the one prepare writes for a "
+                                        r"vocabulary of \d+ \(uint8\)"):
+        open_prepared(out)
+    assert prepare(paths, out, log=quiet)
+    assert open_prepared(out).meta["dtype"] == "uint8"
+
+
+def test_a_run_reads_the_token_files_it_opened_though_the_folder_is_replaced(corpus, tmp_path):
+    """Windows read from disk reopened train.bin by name for every chunk: a folder deleted
+    while a run trained ended it in a traceback, and one prepared again with other text was
+    trained on without a word."""
+    from gpt_jax.dataset import read_windows
+
+    paths, _ = corpus
+    out = tmp_path / "data"
+    prepare(paths, out, log=quiet)
+    data = open_prepared(out)
+    starts = np.array([0, 5, 17])
+    before = read_windows(data.train, starts, 9)
+    np.testing.assert_array_equal(before, np.asarray(data.train)[starts[:, None] + np.arange(9)])
+    shutil.rmtree(out)
+    np.testing.assert_array_equal(read_windows(data.train, starts, 9), before)
+    other = tmp_path / "other.txt"
+    other.write_text("zzzz" * 1000, encoding="utf-8")
+    prepare([str(other)], out, log=quiet)
+    np.testing.assert_array_equal(read_windows(data.train, starts, 9), before)
+
+
 def test_an_interrupted_prepare_keeps_the_old_dataset(corpus, tmp_path, monkeypatch):
     paths, text = corpus
     out = tmp_path / "data"
@@ -400,7 +467,10 @@ def _edit_meta(out, **fields):
      "incomplete: meta.json, val.bin missing"),
     (lambda out: os.truncate(out / "val.bin", 3), r"val\.bin holds 3 bytes but meta.json says"),
     (lambda out: _edit_meta(out, train_tokens=10**6), r"train\.bin holds .* interrupted"),
-    (lambda out: _edit_meta(out, dtype="uint16"), r"train\.bin holds .* of uint16"),
+    (lambda out: _edit_meta(out, dtype="uint16"),
+     r"dtype uint16 is not the one prepare writes for a vocabulary of \d+ \(uint8\)"),
+    (lambda out: _edit_meta(out, vocab_size=300, dtype="uint16"), r"train\.bin holds .* of "
+                                                                   r"uint16"),
     (lambda out: _edit_meta(out, vocab_size=3),
      rf"has {len(set(FIRST + SECOND))} symbols but meta.json says vocab_size = 3"),
     (lambda out: _edit_meta(out, sources=None), "lacks the field 'sources'"),
